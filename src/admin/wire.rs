@@ -1,0 +1,192 @@
+//! The admin protocol: one definition, shared by `radotpd` and `radotpctl`.
+//!
+//! Framing: one JSON document per line, each way; a connection may carry
+//! several requests in turn. Every request and response names the protocol
+//! [`PROTOCOL_VERSION`]; a daemon refuses versions it does not speak with a
+//! typed error. Nothing here ever carries a seed, except the import file an
+//! operator sends in.
+
+use serde::{Deserialize, Serialize};
+
+use crate::audit::{AuditEntry, AuditQuery, ChainReport};
+use crate::directory::DirectoryUser;
+use crate::service::{Assignment, ImportReport, StatusReport, TokenFilter};
+use crate::token::TokenView;
+
+pub const PROTOCOL_VERSION: u32 = 1;
+/// Largest request line accepted (imports travel inline).
+pub const MAX_REQUEST_BYTES: usize = 64 << 20;
+/// Largest response line a client accepts.
+pub const MAX_RESPONSE_BYTES: usize = 512 << 20;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Request {
+    pub version: u32,
+    #[serde(flatten)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "op", content = "args", rename_all = "snake_case")]
+pub enum Command {
+    Ping,
+    Status,
+    TokenImport {
+        /// The file's content.
+        content: String,
+        #[serde(default)]
+        skip_invalid: bool,
+        #[serde(default)]
+        dry_run: bool,
+    },
+    TokenList(TokenFilter),
+    TokenShow {
+        serial: String,
+    },
+    TokenAssign {
+        serial: String,
+        user: String,
+        #[serde(default)]
+        reassign: bool,
+    },
+    UserShow {
+        user: String,
+    },
+    UserSearch {
+        query: String,
+        #[serde(default = "default_search_limit")]
+        limit: usize,
+    },
+    Audit(AuditQuery),
+    AuditVerify,
+}
+
+fn default_search_limit() -> usize {
+    50
+}
+
+impl Command {
+    /// The operation's name in audit entries and logs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Ping => "ping",
+            Command::Status => "status",
+            Command::TokenImport { .. } => "token.import",
+            Command::TokenList(_) => "token.list",
+            Command::TokenShow { .. } => "token.show",
+            Command::TokenAssign { .. } => "token.assign",
+            Command::UserShow { .. } => "user.show",
+            Command::UserSearch { .. } => "user.search",
+            Command::Audit(_) => "audit.list",
+            Command::AuditVerify => "audit.verify",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Response {
+    pub version: u32,
+    pub ok: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<Reply>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<WireError>,
+}
+
+impl Response {
+    pub fn success(reply: Reply) -> Self {
+        Response {
+            version: PROTOCOL_VERSION,
+            ok: true,
+            result: Some(reply),
+            error: None,
+        }
+    }
+
+    pub fn failure(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Response {
+            version: PROTOCOL_VERSION,
+            ok: false,
+            result: None,
+            error: Some(WireError {
+                kind,
+                message: message.into(),
+            }),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "data", rename_all = "snake_case")]
+pub enum Reply {
+    Pong { daemon_version: String },
+    Status(StatusReport),
+    Import(ImportReport),
+    Tokens(Vec<TokenView>),
+    Token(TokenView),
+    Assignment(Assignment),
+    User(UserDetails),
+    Users(Vec<DirectoryUser>),
+    Audit(Vec<AuditEntry>),
+    Chain(ChainReport),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UserDetails {
+    pub user: DirectoryUser,
+    pub tokens: Vec<TokenView>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WireError {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// The request is not understood (bad JSON, unknown op, wrong version).
+    BadRequest,
+    /// The peer may not do this.
+    Forbidden,
+    NotFound,
+    /// The operation was refused by a rule (already assigned, ...).
+    Refused,
+    /// The input is not acceptable (bad CSV, bad name, ...).
+    Invalid,
+    /// A dependency (directory) is down.
+    Unavailable,
+    Internal,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_shape_is_stable() {
+        let request = Request {
+            version: PROTOCOL_VERSION,
+            command: Command::TokenAssign {
+                serial: "S1".into(),
+                user: "alice".into(),
+                reassign: false,
+            },
+        };
+        let json = serde_json::to_value(&request).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"version": 1, "op": "token_assign", "args": {"serial": "S1", "user": "alice", "reassign": false}})
+        );
+        let back: Request = serde_json::from_value(json).unwrap();
+        assert_eq!(back.command.name(), "token.assign");
+        let ping: Request = serde_json::from_str(r#"{"version":1,"op":"ping"}"#).unwrap();
+        assert!(matches!(ping.command, Command::Ping));
+    }
+
+    #[test]
+    fn unknown_op_does_not_parse() {
+        assert!(serde_json::from_str::<Request>(r#"{"version":1,"op":"format_disk"}"#).is_err());
+    }
+}

@@ -1,0 +1,220 @@
+//! The audit log: a hash chain of entries kept in the store.
+//!
+//! Every admin request and every RADIUS decision becomes an [`AuditEntry`].
+//! Each entry carries the SHA-256 of the previous one, so removing or editing
+//! an entry in the store breaks the chain at that point, which
+//! [`AuditLog::verify`] reports. Entries never hold seeds or OTPs.
+
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::store::{AuditRecord, StoreError, TokenStore};
+
+/// Who did it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Actor {
+    /// An operator through the admin socket.
+    Admin { uid: u32, user: Option<String> },
+    /// A NAS through RADIUS.
+    Radius { client: String, address: String },
+    /// The daemon itself.
+    Daemon,
+}
+
+impl std::fmt::Display for Actor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Actor::Admin { uid, user: Some(name) } => write!(f, "{name}(uid {uid})"),
+            Actor::Admin { uid, user: None } => write!(f, "uid {uid}"),
+            Actor::Radius { client, address } => write!(f, "radius:{client}@{address}"),
+            Actor::Daemon => f.write_str("radotpd"),
+        }
+    }
+}
+
+/// One audit entry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    pub seq: u64,
+    /// Unix seconds.
+    pub time: u64,
+    pub actor: Actor,
+    /// `radius.auth`, `token.import`, `token.assign`, ...
+    pub operation: String,
+    /// The user the operation concerns, if any.
+    #[serde(default)]
+    pub user: Option<String>,
+    /// The token the operation concerns, if any.
+    #[serde(default)]
+    pub serial: Option<String>,
+    /// Arguments without secrets.
+    #[serde(default)]
+    pub details: serde_json::Value,
+    /// `ok`, `accept`, `reject`, `refused`, `error`...
+    pub result: String,
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// Hex SHA-256 of the previous entry ("" for the first).
+    pub prev_hash: String,
+    /// Hex SHA-256 of this entry with `hash` empty.
+    pub hash: String,
+}
+
+impl AuditEntry {
+    fn compute_hash(&self) -> String {
+        let mut unhashed = self.clone();
+        unhashed.hash = String::new();
+        let bytes = serde_json::to_vec(&unhashed).unwrap_or_default();
+        data_encoding::HEXLOWER.encode(&Sha256::digest(&bytes))
+    }
+}
+
+/// What a caller hands to [`AuditLog::append`]; the log fills sequence, time and hashes.
+#[derive(Debug, Clone, Default)]
+pub struct AuditEvent {
+    pub operation: String,
+    pub user: Option<String>,
+    pub serial: Option<String>,
+    pub details: serde_json::Value,
+    pub result: String,
+    pub reason: Option<String>,
+}
+
+/// The outcome of [`AuditLog::verify`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChainReport {
+    pub entries: u64,
+    pub ok: bool,
+    /// Sequence number of the first entry that does not verify.
+    pub first_broken: Option<u64>,
+    pub problem: Option<String>,
+}
+
+/// Filters for reading the log.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct AuditQuery {
+    pub limit: usize,
+    pub serial: Option<String>,
+    pub user: Option<String>,
+    /// Unix seconds.
+    pub since: Option<u64>,
+}
+
+#[derive(Clone)]
+pub struct AuditLog {
+    store: Arc<dyn TokenStore>,
+    /// Sequence and hash of the newest entry; the lock orders appends.
+    head: Arc<Mutex<(u64, String)>>,
+}
+
+impl AuditLog {
+    pub fn open(store: Arc<dyn TokenStore>) -> Result<Self, StoreError> {
+        let head = match store.last_audit()? {
+            None => (0, String::new()),
+            Some(record) => {
+                let entry: AuditEntry = serde_json::from_slice(&record.bytes)
+                    .map_err(|e| StoreError::Corrupt(format!("audit entry {}: {e}", record.seq)))?;
+                (record.seq, entry.hash)
+            }
+        };
+        Ok(AuditLog {
+            store,
+            head: Arc::new(Mutex::new(head)),
+        })
+    }
+
+    pub fn append(&self, actor: &Actor, now: u64, event: AuditEvent) -> Result<u64, StoreError> {
+        let mut head = self.head.lock().unwrap_or_else(|p| p.into_inner());
+        let mut entry = AuditEntry {
+            seq: head.0 + 1,
+            time: now,
+            actor: actor.clone(),
+            operation: event.operation,
+            user: event.user,
+            serial: event.serial,
+            details: event.details,
+            result: event.result,
+            reason: event.reason,
+            prev_hash: head.1.clone(),
+            hash: String::new(),
+        };
+        entry.hash = entry.compute_hash();
+        let bytes =
+            serde_json::to_vec(&entry).map_err(|e| StoreError::Corrupt(format!("cannot encode audit entry: {e}")))?;
+        self.store.append_audit(&AuditRecord { seq: entry.seq, bytes })?;
+        *head = (entry.seq, entry.hash);
+        Ok(head.0)
+    }
+
+    /// Newest entries first, filtered.
+    pub fn query(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError> {
+        let mut found = Vec::new();
+        let mut failure = None;
+        self.store.audit_newest_first(
+            &mut |record| match serde_json::from_slice::<AuditEntry>(&record.bytes) {
+                Ok(entry) => {
+                    if query.since.is_some_and(|since| entry.time < since) {
+                        return false;
+                    }
+                    let keep = query.serial.as_ref().is_none_or(|s| entry.serial.as_ref() == Some(s))
+                        && query.user.as_ref().is_none_or(|u| entry.user.as_ref() == Some(u));
+                    if keep {
+                        found.push(entry);
+                    }
+                    found.len() < query.limit
+                }
+                Err(e) => {
+                    failure = Some(StoreError::Corrupt(format!("audit entry {}: {e}", record.seq)));
+                    false
+                }
+            },
+        )?;
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(found),
+        }
+    }
+
+    /// Walks the whole chain from the oldest entry and names the first broken one.
+    pub fn verify(&self) -> Result<ChainReport, StoreError> {
+        let mut report = ChainReport {
+            entries: 0,
+            ok: true,
+            first_broken: None,
+            problem: None,
+        };
+        let mut previous_hash = String::new();
+        let mut expected_seq = 1;
+        self.store.audit_oldest_first(&mut |record| {
+            report.entries += 1;
+            let problem = match serde_json::from_slice::<AuditEntry>(&record.bytes) {
+                Err(e) => Some(format!("unreadable: {e}")),
+                Ok(entry) if entry.seq != record.seq || record.seq != expected_seq => {
+                    Some(format!("sequence gap: expected {expected_seq}, found {}", record.seq))
+                }
+                Ok(entry) if entry.prev_hash != previous_hash => {
+                    Some("does not link to the previous entry (an entry was removed or changed)".into())
+                }
+                Ok(entry) if entry.compute_hash() != entry.hash => {
+                    Some("content does not match its hash (the entry was modified)".into())
+                }
+                Ok(entry) => {
+                    previous_hash = entry.hash;
+                    None
+                }
+            };
+            expected_seq = record.seq + 1;
+            if let Some(problem) = problem {
+                report.ok = false;
+                report.first_broken = Some(record.seq);
+                report.problem = Some(problem);
+                return false;
+            }
+            true
+        })?;
+        Ok(report)
+    }
+}

@@ -1,0 +1,525 @@
+//! radotpctl: the operator CLI. Each subcommand maps onto one admin request.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use radotp::admin::client::{AdminClient, AdminClientError};
+use radotp::admin::wire::{Command, Reply, Response};
+use radotp::audit::{AuditEntry, AuditQuery};
+use radotp::config::DEFAULT_SOCKET_PATH;
+use radotp::service::{ImportReport, TokenFilter};
+use radotp::token::{TokenState, TokenView};
+
+const EXIT_FAILED: u8 = 1;
+const EXIT_UNREACHABLE: u8 = 3;
+
+/// Operator console for radotp: find, import, assign and inspect OTP tokens
+/// through the daemon's admin socket.
+#[derive(Parser)]
+#[command(
+    version,
+    after_help = "Exit status: 0 ok; 1 refused or failed (reason on stderr); 2 usage; 3 daemon unreachable.\n\nExamples:\n  radotpctl token list --unassigned\n  radotpctl token assign HW0001 alice\n  RADOTP_SOCKET=./var/radotp/admin.sock radotpctl status"
+)]
+struct Cli {
+    /// Admin socket of radotpd.
+    #[arg(long, global = true, env = "RADOTP_SOCKET", value_name = "PATH", default_value = DEFAULT_SOCKET_PATH)]
+    socket: PathBuf,
+    /// Print one JSON document on stdout instead of a table.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Top,
+}
+
+#[derive(Subcommand)]
+enum Top {
+    /// Tokens: import, list, show, assign.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Directory users and their tokens.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Show the newest audit entries, or verify the audit chain.
+    #[command(
+        after_help = "Examples:\n  radotpctl audit --limit 20\n  radotpctl audit --serial HW0001\n  radotpctl audit verify"
+    )]
+    Audit(AuditArgs),
+    /// Daemon version, uptime, token counts and RADIUS counters.
+    #[command(after_help = "Example:\n  radotpctl status --json")]
+    Status,
+    /// Check that the daemon answers.
+    #[command(after_help = "Example:\n  radotpctl ping")]
+    Ping,
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Import tokens from a CSV file (columns serial,type,seed[,digits,period,counter,hash,user]).
+    #[command(
+        after_help = "The whole file is checked first: a bad row is reported with its line number and\n\
+nothing is imported, unless --skip-invalid imports the good rows. Serials that already\n\
+exist are skipped and reported.\n\nExample:\n  radotpctl token import tokens.csv\n\n\
+tokens.csv:\n  serial,type,seed\n  HW0001,hw-hotp,3132333435363738393031323334353637383930"
+    )]
+    Import {
+        /// The CSV file ("-" reads standard input).
+        file: PathBuf,
+        /// Import the valid rows even when some are invalid.
+        #[arg(long)]
+        skip_invalid: bool,
+        /// Check the file and report, without importing anything.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// List tokens, optionally filtered.
+    #[command(
+        after_help = "Examples:\n  radotpctl token list --user alice\n  radotpctl token list --unassigned --type hw-hotp\n  radotpctl token list --state locked --json"
+    )]
+    List(ListArgs),
+    /// Show one token (never its seed).
+    #[command(after_help = "Example:\n  radotpctl token show HW0001")]
+    Show { serial: String },
+    /// Give a token to a directory user.
+    #[command(
+        after_help = "Refused when the token belongs to someone else.\n\nExample:\n  radotpctl token assign HW0001 alice"
+    )]
+    Assign {
+        serial: String,
+        user: String,
+        /// Move a token that belongs to another user (atomically).
+        #[arg(long)]
+        reassign: bool,
+    },
+}
+
+#[derive(Args)]
+struct ListArgs {
+    /// Serial, or part of it.
+    #[arg(long)]
+    serial: Option<String>,
+    /// Token type id.
+    #[arg(long = "type", value_name = "TYPE")]
+    token_type: Option<String>,
+    /// Owner's user name.
+    #[arg(long)]
+    user: Option<String>,
+    #[arg(long, value_enum)]
+    state: Option<TokenState>,
+    /// Only tokens without an owner.
+    #[arg(long)]
+    unassigned: bool,
+    /// At most this many tokens.
+    #[arg(long)]
+    limit: Option<usize>,
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// A directory user and the tokens they own.
+    #[command(after_help = "Example:\n  radotpctl user show alice")]
+    Show { user: String },
+    /// Find directory users by name, display name or e-mail.
+    #[command(after_help = "Example:\n  radotpctl user search ali")]
+    Search {
+        query: String,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+}
+
+#[derive(Args)]
+#[command(args_conflicts_with_subcommands = true)]
+struct AuditArgs {
+    #[command(subcommand)]
+    action: Option<AuditAction>,
+    /// Newest entries to show.
+    #[arg(long, default_value_t = 50)]
+    limit: usize,
+    /// Only entries about this token.
+    #[arg(long)]
+    serial: Option<String>,
+    /// Only entries about this user.
+    #[arg(long)]
+    user: Option<String>,
+    /// Only entries at or after this time (Unix seconds).
+    #[arg(long)]
+    since: Option<u64>,
+}
+
+#[derive(Subcommand)]
+enum AuditAction {
+    /// Check the whole hash chain; names the first broken entry.
+    Verify,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("radotpctl: {e}");
+            return ExitCode::from(EXIT_FAILED);
+        }
+    };
+    runtime.block_on(run(cli))
+}
+
+async fn run(cli: Cli) -> ExitCode {
+    let command = match build_command(&cli.command) {
+        Ok(c) => c,
+        Err(message) => {
+            eprintln!("radotpctl: {message}");
+            return ExitCode::from(EXIT_FAILED);
+        }
+    };
+    let response = match call(&cli.socket, command).await {
+        Ok(r) => r,
+        Err(e @ AdminClientError::Unreachable { .. }) => {
+            eprintln!("radotpctl: {e}\n(is radotpd running? use --socket PATH or RADOTP_SOCKET)");
+            return ExitCode::from(EXIT_UNREACHABLE);
+        }
+        Err(e) => {
+            eprintln!("radotpctl: {e}");
+            return ExitCode::from(EXIT_FAILED);
+        }
+    };
+    if let Some(error) = &response.error {
+        if cli.json {
+            print_json(&response);
+        }
+        eprintln!("radotpctl: {}", error.message);
+        return ExitCode::from(EXIT_FAILED);
+    }
+    let Some(reply) = response.result else {
+        eprintln!("radotpctl: empty response");
+        return ExitCode::from(EXIT_FAILED);
+    };
+    render(&reply, cli.json)
+}
+
+async fn call(socket: &std::path::Path, command: Command) -> Result<Response, AdminClientError> {
+    let mut client = AdminClient::connect(socket).await?;
+    client.call(command).await
+}
+
+fn build_command(top: &Top) -> Result<Command, String> {
+    Ok(match top {
+        Top::Ping => Command::Ping,
+        Top::Status => Command::Status,
+        Top::Token(TokenCommand::Import {
+            file,
+            skip_invalid,
+            dry_run,
+        }) => {
+            let content = if file.as_os_str() == "-" {
+                std::io::read_to_string(std::io::stdin()).map_err(|e| format!("cannot read standard input: {e}"))?
+            } else {
+                std::fs::read_to_string(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?
+            };
+            Command::TokenImport {
+                content,
+                skip_invalid: *skip_invalid,
+                dry_run: *dry_run,
+            }
+        }
+        Top::Token(TokenCommand::List(args)) => Command::TokenList(TokenFilter {
+            serial: args.serial.clone(),
+            r#type: args.token_type.clone(),
+            user: args.user.clone(),
+            state: args.state,
+            unassigned: args.unassigned,
+            limit: args.limit.unwrap_or(0),
+        }),
+        Top::Token(TokenCommand::Show { serial }) => Command::TokenShow { serial: serial.clone() },
+        Top::Token(TokenCommand::Assign { serial, user, reassign }) => Command::TokenAssign {
+            serial: serial.clone(),
+            user: user.clone(),
+            reassign: *reassign,
+        },
+        Top::User(UserCommand::Show { user }) => Command::UserShow { user: user.clone() },
+        Top::User(UserCommand::Search { query, limit }) => Command::UserSearch {
+            query: query.clone(),
+            limit: *limit,
+        },
+        Top::Audit(args) => match args.action {
+            Some(AuditAction::Verify) => Command::AuditVerify,
+            None => Command::Audit(AuditQuery {
+                limit: args.limit,
+                serial: args.serial.clone(),
+                user: args.user.clone(),
+                since: args.since,
+            }),
+        },
+    })
+}
+
+fn print_json<T: serde::Serialize>(value: &T) {
+    match serde_json::to_string_pretty(value) {
+        Ok(text) => println!("{text}"),
+        Err(e) => eprintln!("radotpctl: cannot print JSON: {e}"),
+    }
+}
+
+fn render(reply: &Reply, json: bool) -> ExitCode {
+    if json {
+        match reply {
+            Reply::Tokens(tokens) => print_json(tokens),
+            Reply::Token(token) => print_json(token),
+            Reply::Import(report) => print_json(report),
+            Reply::Assignment(a) => print_json(a),
+            Reply::Status(s) => print_json(s),
+            Reply::Audit(entries) => print_json(entries),
+            Reply::Chain(c) => print_json(c),
+            Reply::User(u) => print_json(u),
+            Reply::Users(u) => print_json(u),
+            Reply::Pong { daemon_version } => print_json(&serde_json::json!({ "daemon_version": daemon_version })),
+        }
+        return exit_for(reply);
+    }
+    match reply {
+        Reply::Pong { daemon_version } => println!("radotpd {daemon_version} is answering"),
+        Reply::Tokens(tokens) => print_token_table(tokens),
+        Reply::Token(token) => print_token(token),
+        Reply::Import(report) => print_import(report),
+        Reply::Assignment(a) => match &a.previous_owner {
+            Some(old) => println!(
+                "token {} moved from {old} to {}",
+                a.token.serial,
+                a.token.user.as_deref().unwrap_or("-")
+            ),
+            None => println!(
+                "token {} assigned to {}",
+                a.token.serial,
+                a.token.user.as_deref().unwrap_or("-")
+            ),
+        },
+        Reply::Status(s) => {
+            println!("radotpd {}  up {}s", s.version, s.uptime_seconds);
+            let states: Vec<String> = s.tokens_by_state.iter().map(|(k, v)| format!("{k} {v}")).collect();
+            println!(
+                "tokens    {} ({}; unassigned {})",
+                s.tokens_total,
+                states.join(", "),
+                s.tokens_unassigned
+            );
+            println!(
+                "radius    requests {}  accepts {}  rejects {}  status-server {}  retransmissions {}",
+                s.radius.requests,
+                s.radius.accepts,
+                s.radius.rejects,
+                s.radius.status_server,
+                s.radius.retransmissions_answered
+            );
+            let drops: Vec<String> = s
+                .radius
+                .drops
+                .iter()
+                .filter(|(_, v)| **v > 0)
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect();
+            println!(
+                "drops     {}",
+                if drops.is_empty() {
+                    "none".to_string()
+                } else {
+                    drops.join(", ")
+                }
+            );
+            println!("store     {} bytes", s.store_bytes);
+        }
+        Reply::Audit(entries) => print_audit(entries),
+        Reply::Chain(c) => {
+            if c.ok {
+                println!("audit chain verified: {} entries", c.entries);
+            } else {
+                println!(
+                    "audit chain BROKEN at entry {}: {}",
+                    c.first_broken.unwrap_or(0),
+                    c.problem.as_deref().unwrap_or("unknown problem")
+                );
+            }
+        }
+        Reply::User(u) => {
+            println!("user          {}", u.user.name);
+            println!("display name  {}", u.user.display_name.as_deref().unwrap_or("-"));
+            println!("e-mail        {}", u.user.email.as_deref().unwrap_or("-"));
+            if let Some(dn) = &u.user.dn {
+                println!("dn            {dn}");
+            }
+            println!();
+            print_token_table(&u.tokens);
+        }
+        Reply::Users(users) => {
+            let rows: Vec<Vec<String>> = users
+                .iter()
+                .map(|u| vec![u.name.clone(), opt(&u.display_name), opt(&u.email)])
+                .collect();
+            print_table(&["USER", "NAME", "E-MAIL"], &rows);
+        }
+    }
+    exit_for(reply)
+}
+
+/// Replies that report a refusal inside a success still fail the command.
+fn exit_for(reply: &Reply) -> ExitCode {
+    match reply {
+        Reply::Import(r) if r.aborted => ExitCode::from(EXIT_FAILED),
+        Reply::Chain(c) if !c.ok => ExitCode::from(EXIT_FAILED),
+        _ => ExitCode::SUCCESS,
+    }
+}
+
+fn opt(value: &Option<String>) -> String {
+    value.clone().unwrap_or_else(|| "-".into())
+}
+
+fn print_table(headers: &[&str], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
+    for row in rows {
+        for (i, cell) in row.iter().enumerate() {
+            widths[i] = widths[i].max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<String>| {
+        let padded: Vec<String> = cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
+            .collect();
+        println!("{}", padded.join("  ").trim_end());
+    };
+    line(headers.iter().map(|h| h.to_string()).collect());
+    for row in rows {
+        line(row.clone());
+    }
+}
+
+fn print_token_table(tokens: &[TokenView]) {
+    if tokens.is_empty() {
+        println!("no tokens");
+        return;
+    }
+    let rows: Vec<Vec<String>> = tokens
+        .iter()
+        .map(|t| {
+            vec![
+                t.serial.clone(),
+                t.type_label.clone().unwrap_or_else(|| t.r#type.clone()),
+                t.user.clone().unwrap_or_else(|| "-".into()),
+                t.state.as_str().into(),
+                t.fail_count.to_string(),
+                t.counter
+                    .map(|c| c.to_string())
+                    .or(t.last_step.map(|s| format!("step {s}")))
+                    .unwrap_or_else(|| "-".into()),
+            ]
+        })
+        .collect();
+    print_table(&["SERIAL", "TYPE", "USER", "STATE", "FAILS", "COUNTER"], &rows);
+    println!("{} token(s)", tokens.len());
+}
+
+fn print_token(t: &TokenView) {
+    println!("serial        {}", t.serial);
+    println!(
+        "type          {} ({})",
+        t.type_label.as_deref().unwrap_or(&t.r#type),
+        t.r#type
+    );
+    println!(
+        "algorithm     {} {} digits {}",
+        t.algorithm.as_str(),
+        t.hash.as_str(),
+        t.digits
+    );
+    if let Some(p) = t.period {
+        println!("period        {p}s");
+    }
+    match &t.user {
+        Some(u) => println!(
+            "user          {u}{}",
+            t.display_name.as_ref().map(|d| format!(" ({d})")).unwrap_or_default()
+        ),
+        None => println!("user          - (unassigned)"),
+    }
+    println!("state         {}", t.state.as_str());
+    println!("fail count    {}", t.fail_count);
+    if let Some(c) = t.counter {
+        println!("counter       {c}");
+    }
+    if let Some(s) = t.last_step {
+        println!("last step     {s}");
+    }
+    if let Some(d) = t.drift.filter(|d| *d != 0) {
+        println!("clock drift   {d} step(s)");
+    }
+    println!("created       {}", t.created_at);
+    println!(
+        "last used     {}",
+        t.last_used_at.map(|v| v.to_string()).unwrap_or_else(|| "never".into())
+    );
+}
+
+fn print_import(r: &ImportReport) {
+    for issue in &r.invalid {
+        eprintln!(
+            "line {}: {}{}",
+            issue.line,
+            issue.serial.as_ref().map(|s| format!("{s}: ")).unwrap_or_default(),
+            issue.reason
+        );
+    }
+    for issue in &r.skipped {
+        eprintln!(
+            "line {}: skipped {}: {}",
+            issue.line,
+            issue.serial.as_deref().unwrap_or("-"),
+            issue.reason
+        );
+    }
+    if r.aborted {
+        eprintln!(
+            "nothing imported: {} invalid row(s); fix them or use --skip-invalid",
+            r.invalid.len()
+        );
+    }
+    let verb = if r.dry_run { "would import" } else { "imported" };
+    println!(
+        "{verb} {}, skipped {}, invalid {}",
+        r.imported,
+        r.skipped.len(),
+        r.invalid.len()
+    );
+}
+
+fn print_audit(entries: &[AuditEntry]) {
+    let rows: Vec<Vec<String>> = entries
+        .iter()
+        .map(|e| {
+            vec![
+                e.seq.to_string(),
+                e.time.to_string(),
+                e.actor.to_string(),
+                e.operation.clone(),
+                e.user.clone().unwrap_or_else(|| "-".into()),
+                e.serial.clone().unwrap_or_else(|| "-".into()),
+                e.result.clone(),
+                e.reason.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    print_table(
+        &[
+            "SEQ",
+            "TIME",
+            "ACTOR",
+            "OPERATION",
+            "USER",
+            "SERIAL",
+            "RESULT",
+            "REASON",
+        ],
+        &rows,
+    );
+}

@@ -1,0 +1,89 @@
+//! radotpd: the radotp daemon. Thin: flags -> config -> daemon::run -> exit status.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use radotp::config::DEFAULT_CONFIG_PATH;
+use radotp::daemon::{self, EXIT_CONFIG};
+
+/// One-time-password authentication server: answers RADIUS Access-Requests
+/// by checking HOTP/TOTP codes against the token store, and serves the
+/// operators' admin socket.
+#[derive(Parser)]
+#[command(
+    version,
+    after_help = "Examples:\n  radotpd --config conf/radotp.yaml\n  radotpd --check-config --config /etc/radotp/radotp.yaml"
+)]
+struct Flags {
+    /// Configuration file (YAML).
+    #[arg(long, short = 'c', value_name = "PATH", default_value = DEFAULT_CONFIG_PATH)]
+    config: PathBuf,
+    /// Validate the configuration, print every problem with its key path, and exit (0 ok, 78 invalid).
+    #[arg(long)]
+    check_config: bool,
+}
+
+fn init_logging(level: Option<&str>) {
+    use tracing_subscriber::EnvFilter;
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|v| EnvFilter::try_new(v).ok())
+        .or_else(|| level.and_then(|l| EnvFilter::try_new(l).ok()))
+        .unwrap_or_else(|| EnvFilter::new("info"));
+    // Under systemd the journal adds its own timestamps.
+    let under_journal = std::env::var_os("JOURNAL_STREAM").is_some();
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false);
+    if under_journal {
+        builder.without_time().with_ansi(false).init();
+    } else {
+        builder.init();
+    }
+}
+
+fn main() -> ExitCode {
+    let flags = Flags::parse();
+    if flags.check_config {
+        return match daemon::check_config(&flags.config) {
+            Ok(_) => {
+                println!("{}: configuration is valid", flags.config.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                for problem in e.problems() {
+                    eprintln!("{}: {problem}", flags.config.display());
+                }
+                ExitCode::from(EXIT_CONFIG)
+            }
+        };
+    }
+    let config = match daemon::check_config(&flags.config) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("radotpd: invalid configuration {}:", flags.config.display());
+            for problem in e.problems() {
+                eprintln!("  {problem}");
+            }
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    init_logging(config.log.level.as_deref());
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("radotpd: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(daemon::run(flags.config, config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("radotpd cannot run: {e}");
+            eprintln!("radotpd: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}

@@ -1,0 +1,13 @@
+//! RADIUS: the UDP front end that NAS devices talk to.
+//!
+//! - [`packet`]: framing, Message-Authenticator, decoding and signing (wraps the `radius` crate);
+//! - [`clients`]: which source addresses are NAS clients, with their secrets;
+//! - [`dedup`]: the RFC 5080 duplicate cache;
+//! - [`server`]: the receive loop, mapping requests onto [`crate::service::Service`];
+//! - [`client`]: a small RADIUS client for tests, benchmarks and monitoring.
+
+pub mod client;
+pub mod clients;
+pub mod dedup;
+pub mod packet;
+pub mod server;

@@ -1,0 +1,288 @@
+//! The RADIUS UDP loop: receive, authenticate the packet, answer.
+//!
+//! One loop per bound socket. The loop itself only does cheap, bounded work
+//! (framing, client look-up, Message-Authenticator, duplicate cache); OTP
+//! checks run as tasks, at most `max_in_flight` at once, so the loop never
+//! waits on the store or the disk. Anything that cannot be authenticated is
+//! dropped without an answer (RFC 2865, RFC 3579).
+
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use tokio::net::UdpSocket;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::clients::ClientTable;
+use super::dedup::{DuplicateCache, RequestKey, Seen};
+use super::packet::{self, Frame, ReplyAttributes};
+use crate::audit::Actor;
+use crate::config::RadiusClient;
+use crate::metrics::{DropReason, Metrics};
+use crate::service::{Decision, Service};
+
+pub struct RadiusServer {
+    service: Arc<Service>,
+    clients: RwLock<Arc<ClientTable>>,
+    dedup: DuplicateCache,
+    permits: Arc<Semaphore>,
+}
+
+impl RadiusServer {
+    pub fn new(
+        service: Arc<Service>,
+        clients: Vec<RadiusClient>,
+        duplicate_lifetime: Duration,
+        duplicate_entries: usize,
+        max_in_flight: usize,
+    ) -> Self {
+        RadiusServer {
+            service,
+            clients: RwLock::new(Arc::new(ClientTable::new(clients))),
+            dedup: DuplicateCache::new(duplicate_lifetime, duplicate_entries),
+            permits: Arc::new(Semaphore::new(max_in_flight.max(1))),
+        }
+    }
+
+    /// Replaces the client table (on reload); requests in flight keep the old one.
+    pub fn replace_clients(&self, clients: Vec<RadiusClient>) {
+        *self.clients.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(ClientTable::new(clients));
+    }
+
+    fn clients(&self) -> Arc<ClientTable> {
+        self.clients.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn metrics(&self) -> &Metrics {
+        &self.service.metrics
+    }
+
+    /// Serves `socket` until `shutdown`; request tasks are spawned on `tasks`
+    /// so the caller can wait for them to finish.
+    pub async fn serve(self: Arc<Self>, socket: Arc<UdpSocket>, shutdown: CancellationToken, tasks: TaskTracker) {
+        let mut buf = vec![0u8; 65_536];
+        loop {
+            let (len, source) = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                received = socket.recv_from(&mut buf) => match received {
+                    Ok(r) => r,
+                    Err(e) => {
+                        // Never end the loop on a socket error (e.g. ICMP feedback).
+                        tracing::debug!(error = %e, "RADIUS receive error");
+                        continue;
+                    }
+                },
+            };
+            self.handle_datagram(&buf[..len], source, &socket, &tasks).await;
+        }
+    }
+
+    async fn handle_datagram(
+        self: &Arc<Self>,
+        datagram: &[u8],
+        source: SocketAddr,
+        socket: &Arc<UdpSocket>,
+        tasks: &TaskTracker,
+    ) {
+        let received = Instant::now();
+        let table = self.clients();
+        let Some(client) = table.find(source.ip()) else {
+            self.drop_packet(DropReason::UnknownClient, source, None);
+            return;
+        };
+        let frame = match packet::parse_frame(datagram) {
+            Ok(frame) => frame,
+            Err(e) => {
+                self.drop_packet(DropReason::Malformed, source, Some(&e.to_string()));
+                return;
+            }
+        };
+        if frame.code != packet::CODE_ACCESS_REQUEST && frame.code != packet::CODE_STATUS_SERVER {
+            self.drop_packet(DropReason::UnexpectedCode, source, None);
+            return;
+        }
+        if let Some(reason) = check_message_authenticator(&frame, client) {
+            self.drop_packet(reason, source, None);
+            return;
+        }
+        Metrics::count(&self.metrics().requests);
+        let key = RequestKey {
+            ip: source.ip(),
+            code: frame.code,
+            identifier: frame.identifier,
+            authenticator: frame.authenticator,
+        };
+        match self.dedup.check(key, source.port(), received) {
+            Seen::New => {}
+            Seen::InProgress => {
+                self.drop_packet(DropReason::Duplicate, source, None);
+                return;
+            }
+            Seen::Answered(reply) => {
+                Metrics::count(&self.metrics().retransmissions_answered);
+                tracing::debug!(client = %client.name, %source, id = frame.identifier, "retransmission answered from the cache");
+                let _ = socket.send_to(&reply, source).await;
+                return;
+            }
+        }
+        if frame.code == packet::CODE_STATUS_SERVER {
+            Metrics::count(&self.metrics().status_server);
+            let attrs = ReplyAttributes {
+                reply_message: Some("radotpd alive".into()),
+                state: None,
+            };
+            self.answer(socket, source, key, client, &frame, packet::CODE_ACCESS_ACCEPT, &attrs)
+                .await;
+            return;
+        }
+        let request = match packet::decode_access_request(&frame, client.secret.expose()) {
+            Ok(r) => r,
+            Err(e) => {
+                self.dedup.abandon(&key);
+                self.drop_packet(DropReason::Malformed, source, Some(&e.to_string()));
+                return;
+            }
+        };
+        let Ok(permit) = self.permits.clone().try_acquire_owned() else {
+            self.dedup.abandon(&key);
+            self.drop_packet(DropReason::Overloaded, source, None);
+            return;
+        };
+        let server = self.clone();
+        let socket = socket.clone();
+        let client = client.clone();
+        let identifier = frame.identifier;
+        let request_authenticator = frame.authenticator;
+        tasks.spawn(async move {
+            let _permit = permit;
+            let actor = Actor::Radius {
+                client: client.name.clone(),
+                address: source.ip().to_string(),
+            };
+            // A password that is not UTF-8 cannot be an OTP: it is checked as "" and fails.
+            let otp_text = std::str::from_utf8(request.password.expose()).unwrap_or("");
+            let decision = server.service.authenticate(&actor, &request.user_name, otp_text).await;
+            let (code, result, reason, serial) = match &decision {
+                Ok(Decision::Accept { serial }) => (packet::CODE_ACCESS_ACCEPT, "accept", "ok", Some(serial.as_str())),
+                Ok(Decision::Reject { reason, serial }) => {
+                    (packet::CODE_ACCESS_REJECT, "reject", reason.as_str(), serial.as_deref())
+                }
+                Err(_) => (packet::CODE_ACCESS_REJECT, "reject", "internal_error", None),
+            };
+            if let Err(e) = &decision {
+                tracing::error!(error = %e, "authentication failed internally");
+            }
+            let counter = if code == packet::CODE_ACCESS_ACCEPT {
+                &server.metrics().accepts
+            } else {
+                &server.metrics().rejects
+            };
+            Metrics::count(counter);
+            let attrs = ReplyAttributes::default();
+            let sent = server
+                .answer_raw(
+                    &socket,
+                    source,
+                    key,
+                    &client,
+                    identifier,
+                    &request_authenticator,
+                    code,
+                    &attrs,
+                )
+                .await;
+            tracing::info!(
+                client = %client.name,
+                %source,
+                user = ?request.user_name,
+                result,
+                reason,
+                serial = serial.unwrap_or("-"),
+                latency_us = received.elapsed().as_micros() as u64,
+                sent,
+                "RADIUS decision"
+            );
+        });
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn answer(
+        &self,
+        socket: &UdpSocket,
+        source: SocketAddr,
+        key: RequestKey,
+        client: &RadiusClient,
+        frame: &Frame<'_>,
+        code: u8,
+        attrs: &ReplyAttributes,
+    ) -> bool {
+        self.answer_raw(
+            socket,
+            source,
+            key,
+            client,
+            frame.identifier,
+            &frame.authenticator,
+            code,
+            attrs,
+        )
+        .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn answer_raw(
+        &self,
+        socket: &UdpSocket,
+        source: SocketAddr,
+        key: RequestKey,
+        client: &RadiusClient,
+        identifier: u8,
+        request_authenticator: &[u8; 16],
+        code: u8,
+        attrs: &ReplyAttributes,
+    ) -> bool {
+        match packet::sign_reply(code, identifier, request_authenticator, client.secret.expose(), attrs) {
+            Ok(bytes) => {
+                let bytes: Arc<[u8]> = Arc::from(bytes);
+                self.dedup.complete(&key, bytes.clone());
+                match socket.send_to(&bytes, source).await {
+                    Ok(_) => true,
+                    Err(e) => {
+                        tracing::warn!(%source, error = %e, "cannot send RADIUS reply");
+                        false
+                    }
+                }
+            }
+            Err(e) => {
+                self.dedup.abandon(&key);
+                self.metrics().dropped(DropReason::Internal);
+                tracing::error!(error = %e, "cannot encode RADIUS reply");
+                false
+            }
+        }
+    }
+
+    fn drop_packet(&self, reason: DropReason, source: SocketAddr, detail: Option<&str>) {
+        self.metrics().dropped(reason);
+        tracing::debug!(%source, reason = reason.as_str(), detail = detail.unwrap_or(""), "RADIUS packet dropped");
+    }
+}
+
+/// Why a packet fails the Message-Authenticator rules, if it does.
+fn check_message_authenticator(frame: &Frame<'_>, client: &RadiusClient) -> Option<DropReason> {
+    match frame.message_authenticator_at {
+        Some(_) if packet::message_authenticator_valid(frame, client.secret.expose()) => None,
+        Some(_) => Some(DropReason::BadAuthenticator),
+        // RFC 5997: Status-Server always carries one; a Proxy-State without one
+        // is the BlastRADIUS pattern; the client may require it on everything.
+        None if frame.code == packet::CODE_STATUS_SERVER
+            || frame.has_proxy_state
+            || client.require_message_authenticator =>
+        {
+            Some(DropReason::MissingAuthenticator)
+        }
+        None => None,
+    }
+}

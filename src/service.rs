@@ -1,0 +1,854 @@
+//! The operations of radotp, used by RADIUS and the admin socket alike.
+//!
+//! [`Service`] owns the rules: how an OTP is checked against a user's tokens,
+//! how replays and lockouts work, what an import accepts, who may own a
+//! token. It talks to storage only through [`TokenStore`] and to users only
+//! through [`UserDirectory`]; it never sees a socket. Outcomes are values (a
+//! wrong OTP is a [`Decision::Reject`]); failures of the store or the
+//! directory are [`ServiceError`]s.
+
+use std::collections::HashSet;
+use std::sync::{Arc, RwLock};
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use crate::audit::{Actor, AuditEntry, AuditEvent, AuditLog, AuditQuery, ChainReport};
+use crate::config::AuthConfig;
+use crate::crypto::{CryptoError, SeedCipher};
+use crate::directory::{DirectoryError, DirectoryUser, UserDirectory};
+use crate::metrics::{Metrics, RadiusCounters};
+use crate::otp::{self, HashAlg};
+use crate::secret::Secret;
+use crate::store::group_commit::GroupCommit;
+use crate::store::{Change, StoreError, TokenStore, Updated, update_with};
+use crate::token::{
+    Algorithm, OtpParams, Owner, Token, TokenState, TokenType, TokenView, valid_serial, valid_user_name,
+};
+
+/// Settings that a reload may replace as one.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub auth: AuthConfig,
+    pub token_types: Vec<TokenType>,
+}
+
+impl Settings {
+    pub fn token_type(&self, id: &str) -> Option<&TokenType> {
+        self.token_types.iter().find(|t| t.id == id)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("token {0} does not exist")]
+    NoSuchToken(String),
+    #[error("user {0} is not in the directory")]
+    NoSuchUser(String),
+    #[error("{0}")]
+    Refused(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Directory(#[from] DirectoryError),
+    #[error(transparent)]
+    Crypto(#[from] CryptoError),
+}
+
+/// The answer to an authentication attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    Accept {
+        serial: String,
+    },
+    Reject {
+        reason: RejectReason,
+        serial: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RejectReason {
+    /// The user owns no token (or is unknown: the two look the same from outside).
+    NoToken,
+    /// The user's tokens are all disabled or locked.
+    NoUsableToken,
+    /// The OTP matched no token in its window.
+    WrongOtp,
+    /// The OTP was the last one accepted.
+    Replay,
+    /// Empty or over-long user name.
+    BadUserName,
+    /// The store could not make the accepted OTP durable.
+    StoreFailure,
+}
+
+impl RejectReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RejectReason::NoToken => "no_token",
+            RejectReason::NoUsableToken => "no_usable_token",
+            RejectReason::WrongOtp => "wrong_otp",
+            RejectReason::Replay => "replay",
+            RejectReason::BadUserName => "bad_user_name",
+            RejectReason::StoreFailure => "store_failure",
+        }
+    }
+}
+
+/// Filters of `token list`; all given filters must match.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TokenFilter {
+    #[serde(default)]
+    pub serial: Option<String>,
+    #[serde(default)]
+    pub r#type: Option<String>,
+    #[serde(default)]
+    pub user: Option<String>,
+    #[serde(default)]
+    pub state: Option<TokenState>,
+    #[serde(default)]
+    pub unassigned: bool,
+    /// At most this many tokens (0: no limit).
+    #[serde(default)]
+    pub limit: usize,
+}
+
+impl TokenFilter {
+    fn matches(&self, token: &Token) -> bool {
+        self.serial.as_ref().is_none_or(|s| token.serial.contains(s.as_str()))
+            && self.r#type.as_ref().is_none_or(|t| &token.type_id == t)
+            && self
+                .user
+                .as_ref()
+                .is_none_or(|u| token.owner_name() == Some(u.as_str()))
+            && self.state.is_none_or(|s| token.state() == s)
+            && (!self.unassigned || token.owner.is_none())
+    }
+}
+
+/// The outcome of an import.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ImportReport {
+    pub imported: usize,
+    /// Serials that already existed (in the store or earlier in the file).
+    pub skipped: Vec<ImportIssue>,
+    pub invalid: Vec<ImportIssue>,
+    pub dry_run: bool,
+    /// True when nothing was written because of invalid rows.
+    pub aborted: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImportIssue {
+    pub line: u64,
+    pub serial: Option<String>,
+    pub reason: String,
+}
+
+/// Result of an assignment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Assignment {
+    pub token: TokenView,
+    pub previous_owner: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatusReport {
+    pub version: String,
+    pub uptime_seconds: u64,
+    pub tokens_total: u64,
+    pub tokens_by_state: std::collections::BTreeMap<String, u64>,
+    pub tokens_unassigned: u64,
+    pub store_bytes: u64,
+    pub radius: RadiusCounters,
+}
+
+/// Seconds since the Unix epoch.
+pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
+
+pub fn system_clock() -> Clock {
+    Arc::new(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
+    })
+}
+
+/// Most rows one import may carry.
+pub const MAX_IMPORT_ROWS: usize = 1_000_000;
+/// Shortest and longest seed accepted (RFC 4226 asks for at least 128 bits).
+pub const MIN_SEED_BYTES: usize = 16;
+pub const MAX_SEED_BYTES: usize = 128;
+
+pub struct Service {
+    store: Arc<dyn TokenStore>,
+    commit: GroupCommit,
+    cipher: SeedCipher,
+    directory: RwLock<Arc<dyn UserDirectory>>,
+    settings: RwLock<Arc<Settings>>,
+    audit: AuditLog,
+    clock: Clock,
+    started: Instant,
+    pub metrics: Metrics,
+}
+
+impl Service {
+    pub fn new(
+        store: Arc<dyn TokenStore>,
+        cipher: SeedCipher,
+        directory: Arc<dyn UserDirectory>,
+        settings: Settings,
+        clock: Clock,
+    ) -> Result<Self, ServiceError> {
+        let audit = AuditLog::open(store.clone())?;
+        Ok(Service {
+            commit: GroupCommit::start(store.clone()),
+            store,
+            cipher,
+            directory: RwLock::new(directory),
+            settings: RwLock::new(Arc::new(settings)),
+            audit,
+            clock,
+            started: Instant::now(),
+            metrics: Metrics::default(),
+        })
+    }
+
+    pub fn settings(&self) -> Arc<Settings> {
+        self.settings.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub fn replace_settings(&self, settings: Settings, directory: Arc<dyn UserDirectory>) {
+        *self.settings.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(settings);
+        *self.directory.write().unwrap_or_else(|p| p.into_inner()) = directory;
+    }
+
+    fn directory(&self) -> Arc<dyn UserDirectory> {
+        self.directory.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub fn now(&self) -> u64 {
+        (self.clock)()
+    }
+
+    /// Appends to the audit log; a failure is logged, never fatal for the caller.
+    pub fn record(&self, actor: &Actor, event: AuditEvent) {
+        if let Err(e) = self.audit.append(actor, self.now(), event) {
+            tracing::error!(error = %e, "cannot append to the audit log");
+        }
+    }
+
+    /// Makes every write so far durable.
+    pub async fn sync(&self) -> Result<(), StoreError> {
+        self.commit.sync().await
+    }
+
+    // ---------------------------------------------------------------- RADIUS
+
+    /// Checks `otp` for `user` against the user's tokens.
+    ///
+    /// An Accept is returned only after the advanced counter (or step) is on
+    /// disk, so an accepted OTP can never be accepted again, even after a crash.
+    pub async fn authenticate(&self, actor: &Actor, user: &str, otp: &str) -> Result<Decision, ServiceError> {
+        let decision = self.check_otp(user, otp).await;
+        let decision = match decision {
+            Ok(d) => d,
+            Err(e) => {
+                self.record(actor, radius_event(user, "error", None, Some(e.to_string())));
+                return Err(e);
+            }
+        };
+        let (result, serial, reason) = match &decision {
+            Decision::Accept { serial } => ("accept", Some(serial.clone()), None),
+            Decision::Reject { reason, serial } => ("reject", serial.clone(), Some(reason.as_str().to_string())),
+        };
+        self.record(actor, radius_event(user, result, serial, reason));
+        if let Decision::Accept { serial } = &decision {
+            // The counter advance and its audit entry must be durable before the Accept leaves.
+            if let Err(e) = self.commit.sync().await {
+                tracing::error!(error = %e, "cannot make an accepted OTP durable; rejecting");
+                return Ok(Decision::Reject {
+                    reason: RejectReason::StoreFailure,
+                    serial: Some(serial.clone()),
+                });
+            }
+        }
+        Ok(decision)
+    }
+
+    async fn check_otp(&self, user: &str, otp: &str) -> Result<Decision, ServiceError> {
+        if !valid_user_name(user) {
+            return Ok(Decision::Reject {
+                reason: RejectReason::BadUserName,
+                serial: None,
+            });
+        }
+        let settings = self.settings();
+        let now = self.now();
+        let tokens = self.store.tokens_of(user)?;
+        if tokens.is_empty() {
+            // Spend about the time a real check takes, so timing does not tell
+            // which user names own tokens.
+            let _ = otp::search(&[0u8; 20], otp, 0, settings.auth.hotp_window, 6, HashAlg::Sha1);
+            return Ok(Decision::Reject {
+                reason: RejectReason::NoToken,
+                serial: None,
+            });
+        }
+        let mut replayed = None;
+        let mut any_usable = false;
+        for token in tokens.iter().filter(|t| t.state() == TokenState::Active) {
+            any_usable = true;
+            let seed = match self.cipher.open(&token.serial, &token.sealed_seed) {
+                Ok(seed) => seed,
+                Err(e) => {
+                    tracing::error!(serial = %token.serial, error = %e, "token seed cannot be opened");
+                    continue;
+                }
+            };
+            match self.match_and_consume(token, &seed, otp, now, &settings.auth)? {
+                Consumed::Won => {
+                    return Ok(Decision::Accept {
+                        serial: token.serial.clone(),
+                    });
+                }
+                Consumed::Replay => replayed = Some(token.serial.clone()),
+                Consumed::NoMatch => {}
+            }
+        }
+        if !any_usable {
+            return Ok(Decision::Reject {
+                reason: RejectReason::NoUsableToken,
+                serial: None,
+            });
+        }
+        self.count_failure(&tokens, settings.auth.max_failures, now)?;
+        Ok(match replayed {
+            Some(serial) => Decision::Reject {
+                reason: RejectReason::Replay,
+                serial: Some(serial),
+            },
+            None => Decision::Reject {
+                reason: RejectReason::WrongOtp,
+                serial: None,
+            },
+        })
+    }
+
+    /// Finds the moving factor of `otp` on `token` and advances past it with
+    /// a compare-and-swap. Of several requests racing with the same OTP, only
+    /// one can advance: the others then see a counter past their match.
+    fn match_and_consume(
+        &self,
+        token: &Token,
+        seed: &Secret,
+        otp: &str,
+        now: u64,
+        auth: &AuthConfig,
+    ) -> Result<Consumed, ServiceError> {
+        let p = token.params;
+        let (first, last) = acceptable_range(token, now, auth);
+        let Some(found) = otp::search(seed.expose(), otp, first, last, p.digits, p.hash) else {
+            let replay = match p.algorithm {
+                Algorithm::Hotp => token.counter.checked_sub(1),
+                Algorithm::Totp => token.last_step,
+            }
+            .is_some_and(|used| otp::search(seed.expose(), otp, used, used, p.digits, p.hash).is_some());
+            return Ok(if replay { Consumed::Replay } else { Consumed::NoMatch });
+        };
+        let outcome = update_with(self.store.as_ref(), &token.serial, |current| {
+            if current.state() != TokenState::Active || current.owner != token.owner {
+                return Change::Keep(Consumed::NoMatch);
+            }
+            let mut next = current.clone();
+            match p.algorithm {
+                Algorithm::Hotp => {
+                    if current.counter > found {
+                        return Change::Keep(Consumed::Replay);
+                    }
+                    next.counter = found + 1;
+                }
+                Algorithm::Totp => {
+                    if current.last_step.is_some_and(|s| s >= found) {
+                        return Change::Keep(Consumed::Replay);
+                    }
+                    next.last_step = Some(found);
+                }
+            }
+            next.fail_count = 0;
+            next.last_used_at = Some(now);
+            Change::Write(Box::new(next), Consumed::Won)
+        })?;
+        Ok(match outcome {
+            Updated::Done(consumed) => consumed,
+            Updated::NotFound => Consumed::NoMatch,
+        })
+    }
+
+    fn count_failure(&self, tokens: &[Token], max_failures: u32, _now: u64) -> Result<(), ServiceError> {
+        for token in tokens.iter().filter(|t| t.state() == TokenState::Active) {
+            let locked = update_with(self.store.as_ref(), &token.serial, |current| {
+                if current.state() != TokenState::Active {
+                    return Change::Keep(false);
+                }
+                let mut next = current.clone();
+                next.fail_count = current.fail_count.saturating_add(1);
+                next.locked = next.fail_count >= max_failures;
+                let locked = next.locked;
+                Change::Write(Box::new(next), locked)
+            })?;
+            if let Updated::Done(true) = locked {
+                tracing::warn!(serial = %token.serial, "token locked after {max_failures} failed OTPs");
+            }
+        }
+        Ok(())
+    }
+
+    // ----------------------------------------------------------------- admin
+
+    fn view(&self, token: &Token, settings: &Settings) -> TokenView {
+        token.view(settings.token_type(&token.type_id).map(|t| t.label.as_str()))
+    }
+
+    pub fn get_token(&self, serial: &str) -> Result<Token, ServiceError> {
+        self.store
+            .get(serial)?
+            .ok_or_else(|| ServiceError::NoSuchToken(serial.to_string()))
+    }
+
+    pub fn show(&self, serial: &str) -> Result<TokenView, ServiceError> {
+        let settings = self.settings();
+        Ok(self.view(&self.get_token(serial)?, &settings))
+    }
+
+    pub fn list(&self, filter: &TokenFilter) -> Result<Vec<TokenView>, ServiceError> {
+        let settings = self.settings();
+        let limit = if filter.limit == 0 { usize::MAX } else { filter.limit };
+        let mut found = Vec::new();
+        if let Some(user) = &filter.user {
+            // The owner index answers without a scan.
+            let mut tokens = self.store.tokens_of(user)?;
+            tokens.sort_by(|a, b| a.serial.cmp(&b.serial));
+            found.extend(
+                tokens
+                    .iter()
+                    .filter(|t| filter.matches(t))
+                    .take(limit)
+                    .map(|t| self.view(t, &settings)),
+            );
+            return Ok(found);
+        }
+        self.store.scan(&mut |token| {
+            if filter.matches(&token) {
+                found.push(self.view(&token, &settings));
+            }
+            found.len() < limit
+        })?;
+        Ok(found)
+    }
+
+    /// Looks a user up in the directory; an unknown user is an error.
+    pub async fn directory_user(&self, name: &str) -> Result<DirectoryUser, ServiceError> {
+        if !valid_user_name(name) {
+            return Err(ServiceError::Invalid(format!("{name:?} is not a valid user name")));
+        }
+        self.directory()
+            .lookup(name)
+            .await?
+            .ok_or_else(|| ServiceError::NoSuchUser(name.to_string()))
+    }
+
+    pub async fn search_users(&self, query: &str, limit: usize) -> Result<Vec<DirectoryUser>, ServiceError> {
+        Ok(self.directory().search(query, limit.clamp(1, 1000)).await?)
+    }
+
+    /// Gives `serial` to `user`. A token owned by someone else is refused
+    /// unless `reassign`; then the owner changes in one atomic step.
+    pub async fn assign(&self, serial: &str, user: &str, reassign: bool) -> Result<Assignment, ServiceError> {
+        let entry = self.directory_user(user).await?;
+        let owner = Owner {
+            name: entry.name.clone(),
+            display_name: entry.display_name.clone(),
+            dn: entry.dn.clone(),
+        };
+        let outcome = update_with(self.store.as_ref(), serial, |current| {
+            let previous = current.owner_name().map(str::to_string);
+            match &previous {
+                Some(name) if name == &owner.name => {
+                    return Change::Keep(Err(ServiceError::Refused(format!(
+                        "token {serial} already belongs to {name}"
+                    ))));
+                }
+                Some(name) if !reassign => {
+                    return Change::Keep(Err(ServiceError::Refused(format!(
+                        "token {serial} belongs to {name}; use --reassign to move it to {}",
+                        owner.name
+                    ))));
+                }
+                _ => {}
+            }
+            let mut next = current.clone();
+            next.owner = Some(owner.clone());
+            next.fail_count = 0;
+            next.locked = false;
+            Change::Write(Box::new(next.clone()), Ok((next, previous)))
+        })?;
+        match outcome {
+            Updated::NotFound => Err(ServiceError::NoSuchToken(serial.to_string())),
+            Updated::Done(Err(e)) => Err(e),
+            Updated::Done(Ok((token, previous_owner))) => {
+                self.commit.sync().await?;
+                Ok(Assignment {
+                    token: self.view(&token, &self.settings()),
+                    previous_owner,
+                })
+            }
+        }
+    }
+
+    /// Imports tokens from CSV text (see docs/configuration.md for the columns).
+    pub async fn import_csv(
+        &self,
+        content: &str,
+        skip_invalid: bool,
+        dry_run: bool,
+    ) -> Result<ImportReport, ServiceError> {
+        let settings = self.settings();
+        let now = self.now();
+        let mut report = ImportReport {
+            dry_run,
+            ..ImportReport::default()
+        };
+        let rows = parse_csv(content, &settings, &mut report)?;
+        let mut seen = HashSet::new();
+        let mut tokens = Vec::with_capacity(rows.len());
+        let directory = self.directory();
+        for row in rows {
+            if !seen.insert(row.serial.clone()) {
+                report.skipped.push(ImportIssue {
+                    line: row.line,
+                    serial: Some(row.serial),
+                    reason: "serial appears earlier in the file".into(),
+                });
+                continue;
+            }
+            if self.store.get(&row.serial)?.is_some() {
+                report.skipped.push(ImportIssue {
+                    line: row.line,
+                    serial: Some(row.serial),
+                    reason: "serial already exists".into(),
+                });
+                continue;
+            }
+            let owner = match &row.user {
+                None => None,
+                Some(name) => match directory.lookup(name).await? {
+                    Some(u) => Some(Owner {
+                        name: u.name,
+                        display_name: u.display_name,
+                        dn: u.dn,
+                    }),
+                    None => {
+                        report.invalid.push(ImportIssue {
+                            line: row.line,
+                            serial: Some(row.serial),
+                            reason: format!("user {name} is not in the directory"),
+                        });
+                        continue;
+                    }
+                },
+            };
+            let sealed_seed = self.cipher.seal(&row.serial, &row.seed)?;
+            tokens.push(Token {
+                serial: row.serial,
+                type_id: row.type_id,
+                params: row.params,
+                sealed_seed,
+                counter: row.counter,
+                last_step: None,
+                drift: 0,
+                owner,
+                disabled: false,
+                locked: false,
+                fail_count: 0,
+                created_at: now,
+                last_used_at: None,
+            });
+        }
+        report.invalid.sort_by_key(|i| i.line);
+        if !report.invalid.is_empty() && !skip_invalid {
+            report.aborted = true;
+            return Ok(report);
+        }
+        if !dry_run && !tokens.is_empty() {
+            self.store.insert_all(&tokens)?;
+            self.commit.sync().await?;
+        }
+        report.imported = tokens.len();
+        Ok(report)
+    }
+
+    pub fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>, ServiceError> {
+        Ok(self.audit.query(query)?)
+    }
+
+    pub fn audit_verify(&self) -> Result<ChainReport, ServiceError> {
+        Ok(self.audit.verify()?)
+    }
+
+    pub fn status(&self) -> Result<StatusReport, ServiceError> {
+        let mut by_state = std::collections::BTreeMap::new();
+        for state in [TokenState::Active, TokenState::Disabled, TokenState::Locked] {
+            by_state.insert(state.as_str().to_string(), 0u64);
+        }
+        let mut total = 0u64;
+        let mut unassigned = 0u64;
+        self.store.scan(&mut |token| {
+            total += 1;
+            if token.owner.is_none() {
+                unassigned += 1;
+            }
+            *by_state.entry(token.state().as_str().to_string()).or_default() += 1;
+            true
+        })?;
+        Ok(StatusReport {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            uptime_seconds: self.started.elapsed().as_secs(),
+            tokens_total: total,
+            tokens_by_state: by_state,
+            tokens_unassigned: unassigned,
+            store_bytes: self.store.size_on_disk().unwrap_or(0),
+            radius: self.metrics.snapshot(),
+        })
+    }
+}
+
+enum Consumed {
+    Won,
+    Replay,
+    NoMatch,
+}
+
+/// The moving factors an OTP may match now.
+fn acceptable_range(token: &Token, now: u64, auth: &AuthConfig) -> (u64, u64) {
+    match token.params.algorithm {
+        Algorithm::Hotp => (token.counter, token.counter.saturating_add(auth.hotp_window)),
+        Algorithm::Totp => {
+            let step = otp::time_step(now, token.params.period).saturating_add_signed(token.drift);
+            let first = step.saturating_sub(auth.totp_window);
+            let first = match token.last_step {
+                Some(used) => first.max(used.saturating_add(1)),
+                None => first,
+            };
+            (first, step.saturating_add(auth.totp_window))
+        }
+    }
+}
+
+fn radius_event(user: &str, result: &str, serial: Option<String>, reason: Option<String>) -> AuditEvent {
+    AuditEvent {
+        operation: "radius.auth".into(),
+        user: Some(user.chars().take(256).collect()),
+        serial,
+        details: serde_json::Value::Null,
+        result: result.into(),
+        reason,
+    }
+}
+
+/// One valid row of an import file.
+struct ImportRow {
+    line: u64,
+    serial: String,
+    type_id: String,
+    params: OtpParams,
+    seed: Secret,
+    counter: u64,
+    user: Option<String>,
+}
+
+fn parse_csv(content: &str, settings: &Settings, report: &mut ImportReport) -> Result<Vec<ImportRow>, ServiceError> {
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .flexible(false)
+        .from_reader(content.as_bytes());
+    let headers = reader
+        .headers()
+        .map_err(|e| ServiceError::Invalid(format!("line 1: cannot read the header: {e}")))?
+        .iter()
+        .map(|h| h.to_ascii_lowercase())
+        .collect::<Vec<_>>();
+    let column = |name: &str| headers.iter().position(|h| h == name);
+    const KNOWN: [&str; 9] = [
+        "serial",
+        "type",
+        "seed",
+        "seed_base32",
+        "digits",
+        "period",
+        "counter",
+        "hash",
+        "user",
+    ];
+    if let Some(unknown) = headers.iter().find(|h| !KNOWN.contains(&h.as_str())) {
+        return Err(ServiceError::Invalid(format!(
+            "line 1: unknown column {unknown:?}; known columns: {}",
+            KNOWN.join(", ")
+        )));
+    }
+    let (Some(serial_col), Some(type_col)) = (column("serial"), column("type")) else {
+        return Err(ServiceError::Invalid(
+            "line 1: the header must name the columns serial, type and seed".into(),
+        ));
+    };
+    let seed_col = column("seed");
+    let base32_col = column("seed_base32");
+    if seed_col.is_some() == base32_col.is_some() {
+        return Err(ServiceError::Invalid(
+            "line 1: give exactly one of the columns seed (hex) and seed_base32".into(),
+        ));
+    }
+    let (digits_col, period_col, counter_col, hash_col, user_col) = (
+        column("digits"),
+        column("period"),
+        column("counter"),
+        column("hash"),
+        column("user"),
+    );
+
+    let mut rows = Vec::new();
+    for record in reader.records() {
+        let record = match record {
+            Ok(r) => r,
+            Err(e) => {
+                let line = e.position().map(|p| p.line()).unwrap_or(0);
+                report.invalid.push(ImportIssue {
+                    line,
+                    serial: None,
+                    reason: format!("unreadable row: {e}"),
+                });
+                continue;
+            }
+        };
+        let line = record.position().map(|p| p.line()).unwrap_or(0);
+        if rows.len() + report.invalid.len() >= MAX_IMPORT_ROWS {
+            return Err(ServiceError::Invalid(format!(
+                "more than {MAX_IMPORT_ROWS} rows; split the file"
+            )));
+        }
+        let field = |col: Option<usize>| col.and_then(|c| record.get(c)).filter(|v| !v.is_empty());
+        let serial = field(Some(serial_col)).unwrap_or("").to_string();
+        let mut fail = |reason: String| {
+            report.invalid.push(ImportIssue {
+                line,
+                serial: (!serial.is_empty()).then(|| serial.clone()),
+                reason,
+            });
+        };
+        if !valid_serial(&serial) {
+            fail("serial must be 1 to 64 printable characters without spaces, commas or quotes".into());
+            continue;
+        }
+        let type_id = field(Some(type_col)).unwrap_or("");
+        let Some(ty) = settings.token_type(type_id) else {
+            let known: Vec<_> = settings.token_types.iter().map(|t| t.id.as_str()).collect();
+            fail(format!(
+                "unknown token type {type_id:?} (defined: {})",
+                known.join(", ")
+            ));
+            continue;
+        };
+        let seed = match (field(seed_col), field(base32_col)) {
+            (Some(hex), _) => data_encoding::HEXLOWER_PERMISSIVE
+                .decode(hex.as_bytes())
+                .map_err(|_| "seed is not hex"),
+            (_, Some(b32)) => {
+                let cleaned: String = b32
+                    .chars()
+                    .filter(|c| *c != ' ' && *c != '=')
+                    .collect::<String>()
+                    .to_ascii_uppercase();
+                data_encoding::BASE32_NOPAD
+                    .decode(cleaned.as_bytes())
+                    .map_err(|_| "seed_base32 is not base32")
+            }
+            _ => Err("seed is empty"),
+        };
+        let seed = match seed {
+            Ok(bytes) if (MIN_SEED_BYTES..=MAX_SEED_BYTES).contains(&bytes.len()) => Secret::new(bytes),
+            Ok(bytes) => {
+                fail(format!(
+                    "seed is {} bytes; {MIN_SEED_BYTES} to {MAX_SEED_BYTES} are accepted",
+                    bytes.len()
+                ));
+                continue;
+            }
+            Err(reason) => {
+                fail(reason.into());
+                continue;
+            }
+        };
+        let mut params = OtpParams {
+            algorithm: ty.algorithm,
+            digits: ty.digits,
+            hash: ty.hash,
+            period: ty.period,
+        };
+        if let Some(text) = field(digits_col) {
+            match text.parse::<u8>() {
+                Ok(d) if (otp::MIN_DIGITS..=otp::MAX_DIGITS).contains(&d) => params.digits = d,
+                _ => {
+                    fail(format!("digits must be {} to {}", otp::MIN_DIGITS, otp::MAX_DIGITS));
+                    continue;
+                }
+            }
+        }
+        if let Some(text) = field(period_col) {
+            match text.parse::<u32>() {
+                Ok(p) if (1..=3600).contains(&p) => params.period = p,
+                _ => {
+                    fail("period must be 1 to 3600 seconds".into());
+                    continue;
+                }
+            }
+        }
+        if let Some(text) = field(hash_col) {
+            match HashAlg::parse(text) {
+                Some(h) => params.hash = h,
+                None => {
+                    fail("hash must be sha1, sha256 or sha512".into());
+                    continue;
+                }
+            }
+        }
+        let counter = match field(counter_col).map(str::parse::<u64>) {
+            None => 0,
+            Some(Ok(c)) if c < u64::MAX / 2 => c,
+            Some(_) => {
+                fail("counter must be a non-negative integer".into());
+                continue;
+            }
+        };
+        let user = match field(user_col) {
+            Some(name) if !valid_user_name(name) => {
+                fail("user name must be 1 to 256 printable characters".into());
+                continue;
+            }
+            other => other.map(str::to_string),
+        };
+        rows.push(ImportRow {
+            line,
+            serial,
+            type_id: type_id.to_string(),
+            params,
+            seed,
+            counter,
+            user,
+        });
+    }
+    Ok(rows)
+}

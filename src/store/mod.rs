@@ -1,0 +1,116 @@
+//! The token store seam: one trait that every storage engine implements.
+//!
+//! The domain ([`crate::service`]) talks to `dyn TokenStore` only; sled types
+//! never leave [`sled_store`]. Engines store what they are given: seeds arrive
+//! sealed, audit entries arrive hashed. An engine's job is atomicity (compare
+//! and swap on a token, owner index kept in step) and durability (`flush`).
+
+pub mod group_commit;
+pub mod sled_store;
+
+use crate::token::Token;
+
+/// Schema version written into a new store and checked on open.
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store I/O: {0}")]
+    Io(String),
+    #[error("store data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("store schema version {found} is not supported (this build reads version {supported})")]
+    Schema { found: u32, supported: u32 },
+    #[error("token {0} already exists")]
+    Exists(String),
+}
+
+/// What an update closure decides for the token it is shown.
+pub enum Change<T> {
+    /// Write this token (in place of the one shown) and report `T`.
+    Write(Box<Token>, T),
+    /// Leave the token as it is and report `T`.
+    Keep(T),
+}
+
+/// Result of [`TokenStore::update`].
+pub enum Updated<T> {
+    NotFound,
+    Done(T),
+}
+
+/// One audit record as the store keeps it: a sequence number and opaque bytes.
+#[derive(Debug, Clone)]
+pub struct AuditRecord {
+    pub seq: u64,
+    pub bytes: Vec<u8>,
+}
+
+pub trait TokenStore: Send + Sync {
+    fn get(&self, serial: &str) -> Result<Option<Token>, StoreError>;
+
+    /// The tokens owned by `user`, through the owner index.
+    fn tokens_of(&self, user: &str) -> Result<Vec<Token>, StoreError>;
+
+    /// Visits every token in serial order until `visit` returns false.
+    fn scan(&self, visit: &mut dyn FnMut(Token) -> bool) -> Result<(), StoreError>;
+
+    fn count(&self) -> Result<usize, StoreError>;
+
+    /// Inserts new tokens all together: nothing is written when any serial
+    /// already exists ([`StoreError::Exists`]).
+    fn insert_all(&self, tokens: &[Token]) -> Result<(), StoreError>;
+
+    /// Reads the token, lets `decide` choose, and writes its choice only if the
+    /// token did not change in between (otherwise `decide` runs again on the
+    /// fresh token). Owner changes move the owner index in the same atomic step.
+    fn update(&self, serial: &str, decide: &mut dyn FnMut(&Token) -> Change<()>) -> Result<Updated<()>, StoreError>;
+
+    /// Removes a token and its index entry; returns it.
+    fn remove(&self, serial: &str) -> Result<Option<Token>, StoreError>;
+
+    /// Appends an audit record at `seq` (which must be past the last one).
+    fn append_audit(&self, record: &AuditRecord) -> Result<(), StoreError>;
+
+    /// The newest audit record.
+    fn last_audit(&self) -> Result<Option<AuditRecord>, StoreError>;
+
+    /// Visits audit records from newest to oldest until `visit` returns false.
+    fn audit_newest_first(&self, visit: &mut dyn FnMut(AuditRecord) -> bool) -> Result<(), StoreError>;
+
+    /// Visits audit records from oldest to newest until `visit` returns false.
+    fn audit_oldest_first(&self, visit: &mut dyn FnMut(AuditRecord) -> bool) -> Result<(), StoreError>;
+
+    /// Overwrites one audit record in place. Only for tests of tamper detection.
+    #[doc(hidden)]
+    fn overwrite_audit_for_test(&self, record: &AuditRecord) -> Result<(), StoreError>;
+
+    /// Makes every write so far durable (blocking).
+    fn flush(&self) -> Result<(), StoreError>;
+
+    /// Bytes on disk, for status output.
+    fn size_on_disk(&self) -> Result<u64, StoreError>;
+}
+
+/// Runs an update whose closure reports a value through a side channel.
+pub fn update_with<T>(
+    store: &dyn TokenStore,
+    serial: &str,
+    mut decide: impl FnMut(&Token) -> Change<T>,
+) -> Result<Updated<T>, StoreError> {
+    let mut outcome: Option<T> = None;
+    let updated = store.update(serial, &mut |token| match decide(token) {
+        Change::Write(new, value) => {
+            outcome = Some(value);
+            Change::Write(new, ())
+        }
+        Change::Keep(value) => {
+            outcome = Some(value);
+            Change::Keep(())
+        }
+    })?;
+    Ok(match (updated, outcome) {
+        (Updated::Done(()), Some(value)) => Updated::Done(value),
+        _ => Updated::NotFound,
+    })
+}

@@ -1,0 +1,353 @@
+//! The embedded storage engine: sled.
+//!
+//! Trees: `tokens` (serial -> token JSON), `owners` (user NUL serial -> empty,
+//! the owner index), `audit` (big-endian sequence -> entry bytes), `meta`
+//! (schema version). A counter advance is a compare-and-swap on `tokens`; an
+//! owner change is a transaction over `tokens` and `owners`, so the index
+//! never disagrees with the token.
+
+use std::path::Path;
+
+use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
+
+use super::{AuditRecord, Change, SCHEMA_VERSION, StoreError, TokenStore, Updated};
+use crate::token::Token;
+
+const SCHEMA_KEY: &[u8] = b"schema_version";
+
+pub struct SledStore {
+    db: sled::Db,
+    tokens: sled::Tree,
+    owners: sled::Tree,
+    audit: sled::Tree,
+}
+
+fn io(e: sled::Error) -> StoreError {
+    match e {
+        sled::Error::Corruption { .. } => StoreError::Corrupt(e.to_string()),
+        other => StoreError::Io(other.to_string()),
+    }
+}
+
+fn encode(token: &Token) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(token).map_err(|e| StoreError::Corrupt(format!("cannot encode token: {e}")))
+}
+
+fn decode(bytes: &[u8]) -> Result<Token, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(format!("cannot decode token: {e}")))
+}
+
+fn owner_key(user: &str, serial: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(user.len() + 1 + serial.len());
+    key.extend_from_slice(user.as_bytes());
+    key.push(0);
+    key.extend_from_slice(serial.as_bytes());
+    key
+}
+
+impl SledStore {
+    /// Opens (or creates) the store at `path`. `cache_bytes` bounds sled's page cache.
+    pub fn open(path: &Path, cache_bytes: u64) -> Result<Self, StoreError> {
+        let db = sled::Config::new()
+            .path(path)
+            .cache_capacity(cache_bytes)
+            .flush_every_ms(Some(500))
+            .open()
+            .map_err(io)?;
+        let meta = db.open_tree("meta").map_err(io)?;
+        match meta.get(SCHEMA_KEY).map_err(io)? {
+            None => {
+                meta.insert(SCHEMA_KEY, &SCHEMA_VERSION.to_be_bytes()).map_err(io)?;
+                db.flush().map_err(io)?;
+            }
+            Some(bytes) => {
+                let found = <[u8; 4]>::try_from(bytes.as_ref())
+                    .map(u32::from_be_bytes)
+                    .map_err(|_| StoreError::Corrupt("schema version is unreadable".into()))?;
+                if found != SCHEMA_VERSION {
+                    return Err(StoreError::Schema {
+                        found,
+                        supported: SCHEMA_VERSION,
+                    });
+                }
+            }
+        }
+        Ok(SledStore {
+            tokens: db.open_tree("tokens").map_err(io)?,
+            owners: db.open_tree("owners").map_err(io)?,
+            audit: db.open_tree("audit").map_err(io)?,
+            db,
+        })
+    }
+
+    fn write_with_index(&self, old_bytes: &sled::IVec, old: &Token, new: &Token) -> Result<bool, StoreError> {
+        let new_bytes = encode(new)?;
+        let serial = old.serial.as_bytes();
+        let result = (&self.tokens, &self.owners).transaction(|(tokens, owners)| {
+            match tokens.get(serial)? {
+                Some(current) if current == *old_bytes => {}
+                _ => return Err(ConflictableTransactionError::Abort(())),
+            }
+            tokens.insert(serial, new_bytes.as_slice())?;
+            if let Some(name) = old.owner_name() {
+                owners.remove(owner_key(name, &old.serial))?;
+            }
+            if let Some(name) = new.owner_name() {
+                owners.insert(owner_key(name, &new.serial), &[])?;
+            }
+            Ok(())
+        });
+        match result {
+            Ok(()) => Ok(true),
+            Err(TransactionError::Abort(())) => Ok(false),
+            Err(TransactionError::Storage(e)) => Err(io(e)),
+        }
+    }
+}
+
+impl TokenStore for SledStore {
+    fn get(&self, serial: &str) -> Result<Option<Token>, StoreError> {
+        self.tokens
+            .get(serial.as_bytes())
+            .map_err(io)?
+            .map(|b| decode(&b))
+            .transpose()
+    }
+
+    fn tokens_of(&self, user: &str) -> Result<Vec<Token>, StoreError> {
+        let mut prefix = user.as_bytes().to_vec();
+        prefix.push(0);
+        let mut found = Vec::new();
+        for entry in self.owners.scan_prefix(&prefix) {
+            let (key, _) = entry.map_err(io)?;
+            let serial = &key[prefix.len()..];
+            if let Some(bytes) = self.tokens.get(serial).map_err(io)? {
+                let token = decode(&bytes)?;
+                // The index and the token are written together; double-check anyway.
+                if token.owner_name() == Some(user) {
+                    found.push(token);
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    fn scan(&self, visit: &mut dyn FnMut(Token) -> bool) -> Result<(), StoreError> {
+        for entry in self.tokens.iter() {
+            let (_, bytes) = entry.map_err(io)?;
+            if !visit(decode(&bytes)?) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn count(&self) -> Result<usize, StoreError> {
+        Ok(self.tokens.len())
+    }
+
+    fn insert_all(&self, tokens: &[Token]) -> Result<(), StoreError> {
+        let mut encoded = Vec::with_capacity(tokens.len());
+        for token in tokens {
+            encoded.push(encode(token)?);
+        }
+        let result = (&self.tokens, &self.owners).transaction(|(tree, owners)| {
+            for (token, bytes) in tokens.iter().zip(&encoded) {
+                if tree.insert(token.serial.as_bytes(), bytes.as_slice())?.is_some() {
+                    return Err(ConflictableTransactionError::Abort(token.serial.clone()));
+                }
+                if let Some(name) = token.owner_name() {
+                    owners.insert(owner_key(name, &token.serial), &[])?;
+                }
+            }
+            Ok(())
+        });
+        match result {
+            Ok(()) => Ok(()),
+            Err(TransactionError::Abort(serial)) => Err(StoreError::Exists(serial)),
+            Err(TransactionError::Storage(e)) => Err(io(e)),
+        }
+    }
+
+    fn update(&self, serial: &str, decide: &mut dyn FnMut(&Token) -> Change<()>) -> Result<Updated<()>, StoreError> {
+        loop {
+            let Some(old_bytes) = self.tokens.get(serial.as_bytes()).map_err(io)? else {
+                return Ok(Updated::NotFound);
+            };
+            let old = decode(&old_bytes)?;
+            let new = match decide(&old) {
+                Change::Keep(()) => return Ok(Updated::Done(())),
+                Change::Write(new, ()) => new,
+            };
+            if new.serial != old.serial {
+                return Err(StoreError::Corrupt("an update may not change the serial".into()));
+            }
+            let written = if new.owner == old.owner {
+                let new_bytes = encode(&new)?;
+                self.tokens
+                    .compare_and_swap(serial.as_bytes(), Some(&old_bytes), Some(new_bytes))
+                    .map_err(io)?
+                    .is_ok()
+            } else {
+                self.write_with_index(&old_bytes, &old, &new)?
+            };
+            if written {
+                return Ok(Updated::Done(()));
+            }
+            // Someone else changed the token between our read and write: decide again.
+        }
+    }
+
+    fn remove(&self, serial: &str) -> Result<Option<Token>, StoreError> {
+        let result = (&self.tokens, &self.owners).transaction(|(tokens, owners)| {
+            let Some(bytes) = tokens.remove(serial.as_bytes())? else {
+                return Ok(None);
+            };
+            let token = decode(&bytes).map_err(ConflictableTransactionError::Abort)?;
+            if let Some(name) = token.owner_name() {
+                owners.remove(owner_key(name, serial))?;
+            }
+            Ok(Some(token))
+        });
+        match result {
+            Ok(token) => Ok(token),
+            Err(TransactionError::Abort(e)) => Err(e),
+            Err(TransactionError::Storage(e)) => Err(io(e)),
+        }
+    }
+
+    fn append_audit(&self, record: &AuditRecord) -> Result<(), StoreError> {
+        self.audit
+            .insert(record.seq.to_be_bytes(), record.bytes.as_slice())
+            .map_err(io)?;
+        Ok(())
+    }
+
+    fn last_audit(&self) -> Result<Option<AuditRecord>, StoreError> {
+        Ok(self.audit.last().map_err(io)?.map(|(k, v)| AuditRecord {
+            seq: seq_of(&k),
+            bytes: v.to_vec(),
+        }))
+    }
+
+    fn audit_newest_first(&self, visit: &mut dyn FnMut(AuditRecord) -> bool) -> Result<(), StoreError> {
+        for entry in self.audit.iter().rev() {
+            let (k, v) = entry.map_err(io)?;
+            if !visit(AuditRecord {
+                seq: seq_of(&k),
+                bytes: v.to_vec(),
+            }) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn audit_oldest_first(&self, visit: &mut dyn FnMut(AuditRecord) -> bool) -> Result<(), StoreError> {
+        for entry in self.audit.iter() {
+            let (k, v) = entry.map_err(io)?;
+            if !visit(AuditRecord {
+                seq: seq_of(&k),
+                bytes: v.to_vec(),
+            }) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn overwrite_audit_for_test(&self, record: &AuditRecord) -> Result<(), StoreError> {
+        self.append_audit(record)
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush().map_err(io)?;
+        Ok(())
+    }
+
+    fn size_on_disk(&self) -> Result<u64, StoreError> {
+        self.db.size_on_disk().map_err(io)
+    }
+}
+
+fn seq_of(key: &[u8]) -> u64 {
+    <[u8; 8]>::try_from(key).map(u64::from_be_bytes).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::otp::HashAlg;
+    use crate::token::{Algorithm, OtpParams, Owner};
+
+    fn token(serial: &str, owner: Option<&str>) -> Token {
+        Token {
+            serial: serial.into(),
+            type_id: "hw-hotp".into(),
+            params: OtpParams {
+                algorithm: Algorithm::Hotp,
+                digits: 6,
+                hash: HashAlg::Sha1,
+                period: 30,
+            },
+            sealed_seed: vec![1, 2, 3],
+            counter: 0,
+            last_step: None,
+            drift: 0,
+            owner: owner.map(|n| Owner {
+                name: n.into(),
+                display_name: None,
+                dn: None,
+            }),
+            disabled: false,
+            locked: false,
+            fail_count: 0,
+            created_at: 0,
+            last_used_at: None,
+        }
+    }
+
+    #[test]
+    fn owner_index_follows_updates_and_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = SledStore::open(dir.path(), 1 << 20).unwrap();
+            store
+                .insert_all(&[token("A", Some("alice")), token("B", None)])
+                .unwrap();
+            assert!(
+                matches!(store.insert_all(&[token("C", None), token("A", None)]), Err(StoreError::Exists(s)) if s == "A")
+            );
+            assert!(store.get("C").unwrap().is_none(), "a failed batch writes nothing");
+            store
+                .update("A", &mut |t| {
+                    let mut n = t.clone();
+                    n.owner = Some(Owner {
+                        name: "bob".into(),
+                        display_name: None,
+                        dn: None,
+                    });
+                    Change::Write(Box::new(n), ())
+                })
+                .unwrap();
+            assert!(store.tokens_of("alice").unwrap().is_empty());
+            assert_eq!(store.tokens_of("bob").unwrap().len(), 1);
+            store.flush().unwrap();
+        }
+        let store = SledStore::open(dir.path(), 1 << 20).unwrap();
+        assert_eq!(store.tokens_of("bob").unwrap()[0].serial, "A");
+        assert_eq!(store.count().unwrap(), 2);
+        store.remove("A").unwrap();
+        assert!(store.tokens_of("bob").unwrap().is_empty());
+    }
+
+    #[test]
+    fn user_prefix_does_not_leak_into_longer_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path(), 1 << 20).unwrap();
+        store
+            .insert_all(&[token("A", Some("al")), token("B", Some("alice"))])
+            .unwrap();
+        assert_eq!(store.tokens_of("al").unwrap().len(), 1);
+    }
+}

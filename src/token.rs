@@ -1,0 +1,224 @@
+//! The token model: what a token is, its type, its state and its public view.
+//!
+//! Owns no storage and no I/O. Seeds appear here only sealed (see
+//! [`crate::crypto`]); [`TokenView`] is what leaves the daemon, and it has no
+//! seed field at all.
+
+use serde::{Deserialize, Serialize};
+
+use crate::otp::HashAlg;
+
+/// HOTP (counter based) or TOTP (time based).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Algorithm {
+    Hotp,
+    Totp,
+}
+
+impl Algorithm {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Algorithm::Hotp => "hotp",
+            Algorithm::Totp => "totp",
+        }
+    }
+}
+
+/// A token type as the administrator defines it in `token_types`.
+///
+/// Stored tokens refer to `id`; `label` is only what people see, so it can be
+/// changed freely.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenType {
+    pub id: String,
+    pub label: String,
+    pub algorithm: Algorithm,
+    #[serde(default = "default_digits")]
+    pub digits: u8,
+    #[serde(default = "default_period")]
+    pub period: u32,
+    #[serde(default)]
+    pub hash: HashAlg,
+    /// Operators may enroll tokens of this type for a user.
+    #[serde(default = "default_true")]
+    pub operator_enroll: bool,
+    /// Enrollment creates a fresh random secret (authenticator apps).
+    #[serde(default)]
+    pub generate_secret: bool,
+    /// The two-OTP reset is allowed.
+    #[serde(default = "default_true")]
+    pub allow_reset: bool,
+    /// Tokens of this type may be deleted.
+    #[serde(default = "default_true")]
+    pub deletable: bool,
+}
+
+fn default_digits() -> u8 {
+    6
+}
+fn default_period() -> u32 {
+    30
+}
+fn default_true() -> bool {
+    true
+}
+
+/// OTP parameters fixed for one token (copied from its type at import, or
+/// overridden by the import file).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OtpParams {
+    pub algorithm: Algorithm,
+    pub digits: u8,
+    pub hash: HashAlg,
+    /// TOTP period in seconds (ignored for HOTP).
+    pub period: u32,
+}
+
+/// The user a token belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Owner {
+    pub name: String,
+    pub display_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dn: Option<String>,
+}
+
+/// A token as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Token {
+    pub serial: String,
+    pub type_id: String,
+    pub params: OtpParams,
+    /// The seed, sealed by [`crate::crypto::SeedCipher`] with the serial as associated data.
+    #[serde(with = "hex_bytes")]
+    pub sealed_seed: Vec<u8>,
+    /// HOTP: the next counter value that may be accepted.
+    pub counter: u64,
+    /// TOTP: the last time step accepted (none before the first use).
+    pub last_step: Option<u64>,
+    /// TOTP: clock drift of the token in steps, learnt by a reset.
+    #[serde(default)]
+    pub drift: i64,
+    pub owner: Option<Owner>,
+    pub disabled: bool,
+    pub locked: bool,
+    pub fail_count: u32,
+    /// Unix seconds.
+    pub created_at: u64,
+    pub last_used_at: Option<u64>,
+}
+
+/// What operators see of a token's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenState {
+    Active,
+    Disabled,
+    Locked,
+}
+
+impl TokenState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenState::Active => "active",
+            TokenState::Disabled => "disabled",
+            TokenState::Locked => "locked",
+        }
+    }
+}
+
+impl Token {
+    pub fn state(&self) -> TokenState {
+        if self.disabled {
+            TokenState::Disabled
+        } else if self.locked {
+            TokenState::Locked
+        } else {
+            TokenState::Active
+        }
+    }
+
+    pub fn owner_name(&self) -> Option<&str> {
+        self.owner.as_ref().map(|o| o.name.as_str())
+    }
+
+    /// The public view, with the type's label when the type is known.
+    pub fn view(&self, type_label: Option<&str>) -> TokenView {
+        let hotp = self.params.algorithm == Algorithm::Hotp;
+        TokenView {
+            serial: self.serial.clone(),
+            r#type: self.type_id.clone(),
+            type_label: type_label.map(str::to_string),
+            algorithm: self.params.algorithm,
+            digits: self.params.digits,
+            hash: self.params.hash,
+            period: (!hotp).then_some(self.params.period),
+            user: self.owner.as_ref().map(|o| o.name.clone()),
+            display_name: self.owner.as_ref().and_then(|o| o.display_name.clone()),
+            user_dn: self.owner.as_ref().and_then(|o| o.dn.clone()),
+            state: self.state(),
+            fail_count: self.fail_count,
+            counter: hotp.then_some(self.counter),
+            last_step: if hotp { None } else { self.last_step },
+            drift: if hotp { None } else { Some(self.drift) },
+            created_at: self.created_at,
+            last_used_at: self.last_used_at,
+        }
+    }
+}
+
+/// The token as the admin protocol shows it: never the seed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TokenView {
+    pub serial: String,
+    pub r#type: String,
+    #[serde(default)]
+    pub type_label: Option<String>,
+    pub algorithm: Algorithm,
+    pub digits: u8,
+    pub hash: HashAlg,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period: Option<u32>,
+    pub user: Option<String>,
+    #[serde(default)]
+    pub display_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_dn: Option<String>,
+    pub state: TokenState,
+    pub fail_count: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counter: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_step: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drift: Option<i64>,
+    pub created_at: u64,
+    pub last_used_at: Option<u64>,
+}
+
+/// Serial numbers: printable, no spaces or control characters, at most 64 bytes.
+pub fn valid_serial(serial: &str) -> bool {
+    !serial.is_empty() && serial.len() <= 64 && serial.bytes().all(|b| b.is_ascii_graphic() && b != b',' && b != b'"')
+}
+
+/// User names as the store keeps them: 1..=256 bytes, no control characters.
+pub fn valid_user_name(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 256 && !name.chars().any(char::is_control)
+}
+
+mod hex_bytes {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&data_encoding::HEXLOWER.encode(bytes))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        data_encoding::HEXLOWER_PERMISSIVE
+            .decode(text.as_bytes())
+            .map_err(serde::de::Error::custom)
+    }
+}
