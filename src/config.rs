@@ -121,13 +121,69 @@ pub struct AdminConfig {
     pub allowed_groups: Vec<String>,
 }
 
+/// `directory`: where users come from, chosen by `kind`.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+#[serde(try_from = "DirectorySection")]
 pub enum DirectoryConfig {
-    Static {
-        #[serde(default)]
-        users: Vec<StaticUser>,
-    },
+    Static { users: Vec<StaticUser> },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DirectoryKind {
+    Static,
+}
+
+/// The `directory` section as written: one flat mapping whose `kind` says
+/// which other keys apply. (Flat rather than a serde-tagged enum, which would
+/// buffer the content and lose the key path of errors inside it.)
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DirectorySection {
+    pub kind: DirectoryKind,
+    #[serde(default)]
+    pub users: Option<Vec<StaticUser>>,
+}
+
+impl TryFrom<DirectorySection> for DirectoryConfig {
+    type Error = String;
+
+    fn try_from(section: DirectorySection) -> Result<Self, String> {
+        match section.kind {
+            DirectoryKind::Static => Ok(DirectoryConfig::Static {
+                users: section.users.unwrap_or_default(),
+            }),
+        }
+    }
+}
+
+/// serde_yaml starts some messages with its own (less precise) path; drop it.
+fn strip_yaml_path(message: &str) -> String {
+    match message.split_once(": ") {
+        Some((head, rest)) if looks_like_path(head) && !head.is_empty() => rest.to_string(),
+        _ => message.to_string(),
+    }
+}
+
+fn looks_like_path(text: &str) -> bool {
+    text.chars().all(|c| c.is_ascii_alphanumeric() || "_.[]-".contains(c))
+}
+
+/// Joins the outer path with a path that a nested deserializer put in front of its message.
+fn join_path(outer: &str, message: &str) -> (String, String) {
+    let outer = if outer == "." { "" } else { outer };
+    let (inner, rest) = match message.split_once(": ") {
+        Some((head, rest)) if looks_like_path(head) && !head.is_empty() && !head.contains("..") => (head, rest),
+        _ => ("", message),
+    };
+    let path = match (outer, inner) {
+        ("", "") => "(top level)".to_string(),
+        (o, "") => o.to_string(),
+        ("", i) => i.to_string(),
+        (o, i) if i.starts_with('[') => format!("{o}{i}"),
+        (o, i) => format!("{o}.{i}"),
+    };
+    (path, rest.to_string())
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -266,12 +322,10 @@ impl Config {
         let deserializer = serde_yaml::Deserializer::from_str(text);
         serde_path_to_error::deserialize(deserializer).map_err(|err| {
             let path = err.path().to_string();
-            let path = if path == "." { "(top level)".to_string() } else { path };
+            let message = strip_yaml_path(&err.into_inner().to_string());
+            let (path, message) = join_path(&path, &message);
             ConfigError::Invalid {
-                problems: vec![Problem {
-                    path,
-                    message: err.into_inner().to_string(),
-                }],
+                problems: vec![Problem { path, message }],
             }
         })
     }
@@ -512,10 +566,13 @@ token_types:
     fn unknown_key_names_its_path() {
         let text = MINIMAL.replace("admin: { socket", "admin: { sockett: x, socket");
         let err = Config::parse(&text).unwrap_err().to_string();
-        assert!(err.starts_with("admin: unknown field `sockett`"), "{err}");
+        assert!(err.starts_with("admin.sockett: unknown field `sockett`"), "{err}");
         let text = MINIMAL.replace("{ name: alice }", "{ name: alice, mail: x }");
         let err = Config::parse(&text).unwrap_err().to_string();
-        assert!(err.starts_with("directory.users[0]: unknown field `mail`"), "{err}");
+        assert!(
+            err.starts_with("directory.users[0].mail: unknown field `mail`"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -161,7 +161,7 @@ impl Token {
             state: self.state(),
             fail_count: self.fail_count,
             counter: hotp.then_some(self.counter),
-            last_step: if hotp { None } else { self.last_step },
+            last_step: if hotp { None } else { Some(self.last_step) },
             drift: if hotp { None } else { Some(self.drift) },
             created_at: self.created_at,
             last_used_at: self.last_used_at,
@@ -190,12 +190,18 @@ pub struct TokenView {
     pub fail_count: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub counter: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_step: Option<u64>,
+    /// TOTP only: `null` until the first accepted code; absent for HOTP.
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "present_even_if_null")]
+    pub last_step: Option<Option<u64>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drift: Option<i64>,
     pub created_at: u64,
     pub last_used_at: Option<u64>,
+}
+
+/// Keeps `"field": null` apart from an absent field (serde folds both into `None`).
+fn present_even_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<u64>>, D::Error> {
+    Option::<u64>::deserialize(d).map(Some)
 }
 
 /// Serial numbers: printable, no spaces or control characters, at most 64 bytes.

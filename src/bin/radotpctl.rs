@@ -411,7 +411,7 @@ fn print_token_table(tokens: &[TokenView]) {
                 t.fail_count.to_string(),
                 t.counter
                     .map(|c| c.to_string())
-                    .or(t.last_step.map(|s| format!("step {s}")))
+                    .or(t.last_step.flatten().map(|s| format!("step {s}")))
                     .unwrap_or_else(|| "-".into()),
             ]
         })
@@ -448,7 +448,7 @@ fn print_token(t: &TokenView) {
     if let Some(c) = t.counter {
         println!("counter       {c}");
     }
-    if let Some(s) = t.last_step {
+    if let Some(s) = t.last_step.flatten() {
         println!("last step     {s}");
     }
     if let Some(d) = t.drift.filter(|d| *d != 0) {

@@ -1,0 +1,245 @@
+//! Starts the real `radotpd` in a temporary directory on port 0 and drives it.
+//! On failure (a panicking test) the daemon's log is printed.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use radotp::radius::client::RadiusClient;
+
+pub const SECRET: &str = "testing123";
+/// RFC 4226 test seed "12345678901234567890".
+pub const RFC_SEED_HEX: &str = "3132333435363738393031323334353637383930";
+/// Its HOTP codes for counters 0..
+pub const RFC_CODES: [&str; 10] = [
+    "755224", "287082", "359152", "969429", "338314", "254676", "287922", "162583", "399871", "520489",
+];
+
+pub fn base_config(dir: &Path) -> String {
+    format!(
+        r#"radius:
+  listen: ["127.0.0.1:0"]
+  clients:
+    - {{ name: local, address: 127.0.0.1/32, secret: "{SECRET}" }}
+  duplicate_cache_seconds: 30
+auth:
+  max_failures: 5
+  hotp_window: 10
+  totp_window: 1
+store:
+  path: {dir}/db
+  key_file: {dir}/master.key
+admin:
+  socket: {dir}/admin.sock
+directory:
+  kind: static
+  users:
+    - {{ name: alice, display_name: "Alice Archer", email: alice@example.org }}
+    - {{ name: bob, display_name: "Bob Baker" }}
+    - {{ name: carol }}
+token_types:
+  - {{ id: hw-hotp, label: "Hardware token (HOTP)", algorithm: hotp, digits: 6, hash: sha1 }}
+  - {{ id: hw-totp, label: "Hardware token (TOTP)", algorithm: totp, digits: 6, period: 30, hash: sha1 }}
+log:
+  level: debug
+"#,
+        dir = dir.display()
+    )
+}
+
+pub struct Daemon {
+    child: Option<Child>,
+    pub dir: tempfile::TempDir,
+    pub radius: SocketAddr,
+    pub socket: PathBuf,
+    log: Arc<Mutex<String>>,
+    config: String,
+}
+
+impl Daemon {
+    pub fn start() -> Daemon {
+        Daemon::start_with(|_| {})
+    }
+
+    /// Starts with the base config edited by `edit`.
+    pub fn start_with(edit: impl FnOnce(&mut String)) -> Daemon {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut config = base_config(dir.path());
+        edit(&mut config);
+        let mut daemon = Daemon {
+            child: None,
+            socket: dir.path().join("admin.sock"),
+            dir,
+            radius: "127.0.0.1:0".parse().unwrap(),
+            log: Arc::new(Mutex::new(String::new())),
+            config,
+        };
+        daemon.launch();
+        daemon
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("radotp.yaml")
+    }
+
+    /// (Re)starts the process on the same directory and store.
+    pub fn launch(&mut self) {
+        std::fs::write(self.config_path(), &self.config).expect("write config");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_radotpd"))
+            .arg("--config")
+            .arg(self.config_path())
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start radotpd");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = mpsc::channel();
+        let log = self.log.clone();
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            let mut radius = None;
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(addr) = line.split("listening for RADIUS on ").nth(1) {
+                    radius = addr.trim().parse::<SocketAddr>().ok();
+                }
+                if line.contains("radotpd ready") {
+                    if let (Some(tx), Some(addr)) = (tx.take(), radius) {
+                        let _ = tx.send(addr);
+                    }
+                }
+                log.lock().unwrap().push_str(&line);
+                log.lock().unwrap().push('\n');
+            }
+        });
+        match rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(addr) => self.radius = addr,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("radotpd did not become ready; its log:\n{}", self.log());
+            }
+        }
+        self.child = Some(child);
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Stops with SIGKILL: a crash.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Stops with SIGTERM and returns the exit status code.
+    pub fn terminate(&mut self) -> Option<i32> {
+        let mut child = self.child.take()?;
+        let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+        for _ in 0..200 {
+            if let Ok(Some(status)) = child.try_wait() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        None
+    }
+
+    /// Runs radotpctl against this daemon.
+    pub fn ctl(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_radotpctl"))
+            .arg("--socket")
+            .arg(&self.socket)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run radotpctl")
+    }
+
+    /// Runs radotpctl and insists on success; returns stdout.
+    pub fn ctl_ok(&self, args: &[&str]) -> String {
+        let out = self.ctl(args);
+        assert!(
+            out.status.success(),
+            "radotpctl {args:?} failed ({:?}):\nstdout: {}\nstderr: {}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    pub fn ctl_json(&self, args: &[&str]) -> serde_json::Value {
+        let mut all = args.to_vec();
+        all.push("--json");
+        let text = self.ctl_ok(&all);
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("radotpctl {args:?} printed no JSON ({e}):\n{text}"))
+    }
+
+    /// Imports CSV text through radotpctl.
+    pub fn import(&self, csv: &str) -> String {
+        let path = self.dir.path().join(format!("import-{}.csv", rand_suffix()));
+        std::fs::write(&path, csv).unwrap();
+        self.ctl_ok(&["token", "import", path.to_str().unwrap()])
+    }
+
+    /// Imports the RFC 4226 seed as `serial` and assigns it to `user`.
+    pub fn rfc_token(&self, serial: &str, user: &str) {
+        self.import(&format!(
+            "serial,type,seed,user\n{serial},hw-hotp,{RFC_SEED_HEX},{user}\n"
+        ));
+    }
+
+    pub async fn client(&self) -> RadiusClient {
+        RadiusClient::connect(self.radius, SECRET.as_bytes())
+            .await
+            .expect("client socket")
+    }
+}
+
+pub fn rand_suffix() -> u64 {
+    let mut b = [0u8; 8];
+    radotp::crypto::random_bytes(&mut b).unwrap();
+    u64::from_le_bytes(b)
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.terminate();
+        if std::thread::panicking() {
+            eprintln!(
+                "----- radotpd log ({}) -----\n{}",
+                self.dir.path().display(),
+                self.log()
+            );
+        }
+    }
+}
+
+/// Runs radclient (Debian freeradius-utils) with `input` on stdin.
+pub fn radclient(args: &[&str], input: &str) -> Output {
+    use std::io::Write;
+    let mut child = Command::new("radclient")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("radclient is needed for this test ({e}); install it with: apt-get install freeradius-utils")
+        });
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+pub fn pap_input(user: &str, password: &str) -> String {
+    format!("User-Name = \"{user}\"\nUser-Password = \"{password}\"\nMessage-Authenticator = 0x00\n")
+}

@@ -1,0 +1,467 @@
+//! RADIUS behaviour, with the project's own client and with radclient.
+
+use std::time::Duration;
+
+use radotp::radius::packet::{
+    self, ATTR_MESSAGE_AUTHENTICATOR, CODE_ACCESS_ACCEPT, CODE_ACCESS_REJECT, HEADER_LEN, build_access_request,
+    build_status_server, verify_reply,
+};
+use tokio::net::UdpSocket;
+
+use crate::harness::{Daemon, RFC_CODES, SECRET, pap_input, radclient};
+
+const QUIET: Duration = Duration::from_millis(700);
+
+#[tokio::test(flavor = "multi_thread")]
+async fn accept_then_replay_and_older_codes_reject() {
+    let daemon = Daemon::start();
+    daemon.rfc_token("HW1", "alice");
+    let mut client = daemon.client().await;
+    assert_eq!(
+        client.authenticate("alice", RFC_CODES[0]).await.unwrap().code,
+        CODE_ACCESS_ACCEPT
+    );
+    assert_eq!(
+        client.authenticate("alice", RFC_CODES[0]).await.unwrap().code,
+        CODE_ACCESS_REJECT,
+        "replay"
+    );
+    // Look-ahead within the window: counter 3 accepted, then 1 and 2 are older and reject.
+    assert_eq!(
+        client.authenticate("alice", RFC_CODES[3]).await.unwrap().code,
+        CODE_ACCESS_ACCEPT
+    );
+    assert_eq!(
+        client.authenticate("alice", RFC_CODES[1]).await.unwrap().code,
+        CODE_ACCESS_REJECT
+    );
+    assert_eq!(
+        client.authenticate("alice", RFC_CODES[2]).await.unwrap().code,
+        CODE_ACCESS_REJECT
+    );
+    assert_eq!(
+        client.authenticate("alice", RFC_CODES[4]).await.unwrap().code,
+        CODE_ACCESS_ACCEPT
+    );
+    let token = daemon.ctl_json(&["token", "show", "HW1"]);
+    assert_eq!(token["counter"], 5);
+    let audit = daemon.ctl_json(&["audit", "--limit", "20"]);
+    let reasons: Vec<String> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["operation"] == "radius.auth")
+        .map(|e| {
+            format!(
+                "{}:{}",
+                e["result"].as_str().unwrap(),
+                e["reason"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    assert!(reasons.contains(&"reject:replay".to_string()), "{reasons:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn code_outside_the_window_rejects() {
+    let daemon = Daemon::start();
+    daemon.import(&format!(
+        "serial,type,seed,user,counter\nHW1,hw-hotp,{},alice,0\n",
+        crate::harness::RFC_SEED_HEX
+    ));
+    let mut client = daemon.client().await;
+    // The window is 10 counters (0..=10); code for counter 11 is too far ahead.
+    let far = radotp::otp::hotp_code(b"12345678901234567890", 11, 6, radotp::otp::HashAlg::Sha1);
+    assert_eq!(
+        client.authenticate("alice", &far).await.unwrap().code,
+        CODE_ACCESS_REJECT
+    );
+    let near = radotp::otp::hotp_code(b"12345678901234567890", 10, 6, radotp::otp::HashAlg::Sha1);
+    assert_eq!(
+        client.authenticate("alice", &near).await.unwrap().code,
+        CODE_ACCESS_ACCEPT
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unknown_user_and_tokenless_user_get_the_same_reject_as_a_wrong_otp() {
+    let daemon = Daemon::start();
+    daemon.rfc_token("HW1", "alice");
+    let mut client = daemon.client().await;
+    let wrong = client.authenticate("alice", "000000").await.unwrap();
+    let unknown = client.authenticate("mallory", RFC_CODES[0]).await.unwrap();
+    let tokenless = client.authenticate("bob", RFC_CODES[0]).await.unwrap();
+    for reply in [&wrong, &unknown, &tokenless] {
+        assert_eq!(reply.code, CODE_ACCESS_REJECT);
+        assert_eq!(reply.reply_message, None);
+        assert_eq!(reply.state, None);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn any_of_several_tokens_accepts() {
+    let daemon = Daemon::start();
+    let seed2 = "3132333435363738393031323334353637383931";
+    daemon.import(&format!(
+        "serial,type,seed,user\nHW1,hw-hotp,{},alice\nHW2,hw-hotp,{seed2},alice\n",
+        crate::harness::RFC_SEED_HEX
+    ));
+    let mut client = daemon.client().await;
+    let second = radotp::otp::hotp_code(b"12345678901234567891", 0, 6, radotp::otp::HashAlg::Sha1);
+    assert_eq!(
+        client.authenticate("alice", &second).await.unwrap().code,
+        CODE_ACCESS_ACCEPT
+    );
+    assert_eq!(
+        client.authenticate("alice", RFC_CODES[0]).await.unwrap().code,
+        CODE_ACCESS_ACCEPT
+    );
+    assert_eq!(daemon.ctl_json(&["token", "show", "HW2"])["counter"], 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn totp_accepts_the_current_code_once() {
+    let daemon = Daemon::start();
+    let seed = "3132333435363738393031323334353637383930";
+    daemon.import(&format!("serial,type,seed,user\nTT1,hw-totp,{seed},carol\n"));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let code = radotp::otp::totp_code(b"12345678901234567890", now, 30, 6, radotp::otp::HashAlg::Sha1);
+    let mut client = daemon.client().await;
+    assert_eq!(
+        client.authenticate("carol", &code).await.unwrap().code,
+        CODE_ACCESS_ACCEPT
+    );
+    assert_eq!(
+        client.authenticate("carol", &code).await.unwrap().code,
+        CODE_ACCESS_REJECT
+    );
+    let token = daemon.ctl_json(&["token", "show", "TT1"]);
+    assert!(token["last_step"].as_u64().unwrap() >= now / 30 - 1, "{token}");
+    assert!(
+        token.get("counter").is_none(),
+        "TOTP tokens show last_step, not counter: {token}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_identical_otps_give_exactly_one_accept() {
+    let daemon = Daemon::start();
+    daemon.rfc_token("HW1", "alice");
+    let mut handles = Vec::new();
+    for _ in 0..32 {
+        let mut client = daemon.client().await;
+        handles.push(tokio::spawn(async move {
+            client.authenticate("alice", RFC_CODES[0]).await.unwrap().code
+        }));
+    }
+    let mut accepts = 0;
+    for handle in handles {
+        if handle.await.unwrap() == CODE_ACCESS_ACCEPT {
+            accepts += 1;
+        }
+    }
+    assert_eq!(
+        accepts, 1,
+        "exactly one of 32 concurrent identical OTPs may be accepted"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn retransmission_gets_the_same_reply_bytes_even_from_another_port() {
+    let daemon = Daemon::start();
+    daemon.rfc_token("HW1", "alice");
+    let request = build_access_request(42, SECRET.as_bytes(), "alice", RFC_CODES[0].as_bytes(), None).unwrap();
+    let first = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let second = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let mut buf = [0u8; 4096];
+    let mut replies = Vec::new();
+    for socket in [&first, &first, &second] {
+        socket.send_to(&request, daemon.radius).await.unwrap();
+        let (n, _) = tokio::time::timeout(Duration::from_secs(3), socket.recv_from(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        replies.push(buf[..n].to_vec());
+    }
+    assert_eq!(
+        verify_reply(&replies[0], &request, SECRET.as_bytes()).unwrap().code,
+        CODE_ACCESS_ACCEPT
+    );
+    assert_eq!(replies[0], replies[1], "retransmission answered from the cache");
+    assert_eq!(
+        replies[0], replies[2],
+        "retransmission from a new source port answered from the cache"
+    );
+    assert_eq!(
+        daemon.ctl_json(&["token", "show", "HW1"])["counter"],
+        1,
+        "the OTP was checked once"
+    );
+    let status = daemon.ctl_json(&["status"]);
+    assert_eq!(status["radius"]["retransmissions_answered"], 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn radclient_accepts_rejects_retransmits_and_checks_status() {
+    let daemon = Daemon::start();
+    daemon.rfc_token("HW1", "alice");
+    let server = daemon.radius.to_string();
+    let out = radclient(
+        &["-x", "-r", "3", "-t", "2", &server, "auth", SECRET],
+        &pap_input("alice", RFC_CODES[0]),
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("Received Access-Accept"),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = radclient(&["-x", &server, "auth", SECRET], &pap_input("alice", RFC_CODES[0]));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("Received Access-Reject"),
+        "replay through radclient"
+    );
+    let out = radclient(&["-x", &server, "auth", SECRET], &pap_input("alice", "123456"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Received Access-Reject"));
+    let out = radclient(&["-x", &server, "status", SECRET], "Message-Authenticator = 0x00\n");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("Received Access-Accept"),
+        "Status-Server"
+    );
+    // Many requests in flight at once (-p), each a separate request: all answered.
+    let mut input = String::new();
+    for _ in 0..50 {
+        input.push_str(&pap_input("bob", "111111"));
+        input.push('\n');
+    }
+    let out = radclient(&["-c", "1", "-p", "25", "-q", "-s", &server, "auth", SECRET], &input);
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert!(summary.contains("Rejected") && summary.contains("50"), "{summary}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn status_server_is_answered_with_message_authenticator_first() {
+    let daemon = Daemon::start();
+    let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let request = build_status_server(9, SECRET.as_bytes());
+    socket.send_to(&request, daemon.radius).await.unwrap();
+    let mut buf = [0u8; 4096];
+    let (n, _) = tokio::time::timeout(Duration::from_secs(3), socket.recv_from(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(buf[HEADER_LEN], ATTR_MESSAGE_AUTHENTICATOR);
+    assert_eq!(
+        verify_reply(&buf[..n], &request, SECRET.as_bytes()).unwrap().code,
+        CODE_ACCESS_ACCEPT
+    );
+}
+
+async fn silent(daemon: &Daemon, socket: &UdpSocket, bytes: &[u8]) -> bool {
+    socket.send_to(bytes, daemon.radius).await.unwrap();
+    let mut buf = [0u8; 4096];
+    tokio::time::timeout(QUIET, socket.recv_from(&mut buf)).await.is_err()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unknown_client_is_dropped_silently() {
+    let daemon = Daemon::start();
+    daemon.rfc_token("HW1", "alice");
+    // 127.0.0.2 is loopback too, but not a configured client.
+    let stranger = UdpSocket::bind("127.0.0.2:0").await.unwrap();
+    let request = build_access_request(1, SECRET.as_bytes(), "alice", RFC_CODES[0].as_bytes(), None).unwrap();
+    assert!(
+        silent(&daemon, &stranger, &request).await,
+        "an unknown client got an answer"
+    );
+    assert_eq!(daemon.ctl_json(&["token", "show", "HW1"])["counter"], 0);
+    assert_eq!(daemon.ctl_json(&["status"])["radius"]["drops"]["unknown_client"], 1);
+}
+
+/// Builds a request without Message-Authenticator (as old NAS do).
+fn request_without_ma(id: u8, user: &str, password: &str, proxy_state: bool) -> Vec<u8> {
+    let mut bytes = build_access_request(id, SECRET.as_bytes(), user, password.as_bytes(), None).unwrap();
+    // Message-Authenticator is the first attribute: cut it out and fix Length.
+    assert_eq!(bytes[HEADER_LEN], ATTR_MESSAGE_AUTHENTICATOR);
+    bytes.drain(HEADER_LEN..HEADER_LEN + 18);
+    if proxy_state {
+        bytes.extend_from_slice(&[packet::ATTR_PROXY_STATE, 6, 1, 2, 3, 4]);
+    }
+    let len = bytes.len() as u16;
+    bytes[2..4].copy_from_slice(&len.to_be_bytes());
+    bytes
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn missing_or_wrong_message_authenticator_is_dropped() {
+    let daemon = Daemon::start();
+    daemon.rfc_token("HW1", "alice");
+    let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    assert!(
+        silent(&daemon, &socket, &request_without_ma(1, "alice", RFC_CODES[0], false)).await,
+        "missing"
+    );
+    let mut wrong = build_access_request(2, SECRET.as_bytes(), "alice", RFC_CODES[0].as_bytes(), None).unwrap();
+    wrong[HEADER_LEN + 2] ^= 0xff;
+    assert!(silent(&daemon, &socket, &wrong).await, "wrong Message-Authenticator");
+    let other_secret = build_access_request(3, b"not-the-secret", "alice", RFC_CODES[0].as_bytes(), None).unwrap();
+    assert!(
+        silent(&daemon, &socket, &other_secret).await,
+        "signed with another secret"
+    );
+    assert_eq!(
+        daemon.ctl_json(&["token", "show", "HW1"])["counter"],
+        0,
+        "no dropped packet reached the OTP check"
+    );
+    let drops = daemon.ctl_json(&["status"])["radius"]["drops"].clone();
+    assert_eq!(drops["missing_message_authenticator"], 1, "{drops}");
+    assert_eq!(drops["bad_message_authenticator"], 2, "{drops}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn client_that_does_not_require_message_authenticator() {
+    let daemon = Daemon::start_with(|c| {
+        *c = c.replace(
+            "{ name: local, address: 127.0.0.1/32, secret: \"testing123\" }",
+            "{ name: local, address: 127.0.0.1/32, secret: \"testing123\", require_message_authenticator: false }",
+        )
+    });
+    daemon.rfc_token("HW1", "alice");
+    let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    // Proxy-State without Message-Authenticator: the BlastRADIUS pattern, always dropped.
+    assert!(silent(&daemon, &socket, &request_without_ma(1, "alice", RFC_CODES[0], true)).await);
+    let request = request_without_ma(2, "alice", RFC_CODES[0], false);
+    socket.send_to(&request, daemon.radius).await.unwrap();
+    let mut buf = [0u8; 4096];
+    let (n, _) = tokio::time::timeout(Duration::from_secs(3), socket.recv_from(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        verify_reply(&buf[..n], &request, SECRET.as_bytes()).unwrap().code,
+        CODE_ACCESS_ACCEPT
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn malformed_packets_are_dropped_and_the_daemon_keeps_answering() {
+    let daemon = Daemon::start();
+    let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let good = build_access_request(7, SECRET.as_bytes(), "alice", b"123456", None).unwrap();
+    let mut cases: Vec<Vec<u8>> = vec![
+        vec![],
+        vec![1],
+        good[..19].to_vec(),             // truncated header
+        good[..good.len() - 3].to_vec(), // truncated body: Length says more
+    ];
+    let mut long_length = good.clone();
+    long_length[2..4].copy_from_slice(&5000u16.to_be_bytes());
+    cases.push(long_length);
+    let mut short_length = good.clone();
+    short_length[2..4].copy_from_slice(&10u16.to_be_bytes());
+    cases.push(short_length);
+    let mut bad_attr = good.clone();
+    bad_attr[HEADER_LEN + 1] = 0;
+    cases.push(bad_attr);
+    let mut overrun_attr = good.clone();
+    overrun_attr[HEADER_LEN + 1] = 255;
+    cases.push(overrun_attr);
+    let mut accounting = good.clone();
+    accounting[0] = 4;
+    cases.push(accounting);
+    let mut seed = 0x9e37_79b9u32;
+    for size in [20usize, 64, 200, 4096, 9000] {
+        cases.push(
+            (0..size)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 17;
+                    seed ^= seed << 5;
+                    seed as u8
+                })
+                .collect(),
+        );
+    }
+    for case in &cases {
+        socket.send_to(case, daemon.radius).await.unwrap();
+    }
+    let mut buf = [0u8; 4096];
+    assert!(
+        tokio::time::timeout(QUIET, socket.recv_from(&mut buf)).await.is_err(),
+        "a malformed packet was answered"
+    );
+    let mut client = daemon.client().await;
+    assert_eq!(
+        client.status_server().await.unwrap().code,
+        CODE_ACCESS_ACCEPT,
+        "daemon still answers"
+    );
+    assert!(
+        daemon.ctl_json(&["status"])["radius"]["drops"]["malformed"]
+            .as_u64()
+            .unwrap()
+            >= 8
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn failures_lock_the_token_and_a_success_resets_the_count() {
+    let daemon = Daemon::start(); // max_failures: 5
+    daemon.rfc_token("HW1", "alice");
+    let mut client = daemon.client().await;
+    for _ in 0..4 {
+        assert_eq!(
+            client.authenticate("alice", "000000").await.unwrap().code,
+            CODE_ACCESS_REJECT
+        );
+    }
+    assert_eq!(daemon.ctl_json(&["token", "show", "HW1"])["fail_count"], 4);
+    assert_eq!(
+        client.authenticate("alice", RFC_CODES[0]).await.unwrap().code,
+        CODE_ACCESS_ACCEPT
+    );
+    assert_eq!(
+        daemon.ctl_json(&["token", "show", "HW1"])["fail_count"],
+        0,
+        "a success resets the count"
+    );
+    for _ in 0..5 {
+        client.authenticate("alice", "000000").await.unwrap();
+    }
+    let token = daemon.ctl_json(&["token", "show", "HW1"]);
+    assert_eq!(token["state"], "locked", "{token}");
+    assert_eq!(
+        client.authenticate("alice", RFC_CODES[1]).await.unwrap().code,
+        CODE_ACCESS_REJECT,
+        "locked rejects a valid OTP"
+    );
+    let locked = daemon.ctl_json(&["token", "list", "--state", "locked"]);
+    assert_eq!(locked.as_array().unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn failures_of_one_user_do_not_touch_another() {
+    let daemon = Daemon::start();
+    daemon.import(&format!(
+        "serial,type,seed,user\nHW1,hw-hotp,{s},alice\nHW2,hw-hotp,{s},bob\n",
+        s = crate::harness::RFC_SEED_HEX
+    ));
+    let mut client = daemon.client().await;
+    for _ in 0..7 {
+        client.authenticate("alice", "000000").await.unwrap();
+    }
+    assert_eq!(daemon.ctl_json(&["token", "show", "HW1"])["state"], "locked");
+    let bob = daemon.ctl_json(&["token", "show", "HW2"]);
+    assert_eq!(
+        (bob["state"].as_str(), bob["fail_count"].as_u64()),
+        (Some("active"), Some(0))
+    );
+    assert_eq!(
+        client.authenticate("bob", RFC_CODES[0]).await.unwrap().code,
+        CODE_ACCESS_ACCEPT
+    );
+}

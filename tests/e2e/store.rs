@@ -1,0 +1,137 @@
+//! Durability and secrecy of the store, seen from outside the daemon.
+
+use radotp::radius::packet::{CODE_ACCESS_ACCEPT, CODE_ACCESS_REJECT};
+
+use crate::harness::{Daemon, RFC_CODES, RFC_SEED_HEX};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_accepted_otp_stays_used_after_a_crash() {
+    let mut daemon = Daemon::start();
+    daemon.rfc_token("HW1", "alice");
+    for code in RFC_CODES.iter().take(3) {
+        let mut client = daemon.client().await;
+        assert_eq!(
+            client.authenticate("alice", code).await.unwrap().code,
+            CODE_ACCESS_ACCEPT
+        );
+        // SIGKILL right after the Accept arrived: no graceful flush.
+        daemon.kill();
+        daemon.launch();
+        let mut client = daemon.client().await;
+        assert_eq!(
+            client.authenticate("alice", code).await.unwrap().code,
+            CODE_ACCESS_REJECT,
+            "replay after crash"
+        );
+    }
+    let chain = daemon.ctl_json(&["audit", "verify"]);
+    assert_eq!(chain["ok"], true, "{chain}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_exits_cleanly_and_removes_the_socket() {
+    let mut daemon = Daemon::start();
+    daemon.rfc_token("HW1", "alice");
+    assert_eq!(daemon.terminate(), Some(0));
+    assert!(!daemon.socket.exists());
+    daemon.launch();
+    assert_eq!(daemon.ctl_json(&["token", "show", "HW1"])["user"], "alice");
+}
+
+fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(files_under(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn seeds_never_appear_in_the_store_files() {
+    // A seed with no ASCII meaning, so any encoding of it is distinctive.
+    let seed = [
+        0x8fu8, 0x1e, 0x77, 0xa0, 0x5c, 0xd3, 0x29, 0xee, 0x41, 0x90, 0x0b, 0x6a, 0xf2, 0x13, 0x88, 0xc5, 0x3d, 0x7e,
+        0xb1, 0x64,
+    ];
+    let hex = data_encoding::HEXLOWER.encode(&seed);
+    let mut daemon = Daemon::start();
+    daemon.import(&format!("serial,type,seed,user\nS1,hw-hotp,{hex},alice\n"));
+    let code = radotp::otp::hotp_code(&seed, 0, 6, radotp::otp::HashAlg::Sha1);
+    let mut client = daemon.client().await;
+    assert_eq!(
+        client.authenticate("alice", &code).await.unwrap().code,
+        CODE_ACCESS_ACCEPT
+    );
+    daemon.terminate();
+    let needles: Vec<Vec<u8>> = vec![
+        seed.to_vec(),
+        hex.clone().into_bytes(),
+        hex.to_uppercase().into_bytes(),
+        data_encoding::BASE32.encode(&seed).into_bytes(),
+        data_encoding::BASE32_NOPAD.encode(&seed).into_bytes(),
+        data_encoding::BASE64.encode(&seed).into_bytes(),
+    ];
+    let db = daemon.dir.path().join("db");
+    let files = files_under(&db);
+    assert!(!files.is_empty());
+    for file in files {
+        let bytes = std::fs::read(&file).unwrap();
+        for needle in &needles {
+            assert!(
+                !bytes.windows(needle.len()).any(|w| w == needle.as_slice()),
+                "seed found in {}",
+                file.display()
+            );
+        }
+        assert!(
+            !bytes.windows(6).any(|w| w == code.as_bytes()) || code.len() != 6,
+            "OTP found in {}",
+            file.display()
+        );
+    }
+    let log = daemon.log();
+    assert!(!log.contains(&hex) && !log.contains(&code), "seed or OTP in the log");
+    let _ = RFC_SEED_HEX;
+}
+
+#[test]
+fn a_bad_config_names_the_key_and_exits_78() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = crate::harness::base_config(dir.path()).replace("address: 127.0.0.1/32", "address: 127.0.0.300/32");
+    let path = dir.path().join("bad.yaml");
+    std::fs::write(&path, config).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_radotpd"))
+        .arg("--config")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(78));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("radius.clients[0].address"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_radotpd"))
+        .args(["--check-config", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(78));
+    for sample in ["conf/radotp.yaml"] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_radotpd"))
+            .args(["--check-config", "--config", sample])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{sample}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Runs radotp's whole test suite.
+#
+# On a fresh Debian machine with Rust: installs the real peers the tests talk
+# to when they are missing (radclient from freeradius-utils, OpenLDAP's slapd
+# and ldap-utils, openssl for test certificates), using apt-get when run as
+# root, then runs `cargo test`. Extra arguments go to `cargo test`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+missing=()
+command -v radclient >/dev/null 2>&1 || missing+=(freeradius-utils)
+[ -x /usr/sbin/slapd ] || missing+=(slapd)
+command -v ldapadd >/dev/null 2>&1 || missing+=(ldap-utils)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+command -v setpriv >/dev/null 2>&1 || missing+=(util-linux)
+
+if [ "${#missing[@]}" -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "tests/run.sh: installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    # The tests start their own slapd; keep the package from starting a system one.
+    policy=/usr/sbin/policy-rc.d
+    added_policy=""
+    if [ ! -e "$policy" ]; then
+      printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod 755 "$policy" && added_policy=1
+    fi
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}"
+    [ -n "$added_policy" ] && rm -f "$policy"
+  else
+    echo "tests/run.sh: missing ${missing[*]}; install them with: sudo apt-get install ${missing[*]}" >&2
+    exit 1
+  fi
+fi
+
+exec cargo test --locked "$@"
