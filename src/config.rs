@@ -34,7 +34,37 @@ pub struct Config {
     pub directory: DirectoryConfig,
     pub token_types: Vec<TokenType>,
     #[serde(default)]
+    pub enroll: EnrollConfig,
+    #[serde(default)]
     pub log: LogConfig,
+}
+
+/// How enrolled authenticator-app tokens are labelled in their `otpauth://` URI.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnrollConfig {
+    /// Shown by authenticator apps as the service name.
+    #[serde(default = "default_issuer")]
+    pub issuer: String,
+    /// Account label; `{user}` and `{serial}` are replaced.
+    #[serde(default = "default_account_label")]
+    pub account_label: String,
+}
+
+impl Default for EnrollConfig {
+    fn default() -> Self {
+        EnrollConfig {
+            issuer: default_issuer(),
+            account_label: default_account_label(),
+        }
+    }
+}
+
+fn default_issuer() -> String {
+    "radotp".into()
+}
+fn default_account_label() -> String {
+    "{user}".into()
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -86,6 +116,9 @@ pub struct AuthConfig {
     /// Counters searched by the two-OTP reset.
     #[serde(default = "default_reset_window")]
     pub reset_window: u64,
+    /// TOTP steps searched either side of now by the two-OTP reset (drift search).
+    #[serde(default = "default_totp_reset_window")]
+    pub totp_reset_window: u64,
 }
 
 impl Default for AuthConfig {
@@ -95,6 +128,7 @@ impl Default for AuthConfig {
             hotp_window: default_hotp_window(),
             totp_window: default_totp_window(),
             reset_window: default_reset_window(),
+            totp_reset_window: default_totp_reset_window(),
         }
     }
 }
@@ -119,6 +153,32 @@ pub struct AdminConfig {
     /// Group names or numeric gids.
     #[serde(default)]
     pub allowed_groups: Vec<String>,
+    /// Who gets which role. Peers in `allowed_uids`/`allowed_groups`, root and
+    /// the daemon's own uid are admins.
+    #[serde(default)]
+    pub roles: RolesConfig,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RolesConfig {
+    /// Day-to-day token handling: list, show, assign, reassign, unassign,
+    /// enroll, reset, enable, disable, unlock, audit.
+    #[serde(default)]
+    pub operator: RoleMembers,
+    /// Everything, including import and delete.
+    #[serde(default)]
+    pub admin: RoleMembers,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoleMembers {
+    #[serde(default)]
+    pub uids: Vec<u32>,
+    /// Group names or numeric gids.
+    #[serde(default)]
+    pub groups: Vec<String>,
 }
 
 /// `directory`: where users come from, chosen by `kind`.
@@ -241,6 +301,9 @@ fn default_totp_window() -> u64 {
 }
 fn default_reset_window() -> u64 {
     1000
+}
+fn default_totp_reset_window() -> u64 {
+    240
 }
 fn default_cache_mib() -> u64 {
     16
@@ -390,6 +453,9 @@ impl Config {
         if !(1..=100_000).contains(&auth.reset_window) {
             problem("auth.reset_window".into(), "must be between 1 and 100000".into());
         }
+        if !(1..=10_000).contains(&auth.totp_reset_window) {
+            problem("auth.totp_reset_window".into(), "must be between 1 and 10000".into());
+        }
         if self.store.cache_mib == 0 {
             problem("store.cache_mib".into(), "must be at least 1".into());
         }
@@ -444,6 +510,12 @@ impl Config {
             if !(1..=3600).contains(&ty.period) {
                 problem(format!("{at}.period"), "must be 1 to 3600 seconds".into());
             }
+        }
+        if self.enroll.issuer.is_empty() || self.enroll.issuer.contains(':') {
+            problem("enroll.issuer".into(), "must be non-empty and without ':'".into());
+        }
+        if self.enroll.account_label.is_empty() {
+            problem("enroll.account_label".into(), "must not be empty".into());
         }
         if let Some(level) = &self.log.level {
             if tracing_subscriber::EnvFilter::try_new(level).is_err() {
@@ -516,6 +588,11 @@ impl ClientConfig {
         }
         Ok(secret)
     }
+}
+
+/// Numeric gids of group names (or numbers); unknown names are left out.
+pub fn resolve_groups(groups: &[String]) -> Vec<u32> {
+    groups.iter().filter_map(|g| resolve_group(g)).collect()
 }
 
 fn resolve_group(group: &str) -> Option<u32> {

@@ -78,14 +78,25 @@ fn settings_of(config: &Config) -> Settings {
     Settings {
         auth: config.auth.clone(),
         token_types: config.token_types.clone(),
+        enroll: crate::service::EnrollLabels {
+            issuer: config.enroll.issuer.clone(),
+            account: config.enroll.account_label.clone(),
+        },
     }
 }
 
 fn access_policy(config: &Config) -> AccessPolicy {
+    let roles = &config.admin.roles;
+    let mut admin_uids = config.admin.allowed_uids.clone();
+    admin_uids.extend(&roles.admin.uids);
+    let mut admin_gids = config.allowed_gids();
+    admin_gids.extend(crate::config::resolve_groups(&roles.admin.groups));
     AccessPolicy {
         daemon_uid: nix::unistd::getuid().as_raw(),
-        allowed_uids: config.admin.allowed_uids.clone(),
-        allowed_gids: config.allowed_gids(),
+        admin_uids,
+        admin_gids,
+        operator_uids: roles.operator.uids.clone(),
+        operator_gids: crate::config::resolve_groups(&roles.operator.groups),
     }
 }
 

@@ -31,6 +31,7 @@ use crate::token::{
 pub struct Settings {
     pub auth: AuthConfig,
     pub token_types: Vec<TokenType>,
+    pub enroll: EnrollLabels,
 }
 
 impl Settings {
@@ -511,6 +512,287 @@ impl Service {
     }
 
     /// Imports tokens from CSV text (see docs/configuration.md for the columns).
+    /// Takes a token from its owner. It stays active with its seed and
+    /// counter; its fail count is cleared and it is ready for a new owner.
+    pub async fn unassign(&self, serial: &str) -> Result<Assignment, ServiceError> {
+        let outcome = update_with(self.store.as_ref(), serial, |current| {
+            let Some(previous) = current.owner_name().map(str::to_string) else {
+                return Change::Keep(Err(ServiceError::Refused(format!(
+                    "token {serial} is not assigned to anyone"
+                ))));
+            };
+            let mut next = current.clone();
+            next.owner = None;
+            next.fail_count = 0;
+            next.locked = false;
+            Change::Write(Box::new(next.clone()), Ok((next, previous)))
+        })?;
+        match outcome {
+            Updated::NotFound => Err(ServiceError::NoSuchToken(serial.to_string())),
+            Updated::Done(Err(e)) => Err(e),
+            Updated::Done(Ok((token, previous))) => {
+                self.commit.sync().await?;
+                Ok(Assignment {
+                    token: self.view(&token, &self.settings()),
+                    previous_owner: Some(previous),
+                })
+            }
+        }
+    }
+
+    /// "ADD NEW TOKEN" on a user's page: a hardware token from stock, or a
+    /// fresh software token with a generated secret.
+    pub async fn enroll(&self, user: &str, type_id: &str, serial: Option<&str>) -> Result<Enrollment, ServiceError> {
+        let settings = self.settings();
+        let labels = &settings.enroll;
+        let allowed: Vec<String> = settings
+            .token_types
+            .iter()
+            .filter(|t| t.operator_enroll)
+            .map(|t| format!("{} ({})", t.id, t.label))
+            .collect();
+        let ty = match settings.token_type(type_id) {
+            Some(ty) if ty.operator_enroll => ty.clone(),
+            _ => {
+                return Err(ServiceError::Refused(format!(
+                    "operators cannot enroll tokens of type {type_id:?}; allowed types: {}",
+                    if allowed.is_empty() {
+                        "none".to_string()
+                    } else {
+                        allowed.join(", ")
+                    }
+                )));
+            }
+        };
+        let entry = self.directory_user(user).await?;
+        if !ty.generate_secret {
+            let Some(serial) = serial else {
+                return Err(ServiceError::Invalid(format!(
+                    "type {} is a hardware type: give --serial of an unassigned token of that type (radotpctl token list --unassigned --type {})",
+                    ty.id, ty.id
+                )));
+            };
+            let token = self.get_token(serial)?;
+            if token.type_id != ty.id {
+                return Err(ServiceError::Refused(format!(
+                    "token {serial} is of type {}, not {}",
+                    token.type_id, ty.id
+                )));
+            }
+            let assignment = self.assign(serial, &entry.name, false).await?;
+            return Ok(Enrollment {
+                token: assignment.token,
+                secret_base32: None,
+                otpauth_uri: None,
+            });
+        }
+        if serial.is_some() {
+            return Err(ServiceError::Invalid(format!(
+                "type {} generates its own token; --serial is not used",
+                ty.id
+            )));
+        }
+        let secret_len = match ty.hash {
+            HashAlg::Sha1 => 20,
+            HashAlg::Sha256 => 32,
+            HashAlg::Sha512 => 64,
+        };
+        let mut bytes = zeroize::Zeroizing::new(vec![0u8; secret_len]);
+        crate::crypto::random_bytes(&mut bytes)?;
+        let seed = Secret::new(bytes.to_vec());
+        let mut suffix = [0u8; 5];
+        crate::crypto::random_bytes(&mut suffix)?;
+        let serial = format!("{}-{}", ty.id, data_encoding::BASE32_NOPAD.encode(&suffix));
+        let now = self.now();
+        let token = Token {
+            serial: serial.clone(),
+            type_id: ty.id.clone(),
+            params: OtpParams {
+                algorithm: ty.algorithm,
+                digits: ty.digits,
+                hash: ty.hash,
+                period: ty.period,
+            },
+            sealed_seed: self.cipher.seal(&serial, &seed)?,
+            counter: 0,
+            last_step: None,
+            drift: 0,
+            owner: Some(Owner {
+                name: entry.name.clone(),
+                display_name: entry.display_name.clone(),
+                dn: entry.dn.clone(),
+            }),
+            disabled: false,
+            locked: false,
+            fail_count: 0,
+            created_at: now,
+            last_used_at: None,
+        };
+        self.store.insert_all(std::slice::from_ref(&token))?;
+        self.commit.sync().await?;
+        let secret_base32 = data_encoding::BASE32_NOPAD.encode(seed.expose());
+        let uri = otpauth_uri(&token, &secret_base32, &entry.name, labels);
+        Ok(Enrollment {
+            token: self.view(&token, &settings),
+            secret_base32: Some(secret_base32),
+            otpauth_uri: Some(uri),
+        })
+    }
+
+    /// The two-OTP reset: finds two consecutive codes and moves the token past
+    /// them; for TOTP, learns the token's clock drift.
+    pub async fn reset(&self, serial: &str, first_otp: &str, second_otp: &str) -> Result<ResetOutcome, ServiceError> {
+        let settings = self.settings();
+        let token = self.get_token(serial)?;
+        let ty = settings.token_type(&token.type_id);
+        if ty.is_some_and(|t| !t.allow_reset) {
+            let label = ty.map(|t| t.label.as_str()).unwrap_or(&token.type_id);
+            return Err(ServiceError::Refused(format!(
+                "tokens of type {label} ({}) do not allow the reset",
+                token.type_id
+            )));
+        }
+        let p = token.params;
+        for otp in [first_otp, second_otp] {
+            if !otp::well_formed(otp, p.digits) {
+                return Err(ServiceError::Invalid(format!(
+                    "an OTP of this token has {} digits",
+                    p.digits
+                )));
+            }
+        }
+        let seed = self.cipher.open(&token.serial, &token.sealed_seed)?;
+        let now = self.now();
+        let (from, window) = match p.algorithm {
+            Algorithm::Hotp => (token.counter, settings.auth.reset_window),
+            Algorithm::Totp => {
+                let step = otp::time_step(now, p.period);
+                let w = settings.auth.totp_reset_window;
+                (step.saturating_sub(w), 2 * w)
+            }
+        };
+        let found = otp::search_pair(seed.expose(), first_otp, second_otp, from, window, p.digits, p.hash);
+        let Some(first) = found else {
+            let reversed =
+                otp::search_pair(seed.expose(), second_otp, first_otp, from, window, p.digits, p.hash).is_some();
+            return Err(ServiceError::Refused(if reversed {
+                "the two OTPs are in reverse order: enter the older one first".to_string()
+            } else {
+                match p.algorithm {
+                    Algorithm::Hotp => format!(
+                        "the two OTPs are not consecutive codes of token {serial} within {window} counters of its current counter (already used codes do not count)"
+                    ),
+                    Algorithm::Totp => format!(
+                        "the two OTPs are not consecutive codes of token {serial} within {} steps of now",
+                        settings.auth.totp_reset_window
+                    ),
+                }
+            }));
+        };
+        let outcome = update_with(self.store.as_ref(), serial, |current| {
+            let mut next = current.clone();
+            let moved = match p.algorithm {
+                Algorithm::Hotp => {
+                    if current.counter > first {
+                        return Change::Keep(Err(ServiceError::Refused("these OTPs have already been used".into())));
+                    }
+                    next.counter = first + 2;
+                    next.counter - current.counter
+                }
+                Algorithm::Totp => {
+                    if current.last_step.is_some_and(|s| s >= first) {
+                        return Change::Keep(Err(ServiceError::Refused("these OTPs have already been used".into())));
+                    }
+                    next.last_step = Some(first + 1);
+                    next.drift = (first + 1) as i64 - otp::time_step(now, p.period) as i64;
+                    0
+                }
+            };
+            next.fail_count = 0;
+            next.locked = false;
+            Change::Write(Box::new(next.clone()), Ok((next, moved)))
+        })?;
+        match outcome {
+            Updated::NotFound => Err(ServiceError::NoSuchToken(serial.to_string())),
+            Updated::Done(Err(e)) => Err(e),
+            Updated::Done(Ok((token, moved))) => {
+                self.commit.sync().await?;
+                Ok(ResetOutcome {
+                    token: self.view(&token, &settings),
+                    counter_moved_by: moved,
+                    drift_steps: token.drift,
+                })
+            }
+        }
+    }
+
+    /// Enables or disables a token.
+    pub async fn set_disabled(&self, serial: &str, disabled: bool) -> Result<TokenView, ServiceError> {
+        self.change(serial, |token| {
+            token.disabled = disabled;
+            if !disabled {
+                token.fail_count = 0;
+                token.locked = false;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Unlocks a token locked by failed OTPs.
+    pub async fn unlock(&self, serial: &str) -> Result<TokenView, ServiceError> {
+        self.change(serial, |token| {
+            token.locked = false;
+            token.fail_count = 0;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn change(
+        &self,
+        serial: &str,
+        mut edit: impl FnMut(&mut Token) -> Result<(), ServiceError>,
+    ) -> Result<TokenView, ServiceError> {
+        let outcome = update_with(self.store.as_ref(), serial, |current| {
+            let mut next = current.clone();
+            match edit(&mut next) {
+                Ok(()) => Change::Write(Box::new(next.clone()), Ok(next)),
+                Err(e) => Change::Keep(Err(e)),
+            }
+        })?;
+        match outcome {
+            Updated::NotFound => Err(ServiceError::NoSuchToken(serial.to_string())),
+            Updated::Done(Err(e)) => Err(e),
+            Updated::Done(Ok(token)) => {
+                self.commit.sync().await?;
+                Ok(self.view(&token, &self.settings()))
+            }
+        }
+    }
+
+    /// Deletes a token for good (refused for types with `deletable: false`).
+    pub async fn delete(&self, serial: &str) -> Result<TokenView, ServiceError> {
+        let settings = self.settings();
+        let token = self.get_token(serial)?;
+        if let Some(ty) = settings.token_type(&token.type_id).filter(|t| !t.deletable) {
+            return Err(ServiceError::Refused(format!(
+                "tokens of type {} ({}) may not be deleted; disable it instead",
+                ty.label, ty.id
+            )));
+        }
+        let removed = self
+            .store
+            .remove(serial)?
+            .ok_or_else(|| ServiceError::NoSuchToken(serial.to_string()))?;
+        self.commit.sync().await?;
+        Ok(self.view(&removed, &settings))
+    }
+
+    pub fn token_types(&self) -> Vec<TokenType> {
+        self.settings().token_types.clone()
+    }
+
     pub async fn import_csv(
         &self,
         content: &str,
@@ -625,6 +907,78 @@ impl Service {
             radius: self.metrics.snapshot(),
         })
     }
+}
+
+/// Issuer and account label of the `otpauth://` URI of soft tokens.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EnrollLabels {
+    pub issuer: String,
+    /// `{user}` is replaced by the user name, `{serial}` by the serial.
+    pub account: String,
+}
+
+impl Default for EnrollLabels {
+    fn default() -> Self {
+        EnrollLabels {
+            issuer: "radotp".into(),
+            account: "{user}".into(),
+        }
+    }
+}
+
+/// What enrollment hands back: the secret and URI only for generated tokens,
+/// and only this once.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Enrollment {
+    pub token: TokenView,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_base32: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub otpauth_uri: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResetOutcome {
+    pub token: TokenView,
+    /// HOTP: how far the counter moved.
+    pub counter_moved_by: u64,
+    /// TOTP: the clock drift learnt, in steps.
+    pub drift_steps: i64,
+}
+
+/// The Key Uri Format understood by authenticator apps.
+fn otpauth_uri(token: &Token, secret_base32: &str, user: &str, labels: &EnrollLabels) -> String {
+    let p = token.params;
+    let account = labels
+        .account
+        .replace("{user}", user)
+        .replace("{serial}", &token.serial);
+    let mut uri = format!(
+        "otpauth://{}/{}:{}?secret={secret_base32}&issuer={}&algorithm={}&digits={}",
+        p.algorithm.as_str(),
+        percent_encode(&labels.issuer),
+        percent_encode(&account),
+        percent_encode(&labels.issuer),
+        p.hash.as_str().to_ascii_uppercase(),
+        p.digits
+    );
+    match p.algorithm {
+        Algorithm::Totp => uri.push_str(&format!("&period={}", p.period)),
+        Algorithm::Hotp => uri.push_str(&format!("&counter={}", token.counter)),
+    }
+    uri
+}
+
+fn percent_encode(text: &str) -> String {
+    let mut out = String::new();
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~@".contains(&byte) {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
 }
 
 enum Consumed {

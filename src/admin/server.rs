@@ -16,7 +16,9 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::wire::{Command, ErrorKind, MAX_REQUEST_BYTES, PROTOCOL_VERSION, Reply, Request, Response, UserDetails};
+use super::wire::{
+    Command, ErrorKind, MAX_REQUEST_BYTES, PROTOCOL_VERSION, Reply, Request, Response, Role, UserDetails,
+};
 use crate::audit::{Actor, AuditEvent};
 use crate::service::{Service, ServiceError, TokenFilter};
 
@@ -24,16 +26,24 @@ use crate::service::{Service, ServiceError, TokenFilter};
 #[derive(Debug, Clone, Default)]
 pub struct AccessPolicy {
     pub daemon_uid: u32,
-    pub allowed_uids: Vec<u32>,
-    pub allowed_gids: Vec<u32>,
+    pub admin_uids: Vec<u32>,
+    pub admin_gids: Vec<u32>,
+    pub operator_uids: Vec<u32>,
+    pub operator_gids: Vec<u32>,
 }
 
 impl AccessPolicy {
-    fn permits(&self, peer: &Peer) -> bool {
-        peer.uid == 0
-            || peer.uid == self.daemon_uid
-            || self.allowed_uids.contains(&peer.uid)
-            || peer.gids.iter().any(|g| self.allowed_gids.contains(g))
+    /// The peer's role, or none when it may not connect at all.
+    pub fn role_of(&self, peer: &Peer) -> Option<Role> {
+        let member =
+            |uids: &[u32], gids: &[u32]| uids.contains(&peer.uid) || peer.gids.iter().any(|g| gids.contains(g));
+        if peer.uid == 0 || peer.uid == self.daemon_uid || member(&self.admin_uids, &self.admin_gids) {
+            Some(Role::Admin)
+        } else if member(&self.operator_uids, &self.operator_gids) {
+            Some(Role::Operator)
+        } else {
+            None
+        }
     }
 }
 
@@ -140,7 +150,7 @@ impl AdminServer {
         };
         let (read_half, mut write_half) = stream.into_split();
         let policy = self.policy.read().unwrap_or_else(|p| p.into_inner()).clone();
-        if !policy.permits(&peer) {
+        let Some(role) = policy.role_of(&peer) else {
             tracing::warn!(uid = peer.uid, user = ?peer.user, pid = ?peer.pid, "admin peer refused");
             self.service.record(
                 &peer.actor(),
@@ -154,11 +164,13 @@ impl AdminServer {
             let who = peer.user.clone().unwrap_or_else(|| format!("uid {}", peer.uid));
             let response = Response::failure(
                 ErrorKind::Forbidden,
-                format!("{who} may not use the radotp admin socket (see admin.allowed_uids and admin.allowed_groups)"),
+                format!(
+                    "{who} may not use the radotp admin socket (see admin.roles, admin.allowed_uids and admin.allowed_groups)"
+                ),
             );
             let _ = write_response(&mut write_half, &response).await;
             return;
-        }
+        };
         let mut reader = BufReader::new(read_half);
         loop {
             let mut line = Vec::new();
@@ -176,14 +188,14 @@ impl AdminServer {
                 let _ = write_response(&mut write_half, &response).await;
                 return;
             }
-            let response = self.handle_line(&peer, &line).await;
+            let response = self.handle_line(&peer, role, &line).await;
             if write_response(&mut write_half, &response).await.is_err() {
                 return;
             }
         }
     }
 
-    async fn handle_line(&self, peer: &Peer, line: &[u8]) -> Response {
+    async fn handle_line(&self, peer: &Peer, role: Role, line: &[u8]) -> Response {
         let request: Request = match serde_json::from_slice(line) {
             Ok(r) => r,
             Err(e) => {
@@ -203,9 +215,19 @@ impl AdminServer {
         let operation = command.name();
         let details = audit_details(&command);
         let (user, serial) = subject(&command);
-        let response = match self.execute(command).await {
-            Ok(reply) => Response::success(reply),
-            Err(e) => Response::failure(error_kind(&e), e.to_string()),
+        let response = if role < command.required_role() {
+            Response::failure(
+                ErrorKind::Forbidden,
+                format!(
+                    "{operation} needs the admin role; {} has the operator role",
+                    peer.user.as_deref().unwrap_or("this peer")
+                ),
+            )
+        } else {
+            match self.execute(command).await {
+                Ok(reply) => Response::success(reply),
+                Err(e) => Response::failure(error_kind(&e), e.to_string()),
+            }
         };
         let (result, reason) = match &response.error {
             None => ("ok".to_string(), None),
@@ -224,6 +246,18 @@ impl AdminServer {
                 map.insert("invalid".into(), report.invalid.len().into());
                 serde_json::Value::Object(map)
             }
+            (Some(Reply::Assignment(a)), serde_json::Value::Null) => serde_json::json!({
+                "previous_owner": a.previous_owner,
+                "new_owner": a.token.user,
+            }),
+            (Some(Reply::Enrollment(e)), serde_json::Value::Object(mut map)) => {
+                map.insert("serial".into(), e.token.serial.clone().into());
+                serde_json::Value::Object(map)
+            }
+            (Some(Reply::Reset(r)), _) => serde_json::json!({
+                "counter_moved_by": r.counter_moved_by,
+                "drift_steps": r.drift_steps,
+            }),
             (Some(Reply::Assignment(a)), serde_json::Value::Object(mut map)) => {
                 map.insert("previous_owner".into(), a.previous_owner.clone().into());
                 map.insert("new_owner".into(), a.token.user.clone().into());
@@ -263,6 +297,18 @@ impl AdminServer {
             Command::TokenAssign { serial, user, reassign } => {
                 Reply::Assignment(self.service.assign(&serial, &user, reassign).await?)
             }
+            Command::TokenUnassign { serial } => Reply::Assignment(self.service.unassign(&serial).await?),
+            Command::TokenEnroll { user, r#type, serial } => {
+                Reply::Enrollment(self.service.enroll(&user, &r#type, serial.as_deref()).await?)
+            }
+            Command::TokenReset { serial, otp1, otp2 } => {
+                Reply::Reset(self.service.reset(&serial, &otp1, &otp2).await?)
+            }
+            Command::TokenEnable { serial } => Reply::Token(self.service.set_disabled(&serial, false).await?),
+            Command::TokenDisable { serial } => Reply::Token(self.service.set_disabled(&serial, true).await?),
+            Command::TokenUnlock { serial } => Reply::Token(self.service.unlock(&serial).await?),
+            Command::TokenDelete { serial } => Reply::Token(self.service.delete(&serial).await?),
+            Command::Types => Reply::Types(self.service.token_types()),
             Command::UserShow { user } => {
                 let entry = self.service.directory_user(&user).await?;
                 let filter = TokenFilter {
@@ -319,6 +365,7 @@ fn audit_details(command: &Command) -> serde_json::Value {
             "dry_run": dry_run,
         }),
         Command::TokenAssign { reassign, .. } => serde_json::json!({ "reassign": reassign }),
+        Command::TokenEnroll { r#type, .. } => serde_json::json!({ "type": r#type }),
         Command::TokenList(filter) => serde_json::to_value(filter).unwrap_or_default(),
         Command::UserSearch { query, limit } => {
             serde_json::json!({ "query": query, "limit": limit })
@@ -331,7 +378,14 @@ fn audit_details(command: &Command) -> serde_json::Value {
 /// The user and token a request concerns, for audit filters.
 fn subject(command: &Command) -> (Option<String>, Option<String>) {
     match command {
-        Command::TokenShow { serial } => (None, Some(serial.clone())),
+        Command::TokenShow { serial }
+        | Command::TokenUnassign { serial }
+        | Command::TokenReset { serial, .. }
+        | Command::TokenEnable { serial }
+        | Command::TokenDisable { serial }
+        | Command::TokenUnlock { serial }
+        | Command::TokenDelete { serial } => (None, Some(serial.clone())),
+        Command::TokenEnroll { user, serial, .. } => (Some(user.clone()), serial.clone()),
         Command::TokenAssign { serial, user, .. } => (Some(user.clone()), Some(serial.clone())),
         Command::UserShow { user } => (Some(user.clone()), None),
         _ => (None, None),

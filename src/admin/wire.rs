@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::audit::{AuditEntry, AuditQuery, ChainReport};
 use crate::directory::DirectoryUser;
-use crate::service::{Assignment, ImportReport, StatusReport, TokenFilter};
-use crate::token::TokenView;
+use crate::service::{Assignment, Enrollment, ImportReport, ResetOutcome, StatusReport, TokenFilter};
+use crate::token::{TokenType, TokenView};
 
 pub const PROTOCOL_VERSION: u32 = 1;
 /// Largest request line accepted (imports travel inline).
@@ -49,6 +49,33 @@ pub enum Command {
         #[serde(default)]
         reassign: bool,
     },
+    TokenUnassign {
+        serial: String,
+    },
+    TokenEnroll {
+        user: String,
+        r#type: String,
+        #[serde(default)]
+        serial: Option<String>,
+    },
+    TokenReset {
+        serial: String,
+        otp1: String,
+        otp2: String,
+    },
+    TokenEnable {
+        serial: String,
+    },
+    TokenDisable {
+        serial: String,
+    },
+    TokenUnlock {
+        serial: String,
+    },
+    TokenDelete {
+        serial: String,
+    },
+    Types,
     UserShow {
         user: String,
     },
@@ -75,10 +102,38 @@ impl Command {
             Command::TokenList(_) => "token.list",
             Command::TokenShow { .. } => "token.show",
             Command::TokenAssign { .. } => "token.assign",
+            Command::TokenUnassign { .. } => "token.unassign",
+            Command::TokenEnroll { .. } => "token.enroll",
+            Command::TokenReset { .. } => "token.reset",
+            Command::TokenEnable { .. } => "token.enable",
+            Command::TokenDisable { .. } => "token.disable",
+            Command::TokenUnlock { .. } => "token.unlock",
+            Command::TokenDelete { .. } => "token.delete",
+            Command::Types => "types",
             Command::UserShow { .. } => "user.show",
             Command::UserSearch { .. } => "user.search",
             Command::Audit(_) => "audit.list",
             Command::AuditVerify => "audit.verify",
+        }
+    }
+}
+
+/// What a peer may do on the admin socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Day-to-day token handling.
+    Operator,
+    /// Everything, including import and delete.
+    Admin,
+}
+
+impl Command {
+    /// The least role that may run this command.
+    pub fn required_role(&self) -> Role {
+        match self {
+            Command::TokenImport { .. } | Command::TokenDelete { .. } => Role::Admin,
+            _ => Role::Operator,
         }
     }
 }
@@ -125,6 +180,9 @@ pub enum Reply {
     Tokens(Vec<TokenView>),
     Token(TokenView),
     Assignment(Assignment),
+    Enrollment(Enrollment),
+    Reset(ResetOutcome),
+    Types(Vec<TokenType>),
     User(UserDetails),
     Users(Vec<DirectoryUser>),
     Audit(Vec<AuditEntry>),

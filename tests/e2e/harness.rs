@@ -35,6 +35,8 @@ store:
   key_file: {dir}/master.key
 admin:
   socket: {dir}/admin.sock
+  roles:
+    operator: {{ uids: [65533] }}
 directory:
   kind: static
   users:
@@ -44,6 +46,13 @@ directory:
 token_types:
   - {{ id: hw-hotp, label: "Hardware token (HOTP)", algorithm: hotp, digits: 6, hash: sha1 }}
   - {{ id: hw-totp, label: "Hardware token (TOTP)", algorithm: totp, digits: 6, period: 30, hash: sha1 }}
+  - {{ id: app-totp, label: "Authenticator app", algorithm: totp, digits: 6, period: 30, generate_secret: true }}
+  - {{ id: app-hotp, label: "Authenticator app (HOTP)", algorithm: hotp, generate_secret: true }}
+  - {{ id: vendor-fixed, label: "Vendor token (no reset)", algorithm: hotp, allow_reset: false, deletable: false }}
+  - {{ id: legacy, label: "Legacy token", algorithm: hotp, operator_enroll: false }}
+enroll:
+  issuer: "Example VPN"
+  account_label: "{{user}}@example.org"
 log:
   level: debug
 "#,

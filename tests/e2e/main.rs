@@ -2,5 +2,6 @@
 
 mod admin;
 mod harness;
+mod operator;
 mod radius;
 mod store;
