@@ -379,8 +379,17 @@ fn an_operator_cannot_import_or_delete() {
         assert!(stderr(&out).contains("needs the admin role"), "{}", stderr(&out));
     }
     assert_eq!(daemon.ctl_json(&["token", "list"]).as_array().unwrap().len(), 1);
-    let audit = daemon.ctl_json(&["audit", "--limit", "3"]);
-    assert_eq!(audit[0]["actor"]["uid"], 65533, "audit names the OS user");
+    let audit = daemon.ctl_json(&["audit", "--limit", "5"]);
+    let refused = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["operation"] == "token.delete")
+        .unwrap();
+    assert_eq!(
+        (refused["actor"]["uid"].as_u64(), refused["result"].as_str()),
+        (Some(65533), Some("forbidden"))
+    );
 }
 
 #[test]
@@ -454,16 +463,6 @@ fn completions_and_man_pages_come_from_the_cli_definition() {
     assert!(out.status.success());
     assert!(dir.path().join("radotpctl.1").exists() && dir.path().join("radotpctl-token-reset.1").exists());
     // Every subcommand's --help carries an example.
-    for sub in [
-        ["token", "unassign"],
-        ["token", "enroll"],
-        ["token", "reset"],
-        ["token", "list"],
-        ["audit", "verify"],
-    ] {
-        let out = Command::new(ctl).args(sub).arg("--help").output().unwrap();
-        let _ = out;
-    }
     for sub in [
         vec!["token", "unassign"],
         vec!["token", "enroll"],
