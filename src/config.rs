@@ -53,10 +53,7 @@ pub struct EnrollConfig {
 
 impl Default for EnrollConfig {
     fn default() -> Self {
-        EnrollConfig {
-            issuer: default_issuer(),
-            account_label: default_account_label(),
-        }
+        EnrollConfig { issuer: default_issuer(), account_label: default_account_label() }
     }
 }
 
@@ -210,9 +207,7 @@ impl TryFrom<DirectorySection> for DirectoryConfig {
 
     fn try_from(section: DirectorySection) -> Result<Self, String> {
         match section.kind {
-            DirectoryKind::Static => Ok(DirectoryConfig::Static {
-                users: section.users.unwrap_or_default(),
-            }),
+            DirectoryKind::Static => Ok(DirectoryConfig::Static { users: section.users.unwrap_or_default() }),
         }
     }
 }
@@ -258,12 +253,7 @@ pub struct StaticUser {
 
 impl From<&StaticUser> for DirectoryUser {
     fn from(u: &StaticUser) -> Self {
-        DirectoryUser {
-            name: u.name.clone(),
-            display_name: u.display_name.clone(),
-            email: u.email.clone(),
-            dn: None,
-        }
+        DirectoryUser { name: u.name.clone(), display_name: u.display_name.clone(), email: u.email.clone(), dn: None }
     }
 }
 
@@ -321,9 +311,7 @@ fn parse_ip_or_cidr(text: &str) -> Result<IpNet, String> {
         }
         return Ok(net);
     }
-    text.parse::<IpAddr>()
-        .map(IpNet::from)
-        .map_err(|_| format!("{text:?} is neither an IP address nor a CIDR network"))
+    text.parse::<IpAddr>().map(IpNet::from).map_err(|_| format!("{text:?} is neither an IP address nor a CIDR network"))
 }
 
 /// One problem found in a configuration, with the key path it concerns.
@@ -350,10 +338,7 @@ pub enum ConfigError {
 impl ConfigError {
     pub fn problems(&self) -> Vec<Problem> {
         match self {
-            ConfigError::Read { path, reason } => vec![Problem {
-                path: path.clone(),
-                message: reason.clone(),
-            }],
+            ConfigError::Read { path, reason } => vec![Problem { path: path.clone(), message: reason.clone() }],
             ConfigError::Invalid { problems } => problems.clone(),
         }
     }
@@ -371,10 +356,8 @@ pub struct RadiusClient {
 impl Config {
     /// Reads, parses and validates the file at `path`.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
-            path: path.display().to_string(),
-            reason: e.to_string(),
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::Read { path: path.display().to_string(), reason: e.to_string() })?;
         let config = Config::parse(&text)?;
         config.validate()?;
         Ok(config)
@@ -387,9 +370,7 @@ impl Config {
             let path = err.path().to_string();
             let message = strip_yaml_path(&err.into_inner().to_string());
             let (path, message) = join_path(&path, &message);
-            ConfigError::Invalid {
-                problems: vec![Problem { path, message }],
-            }
+            ConfigError::Invalid { problems: vec![Problem { path, message }] }
         })
     }
 
@@ -405,10 +386,7 @@ impl Config {
             problem("radius.max_in_flight".into(), "must be at least 1".into());
         }
         if !(1..=300).contains(&self.radius.duplicate_cache_seconds) {
-            problem(
-                "radius.duplicate_cache_seconds".into(),
-                "must be between 1 and 300".into(),
-            );
+            problem("radius.duplicate_cache_seconds".into(), "must be between 1 and 300".into());
         }
         let mut client_names = HashSet::new();
         for (i, client) in self.radius.clients.iter().enumerate() {
@@ -416,17 +394,10 @@ impl Config {
             if client.name.trim().is_empty() {
                 problem(format!("{at}.name"), "must not be empty".into());
             } else if !client_names.insert(client.name.as_str()) {
-                problem(
-                    format!("{at}.name"),
-                    format!("{:?} is used by another client", client.name),
-                );
+                problem(format!("{at}.name"), format!("{:?} is used by another client", client.name));
             }
             if let Err(message) = client.read_secret() {
-                let key = if client.secret_file.is_some() {
-                    "secret_file"
-                } else {
-                    "secret"
-                };
+                let key = if client.secret_file.is_some() { "secret_file" } else { "secret" };
                 problem(format!("{at}.{key}"), message);
             }
         }
@@ -464,10 +435,7 @@ impl Config {
         }
         for (i, group) in self.admin.allowed_groups.iter().enumerate() {
             if resolve_group(group).is_none() {
-                problem(
-                    format!("admin.allowed_groups[{i}]"),
-                    format!("no group called {group:?}"),
-                );
+                problem(format!("admin.allowed_groups[{i}]"), format!("no group called {group:?}"));
             }
         }
         match &self.directory {
@@ -475,15 +443,9 @@ impl Config {
                 let mut names = HashSet::new();
                 for (i, user) in users.iter().enumerate() {
                     if !crate::token::valid_user_name(&user.name) {
-                        problem(
-                            format!("directory.users[{i}].name"),
-                            "must be 1 to 256 printable characters".into(),
-                        );
+                        problem(format!("directory.users[{i}].name"), "must be 1 to 256 printable characters".into());
                     } else if !names.insert(user.name.as_str()) {
-                        problem(
-                            format!("directory.users[{i}].name"),
-                            format!("{:?} appears twice", user.name),
-                        );
+                        problem(format!("directory.users[{i}].name"), format!("{:?} appears twice", user.name));
                     }
                 }
             }
@@ -494,12 +456,7 @@ impl Config {
         let mut type_ids = HashSet::new();
         for (i, ty) in self.token_types.iter().enumerate() {
             let at = format!("token_types[{i}]");
-            if ty.id.is_empty()
-                || !ty
-                    .id
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-            {
+            if ty.id.is_empty() || !ty.id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
                 problem(format!("{at}.id"), "use letters, digits, '-' and '_'".into());
             } else if !type_ids.insert(ty.id.as_str()) {
                 problem(format!("{at}.id"), format!("{:?} is defined twice", ty.id));
@@ -522,11 +479,7 @@ impl Config {
                 problem("log.level".into(), format!("{level:?} is not a log filter"));
             }
         }
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(ConfigError::Invalid { problems })
-        }
+        if problems.is_empty() { Ok(()) } else { Err(ConfigError::Invalid { problems }) }
     }
 
     /// The clients with their secrets read from the file or the files they name.
@@ -541,17 +494,10 @@ impl Config {
                     secret,
                     require_message_authenticator: client.require_message_authenticator,
                 }),
-                Err(message) => problems.push(Problem {
-                    path: format!("radius.clients[{i}].secret"),
-                    message,
-                }),
+                Err(message) => problems.push(Problem { path: format!("radius.clients[{i}].secret"), message }),
             }
         }
-        if problems.is_empty() {
-            Ok(clients)
-        } else {
-            Err(ConfigError::Invalid { problems })
-        }
+        if problems.is_empty() { Ok(clients) } else { Err(ConfigError::Invalid { problems }) }
     }
 
     pub fn token_type(&self, id: &str) -> Option<&TokenType> {
@@ -560,11 +506,7 @@ impl Config {
 
     /// Numeric gids of `admin.allowed_groups`.
     pub fn allowed_gids(&self) -> Vec<u32> {
-        self.admin
-            .allowed_groups
-            .iter()
-            .filter_map(|g| resolve_group(g))
-            .collect()
+        self.admin.allowed_groups.iter().filter_map(|g| resolve_group(g)).collect()
     }
 }
 
@@ -599,10 +541,7 @@ fn resolve_group(group: &str) -> Option<u32> {
     if let Ok(gid) = group.parse::<u32>() {
         return Some(gid);
     }
-    nix::unistd::Group::from_name(group)
-        .ok()
-        .flatten()
-        .map(|g| g.gid.as_raw())
+    nix::unistd::Group::from_name(group).ok().flatten().map(|g| g.gid.as_raw())
 }
 
 #[cfg(test)]
@@ -646,37 +585,19 @@ token_types:
         assert!(err.starts_with("admin.sockett: unknown field `sockett`"), "{err}");
         let text = MINIMAL.replace("{ name: alice }", "{ name: alice, mail: x }");
         let err = Config::parse(&text).unwrap_err().to_string();
-        assert!(
-            err.starts_with("directory.users[0].mail: unknown field `mail`"),
-            "{err}"
-        );
+        assert!(err.starts_with("directory.users[0].mail: unknown field `mail`"), "{err}");
     }
 
     #[test]
     fn validation_lists_every_problem() {
         let text = MINIMAL
-            .replace(
-                "{ name: b, address: 10.0.0.0/8, secret: s }",
-                "{ name: a, address: 127.0.0.1 }",
-            )
+            .replace("{ name: b, address: 10.0.0.0/8, secret: s }", "{ name: a, address: 127.0.0.1 }")
             .replace("algorithm: hotp }", "algorithm: hotp, digits: 9 }");
         let config = Config::parse(&text).unwrap();
-        let problems: Vec<String> = config
-            .validate()
-            .unwrap_err()
-            .problems()
-            .iter()
-            .map(|p| p.path.clone())
-            .collect();
+        let problems: Vec<String> = config.validate().unwrap_err().problems().iter().map(|p| p.path.clone()).collect();
         assert!(problems.contains(&"radius.clients[1].name".to_string()), "{problems:?}");
-        assert!(
-            problems.contains(&"radius.clients[1].secret".to_string()),
-            "{problems:?}"
-        );
-        assert!(
-            problems.contains(&"radius.clients[1].address".to_string()),
-            "{problems:?}"
-        );
+        assert!(problems.contains(&"radius.clients[1].secret".to_string()), "{problems:?}");
+        assert!(problems.contains(&"radius.clients[1].address".to_string()), "{problems:?}");
         assert!(problems.contains(&"token_types[0].digits".to_string()), "{problems:?}");
     }
 
@@ -698,11 +619,8 @@ token_types:
                     .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
                 // Secret files of production samples do not exist here; check the rest.
                 if let Err(e) = config.validate() {
-                    let real: Vec<_> = e
-                        .problems()
-                        .into_iter()
-                        .filter(|p| !p.message.contains("No such file"))
-                        .collect();
+                    let real: Vec<_> =
+                        e.problems().into_iter().filter(|p| !p.message.contains("No such file")).collect();
                     assert!(real.is_empty(), "{}: {real:?}", path.display());
                 }
                 seen += 1;

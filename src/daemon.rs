@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::admin::server::{AccessPolicy, AdminServer};
+use crate::admin::wire::ReloadOutcome;
 use crate::config::{Config, ConfigError, DirectoryConfig};
 use crate::crypto::SeedCipher;
 use crate::directory::UserDirectory;
@@ -45,10 +46,7 @@ impl DaemonError {
 }
 
 fn startup(context: impl Into<String>, reason: impl ToString) -> DaemonError {
-    DaemonError::Startup {
-        context: context.into(),
-        reason: reason.to_string(),
-    }
+    DaemonError::Startup { context: context.into(), reason: reason.to_string() }
 }
 
 /// Loads and fully checks a configuration, as `--check-config` does: the
@@ -58,14 +56,51 @@ pub fn check_config(path: &Path) -> Result<Config, ConfigError> {
     if config.store.key_file.exists() {
         if let Err(e) = SeedCipher::from_key_file(&config.store.key_file, false) {
             return Err(ConfigError::Invalid {
-                problems: vec![crate::config::Problem {
-                    path: "store.key_file".into(),
-                    message: e.to_string(),
-                }],
+                problems: vec![crate::config::Problem { path: "store.key_file".into(), message: e.to_string() }],
             });
         }
     }
     Ok(config)
+}
+
+/// `--check-config` also checks the store, when it exists and is not in use:
+/// every token's type must still be defined.
+pub fn check_stored_types(config: &Config) -> Result<Option<usize>, ConfigError> {
+    if !config.store.path.exists() {
+        return Ok(None);
+    }
+    let store = match SledStore::open(&config.store.path, 8 << 20) {
+        Ok(store) => store,
+        // A running daemon holds the store's lock: nothing to check then.
+        Err(_) => return Ok(None),
+    };
+    let undefined = undefined_types(&store, config).map_err(|e| ConfigError::Invalid {
+        problems: vec![crate::config::Problem { path: "store.path".into(), message: e.to_string() }],
+    })?;
+    if undefined.is_empty() {
+        return Ok(Some(store.count().unwrap_or(0)));
+    }
+    Err(ConfigError::Invalid {
+        problems: undefined
+            .into_iter()
+            .map(|(id, count)| crate::config::Problem {
+                path: "token_types".into(),
+                message: format!("{count} stored token(s) have type {id:?}, which is not defined"),
+            })
+            .collect(),
+    })
+}
+
+/// Type ids used by stored tokens but missing from the configuration, with counts.
+fn undefined_types(store: &dyn TokenStore, config: &Config) -> Result<Vec<(String, usize)>, crate::store::StoreError> {
+    let mut missing = std::collections::BTreeMap::<String, usize>::new();
+    store.scan(&mut |token| {
+        if config.token_type(&token.type_id).is_none() {
+            *missing.entry(token.type_id).or_default() += 1;
+        }
+        true
+    })?;
+    Ok(missing.into_iter().collect())
 }
 
 pub fn build_directory(config: &Config) -> Arc<dyn UserDirectory> {
@@ -113,14 +148,8 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<(), DaemonError
     );
     let clients = config.radius_clients()?;
     let service = Arc::new(
-        Service::new(
-            store.clone(),
-            cipher,
-            build_directory(&config),
-            settings_of(&config),
-            system_clock(),
-        )
-        .map_err(|e| startup("cannot start the token service", e))?,
+        Service::new(store.clone(), cipher, build_directory(&config), settings_of(&config), system_clock())
+            .map_err(|e| startup("cannot start the token service", e))?,
     );
     let radius = Arc::new(RadiusServer::new(
         service.clone(),
@@ -129,7 +158,8 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<(), DaemonError
         config.radius.duplicate_cache_entries,
         config.radius.max_in_flight,
     ));
-    let admin = Arc::new(AdminServer::new(service.clone(), access_policy(&config)));
+    let (reload_tx, mut reload_rx) = tokio::sync::mpsc::channel::<tokio::sync::oneshot::Sender<ReloadOutcome>>(4);
+    let admin = Arc::new(AdminServer::new(service.clone(), access_policy(&config), reload_tx));
 
     let tasks = TaskTracker::new();
     let request_tasks = TaskTracker::new();
@@ -137,37 +167,68 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<(), DaemonError
         let socket = bind_udp(*address, config.radius.receive_buffer_bytes).await?;
         let bound = socket.local_addr().map_err(|e| startup("local address", e))?;
         tracing::info!("listening for RADIUS on {bound}");
-        tasks.spawn(
-            radius
-                .clone()
-                .serve(Arc::new(socket), shutdown.clone(), request_tasks.clone()),
-        );
+        tasks.spawn(radius.clone().serve(Arc::new(socket), shutdown.clone(), request_tasks.clone()));
     }
     let listener = bind_admin_socket(&config.admin.socket)?;
     tracing::info!("admin socket at {}", config.admin.socket.display());
     tasks.spawn(admin.clone().serve(listener, shutdown.clone(), request_tasks.clone()));
+    if let Ok(undefined) = undefined_types(store.as_ref(), &config) {
+        for (id, count) in undefined {
+            tracing::warn!("{count} stored token(s) have type {id:?}, which the configuration does not define");
+        }
+    }
     tracing::info!(version = env!("CARGO_PKG_VERSION"), "radotpd ready");
+    crate::notify::notify("READY=1");
+    if let Some(interval) = crate::notify::watchdog_interval() {
+        tasks.spawn(watchdog(interval / 2, shutdown.clone()));
+    }
 
     let mut current = config;
-    while let Some(signal) = signal_rx.recv().await {
-        match signal {
-            signal_hook::consts::SIGHUP => match reload(&config_path, &current) {
-                Ok(new_config) => {
-                    match new_config.radius_clients() {
-                        Ok(clients) => radius.replace_clients(clients),
-                        Err(e) => tracing::error!(error = %e, "reload: clients unchanged"),
-                    }
-                    service.replace_settings(settings_of(&new_config), build_directory(&new_config));
-                    admin.replace_policy(access_policy(&new_config));
-                    tracing::info!("configuration reloaded");
-                    current = new_config;
-                }
-                Err(e) => tracing::error!("reload refused; the running configuration stays in force:\n{e}"),
+    loop {
+        let reply_to = tokio::select! {
+            signal = signal_rx.recv() => match signal {
+                Some(signal_hook::consts::SIGHUP) => None,
+                _ => break,
             },
-            _ => break,
+            request = reload_rx.recv() => match request {
+                Some(reply_to) => Some(reply_to),
+                None => continue,
+            },
+        };
+        crate::notify::reloading();
+        let outcome = match reload(&config_path, &current) {
+            Ok((new_config, mut outcome)) => {
+                radius.replace_clients(new_config.radius_clients()?);
+                service.replace_settings(settings_of(&new_config), build_directory(&new_config));
+                admin.replace_policy(access_policy(&new_config));
+                if let Ok(undefined) = undefined_types(store.as_ref(), &new_config) {
+                    outcome.warnings.extend(undefined.into_iter().map(|(id, count)| {
+                        format!("{count} stored token(s) have type {id:?}, which is no longer defined")
+                    }));
+                }
+                for line in outcome.restart_needed.iter().chain(&outcome.warnings) {
+                    tracing::warn!("reload: {line}");
+                }
+                tracing::info!("configuration reloaded");
+                current = new_config;
+                outcome
+            }
+            Err(e) => {
+                tracing::error!("reload refused; the running configuration stays in force:\n{e}");
+                ReloadOutcome {
+                    applied: false,
+                    problems: e.problems().iter().map(ToString::to_string).collect(),
+                    ..Default::default()
+                }
+            }
+        };
+        crate::notify::notify("READY=1");
+        if let Some(reply_to) = reply_to {
+            let _ = reply_to.send(outcome);
         }
     }
 
+    crate::notify::notify("STOPPING=1");
     tracing::info!("stopping: no new requests; finishing those in flight");
     shutdown.cancel();
     tasks.close();
@@ -188,18 +249,37 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<(), DaemonError
     Ok(())
 }
 
-fn reload(path: &Path, running: &Config) -> Result<Config, ConfigError> {
-    let new = Config::load(path)?;
-    if new.radius.listen != running.radius.listen {
-        tracing::warn!("reload: radius.listen changed; it takes effect at the next restart");
+/// Loads the new configuration completely (secrets included) before anything
+/// is replaced, so a bad file leaves the running configuration untouched.
+fn reload(path: &Path, running: &Config) -> Result<(Config, ReloadOutcome), ConfigError> {
+    let new = check_config(path)?;
+    new.radius_clients()?;
+    let mut outcome = ReloadOutcome { applied: true, ..Default::default() };
+    let mut restart = |changed: bool, key: &str| {
+        if changed {
+            outcome.restart_needed.push(format!("{key} changed; it takes effect at the next restart"));
+        }
+    };
+    restart(new.radius.listen != running.radius.listen, "radius.listen");
+    restart(new.radius.max_in_flight != running.radius.max_in_flight, "radius.max_in_flight");
+    restart(
+        new.radius.duplicate_cache_seconds != running.radius.duplicate_cache_seconds,
+        "radius.duplicate_cache_seconds",
+    );
+    restart(new.store.path != running.store.path, "store.path");
+    restart(new.store.key_file != running.store.key_file, "store.key_file");
+    restart(new.admin.socket != running.admin.socket, "admin.socket");
+    Ok((new, outcome))
+}
+
+async fn watchdog(every: Duration, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tick.tick() => crate::notify::notify("WATCHDOG=1"),
+        }
     }
-    if new.store.path != running.store.path || new.store.key_file != running.store.key_file {
-        tracing::warn!("reload: store settings changed; they take effect at the next restart");
-    }
-    if new.admin.socket != running.admin.socket {
-        tracing::warn!("reload: admin.socket changed; it takes effect at the next restart");
-    }
-    Ok(new)
 }
 
 fn spawn_signal_thread(tx: tokio::sync::mpsc::UnboundedSender<i32>) -> Result<(), DaemonError> {
@@ -220,9 +300,7 @@ fn spawn_signal_thread(tx: tokio::sync::mpsc::UnboundedSender<i32>) -> Result<()
 }
 
 async fn bind_udp(address: std::net::SocketAddr, receive_buffer: usize) -> Result<UdpSocket, DaemonError> {
-    let socket = UdpSocket::bind(address)
-        .await
-        .map_err(|e| startup(format!("cannot bind RADIUS to {address}"), e))?;
+    let socket = UdpSocket::bind(address).await.map_err(|e| startup(format!("cannot bind RADIUS to {address}"), e))?;
     if let Err(e) = nix::sys::socket::setsockopt(&socket, nix::sys::socket::sockopt::RcvBuf, &receive_buffer) {
         tracing::warn!(error = %e, "cannot set the UDP receive buffer size");
     }
@@ -235,10 +313,7 @@ fn bind_admin_socket(path: &Path) -> Result<UnixListener, DaemonError> {
     }
     if path.exists() {
         if std::os::unix::net::UnixStream::connect(path).is_ok() {
-            return Err(startup(
-                format!("admin socket {}", path.display()),
-                "another radotpd is listening there",
-            ));
+            return Err(startup(format!("admin socket {}", path.display()), "another radotpd is listening there"));
         }
         std::fs::remove_file(path).map_err(|e| startup(format!("cannot remove stale {}", path.display()), e))?;
     }

@@ -61,13 +61,8 @@ pub enum ServiceError {
 /// The answer to an authentication attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
-    Accept {
-        serial: String,
-    },
-    Reject {
-        reason: RejectReason,
-        serial: Option<String>,
-    },
+    Accept { serial: String },
+    Reject { reason: RejectReason, serial: Option<String> },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,10 +116,7 @@ impl TokenFilter {
     fn matches(&self, token: &Token) -> bool {
         self.serial.as_ref().is_none_or(|s| token.serial.contains(s.as_str()))
             && self.r#type.as_ref().is_none_or(|t| &token.type_id == t)
-            && self
-                .user
-                .as_ref()
-                .is_none_or(|u| token.owner_name() == Some(u.as_str()))
+            && self.user.as_ref().is_none_or(|u| token.owner_name() == Some(u.as_str()))
             && self.state.is_none_or(|s| token.state() == s)
             && (!self.unassigned || token.owner.is_none())
     }
@@ -171,12 +163,7 @@ pub struct StatusReport {
 pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
 
 pub fn system_clock() -> Clock {
-    Arc::new(|| {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0)
-    })
+    Arc::new(|| std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0))
 }
 
 /// Most rows one import may carry.
@@ -272,10 +259,7 @@ impl Service {
             // The counter advance and its audit entry must be durable before the Accept leaves.
             if let Err(e) = self.commit.sync().await {
                 tracing::error!(error = %e, "cannot make an accepted OTP durable; rejecting");
-                return Ok(Decision::Reject {
-                    reason: RejectReason::StoreFailure,
-                    serial: Some(serial.clone()),
-                });
+                return Ok(Decision::Reject { reason: RejectReason::StoreFailure, serial: Some(serial.clone()) });
             }
         }
         Ok(decision)
@@ -283,10 +267,7 @@ impl Service {
 
     async fn check_otp(&self, user: &str, otp: &str) -> Result<Decision, ServiceError> {
         if !valid_user_name(user) {
-            return Ok(Decision::Reject {
-                reason: RejectReason::BadUserName,
-                serial: None,
-            });
+            return Ok(Decision::Reject { reason: RejectReason::BadUserName, serial: None });
         }
         let settings = self.settings();
         let now = self.now();
@@ -295,10 +276,7 @@ impl Service {
             // Spend about the time a real check takes, so timing does not tell
             // which user names own tokens.
             let _ = otp::search(&[0u8; 20], otp, 0, settings.auth.hotp_window, 6, HashAlg::Sha1);
-            return Ok(Decision::Reject {
-                reason: RejectReason::NoToken,
-                serial: None,
-            });
+            return Ok(Decision::Reject { reason: RejectReason::NoToken, serial: None });
         }
         let mut replayed = None;
         let mut any_usable = false;
@@ -313,30 +291,19 @@ impl Service {
             };
             match self.match_and_consume(token, &seed, otp, now, &settings.auth)? {
                 Consumed::Won => {
-                    return Ok(Decision::Accept {
-                        serial: token.serial.clone(),
-                    });
+                    return Ok(Decision::Accept { serial: token.serial.clone() });
                 }
                 Consumed::Replay => replayed = Some(token.serial.clone()),
                 Consumed::NoMatch => {}
             }
         }
         if !any_usable {
-            return Ok(Decision::Reject {
-                reason: RejectReason::NoUsableToken,
-                serial: None,
-            });
+            return Ok(Decision::Reject { reason: RejectReason::NoUsableToken, serial: None });
         }
         self.count_failure(&tokens, settings.auth.max_failures, now)?;
         Ok(match replayed {
-            Some(serial) => Decision::Reject {
-                reason: RejectReason::Replay,
-                serial: Some(serial),
-            },
-            None => Decision::Reject {
-                reason: RejectReason::WrongOtp,
-                serial: None,
-            },
+            Some(serial) => Decision::Reject { reason: RejectReason::Replay, serial: Some(serial) },
+            None => Decision::Reject { reason: RejectReason::WrongOtp, serial: None },
         })
     }
 
@@ -416,9 +383,7 @@ impl Service {
     }
 
     pub fn get_token(&self, serial: &str) -> Result<Token, ServiceError> {
-        self.store
-            .get(serial)?
-            .ok_or_else(|| ServiceError::NoSuchToken(serial.to_string()))
+        self.store.get(serial)?.ok_or_else(|| ServiceError::NoSuchToken(serial.to_string()))
     }
 
     pub fn show(&self, serial: &str) -> Result<TokenView, ServiceError> {
@@ -434,13 +399,7 @@ impl Service {
             // The owner index answers without a scan.
             let mut tokens = self.store.tokens_of(user)?;
             tokens.sort_by(|a, b| a.serial.cmp(&b.serial));
-            found.extend(
-                tokens
-                    .iter()
-                    .filter(|t| filter.matches(t))
-                    .take(limit)
-                    .map(|t| self.view(t, &settings)),
-            );
+            found.extend(tokens.iter().filter(|t| filter.matches(t)).take(limit).map(|t| self.view(t, &settings)));
             return Ok(found);
         }
         self.store.scan(&mut |token| {
@@ -457,10 +416,7 @@ impl Service {
         if !valid_user_name(name) {
             return Err(ServiceError::Invalid(format!("{name:?} is not a valid user name")));
         }
-        self.directory()
-            .lookup(name)
-            .await?
-            .ok_or_else(|| ServiceError::NoSuchUser(name.to_string()))
+        self.directory().lookup(name).await?.ok_or_else(|| ServiceError::NoSuchUser(name.to_string()))
     }
 
     pub async fn search_users(&self, query: &str, limit: usize) -> Result<Vec<DirectoryUser>, ServiceError> {
@@ -471,11 +427,7 @@ impl Service {
     /// unless `reassign`; then the owner changes in one atomic step.
     pub async fn assign(&self, serial: &str, user: &str, reassign: bool) -> Result<Assignment, ServiceError> {
         let entry = self.directory_user(user).await?;
-        let owner = Owner {
-            name: entry.name.clone(),
-            display_name: entry.display_name.clone(),
-            dn: entry.dn.clone(),
-        };
+        let owner = Owner { name: entry.name.clone(), display_name: entry.display_name.clone(), dn: entry.dn.clone() };
         let outcome = update_with(self.store.as_ref(), serial, |current| {
             let previous = current.owner_name().map(str::to_string);
             match &previous {
@@ -503,10 +455,7 @@ impl Service {
             Updated::Done(Err(e)) => Err(e),
             Updated::Done(Ok((token, previous_owner))) => {
                 self.commit.sync().await?;
-                Ok(Assignment {
-                    token: self.view(&token, &self.settings()),
-                    previous_owner,
-                })
+                Ok(Assignment { token: self.view(&token, &self.settings()), previous_owner })
             }
         }
     }
@@ -517,9 +466,7 @@ impl Service {
     pub async fn unassign(&self, serial: &str) -> Result<Assignment, ServiceError> {
         let outcome = update_with(self.store.as_ref(), serial, |current| {
             let Some(previous) = current.owner_name().map(str::to_string) else {
-                return Change::Keep(Err(ServiceError::Refused(format!(
-                    "token {serial} is not assigned to anyone"
-                ))));
+                return Change::Keep(Err(ServiceError::Refused(format!("token {serial} is not assigned to anyone"))));
             };
             let mut next = current.clone();
             next.owner = None;
@@ -532,10 +479,7 @@ impl Service {
             Updated::Done(Err(e)) => Err(e),
             Updated::Done(Ok((token, previous))) => {
                 self.commit.sync().await?;
-                Ok(Assignment {
-                    token: self.view(&token, &self.settings()),
-                    previous_owner: Some(previous),
-                })
+                Ok(Assignment { token: self.view(&token, &self.settings()), previous_owner: Some(previous) })
             }
         }
     }
@@ -556,11 +500,7 @@ impl Service {
             _ => {
                 return Err(ServiceError::Refused(format!(
                     "operators cannot enroll tokens of type {type_id:?}; allowed types: {}",
-                    if allowed.is_empty() {
-                        "none".to_string()
-                    } else {
-                        allowed.join(", ")
-                    }
+                    if allowed.is_empty() { "none".to_string() } else { allowed.join(", ") }
                 )));
             }
         };
@@ -580,17 +520,10 @@ impl Service {
                 )));
             }
             let assignment = self.assign(serial, &entry.name, false).await?;
-            return Ok(Enrollment {
-                token: assignment.token,
-                secret_base32: None,
-                otpauth_uri: None,
-            });
+            return Ok(Enrollment { token: assignment.token, secret_base32: None, otpauth_uri: None });
         }
         if serial.is_some() {
-            return Err(ServiceError::Invalid(format!(
-                "type {} generates its own token; --serial is not used",
-                ty.id
-            )));
+            return Err(ServiceError::Invalid(format!("type {} generates its own token; --serial is not used", ty.id)));
         }
         let secret_len = match ty.hash {
             HashAlg::Sha1 => 20,
@@ -607,12 +540,7 @@ impl Service {
         let token = Token {
             serial: serial.clone(),
             type_id: ty.id.clone(),
-            params: OtpParams {
-                algorithm: ty.algorithm,
-                digits: ty.digits,
-                hash: ty.hash,
-                period: ty.period,
-            },
+            params: OtpParams { algorithm: ty.algorithm, digits: ty.digits, hash: ty.hash, period: ty.period },
             sealed_seed: self.cipher.seal(&serial, &seed)?,
             counter: 0,
             last_step: None,
@@ -655,10 +583,7 @@ impl Service {
         let p = token.params;
         for otp in [first_otp, second_otp] {
             if !otp::well_formed(otp, p.digits) {
-                return Err(ServiceError::Invalid(format!(
-                    "an OTP of this token has {} digits",
-                    p.digits
-                )));
+                return Err(ServiceError::Invalid(format!("an OTP of this token has {} digits", p.digits)));
             }
         }
         let seed = self.cipher.open(&token.serial, &token.sealed_seed)?;
@@ -781,10 +706,7 @@ impl Service {
                 ty.label, ty.id
             )));
         }
-        let removed = self
-            .store
-            .remove(serial)?
-            .ok_or_else(|| ServiceError::NoSuchToken(serial.to_string()))?;
+        let removed = self.store.remove(serial)?.ok_or_else(|| ServiceError::NoSuchToken(serial.to_string()))?;
         self.commit.sync().await?;
         Ok(self.view(&removed, &settings))
     }
@@ -801,10 +723,7 @@ impl Service {
     ) -> Result<ImportReport, ServiceError> {
         let settings = self.settings();
         let now = self.now();
-        let mut report = ImportReport {
-            dry_run,
-            ..ImportReport::default()
-        };
+        let mut report = ImportReport { dry_run, ..ImportReport::default() };
         let rows = parse_csv(content, &settings, &mut report)?;
         let mut seen = HashSet::new();
         let mut tokens = Vec::with_capacity(rows.len());
@@ -829,11 +748,7 @@ impl Service {
             let owner = match &row.user {
                 None => None,
                 Some(name) => match directory.lookup(name).await? {
-                    Some(u) => Some(Owner {
-                        name: u.name,
-                        display_name: u.display_name,
-                        dn: u.dn,
-                    }),
+                    Some(u) => Some(Owner { name: u.name, display_name: u.display_name, dn: u.dn }),
                     None => {
                         report.invalid.push(ImportIssue {
                             line: row.line,
@@ -919,10 +834,7 @@ pub struct EnrollLabels {
 
 impl Default for EnrollLabels {
     fn default() -> Self {
-        EnrollLabels {
-            issuer: "radotp".into(),
-            account: "{user}".into(),
-        }
+        EnrollLabels { issuer: "radotp".into(), account: "{user}".into() }
     }
 }
 
@@ -949,10 +861,7 @@ pub struct ResetOutcome {
 /// The Key Uri Format understood by authenticator apps.
 fn otpauth_uri(token: &Token, secret_base32: &str, user: &str, labels: &EnrollLabels) -> String {
     let p = token.params;
-    let account = labels
-        .account
-        .replace("{user}", user)
-        .replace("{serial}", &token.serial);
+    let account = labels.account.replace("{user}", user).replace("{serial}", &token.serial);
     let mut uri = format!(
         "otpauth://{}/{}:{}?secret={secret_base32}&issuer={}&algorithm={}&digits={}",
         p.algorithm.as_str(),
@@ -1026,10 +935,7 @@ struct ImportRow {
 }
 
 fn parse_csv(content: &str, settings: &Settings, report: &mut ImportReport) -> Result<Vec<ImportRow>, ServiceError> {
-    let mut reader = csv::ReaderBuilder::new()
-        .trim(csv::Trim::All)
-        .flexible(false)
-        .from_reader(content.as_bytes());
+    let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).flexible(false).from_reader(content.as_bytes());
     let headers = reader
         .headers()
         .map_err(|e| ServiceError::Invalid(format!("line 1: cannot read the header: {e}")))?
@@ -1037,17 +943,7 @@ fn parse_csv(content: &str, settings: &Settings, report: &mut ImportReport) -> R
         .map(|h| h.to_ascii_lowercase())
         .collect::<Vec<_>>();
     let column = |name: &str| headers.iter().position(|h| h == name);
-    const KNOWN: [&str; 9] = [
-        "serial",
-        "type",
-        "seed",
-        "seed_base32",
-        "digits",
-        "period",
-        "counter",
-        "hash",
-        "user",
-    ];
+    const KNOWN: [&str; 9] = ["serial", "type", "seed", "seed_base32", "digits", "period", "counter", "hash", "user"];
     if let Some(unknown) = headers.iter().find(|h| !KNOWN.contains(&h.as_str())) {
         return Err(ServiceError::Invalid(format!(
             "line 1: unknown column {unknown:?}; known columns: {}",
@@ -1055,24 +951,15 @@ fn parse_csv(content: &str, settings: &Settings, report: &mut ImportReport) -> R
         )));
     }
     let (Some(serial_col), Some(type_col)) = (column("serial"), column("type")) else {
-        return Err(ServiceError::Invalid(
-            "line 1: the header must name the columns serial, type and seed".into(),
-        ));
+        return Err(ServiceError::Invalid("line 1: the header must name the columns serial, type and seed".into()));
     };
     let seed_col = column("seed");
     let base32_col = column("seed_base32");
     if seed_col.is_some() == base32_col.is_some() {
-        return Err(ServiceError::Invalid(
-            "line 1: give exactly one of the columns seed (hex) and seed_base32".into(),
-        ));
+        return Err(ServiceError::Invalid("line 1: give exactly one of the columns seed (hex) and seed_base32".into()));
     }
-    let (digits_col, period_col, counter_col, hash_col, user_col) = (
-        column("digits"),
-        column("period"),
-        column("counter"),
-        column("hash"),
-        column("user"),
-    );
+    let (digits_col, period_col, counter_col, hash_col, user_col) =
+        (column("digits"), column("period"), column("counter"), column("hash"), column("user"));
 
     let mut rows = Vec::new();
     for record in reader.records() {
@@ -1080,28 +967,18 @@ fn parse_csv(content: &str, settings: &Settings, report: &mut ImportReport) -> R
             Ok(r) => r,
             Err(e) => {
                 let line = e.position().map(|p| p.line()).unwrap_or(0);
-                report.invalid.push(ImportIssue {
-                    line,
-                    serial: None,
-                    reason: format!("unreadable row: {e}"),
-                });
+                report.invalid.push(ImportIssue { line, serial: None, reason: format!("unreadable row: {e}") });
                 continue;
             }
         };
         let line = record.position().map(|p| p.line()).unwrap_or(0);
         if rows.len() + report.invalid.len() >= MAX_IMPORT_ROWS {
-            return Err(ServiceError::Invalid(format!(
-                "more than {MAX_IMPORT_ROWS} rows; split the file"
-            )));
+            return Err(ServiceError::Invalid(format!("more than {MAX_IMPORT_ROWS} rows; split the file")));
         }
         let field = |col: Option<usize>| col.and_then(|c| record.get(c)).filter(|v| !v.is_empty());
         let serial = field(Some(serial_col)).unwrap_or("").to_string();
         let mut fail = |reason: String| {
-            report.invalid.push(ImportIssue {
-                line,
-                serial: (!serial.is_empty()).then(|| serial.clone()),
-                reason,
-            });
+            report.invalid.push(ImportIssue { line, serial: (!serial.is_empty()).then(|| serial.clone()), reason });
         };
         if !valid_serial(&serial) {
             fail("serial must be 1 to 64 printable characters without spaces, commas or quotes".into());
@@ -1110,35 +987,22 @@ fn parse_csv(content: &str, settings: &Settings, report: &mut ImportReport) -> R
         let type_id = field(Some(type_col)).unwrap_or("");
         let Some(ty) = settings.token_type(type_id) else {
             let known: Vec<_> = settings.token_types.iter().map(|t| t.id.as_str()).collect();
-            fail(format!(
-                "unknown token type {type_id:?} (defined: {})",
-                known.join(", ")
-            ));
+            fail(format!("unknown token type {type_id:?} (defined: {})", known.join(", ")));
             continue;
         };
         let seed = match (field(seed_col), field(base32_col)) {
-            (Some(hex), _) => data_encoding::HEXLOWER_PERMISSIVE
-                .decode(hex.as_bytes())
-                .map_err(|_| "seed is not hex"),
+            (Some(hex), _) => data_encoding::HEXLOWER_PERMISSIVE.decode(hex.as_bytes()).map_err(|_| "seed is not hex"),
             (_, Some(b32)) => {
-                let cleaned: String = b32
-                    .chars()
-                    .filter(|c| *c != ' ' && *c != '=')
-                    .collect::<String>()
-                    .to_ascii_uppercase();
-                data_encoding::BASE32_NOPAD
-                    .decode(cleaned.as_bytes())
-                    .map_err(|_| "seed_base32 is not base32")
+                let cleaned: String =
+                    b32.chars().filter(|c| *c != ' ' && *c != '=').collect::<String>().to_ascii_uppercase();
+                data_encoding::BASE32_NOPAD.decode(cleaned.as_bytes()).map_err(|_| "seed_base32 is not base32")
             }
             _ => Err("seed is empty"),
         };
         let seed = match seed {
             Ok(bytes) if (MIN_SEED_BYTES..=MAX_SEED_BYTES).contains(&bytes.len()) => Secret::new(bytes),
             Ok(bytes) => {
-                fail(format!(
-                    "seed is {} bytes; {MIN_SEED_BYTES} to {MAX_SEED_BYTES} are accepted",
-                    bytes.len()
-                ));
+                fail(format!("seed is {} bytes; {MIN_SEED_BYTES} to {MAX_SEED_BYTES} are accepted", bytes.len()));
                 continue;
             }
             Err(reason) => {
@@ -1146,12 +1010,7 @@ fn parse_csv(content: &str, settings: &Settings, report: &mut ImportReport) -> R
                 continue;
             }
         };
-        let mut params = OtpParams {
-            algorithm: ty.algorithm,
-            digits: ty.digits,
-            hash: ty.hash,
-            period: ty.period,
-        };
+        let mut params = OtpParams { algorithm: ty.algorithm, digits: ty.digits, hash: ty.hash, period: ty.period };
         if let Some(text) = field(digits_col) {
             match text.parse::<u8>() {
                 Ok(d) if (otp::MIN_DIGITS..=otp::MAX_DIGITS).contains(&d) => params.digits = d,
@@ -1194,15 +1053,7 @@ fn parse_csv(content: &str, settings: &Settings, report: &mut ImportReport) -> R
             }
             other => other.map(str::to_string),
         };
-        rows.push(ImportRow {
-            line,
-            serial,
-            type_id: type_id.to_string(),
-            params,
-            seed,
-            counter,
-            user,
-        });
+        rows.push(ImportRow { line, serial, type_id: type_id.to_string(), params, seed, counter, user });
     }
     Ok(rows)
 }

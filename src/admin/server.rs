@@ -16,6 +16,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::wire::ReloadOutcome;
 use super::wire::{
     Command, ErrorKind, MAX_REQUEST_BYTES, PROTOCOL_VERSION, Reply, Request, Response, Role, UserDetails,
 };
@@ -61,9 +62,7 @@ impl Peer {
     fn identify(stream: &UnixStream) -> std::io::Result<Peer> {
         let cred = stream.peer_cred()?;
         let uid = cred.uid();
-        let user = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
-            .ok()
-            .flatten();
+        let user = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)).ok().flatten();
         let mut gids = vec![cred.gid()];
         if let Some(user) = &user {
             if let Ok(name) = CString::new(user.name.as_str()) {
@@ -72,19 +71,11 @@ impl Peer {
                 }
             }
         }
-        Ok(Peer {
-            uid,
-            pid: cred.pid(),
-            user: user.map(|u| u.name),
-            gids,
-        })
+        Ok(Peer { uid, pid: cred.pid(), user: user.map(|u| u.name), gids })
     }
 
     fn actor(&self) -> Actor {
-        Actor::Admin {
-            uid: self.uid,
-            user: self.user.clone(),
-        }
+        Actor::Admin { uid: self.uid, user: self.user.clone() }
     }
 }
 
@@ -93,17 +84,18 @@ const MAX_CONNECTIONS: usize = 64;
 /// A client must send each request within this time.
 const REQUEST_READ_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Asks the daemon's lifecycle loop to reload; it answers with the outcome.
+pub type ReloadRequests = tokio::sync::mpsc::Sender<tokio::sync::oneshot::Sender<ReloadOutcome>>;
+
 pub struct AdminServer {
     service: Arc<Service>,
     policy: RwLock<AccessPolicy>,
+    reload: ReloadRequests,
 }
 
 impl AdminServer {
-    pub fn new(service: Arc<Service>, policy: AccessPolicy) -> Self {
-        AdminServer {
-            service,
-            policy: RwLock::new(policy),
-        }
+    pub fn new(service: Arc<Service>, policy: AccessPolicy, reload: ReloadRequests) -> Self {
+        AdminServer { service, policy: RwLock::new(policy), reload }
     }
 
     pub fn replace_policy(&self, policy: AccessPolicy) {
@@ -181,10 +173,8 @@ impl AdminServer {
                 Ok(Ok(_)) => {}
             }
             if line.len() > MAX_REQUEST_BYTES {
-                let response = Response::failure(
-                    ErrorKind::BadRequest,
-                    format!("request larger than {MAX_REQUEST_BYTES} bytes"),
-                );
+                let response =
+                    Response::failure(ErrorKind::BadRequest, format!("request larger than {MAX_REQUEST_BYTES} bytes"));
                 let _ = write_response(&mut write_half, &response).await;
                 return;
             }
@@ -205,10 +195,7 @@ impl AdminServer {
         if request.version != PROTOCOL_VERSION {
             return Response::failure(
                 ErrorKind::BadRequest,
-                format!(
-                    "protocol version {} is not supported; this daemon speaks {PROTOCOL_VERSION}",
-                    request.version
-                ),
+                format!("protocol version {} is not supported; this daemon speaks {PROTOCOL_VERSION}", request.version),
             );
         }
         let command = request.command;
@@ -232,10 +219,7 @@ impl AdminServer {
         let (result, reason) = match &response.error {
             None => ("ok".to_string(), None),
             Some(e) => (
-                serde_json::to_value(e.kind)
-                    .ok()
-                    .and_then(|v| v.as_str().map(String::from))
-                    .unwrap_or_default(),
+                serde_json::to_value(e.kind).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default(),
                 Some(e.message.clone()),
             ),
         };
@@ -266,32 +250,19 @@ impl AdminServer {
             (_, d) => d,
         };
         tracing::info!(operation, peer_uid = peer.uid, peer = ?peer.user, %result, "admin request");
-        self.service.record(
-            &peer.actor(),
-            AuditEvent {
-                operation: operation.into(),
-                user,
-                serial,
-                details,
-                result,
-                reason,
-            },
-        );
+        self.service
+            .record(&peer.actor(), AuditEvent { operation: operation.into(), user, serial, details, result, reason });
         response
     }
 
     async fn execute(&self, command: Command) -> Result<Reply, ServiceError> {
         let service = self.service.clone();
         Ok(match command {
-            Command::Ping => Reply::Pong {
-                daemon_version: env!("CARGO_PKG_VERSION").into(),
-            },
+            Command::Ping => Reply::Pong { daemon_version: env!("CARGO_PKG_VERSION").into() },
             Command::Status => Reply::Status(blocking(move || service.status()).await?),
-            Command::TokenImport {
-                content,
-                skip_invalid,
-                dry_run,
-            } => Reply::Import(self.service.import_csv(&content, skip_invalid, dry_run).await?),
+            Command::TokenImport { content, skip_invalid, dry_run } => {
+                Reply::Import(self.service.import_csv(&content, skip_invalid, dry_run).await?)
+            }
             Command::TokenList(filter) => Reply::Tokens(blocking(move || service.list(&filter)).await?),
             Command::TokenShow { serial } => Reply::Token(self.service.show(&serial)?),
             Command::TokenAssign { serial, user, reassign } => {
@@ -309,12 +280,15 @@ impl AdminServer {
             Command::TokenUnlock { serial } => Reply::Token(self.service.unlock(&serial).await?),
             Command::TokenDelete { serial } => Reply::Token(self.service.delete(&serial).await?),
             Command::Types => Reply::Types(self.service.token_types()),
+            Command::Reload => {
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                let unavailable = || ServiceError::Invalid("the daemon is shutting down".into());
+                self.reload.send(tx).await.map_err(|_| unavailable())?;
+                Reply::Reload(rx.await.map_err(|_| unavailable())?)
+            }
             Command::UserShow { user } => {
                 let entry = self.service.directory_user(&user).await?;
-                let filter = TokenFilter {
-                    user: Some(entry.name.clone()),
-                    ..TokenFilter::default()
-                };
+                let filter = TokenFilter { user: Some(entry.name.clone()), ..TokenFilter::default() };
                 let tokens = self.service.list(&filter)?;
                 Reply::User(UserDetails { user: entry, tokens })
             }
@@ -355,11 +329,7 @@ fn error_kind(error: &ServiceError) -> ErrorKind {
 /// The arguments of a request as the audit log keeps them: never file contents.
 fn audit_details(command: &Command) -> serde_json::Value {
     match command {
-        Command::TokenImport {
-            content,
-            skip_invalid,
-            dry_run,
-        } => serde_json::json!({
+        Command::TokenImport { content, skip_invalid, dry_run } => serde_json::json!({
             "bytes": content.len(),
             "skip_invalid": skip_invalid,
             "dry_run": dry_run,

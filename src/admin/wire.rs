@@ -76,6 +76,8 @@ pub enum Command {
         serial: String,
     },
     Types,
+    /// Re-read the configuration, as SIGHUP does.
+    Reload,
     UserShow {
         user: String,
     },
@@ -110,6 +112,7 @@ impl Command {
             Command::TokenUnlock { .. } => "token.unlock",
             Command::TokenDelete { .. } => "token.delete",
             Command::Types => "types",
+            Command::Reload => "reload",
             Command::UserShow { .. } => "user.show",
             Command::UserSearch { .. } => "user.search",
             Command::Audit(_) => "audit.list",
@@ -132,7 +135,7 @@ impl Command {
     /// The least role that may run this command.
     pub fn required_role(&self) -> Role {
         match self {
-            Command::TokenImport { .. } | Command::TokenDelete { .. } => Role::Admin,
+            Command::TokenImport { .. } | Command::TokenDelete { .. } | Command::Reload => Role::Admin,
             _ => Role::Operator,
         }
     }
@@ -150,12 +153,7 @@ pub struct Response {
 
 impl Response {
     pub fn success(reply: Reply) -> Self {
-        Response {
-            version: PROTOCOL_VERSION,
-            ok: true,
-            result: Some(reply),
-            error: None,
-        }
+        Response { version: PROTOCOL_VERSION, ok: true, result: Some(reply), error: None }
     }
 
     pub fn failure(kind: ErrorKind, message: impl Into<String>) -> Self {
@@ -163,10 +161,7 @@ impl Response {
             version: PROTOCOL_VERSION,
             ok: false,
             result: None,
-            error: Some(WireError {
-                kind,
-                message: message.into(),
-            }),
+            error: Some(WireError { kind, message: message.into() }),
         }
     }
 }
@@ -187,6 +182,20 @@ pub enum Reply {
     Users(Vec<DirectoryUser>),
     Audit(Vec<AuditEntry>),
     Chain(ChainReport),
+    Reload(ReloadOutcome),
+}
+
+/// What a reload did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ReloadOutcome {
+    /// True when the new configuration is in force.
+    pub applied: bool,
+    /// Why it was refused (each with its key path); the old configuration stays.
+    pub problems: Vec<String>,
+    /// Changed settings that only take effect at the next restart.
+    pub restart_needed: Vec<String>,
+    /// Other things worth knowing (e.g. stored tokens of an undefined type).
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -226,11 +235,7 @@ mod tests {
     fn request_shape_is_stable() {
         let request = Request {
             version: PROTOCOL_VERSION,
-            command: Command::TokenAssign {
-                serial: "S1".into(),
-                user: "alice".into(),
-                reassign: false,
-            },
+            command: Command::TokenAssign { serial: "S1".into(), user: "alice".into(), reassign: false },
         };
         let json = serde_json::to_value(&request).unwrap();
         assert_eq!(

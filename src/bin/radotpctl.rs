@@ -51,6 +51,11 @@ enum Top {
     /// Check that the daemon answers.
     #[command(after_help = "Example:\n  radotpctl ping")]
     Ping,
+    /// Re-read the daemon's configuration (as SIGHUP does) and print the outcome.
+    #[command(
+        after_help = "A bad configuration is refused with its problems listed; the running one stays.\n\nExample:\n  radotpctl reload"
+    )]
+    Reload,
     /// The token types the administrator defined, with their rules.
     #[command(after_help = "Example:\n  radotpctl types")]
     Types,
@@ -71,12 +76,10 @@ enum Top {
 #[derive(Subcommand)]
 enum TokenCommand {
     /// Import tokens from a CSV file (columns serial,type,seed[,digits,period,counter,hash,user]).
-    #[command(
-        after_help = "The whole file is checked first: a bad row is reported with its line number and\n\
+    #[command(after_help = "The whole file is checked first: a bad row is reported with its line number and\n\
 nothing is imported, unless --skip-invalid imports the good rows. Serials that already\n\
 exist are skipped and reported.\n\nExample:\n  radotpctl token import tokens.csv\n\n\
-tokens.csv:\n  serial,type,seed\n  HW0001,hw-hotp,3132333435363738393031323334353637383930"
-    )]
+tokens.csv:\n  serial,type,seed\n  HW0001,hw-hotp,3132333435363738393031323334353637383930")]
     Import {
         /// The CSV file ("-" reads standard input).
         file: PathBuf,
@@ -96,11 +99,9 @@ tokens.csv:\n  serial,type,seed\n  HW0001,hw-hotp,313233343536373839303132333435
     #[command(after_help = "Example:\n  radotpctl token show HW0001")]
     Show { serial: String },
     /// Give a token to a directory user.
-    #[command(
-        after_help = "Refused when the token belongs to someone else, unless --reassign, which moves it\n\
+    #[command(after_help = "Refused when the token belongs to someone else, unless --reassign, which moves it\n\
 in one atomic step (its counter is kept) after confirmation.\n\n\
-Examples:\n  radotpctl token assign HW0001 alice\n  radotpctl token assign HW0001 bob --reassign --yes"
-    )]
+Examples:\n  radotpctl token assign HW0001 alice\n  radotpctl token assign HW0001 bob --reassign --yes")]
     Assign {
         serial: String,
         user: String,
@@ -112,10 +113,8 @@ Examples:\n  radotpctl token assign HW0001 alice\n  radotpctl token assign HW000
         yes: bool,
     },
     /// Take a token from its owner; it stays active and ready for a new owner.
-    #[command(
-        after_help = "The token keeps its seed and counter; its fail count is cleared. The old owner can no\n\
-longer authenticate with it.\n\nExample:\n  radotpctl token unassign HW0001 --yes"
-    )]
+    #[command(after_help = "The token keeps its seed and counter; its fail count is cleared. The old owner can no\n\
+longer authenticate with it.\n\nExample:\n  radotpctl token unassign HW0001 --yes")]
     Unassign {
         serial: String,
         /// Do not ask for confirmation (required when not on a terminal).
@@ -123,12 +122,10 @@ longer authenticate with it.\n\nExample:\n  radotpctl token unassign HW0001 --ye
         yes: bool,
     },
     /// Enroll a token for a user ("ADD NEW TOKEN").
-    #[command(
-        after_help = "Hardware types: --serial names an unassigned token of that type from stock.\n\
+    #[command(after_help = "Hardware types: --serial names an unassigned token of that type from stock.\n\
 Authenticator-app types (generate_secret): a new token with a fresh secret is created; its\n\
 otpauth:// URI is printed and drawn as a QR code. The secret is shown this once only.\n\n\
-Examples:\n  radotpctl token enroll alice --type hw-hotp --serial HW0002\n  radotpctl token enroll alice --type app-totp --qr-png alice.png"
-    )]
+Examples:\n  radotpctl token enroll alice --type hw-hotp --serial HW0002\n  radotpctl token enroll alice --type app-totp --qr-png alice.png")]
     Enroll {
         user: String,
         /// Token type id (see `radotpctl types`).
@@ -145,12 +142,10 @@ Examples:\n  radotpctl token enroll alice --type hw-hotp --serial HW0002\n  rado
         no_qr: bool,
     },
     /// Re-synchronise a token with two consecutive OTPs, oldest first.
-    #[command(
-        after_help = "HOTP: OTP1 must be the code for some counter c and OTP2 for c+1, with c within\n\
+    #[command(after_help = "HOTP: OTP1 must be the code for some counter c and OTP2 for c+1, with c within\n\
 auth.reset_window of the current counter; the counter then moves past OTP2, the fail count\n\
 is cleared and the token unlocked. TOTP types that allow it learn the token's clock drift.\n\n\
-Example:\n  radotpctl token reset HW0001 338314 254676"
-    )]
+Example:\n  radotpctl token reset HW0001 338314 254676")]
     Reset { serial: String, otp1: String, otp2: String },
     /// Enable a disabled token (also clears its fail count).
     #[command(after_help = "Example:\n  radotpctl token enable HW0001")]
@@ -303,10 +298,7 @@ async fn run(cli: Cli) -> ExitCode {
         return ExitCode::from(EXIT_FAILED);
     };
     let qr = match &cli.command {
-        Top::Token(TokenCommand::Enroll { qr_png, no_qr, .. }) => QrOutput {
-            terminal: !no_qr,
-            png: qr_png.clone(),
-        },
+        Top::Token(TokenCommand::Enroll { qr_png, no_qr, .. }) => QrOutput { terminal: !no_qr, png: qr_png.clone() },
         _ => QrOutput::default(),
     };
     if let (Reply::Enrollment(e), Some(path)) = (&reply, &qr.png) {
@@ -330,12 +322,9 @@ struct QrOutput {
 fn confirmation(top: &Top) -> Option<(String, String, bool)> {
     match top {
         Top::Token(TokenCommand::Unassign { serial, yes }) => Some((serial.clone(), "unassign".into(), *yes)),
-        Top::Token(TokenCommand::Assign {
-            serial,
-            user,
-            reassign: true,
-            yes,
-        }) => Some((serial.clone(), format!("reassign to {user}"), *yes)),
+        Top::Token(TokenCommand::Assign { serial, user, reassign: true, yes }) => {
+            Some((serial.clone(), format!("reassign to {user}"), *yes))
+        }
         Top::Token(TokenCommand::Delete { serial, yes }) => Some((serial.clone(), "delete".into(), *yes)),
         _ => None,
     }
@@ -352,10 +341,9 @@ async fn confirm(socket: &std::path::Path, (serial, action, yes): &(String, Stri
         return Err(ExitCode::from(EXIT_FAILED));
     }
     let owner = match call(socket, Command::TokenShow { serial: serial.clone() }).await {
-        Ok(Response {
-            result: Some(Reply::Token(t)),
-            ..
-        }) => t.user.map(|u| format!(" (owner: {u})")).unwrap_or_default(),
+        Ok(Response { result: Some(Reply::Token(t)), .. }) => {
+            t.user.map(|u| format!(" (owner: {u})")).unwrap_or_default()
+        }
         _ => String::new(),
     };
     eprint!("{action} token {serial}{owner}? [y/N] ");
@@ -458,21 +446,13 @@ fn build_command(top: &Top) -> Result<Command, String> {
     Ok(match top {
         Top::Ping => Command::Ping,
         Top::Status => Command::Status,
-        Top::Token(TokenCommand::Import {
-            file,
-            skip_invalid,
-            dry_run,
-        }) => {
+        Top::Token(TokenCommand::Import { file, skip_invalid, dry_run }) => {
             let content = if file.as_os_str() == "-" {
                 std::io::read_to_string(std::io::stdin()).map_err(|e| format!("cannot read standard input: {e}"))?
             } else {
                 std::fs::read_to_string(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?
             };
-            Command::TokenImport {
-                content,
-                skip_invalid: *skip_invalid,
-                dry_run: *dry_run,
-            }
+            Command::TokenImport { content, skip_invalid: *skip_invalid, dry_run: *dry_run }
         }
         Top::Token(TokenCommand::List(args)) => Command::TokenList(TokenFilter {
             serial: args.serial.clone(),
@@ -483,40 +463,25 @@ fn build_command(top: &Top) -> Result<Command, String> {
             limit: args.limit.unwrap_or(0),
         }),
         Top::Token(TokenCommand::Show { serial }) => Command::TokenShow { serial: serial.clone() },
-        Top::Token(TokenCommand::Assign {
-            serial, user, reassign, ..
-        }) => Command::TokenAssign {
-            serial: serial.clone(),
-            user: user.clone(),
-            reassign: *reassign,
-        },
+        Top::Token(TokenCommand::Assign { serial, user, reassign, .. }) => {
+            Command::TokenAssign { serial: serial.clone(), user: user.clone(), reassign: *reassign }
+        }
         Top::Token(TokenCommand::Unassign { serial, .. }) => Command::TokenUnassign { serial: serial.clone() },
-        Top::Token(TokenCommand::Enroll {
-            user,
-            token_type,
-            serial,
-            ..
-        }) => Command::TokenEnroll {
-            user: user.clone(),
-            r#type: token_type.clone(),
-            serial: serial.clone(),
-        },
-        Top::Token(TokenCommand::Reset { serial, otp1, otp2 }) => Command::TokenReset {
-            serial: serial.clone(),
-            otp1: otp1.clone(),
-            otp2: otp2.clone(),
-        },
+        Top::Token(TokenCommand::Enroll { user, token_type, serial, .. }) => {
+            Command::TokenEnroll { user: user.clone(), r#type: token_type.clone(), serial: serial.clone() }
+        }
+        Top::Token(TokenCommand::Reset { serial, otp1, otp2 }) => {
+            Command::TokenReset { serial: serial.clone(), otp1: otp1.clone(), otp2: otp2.clone() }
+        }
         Top::Token(TokenCommand::Enable { serial }) => Command::TokenEnable { serial: serial.clone() },
         Top::Token(TokenCommand::Disable { serial }) => Command::TokenDisable { serial: serial.clone() },
         Top::Token(TokenCommand::Unlock { serial }) => Command::TokenUnlock { serial: serial.clone() },
         Top::Token(TokenCommand::Delete { serial, .. }) => Command::TokenDelete { serial: serial.clone() },
         Top::Types => Command::Types,
+        Top::Reload => Command::Reload,
         Top::Completions { .. } | Top::Man { .. } => return Err("handled locally".into()),
         Top::User(UserCommand::Show { user }) => Command::UserShow { user: user.clone() },
-        Top::User(UserCommand::Search { query, limit }) => Command::UserSearch {
-            query: query.clone(),
-            limit: *limit,
-        },
+        Top::User(UserCommand::Search { query, limit }) => Command::UserSearch { query: query.clone(), limit: *limit },
         Top::Audit(args) => match args.action {
             Some(AuditAction::Verify) => Command::AuditVerify,
             None => Command::Audit(AuditQuery {
@@ -551,6 +516,7 @@ fn render(reply: &Reply, json: bool, qr: &QrOutput) -> ExitCode {
             Reply::Enrollment(e) => print_json(e),
             Reply::Reset(r) => print_json(r),
             Reply::Types(t) => print_json(t),
+            Reply::Reload(r) => print_json(r),
             Reply::Pong { daemon_version } => print_json(&serde_json::json!({ "daemon_version": daemon_version })),
         }
         return exit_for(reply);
@@ -570,6 +536,19 @@ fn render(reply: &Reply, json: bool, qr: &QrOutput) -> ExitCode {
                 r.token.serial, r.drift_steps
             ),
         },
+        Reply::Reload(r) => {
+            if r.applied {
+                println!("configuration reloaded");
+            } else {
+                eprintln!("reload refused; the running configuration stays in force:");
+            }
+            for line in &r.problems {
+                eprintln!("  {line}");
+            }
+            for line in r.restart_needed.iter().chain(&r.warnings) {
+                println!("  note: {line}");
+            }
+        }
         Reply::Types(types) => {
             let yes_no = |b: bool| if b { "yes" } else { "no" }.to_string();
             let rows: Vec<Vec<String>> = types
@@ -596,35 +575,21 @@ fn render(reply: &Reply, json: bool, qr: &QrOutput) -> ExitCode {
                     ]
                 })
                 .collect();
-            print_table(
-                &["ID", "LABEL", "OTP", "ENROLL", "GENERATED", "RESET", "DELETABLE"],
-                &rows,
-            );
+            print_table(&["ID", "LABEL", "OTP", "ENROLL", "GENERATED", "RESET", "DELETABLE"], &rows);
         }
         Reply::Tokens(tokens) => print_token_table(tokens),
         Reply::Token(token) => print_token(token),
         Reply::Import(report) => print_import(report),
         Reply::Assignment(a) => match &a.previous_owner {
-            Some(old) => println!(
-                "token {} moved from {old} to {}",
-                a.token.serial,
-                a.token.user.as_deref().unwrap_or("-")
-            ),
-            None => println!(
-                "token {} assigned to {}",
-                a.token.serial,
-                a.token.user.as_deref().unwrap_or("-")
-            ),
+            Some(old) => {
+                println!("token {} moved from {old} to {}", a.token.serial, a.token.user.as_deref().unwrap_or("-"))
+            }
+            None => println!("token {} assigned to {}", a.token.serial, a.token.user.as_deref().unwrap_or("-")),
         },
         Reply::Status(s) => {
             println!("radotpd {}  up {}s", s.version, s.uptime_seconds);
             let states: Vec<String> = s.tokens_by_state.iter().map(|(k, v)| format!("{k} {v}")).collect();
-            println!(
-                "tokens    {} ({}; unassigned {})",
-                s.tokens_total,
-                states.join(", "),
-                s.tokens_unassigned
-            );
+            println!("tokens    {} ({}; unassigned {})", s.tokens_total, states.join(", "), s.tokens_unassigned);
             println!(
                 "radius    requests {}  accepts {}  rejects {}  status-server {}  retransmissions {}",
                 s.radius.requests,
@@ -633,21 +598,9 @@ fn render(reply: &Reply, json: bool, qr: &QrOutput) -> ExitCode {
                 s.radius.status_server,
                 s.radius.retransmissions_answered
             );
-            let drops: Vec<String> = s
-                .radius
-                .drops
-                .iter()
-                .filter(|(_, v)| **v > 0)
-                .map(|(k, v)| format!("{k} {v}"))
-                .collect();
-            println!(
-                "drops     {}",
-                if drops.is_empty() {
-                    "none".to_string()
-                } else {
-                    drops.join(", ")
-                }
-            );
+            let drops: Vec<String> =
+                s.radius.drops.iter().filter(|(_, v)| **v > 0).map(|(k, v)| format!("{k} {v}")).collect();
+            println!("drops     {}", if drops.is_empty() { "none".to_string() } else { drops.join(", ") });
             println!("store     {} bytes", s.store_bytes);
         }
         Reply::Audit(entries) => print_audit(entries),
@@ -673,10 +626,8 @@ fn render(reply: &Reply, json: bool, qr: &QrOutput) -> ExitCode {
             print_token_table(&u.tokens);
         }
         Reply::Users(users) => {
-            let rows: Vec<Vec<String>> = users
-                .iter()
-                .map(|u| vec![u.name.clone(), opt(&u.display_name), opt(&u.email)])
-                .collect();
+            let rows: Vec<Vec<String>> =
+                users.iter().map(|u| vec![u.name.clone(), opt(&u.display_name), opt(&u.email)]).collect();
             print_table(&["USER", "NAME", "E-MAIL"], &rows);
         }
     }
@@ -688,6 +639,7 @@ fn exit_for(reply: &Reply) -> ExitCode {
     match reply {
         Reply::Import(r) if r.aborted => ExitCode::from(EXIT_FAILED),
         Reply::Chain(c) if !c.ok => ExitCode::from(EXIT_FAILED),
+        Reply::Reload(r) if !r.applied => ExitCode::from(EXIT_FAILED),
         _ => ExitCode::SUCCESS,
     }
 }
@@ -704,11 +656,7 @@ fn print_table(headers: &[&str], rows: &[Vec<String>]) {
         }
     }
     let line = |cells: Vec<String>| {
-        let padded: Vec<String> = cells
-            .iter()
-            .enumerate()
-            .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
-            .collect();
+        let padded: Vec<String> = cells.iter().enumerate().map(|(i, c)| format!("{c:<w$}", w = widths[i])).collect();
         println!("{}", padded.join("  ").trim_end());
     };
     line(headers.iter().map(|h| h.to_string()).collect());
@@ -744,25 +692,15 @@ fn print_token_table(tokens: &[TokenView]) {
 
 fn print_token(t: &TokenView) {
     println!("serial        {}", t.serial);
-    println!(
-        "type          {} ({})",
-        t.type_label.as_deref().unwrap_or(&t.r#type),
-        t.r#type
-    );
-    println!(
-        "algorithm     {} {} digits {}",
-        t.algorithm.as_str(),
-        t.hash.as_str(),
-        t.digits
-    );
+    println!("type          {} ({})", t.type_label.as_deref().unwrap_or(&t.r#type), t.r#type);
+    println!("algorithm     {} {} digits {}", t.algorithm.as_str(), t.hash.as_str(), t.digits);
     if let Some(p) = t.period {
         println!("period        {p}s");
     }
     match &t.user {
-        Some(u) => println!(
-            "user          {u}{}",
-            t.display_name.as_ref().map(|d| format!(" ({d})")).unwrap_or_default()
-        ),
+        Some(u) => {
+            println!("user          {u}{}", t.display_name.as_ref().map(|d| format!(" ({d})")).unwrap_or_default())
+        }
         None => println!("user          - (unassigned)"),
     }
     println!("state         {}", t.state.as_str());
@@ -777,10 +715,7 @@ fn print_token(t: &TokenView) {
         println!("clock drift   {d} step(s)");
     }
     println!("created       {}", t.created_at);
-    println!(
-        "last used     {}",
-        t.last_used_at.map(|v| v.to_string()).unwrap_or_else(|| "never".into())
-    );
+    println!("last used     {}", t.last_used_at.map(|v| v.to_string()).unwrap_or_else(|| "never".into()));
 }
 
 fn print_import(r: &ImportReport) {
@@ -793,26 +728,13 @@ fn print_import(r: &ImportReport) {
         );
     }
     for issue in &r.skipped {
-        eprintln!(
-            "line {}: skipped {}: {}",
-            issue.line,
-            issue.serial.as_deref().unwrap_or("-"),
-            issue.reason
-        );
+        eprintln!("line {}: skipped {}: {}", issue.line, issue.serial.as_deref().unwrap_or("-"), issue.reason);
     }
     if r.aborted {
-        eprintln!(
-            "nothing imported: {} invalid row(s); fix them or use --skip-invalid",
-            r.invalid.len()
-        );
+        eprintln!("nothing imported: {} invalid row(s); fix them or use --skip-invalid", r.invalid.len());
     }
     let verb = if r.dry_run { "would import" } else { "imported" };
-    println!(
-        "{verb} {}, skipped {}, invalid {}",
-        r.imported,
-        r.skipped.len(),
-        r.invalid.len()
-    );
+    println!("{verb} {}, skipped {}, invalid {}", r.imported, r.skipped.len(), r.invalid.len());
 }
 
 fn print_audit(entries: &[AuditEntry]) {
@@ -831,17 +753,5 @@ fn print_audit(entries: &[AuditEntry]) {
             ]
         })
         .collect();
-    print_table(
-        &[
-            "SEQ",
-            "TIME",
-            "ACTOR",
-            "OPERATION",
-            "USER",
-            "SERIAL",
-            "RESULT",
-            "REASON",
-        ],
-        &rows,
-    );
+    print_table(&["SEQ", "TIME", "ACTOR", "OPERATION", "USER", "SERIAL", "RESULT", "REASON"], &rows);
 }

@@ -33,10 +33,7 @@ fn init_logging(level: Option<&str>) {
         .unwrap_or_else(|| EnvFilter::new("info"));
     // Under systemd the journal adds its own timestamps.
     let under_journal = std::env::var_os("JOURNAL_STREAM").is_some();
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false);
     if under_journal {
         builder.without_time().with_ansi(false).init();
     } else {
@@ -47,9 +44,14 @@ fn init_logging(level: Option<&str>) {
 fn main() -> ExitCode {
     let flags = Flags::parse();
     if flags.check_config {
-        return match daemon::check_config(&flags.config) {
-            Ok(_) => {
-                println!("{}: configuration is valid", flags.config.display());
+        return match daemon::check_config(&flags.config).and_then(|c| daemon::check_stored_types(&c)) {
+            Ok(stored) => {
+                match stored {
+                    Some(n) => {
+                        println!("{}: configuration is valid ({n} stored tokens checked)", flags.config.display())
+                    }
+                    None => println!("{}: configuration is valid", flags.config.display()),
+                }
                 ExitCode::SUCCESS
             }
             Err(e) => {

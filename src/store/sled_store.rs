@@ -48,12 +48,8 @@ fn owner_key(user: &str, serial: &str) -> Vec<u8> {
 impl SledStore {
     /// Opens (or creates) the store at `path`. `cache_bytes` bounds sled's page cache.
     pub fn open(path: &Path, cache_bytes: u64) -> Result<Self, StoreError> {
-        let db = sled::Config::new()
-            .path(path)
-            .cache_capacity(cache_bytes)
-            .flush_every_ms(Some(500))
-            .open()
-            .map_err(io)?;
+        let db =
+            sled::Config::new().path(path).cache_capacity(cache_bytes).flush_every_ms(Some(500)).open().map_err(io)?;
         let meta = db.open_tree("meta").map_err(io)?;
         match meta.get(SCHEMA_KEY).map_err(io)? {
             None => {
@@ -65,10 +61,7 @@ impl SledStore {
                     .map(u32::from_be_bytes)
                     .map_err(|_| StoreError::Corrupt("schema version is unreadable".into()))?;
                 if found != SCHEMA_VERSION {
-                    return Err(StoreError::Schema {
-                        found,
-                        supported: SCHEMA_VERSION,
-                    });
+                    return Err(StoreError::Schema { found, supported: SCHEMA_VERSION });
                 }
             }
         }
@@ -107,11 +100,7 @@ impl SledStore {
 
 impl TokenStore for SledStore {
     fn get(&self, serial: &str) -> Result<Option<Token>, StoreError> {
-        self.tokens
-            .get(serial.as_bytes())
-            .map_err(io)?
-            .map(|b| decode(&b))
-            .transpose()
+        self.tokens.get(serial.as_bytes()).map_err(io)?.map(|b| decode(&b)).transpose()
     }
 
     fn tokens_of(&self, user: &str) -> Result<Vec<Token>, StoreError> {
@@ -184,10 +173,7 @@ impl TokenStore for SledStore {
             }
             let written = if new.owner == old.owner {
                 let new_bytes = encode(&new)?;
-                self.tokens
-                    .compare_and_swap(serial.as_bytes(), Some(&old_bytes), Some(new_bytes))
-                    .map_err(io)?
-                    .is_ok()
+                self.tokens.compare_and_swap(serial.as_bytes(), Some(&old_bytes), Some(new_bytes)).map_err(io)?.is_ok()
             } else {
                 self.write_with_index(&old_bytes, &old, &new)?
             };
@@ -217,26 +203,18 @@ impl TokenStore for SledStore {
     }
 
     fn append_audit(&self, record: &AuditRecord) -> Result<(), StoreError> {
-        self.audit
-            .insert(record.seq.to_be_bytes(), record.bytes.as_slice())
-            .map_err(io)?;
+        self.audit.insert(record.seq.to_be_bytes(), record.bytes.as_slice()).map_err(io)?;
         Ok(())
     }
 
     fn last_audit(&self) -> Result<Option<AuditRecord>, StoreError> {
-        Ok(self.audit.last().map_err(io)?.map(|(k, v)| AuditRecord {
-            seq: seq_of(&k),
-            bytes: v.to_vec(),
-        }))
+        Ok(self.audit.last().map_err(io)?.map(|(k, v)| AuditRecord { seq: seq_of(&k), bytes: v.to_vec() }))
     }
 
     fn audit_newest_first(&self, visit: &mut dyn FnMut(AuditRecord) -> bool) -> Result<(), StoreError> {
         for entry in self.audit.iter().rev() {
             let (k, v) = entry.map_err(io)?;
-            if !visit(AuditRecord {
-                seq: seq_of(&k),
-                bytes: v.to_vec(),
-            }) {
+            if !visit(AuditRecord { seq: seq_of(&k), bytes: v.to_vec() }) {
                 break;
             }
         }
@@ -246,10 +224,7 @@ impl TokenStore for SledStore {
     fn audit_oldest_first(&self, visit: &mut dyn FnMut(AuditRecord) -> bool) -> Result<(), StoreError> {
         for entry in self.audit.iter() {
             let (k, v) = entry.map_err(io)?;
-            if !visit(AuditRecord {
-                seq: seq_of(&k),
-                bytes: v.to_vec(),
-            }) {
+            if !visit(AuditRecord { seq: seq_of(&k), bytes: v.to_vec() }) {
                 break;
             }
         }
@@ -284,21 +259,12 @@ mod tests {
         Token {
             serial: serial.into(),
             type_id: "hw-hotp".into(),
-            params: OtpParams {
-                algorithm: Algorithm::Hotp,
-                digits: 6,
-                hash: HashAlg::Sha1,
-                period: 30,
-            },
+            params: OtpParams { algorithm: Algorithm::Hotp, digits: 6, hash: HashAlg::Sha1, period: 30 },
             sealed_seed: vec![1, 2, 3],
             counter: 0,
             last_step: None,
             drift: 0,
-            owner: owner.map(|n| Owner {
-                name: n.into(),
-                display_name: None,
-                dn: None,
-            }),
+            owner: owner.map(|n| Owner { name: n.into(), display_name: None, dn: None }),
             disabled: false,
             locked: false,
             fail_count: 0,
@@ -312,9 +278,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let store = SledStore::open(dir.path(), 1 << 20).unwrap();
-            store
-                .insert_all(&[token("A", Some("alice")), token("B", None)])
-                .unwrap();
+            store.insert_all(&[token("A", Some("alice")), token("B", None)]).unwrap();
             assert!(
                 matches!(store.insert_all(&[token("C", None), token("A", None)]), Err(StoreError::Exists(s)) if s == "A")
             );
@@ -322,11 +286,7 @@ mod tests {
             store
                 .update("A", &mut |t| {
                     let mut n = t.clone();
-                    n.owner = Some(Owner {
-                        name: "bob".into(),
-                        display_name: None,
-                        dn: None,
-                    });
+                    n.owner = Some(Owner { name: "bob".into(), display_name: None, dn: None });
                     Change::Write(Box::new(n), ())
                 })
                 .unwrap();
@@ -345,9 +305,7 @@ mod tests {
     fn user_prefix_does_not_leak_into_longer_names() {
         let dir = tempfile::tempdir().unwrap();
         let store = SledStore::open(dir.path(), 1 << 20).unwrap();
-        store
-            .insert_all(&[token("A", Some("al")), token("B", Some("alice"))])
-            .unwrap();
+        store.insert_all(&[token("A", Some("al")), token("B", Some("alice"))]).unwrap();
         assert_eq!(store.tokens_of("al").unwrap().len(), 1);
     }
 }
