@@ -35,8 +35,20 @@ pub struct Config {
     pub token_types: Vec<TokenType>,
     #[serde(default)]
     pub enroll: EnrollConfig,
+    /// Optional Prometheus endpoint.
+    #[serde(default)]
+    pub metrics: MetricsConfig,
     #[serde(default)]
     pub log: LogConfig,
+}
+
+/// `metrics`: the Prometheus text endpoint, off unless `listen` is set.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// TCP address for `GET /metrics`, e.g. `127.0.0.1:9812`.
+    #[serde(default)]
+    pub listen: Option<SocketAddr>,
 }
 
 /// How enrolled authenticator-app tokens are labelled in their `otpauth://` URI.

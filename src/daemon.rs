@@ -103,6 +103,30 @@ fn undefined_types(store: &dyn TokenStore, config: &Config) -> Result<Vec<(Strin
     Ok(missing.into_iter().collect())
 }
 
+/// `radotpd --restore FILE`: loads a backup into the (empty) configured store.
+pub fn restore(config: &Config, file: &Path) -> Result<(usize, usize), DaemonError> {
+    let text = std::fs::read_to_string(file).map_err(|e| startup(format!("cannot read {}", file.display()), e))?;
+    let backup: crate::service::Backup = serde_json::from_str(&text).map_err(|e| {
+        startup("restore", crate::service::RestoreError::NotABackup(file.display().to_string(), e.to_string()))
+    })?;
+    if backup.format != crate::service::BACKUP_FORMAT || backup.version != crate::service::BACKUP_VERSION {
+        return Err(startup(
+            "restore",
+            format!("{} is not a radotp backup of a version this build reads", file.display()),
+        ));
+    }
+    let cipher = SeedCipher::from_key_file(&config.store.key_file, false).map_err(|e| startup("store.key_file", e))?;
+    let store = SledStore::open(&config.store.path, config.store.cache_mib << 20).map_err(|e| {
+        startup(format!("cannot open the store at {} (is radotpd still running?)", config.store.path.display()), e)
+    })?;
+    crate::service::restore(&store, &cipher, &backup).map_err(|e| match e {
+        crate::service::RestoreError::NotEmpty(_) => {
+            startup("restore", crate::service::RestoreError::NotEmpty(config.store.path.display().to_string()))
+        }
+        other => startup("restore", other),
+    })
+}
+
 pub fn build_directory(config: &Config) -> Arc<dyn UserDirectory> {
     match &config.directory {
         DirectoryConfig::Static { users } => Arc::new(StaticDirectory::new(users.iter().map(Into::into))),
@@ -168,6 +192,14 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<(), DaemonError
         let bound = socket.local_addr().map_err(|e| startup("local address", e))?;
         tracing::info!("listening for RADIUS on {bound}");
         tasks.spawn(radius.clone().serve(Arc::new(socket), shutdown.clone(), request_tasks.clone()));
+    }
+    if let Some(address) = config.metrics.listen {
+        let listener = tokio::net::TcpListener::bind(address)
+            .await
+            .map_err(|e| startup(format!("cannot bind metrics.listen {address}"), e))?;
+        let bound = listener.local_addr().map_err(|e| startup("local address", e))?;
+        tracing::info!("metrics on http://{bound}/metrics");
+        tasks.spawn(crate::metrics::serve_prometheus(listener, service.clone(), shutdown.clone()));
     }
     let listener = bind_admin_socket(&config.admin.socket)?;
     tracing::info!("admin socket at {}", config.admin.socket.display());
@@ -269,6 +301,7 @@ fn reload(path: &Path, running: &Config) -> Result<(Config, ReloadOutcome), Conf
     restart(new.store.path != running.store.path, "store.path");
     restart(new.store.key_file != running.store.key_file, "store.key_file");
     restart(new.admin.socket != running.admin.socket, "admin.socket");
+    restart(new.metrics.listen != running.metrics.listen, "metrics.listen");
     Ok((new, outcome))
 }
 

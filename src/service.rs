@@ -711,6 +711,19 @@ impl Service {
         Ok(self.view(&removed, &settings))
     }
 
+    /// A consistent copy of tokens (seeds still sealed) and audit, taken while
+    /// RADIUS keeps serving.
+    pub fn backup(&self) -> Result<Backup, ServiceError> {
+        let snapshot = self.store.snapshot()?;
+        Ok(Backup {
+            format: BACKUP_FORMAT.into(),
+            version: BACKUP_VERSION,
+            created_at: self.now(),
+            daemon_version: env!("CARGO_PKG_VERSION").into(),
+            snapshot,
+        })
+    }
+
     pub fn token_types(&self) -> Vec<TokenType> {
         self.settings().token_types.clone()
     }
@@ -822,6 +835,52 @@ impl Service {
             radius: self.metrics.snapshot(),
         })
     }
+}
+
+pub const BACKUP_FORMAT: &str = "radotp-backup";
+pub const BACKUP_VERSION: u32 = 1;
+
+/// A backup file: tokens with sealed seeds, and the audit chain.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Backup {
+    pub format: String,
+    pub version: u32,
+    pub created_at: u64,
+    pub daemon_version: String,
+    pub snapshot: crate::store::Snapshot,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreError {
+    #[error("{0} is not a radotp backup: {1}")]
+    NotABackup(String, String),
+    #[error("the store at {0} already holds data; restore into an empty store (move the old one away first)")]
+    NotEmpty(String),
+    #[error(
+        "the configured key file does not open the backup's seeds (token {0}): restore the key file that was in use when the backup was made"
+    )]
+    WrongKey(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Writes a backup into an empty store. Checks first that the master key
+/// opens the seeds, so a restore with the wrong key file fails loudly.
+pub fn restore(store: &dyn TokenStore, cipher: &SeedCipher, backup: &Backup) -> Result<(usize, usize), RestoreError> {
+    if store.count()? > 0 || store.last_audit()?.is_some() {
+        return Err(RestoreError::NotEmpty(String::new()));
+    }
+    if let Some(token) = backup.snapshot.tokens.first() {
+        cipher.open(&token.serial, &token.sealed_seed).map_err(|_| RestoreError::WrongKey(token.serial.clone()))?;
+    }
+    for chunk in backup.snapshot.tokens.chunks(10_000) {
+        store.insert_all(chunk)?;
+    }
+    for (seq, text) in &backup.snapshot.audit {
+        store.append_audit(&crate::store::AuditRecord { seq: *seq, bytes: text.clone().into_bytes() })?;
+    }
+    store.flush()?;
+    Ok((backup.snapshot.tokens.len(), backup.snapshot.audit.len()))
 }
 
 /// Issuer and account label of the `otpauth://` URI of soft tokens.

@@ -238,6 +238,10 @@ impl AdminServer {
                 map.insert("serial".into(), e.token.serial.clone().into());
                 serde_json::Value::Object(map)
             }
+            (Some(Reply::Backup(b)), _) => serde_json::json!({
+                "tokens": b.snapshot.tokens.len(),
+                "audit_entries": b.snapshot.audit.len(),
+            }),
             (Some(Reply::Reset(r)), _) => serde_json::json!({
                 "counter_moved_by": r.counter_moved_by,
                 "drift_steps": r.drift_steps,
@@ -280,6 +284,7 @@ impl AdminServer {
             Command::TokenUnlock { serial } => Reply::Token(self.service.unlock(&serial).await?),
             Command::TokenDelete { serial } => Reply::Token(self.service.delete(&serial).await?),
             Command::Types => Reply::Types(self.service.token_types()),
+            Command::Backup => Reply::Backup(Box::new(blocking(move || service.backup()).await?)),
             Command::Reload => {
                 let (tx, rx) = tokio::sync::oneshot::channel();
                 let unavailable = || ServiceError::Invalid("the daemon is shutting down".into());

@@ -78,6 +78,8 @@ pub enum Command {
     Types,
     /// Re-read the configuration, as SIGHUP does.
     Reload,
+    /// A consistent snapshot of tokens and audit.
+    Backup,
     UserShow {
         user: String,
     },
@@ -113,6 +115,7 @@ impl Command {
             Command::TokenDelete { .. } => "token.delete",
             Command::Types => "types",
             Command::Reload => "reload",
+            Command::Backup => "backup",
             Command::UserShow { .. } => "user.show",
             Command::UserSearch { .. } => "user.search",
             Command::Audit(_) => "audit.list",
@@ -135,7 +138,9 @@ impl Command {
     /// The least role that may run this command.
     pub fn required_role(&self) -> Role {
         match self {
-            Command::TokenImport { .. } | Command::TokenDelete { .. } | Command::Reload => Role::Admin,
+            Command::TokenImport { .. } | Command::TokenDelete { .. } | Command::Reload | Command::Backup => {
+                Role::Admin
+            }
             _ => Role::Operator,
         }
     }
@@ -183,6 +188,7 @@ pub enum Reply {
     Audit(Vec<AuditEntry>),
     Chain(ChainReport),
     Reload(ReloadOutcome),
+    Backup(Box<crate::service::Backup>),
 }
 
 /// What a reload did.

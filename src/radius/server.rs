@@ -170,10 +170,14 @@ impl RadiusServer {
             let counter =
                 if code == packet::CODE_ACCESS_ACCEPT { &server.metrics().accepts } else { &server.metrics().rejects };
             Metrics::count(counter);
+            if code == packet::CODE_ACCESS_REJECT {
+                server.metrics().rejected_because(reason);
+            }
             let attrs = ReplyAttributes::default();
             let sent = server
                 .answer_raw(&socket, source, key, &client, identifier, &request_authenticator, code, &attrs)
                 .await;
+            server.metrics().observe_latency(received.elapsed());
             tracing::info!(
                 client = %client.name,
                 %source,

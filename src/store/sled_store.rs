@@ -10,7 +10,7 @@ use std::path::Path;
 
 use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
 
-use super::{AuditRecord, Change, SCHEMA_VERSION, StoreError, TokenStore, Updated};
+use super::{AuditRecord, Change, SCHEMA_VERSION, Snapshot, StoreError, TokenStore, Updated};
 use crate::token::Token;
 
 const SCHEMA_KEY: &[u8] = b"schema_version";
@@ -20,6 +20,8 @@ pub struct SledStore {
     tokens: sled::Tree,
     owners: sled::Tree,
     audit: sled::Tree,
+    /// Writers share it; a snapshot takes it alone, so it sees one instant.
+    write_gate: std::sync::RwLock<()>,
 }
 
 fn io(e: sled::Error) -> StoreError {
@@ -70,7 +72,12 @@ impl SledStore {
             owners: db.open_tree("owners").map_err(io)?,
             audit: db.open_tree("audit").map_err(io)?,
             db,
+            write_gate: std::sync::RwLock::new(()),
         })
+    }
+
+    fn writing(&self) -> std::sync::RwLockReadGuard<'_, ()> {
+        self.write_gate.read().unwrap_or_else(|p| p.into_inner())
     }
 
     fn write_with_index(&self, old_bytes: &sled::IVec, old: &Token, new: &Token) -> Result<bool, StoreError> {
@@ -136,6 +143,7 @@ impl TokenStore for SledStore {
     }
 
     fn insert_all(&self, tokens: &[Token]) -> Result<(), StoreError> {
+        let _writing = self.writing();
         let mut encoded = Vec::with_capacity(tokens.len());
         for token in tokens {
             encoded.push(encode(token)?);
@@ -185,6 +193,7 @@ impl TokenStore for SledStore {
     }
 
     fn remove(&self, serial: &str) -> Result<Option<Token>, StoreError> {
+        let _writing = self.writing();
         let result = (&self.tokens, &self.owners).transaction(|(tokens, owners)| {
             let Some(bytes) = tokens.remove(serial.as_bytes())? else {
                 return Ok(None);
@@ -203,6 +212,7 @@ impl TokenStore for SledStore {
     }
 
     fn append_audit(&self, record: &AuditRecord) -> Result<(), StoreError> {
+        let _writing = self.writing();
         self.audit.insert(record.seq.to_be_bytes(), record.bytes.as_slice()).map_err(io)?;
         Ok(())
     }
@@ -242,6 +252,26 @@ impl TokenStore for SledStore {
 
     fn size_on_disk(&self) -> Result<u64, StoreError> {
         self.db.size_on_disk().map_err(io)
+    }
+
+    fn snapshot(&self) -> Result<Snapshot, StoreError> {
+        // Copy the raw values (reference-counted, cheap) under the gate; decode after.
+        let (token_values, audit_values) = {
+            let _alone = self.write_gate.write().unwrap_or_else(|p| p.into_inner());
+            let tokens = self.tokens.iter().values().collect::<Result<Vec<_>, _>>().map_err(io)?;
+            let audit = self.audit.iter().collect::<Result<Vec<_>, _>>().map_err(io)?;
+            (tokens, audit)
+        };
+        let tokens = token_values.iter().map(|v| decode(v)).collect::<Result<Vec<_>, _>>()?;
+        let audit = audit_values
+            .into_iter()
+            .map(|(k, v)| {
+                String::from_utf8(v.to_vec())
+                    .map(|text| (seq_of(&k), text))
+                    .map_err(|_| StoreError::Corrupt(format!("audit entry {} is not UTF-8", seq_of(&k))))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Snapshot { schema_version: SCHEMA_VERSION, tokens, audit })
     }
 }
 

@@ -262,3 +262,95 @@ fn the_systemd_unit_verifies() {
     let out = Command::new("systemd-analyze").arg("verify").arg(&path).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_backup_taken_under_load_restores_into_a_store_that_authenticates() {
+    use std::os::unix::fs::PermissionsExt;
+    let daemon = Daemon::start();
+    daemon.rfc_token("HW1", "alice");
+    let mut client = daemon.client().await;
+    assert_eq!(client.authenticate("alice", RFC_CODES[0]).await.unwrap().code, CODE_ACCESS_ACCEPT);
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = {
+        let stop = stop.clone();
+        let mut client = daemon.client().await;
+        tokio::spawn(async move {
+            let mut answered = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                if client.authenticate("bob", "111111").await.is_ok() {
+                    answered += 1;
+                }
+            }
+            answered
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let file = daemon.dir.path().join("backup.json");
+    let out = daemon.ctl_ok(&["backup", file.to_str().unwrap()]);
+    assert!(out.contains("backup written: 1 token(s)"), "{out}");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stop.store(true, Ordering::Relaxed);
+    assert!(load.await.unwrap() > 5, "RADIUS kept serving during the backup");
+    assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+    assert!(!std::fs::read_to_string(&file).unwrap().contains(RFC_SEED_HEX), "seeds stay sealed");
+    assert_eq!(daemon.ctl(&["backup", file.to_str().unwrap()]).status.code(), Some(1), "no silent overwrite");
+
+    // Restore into a fresh store that has the same master key.
+    let mut restored = Daemon::prepare(|_| {});
+    std::fs::copy(daemon.dir.path().join("master.key"), restored.dir.path().join("master.key")).unwrap();
+    std::fs::write(restored.config_path(), restored.config_text()).unwrap();
+    let run = |config: &std::path::Path| {
+        Command::new(env!("CARGO_BIN_EXE_radotpd"))
+            .arg("--restore")
+            .arg(&file)
+            .arg("--config")
+            .arg(config)
+            .output()
+            .unwrap()
+    };
+    let out = run(&restored.config_path());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let again = run(&restored.config_path());
+    assert!(!again.status.success() && String::from_utf8_lossy(&again.stderr).contains("already holds data"));
+    restored.launch();
+    let mut client = restored.client().await;
+    assert_eq!(client.authenticate("alice", RFC_CODES[0]).await.unwrap().code, CODE_ACCESS_REJECT, "counter restored");
+    assert_eq!(client.authenticate("alice", RFC_CODES[1]).await.unwrap().code, CODE_ACCESS_ACCEPT);
+    assert_eq!(restored.ctl_json(&["audit", "verify"])["ok"], true);
+
+    // The wrong master key is refused before anything is written.
+    let other = Daemon::prepare(|_| {});
+    std::fs::write(other.config_path(), other.config_text()).unwrap();
+    radotp::crypto::SeedCipher::from_key_file(&other.dir.path().join("master.key"), true).unwrap();
+    let out = run(&other.config_path());
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("key file does not open"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn prometheus_endpoint_counts_decisions() {
+    use std::io::{Read, Write};
+    let daemon = Daemon::start_with(|c| c.push_str("metrics:\n  listen: \"127.0.0.1:0\"\n"));
+    daemon.rfc_token("HW1", "alice");
+    let mut client = daemon.client().await;
+    client.authenticate("alice", RFC_CODES[0]).await.unwrap();
+    client.authenticate("alice", "000000").await.unwrap();
+    let log = daemon.log();
+    let address =
+        log.split("metrics on http://").nth(1).and_then(|rest| rest.split('/').next()).expect("metrics address");
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    stream.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
+    let mut body = String::new();
+    stream.read_to_string(&mut body).unwrap();
+    assert!(body.starts_with("HTTP/1.0 200 OK"), "{body}");
+    for line in [
+        "radotp_radius_accepts_total 1",
+        "radotp_radius_rejects_total 1",
+        "radotp_radius_reject_reasons_total{reason=\"wrong_otp\"} 1",
+        "radotp_radius_drops_total{reason=\"unknown_client\"} 0",
+        "radotp_radius_decision_seconds_count 2",
+    ] {
+        assert!(body.contains(line), "{line} missing:\n{body}");
+    }
+    let status = daemon.ctl_json(&["status"]);
+    assert_eq!(status["radius"]["reject_reasons"]["wrong_otp"], 1);
+}
