@@ -11,7 +11,7 @@ pub struct ClientTable {
 
 impl ClientTable {
     pub fn new(mut clients: Vec<RadiusClient>) -> Self {
-        clients.sort_by(|a, b| b.network.prefix_len().cmp(&a.network.prefix_len()));
+        clients.sort_by_key(|c| std::cmp::Reverse(c.network.prefix_len()));
         ClientTable { clients }
     }
 
