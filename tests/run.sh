@@ -34,4 +34,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
   fi
 fi
 
+# Daemon logs kept by the tests are scanned at the end (tests/log_scan.rs).
+rm -rf target/tmp/daemon-logs
+export RADOTP_REQUIRE_LOGS=1
 exec cargo test --locked "$@"
