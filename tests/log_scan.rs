@@ -9,8 +9,10 @@ use radotp::otp::{HashAlg, hotp_code, totp_code};
 
 const RFC_SEED: &[u8] = b"12345678901234567890";
 /// The seed of tests/e2e/store.rs `seeds_never_appear_in_the_store_files`.
-const STORE_TEST_SEED: [u8; 20] =
-    [0x8f, 0x1e, 0x77, 0xa0, 0x5c, 0xd3, 0x29, 0xee, 0x41, 0x90, 0x0b, 0x6a, 0xf2, 0x13, 0x88, 0xc5, 0x3d, 0x7e, 0xb1, 0x64];
+const STORE_TEST_SEED: [u8; 20] = [
+    0x8f, 0x1e, 0x77, 0xa0, 0x5c, 0xd3, 0x29, 0xee, 0x41, 0x90, 0x0b, 0x6a, 0xf2, 0x13, 0x88, 0xc5, 0x3d, 0x7e, 0xb1,
+    0x64,
+];
 
 fn encodings(seed: &[u8]) -> Vec<String> {
     vec![
@@ -41,7 +43,8 @@ fn has_word(haystack: &str, word: &str) -> bool {
 #[test]
 fn no_seed_or_otp_in_any_daemon_log() {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("daemon-logs");
-    let logs: Vec<_> = std::fs::read_dir(&dir).map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect()).unwrap_or_default();
+    let logs: Vec<_> =
+        std::fs::read_dir(&dir).map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect()).unwrap_or_default();
     if logs.is_empty() {
         assert!(std::env::var_os("RADOTP_REQUIRE_LOGS").is_none(), "no daemon logs in {}", dir.display());
         eprintln!("no daemon logs to scan (run the whole suite with tests/run.sh)");

@@ -1,6 +1,7 @@
 //! End-to-end tests against the real `radotpd` binary.
 
 mod admin;
+mod crash;
 mod harness;
 mod lifecycle;
 mod operator;
