@@ -20,6 +20,8 @@ pub mod config;
 pub mod crypto;
 pub mod daemon;
 pub mod directory;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod metrics;
 pub mod notify;
 pub mod otp;

@@ -239,7 +239,7 @@ pub fn build_status_server(identifier: u8, secret: &[u8]) -> Vec<u8> {
 
 /// Computes the Message-Authenticator of a request whose first attribute
 /// after the header holds it (or that holds it anywhere).
-fn sign_request_in_place(bytes: &mut [u8], secret: &[u8]) {
+pub fn sign_request_in_place(bytes: &mut [u8], secret: &[u8]) {
     let at = match parse_frame(bytes) {
         Ok(frame) => frame.message_authenticator_at,
         Err(_) => None,
