@@ -121,6 +121,10 @@ impl Daemon {
         std::fs::write(self.config_path(), config).expect("write config");
     }
 
+    pub fn child_pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
     /// Sends a signal (by name, e.g. "HUP") to the daemon.
     pub fn signal(&self, name: &str) {
         let pid = self.child.as_ref().expect("running").id();

@@ -2,6 +2,7 @@
 
 mod admin;
 mod crash;
+mod flood;
 mod harness;
 mod lifecycle;
 mod operator;
