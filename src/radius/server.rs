@@ -176,10 +176,11 @@ impl RadiusServer {
                 server.metrics().rejected_because(reason);
             }
             let attrs = ReplyAttributes::default();
+            // Counted before the reply leaves, so whoever got the reply sees it counted.
+            server.metrics().observe_latency(received.elapsed());
             let sent = server
                 .answer_raw(&socket, source, key, &client, identifier, &request_authenticator, code, &attrs)
                 .await;
-            server.metrics().observe_latency(received.elapsed());
             tracing::info!(
                 client = %client.name,
                 %source,
