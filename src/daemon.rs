@@ -16,6 +16,7 @@ use crate::admin::server::{AccessPolicy, AdminServer};
 use crate::config::{Config, ConfigError, DirectoryConfig};
 use crate::crypto::SeedCipher;
 use crate::directory::UserDirectory;
+use crate::directory::ldap::LdapDirectory;
 use crate::directory::static_list::StaticDirectory;
 use crate::radius::server::RadiusServer;
 use crate::service::{Service, Settings, system_clock};
@@ -68,10 +69,23 @@ pub fn check_config(path: &Path) -> Result<Config, ConfigError> {
     Ok(config)
 }
 
-pub fn build_directory(config: &Config) -> Arc<dyn UserDirectory> {
-    match &config.directory {
+/// The directory of `config`. Nothing connects yet (an LDAP directory
+/// connects at its first use); files it names (CA, bind password) are read.
+pub fn build_directory(config: &Config) -> Result<Arc<dyn UserDirectory>, DaemonError> {
+    Ok(match &config.directory {
         DirectoryConfig::Static { users } => Arc::new(StaticDirectory::new(users.iter().map(Into::into))),
-    }
+        DirectoryConfig::Ldap(ldap) => Arc::new(LdapDirectory::new(ldap).map_err(|e| startup("directory", e))?),
+    })
+}
+
+/// Logs whether the directory answers; the daemon starts either way.
+fn probe_directory(directory: Arc<dyn UserDirectory>) {
+    tokio::spawn(async move {
+        match directory.probe().await {
+            Ok(place) => tracing::info!("user directory reachable: {place}"),
+            Err(e) => tracing::warn!("user directory not reachable yet: {e}"),
+        }
+    });
 }
 
 fn settings_of(config: &Config) -> Settings {
@@ -101,15 +115,11 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<(), DaemonError
             .map_err(|e| startup(format!("cannot open the store at {}", config.store.path.display()), e))?,
     );
     let clients = config.radius_clients()?;
+    let directory = build_directory(&config)?;
+    probe_directory(directory.clone());
     let service = Arc::new(
-        Service::new(
-            store.clone(),
-            cipher,
-            build_directory(&config),
-            settings_of(&config),
-            system_clock(),
-        )
-        .map_err(|e| startup("cannot start the token service", e))?,
+        Service::new(store.clone(), cipher, directory, settings_of(&config), system_clock())
+            .map_err(|e| startup("cannot start the token service", e))?,
     );
     let radius = Arc::new(RadiusServer::new(
         service.clone(),
@@ -141,12 +151,13 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<(), DaemonError
     while let Some(signal) = signal_rx.recv().await {
         match signal {
             signal_hook::consts::SIGHUP => match reload(&config_path, &current) {
-                Ok(new_config) => {
+                Ok((new_config, directory)) => {
                     match new_config.radius_clients() {
                         Ok(clients) => radius.replace_clients(clients),
                         Err(e) => tracing::error!(error = %e, "reload: clients unchanged"),
                     }
-                    service.replace_settings(settings_of(&new_config), build_directory(&new_config));
+                    probe_directory(directory.clone());
+                    service.replace_settings(settings_of(&new_config), directory);
                     admin.replace_policy(access_policy(&new_config));
                     tracing::info!("configuration reloaded");
                     current = new_config;
@@ -177,8 +188,9 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<(), DaemonError
     Ok(())
 }
 
-fn reload(path: &Path, running: &Config) -> Result<Config, ConfigError> {
+fn reload(path: &Path, running: &Config) -> Result<(Config, Arc<dyn UserDirectory>), DaemonError> {
     let new = Config::load(path)?;
+    let directory = build_directory(&new)?;
     if new.radius.listen != running.radius.listen {
         tracing::warn!("reload: radius.listen changed; it takes effect at the next restart");
     }
@@ -188,7 +200,7 @@ fn reload(path: &Path, running: &Config) -> Result<Config, ConfigError> {
     if new.admin.socket != running.admin.socket {
         tracing::warn!("reload: admin.socket changed; it takes effect at the next restart");
     }
-    Ok(new)
+    Ok((new, directory))
 }
 
 fn spawn_signal_thread(tx: tokio::sync::mpsc::UnboundedSender<i32>) -> Result<(), DaemonError> {

@@ -191,7 +191,11 @@ pub struct TokenView {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub counter: Option<u64>,
     /// TOTP only: `null` until the first accepted code; absent for HOTP.
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "present_even_if_null")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present_even_if_null"
+    )]
     pub last_step: Option<Option<u64>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drift: Option<i64>,
