@@ -30,6 +30,7 @@
 //! and failover included, by `timeout_ms × (number of URLs + 1)`.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -91,6 +92,7 @@ pub struct LdapDirectory {
     down_since: Mutex<Vec<Option<Instant>>>,
     searches: Pool,
     binds: Pool,
+    opened: AtomicU64,
 }
 
 struct Pool {
@@ -231,7 +233,13 @@ impl LdapDirectory {
             down_since: Mutex::new(vec![None; config.urls.len()]),
             searches: pool(true),
             binds: pool(false),
+            opened: AtomicU64::new(0),
         })
+    }
+
+    /// Connections opened so far (searches and binds): a measure of reuse.
+    pub fn connections_opened(&self) -> u64 {
+        self.opened.load(Ordering::Relaxed)
     }
 
     /// The filter that finds `name` (escaped), as sent to the server.
@@ -317,6 +325,7 @@ impl LdapDirectory {
         for url in self.url_order() {
             match self.connect_to(url, service_bound).await {
                 Ok(ldap) => {
+                    self.opened.fetch_add(1, Ordering::Relaxed);
                     self.mark_up(url);
                     return Ok(Connection {
                         ldap,
