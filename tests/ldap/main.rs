@@ -1,5 +1,9 @@
 //! The LDAP directory against a real OpenLDAP slapd (see slapd.rs).
 
+mod daemon;
+#[allow(dead_code)]
+#[path = "../e2e/harness.rs"]
+mod harness;
 mod slapd;
 
 use std::time::{Duration, Instant};
