@@ -120,10 +120,7 @@ impl AuditLog {
                 (record.seq, entry.hash)
             }
         };
-        Ok(AuditLog {
-            store,
-            head: Arc::new(Mutex::new(head)),
-        })
+        Ok(AuditLog { store, head: Arc::new(Mutex::new(head)) })
     }
 
     pub fn append(&self, actor: &Actor, now: u64, event: AuditEvent) -> Result<u64, StoreError> {
@@ -153,25 +150,23 @@ impl AuditLog {
     pub fn query(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError> {
         let mut found = Vec::new();
         let mut failure = None;
-        self.store.audit_newest_first(
-            &mut |record| match serde_json::from_slice::<AuditEntry>(&record.bytes) {
-                Ok(entry) => {
-                    if query.since.is_some_and(|since| entry.time < since) {
-                        return false;
-                    }
-                    let keep = query.serial.as_ref().is_none_or(|s| entry.serial.as_ref() == Some(s))
-                        && query.user.as_ref().is_none_or(|u| entry.user.as_ref() == Some(u));
-                    if keep {
-                        found.push(entry);
-                    }
-                    found.len() < query.limit
+        self.store.audit_newest_first(&mut |record| match serde_json::from_slice::<AuditEntry>(&record.bytes) {
+            Ok(entry) => {
+                if query.since.is_some_and(|since| entry.time < since) {
+                    return false;
                 }
-                Err(e) => {
-                    failure = Some(StoreError::Corrupt(format!("audit entry {}: {e}", record.seq)));
-                    false
+                let keep = query.serial.as_ref().is_none_or(|s| entry.serial.as_ref() == Some(s))
+                    && query.user.as_ref().is_none_or(|u| entry.user.as_ref() == Some(u));
+                if keep {
+                    found.push(entry);
                 }
-            },
-        )?;
+                found.len() < query.limit
+            }
+            Err(e) => {
+                failure = Some(StoreError::Corrupt(format!("audit entry {}: {e}", record.seq)));
+                false
+            }
+        })?;
         match failure {
             Some(e) => Err(e),
             None => Ok(found),
@@ -180,12 +175,7 @@ impl AuditLog {
 
     /// Walks the whole chain from the oldest entry and names the first broken one.
     pub fn verify(&self) -> Result<ChainReport, StoreError> {
-        let mut report = ChainReport {
-            entries: 0,
-            ok: true,
-            first_broken: None,
-            problem: None,
-        };
+        let mut report = ChainReport { entries: 0, ok: true, first_broken: None, problem: None };
         let mut previous_hash = String::new();
         let mut expected_seq = 1;
         self.store.audit_oldest_first(&mut |record| {

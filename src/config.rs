@@ -34,7 +34,46 @@ pub struct Config {
     pub directory: DirectoryConfig,
     pub token_types: Vec<TokenType>,
     #[serde(default)]
+    pub enroll: EnrollConfig,
+    /// Optional Prometheus endpoint.
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+    #[serde(default)]
     pub log: LogConfig,
+}
+
+/// `metrics`: the Prometheus text endpoint, off unless `listen` is set.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// TCP address for `GET /metrics`, e.g. `127.0.0.1:9812`.
+    #[serde(default)]
+    pub listen: Option<SocketAddr>,
+}
+
+/// How enrolled authenticator-app tokens are labelled in their `otpauth://` URI.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnrollConfig {
+    /// Shown by authenticator apps as the service name.
+    #[serde(default = "default_issuer")]
+    pub issuer: String,
+    /// Account label; `{user}` and `{serial}` are replaced.
+    #[serde(default = "default_account_label")]
+    pub account_label: String,
+}
+
+impl Default for EnrollConfig {
+    fn default() -> Self {
+        EnrollConfig { issuer: default_issuer(), account_label: default_account_label() }
+    }
+}
+
+fn default_issuer() -> String {
+    "radotp".into()
+}
+fn default_account_label() -> String {
+    "{user}".into()
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -86,6 +125,9 @@ pub struct AuthConfig {
     /// Counters searched by the two-OTP reset.
     #[serde(default = "default_reset_window")]
     pub reset_window: u64,
+    /// TOTP steps searched either side of now by the two-OTP reset (drift search).
+    #[serde(default = "default_totp_reset_window")]
+    pub totp_reset_window: u64,
 }
 
 impl Default for AuthConfig {
@@ -95,6 +137,7 @@ impl Default for AuthConfig {
             hotp_window: default_hotp_window(),
             totp_window: default_totp_window(),
             reset_window: default_reset_window(),
+            totp_reset_window: default_totp_reset_window(),
         }
     }
 }
@@ -119,6 +162,32 @@ pub struct AdminConfig {
     /// Group names or numeric gids.
     #[serde(default)]
     pub allowed_groups: Vec<String>,
+    /// Who gets which role. Peers in `allowed_uids`/`allowed_groups`, root and
+    /// the daemon's own uid are admins.
+    #[serde(default)]
+    pub roles: RolesConfig,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RolesConfig {
+    /// Day-to-day token handling: list, show, assign, reassign, unassign,
+    /// enroll, reset, enable, disable, unlock, audit.
+    #[serde(default)]
+    pub operator: RoleMembers,
+    /// Everything, including import and delete.
+    #[serde(default)]
+    pub admin: RoleMembers,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoleMembers {
+    #[serde(default)]
+    pub uids: Vec<u32>,
+    /// Group names or numeric gids.
+    #[serde(default)]
+    pub groups: Vec<String>,
 }
 
 /// `directory`: where users come from, chosen by `kind`.
@@ -223,9 +292,7 @@ impl TryFrom<DirectorySection> for DirectoryConfig {
                 if let Some(key) = section.ldap_keys_set().first() {
                     return Err(format!("the key {key} applies to kind ldap, not static"));
                 }
-                Ok(DirectoryConfig::Static {
-                    users: section.users.unwrap_or_default(),
-                })
+                Ok(DirectoryConfig::Static { users: section.users.unwrap_or_default() })
             }
             DirectoryKind::Ldap => {
                 if section.users.is_some() {
@@ -386,12 +453,7 @@ pub struct StaticUser {
 
 impl From<&StaticUser> for DirectoryUser {
     fn from(u: &StaticUser) -> Self {
-        DirectoryUser {
-            name: u.name.clone(),
-            display_name: u.display_name.clone(),
-            email: u.email.clone(),
-            dn: None,
-        }
+        DirectoryUser { name: u.name.clone(), display_name: u.display_name.clone(), email: u.email.clone(), dn: None }
     }
 }
 
@@ -430,6 +492,9 @@ fn default_totp_window() -> u64 {
 fn default_reset_window() -> u64 {
     1000
 }
+fn default_totp_reset_window() -> u64 {
+    240
+}
 fn default_cache_mib() -> u64 {
     16
 }
@@ -458,9 +523,7 @@ fn parse_ip_or_cidr(text: &str) -> Result<IpNet, String> {
         }
         return Ok(net);
     }
-    text.parse::<IpAddr>()
-        .map(IpNet::from)
-        .map_err(|_| format!("{text:?} is neither an IP address nor a CIDR network"))
+    text.parse::<IpAddr>().map(IpNet::from).map_err(|_| format!("{text:?} is neither an IP address nor a CIDR network"))
 }
 
 /// One problem found in a configuration, with the key path it concerns.
@@ -487,10 +550,7 @@ pub enum ConfigError {
 impl ConfigError {
     pub fn problems(&self) -> Vec<Problem> {
         match self {
-            ConfigError::Read { path, reason } => vec![Problem {
-                path: path.clone(),
-                message: reason.clone(),
-            }],
+            ConfigError::Read { path, reason } => vec![Problem { path: path.clone(), message: reason.clone() }],
             ConfigError::Invalid { problems } => problems.clone(),
         }
     }
@@ -508,10 +568,8 @@ pub struct RadiusClient {
 impl Config {
     /// Reads, parses and validates the file at `path`.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
-            path: path.display().to_string(),
-            reason: e.to_string(),
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::Read { path: path.display().to_string(), reason: e.to_string() })?;
         let config = Config::parse(&text)?;
         config.validate()?;
         Ok(config)
@@ -524,9 +582,7 @@ impl Config {
             let path = err.path().to_string();
             let message = strip_yaml_path(&err.into_inner().to_string());
             let (path, message) = join_path(&path, &message);
-            ConfigError::Invalid {
-                problems: vec![Problem { path, message }],
-            }
+            ConfigError::Invalid { problems: vec![Problem { path, message }] }
         })
     }
 
@@ -542,10 +598,7 @@ impl Config {
             problem("radius.max_in_flight".into(), "must be at least 1".into());
         }
         if !(1..=300).contains(&self.radius.duplicate_cache_seconds) {
-            problem(
-                "radius.duplicate_cache_seconds".into(),
-                "must be between 1 and 300".into(),
-            );
+            problem("radius.duplicate_cache_seconds".into(), "must be between 1 and 300".into());
         }
         let mut client_names = HashSet::new();
         for (i, client) in self.radius.clients.iter().enumerate() {
@@ -553,17 +606,10 @@ impl Config {
             if client.name.trim().is_empty() {
                 problem(format!("{at}.name"), "must not be empty".into());
             } else if !client_names.insert(client.name.as_str()) {
-                problem(
-                    format!("{at}.name"),
-                    format!("{:?} is used by another client", client.name),
-                );
+                problem(format!("{at}.name"), format!("{:?} is used by another client", client.name));
             }
             if let Err(message) = client.read_secret() {
-                let key = if client.secret_file.is_some() {
-                    "secret_file"
-                } else {
-                    "secret"
-                };
+                let key = if client.secret_file.is_some() { "secret_file" } else { "secret" };
                 problem(format!("{at}.{key}"), message);
             }
         }
@@ -590,6 +636,9 @@ impl Config {
         if !(1..=100_000).contains(&auth.reset_window) {
             problem("auth.reset_window".into(), "must be between 1 and 100000".into());
         }
+        if !(1..=10_000).contains(&auth.totp_reset_window) {
+            problem("auth.totp_reset_window".into(), "must be between 1 and 10000".into());
+        }
         if self.store.cache_mib == 0 {
             problem("store.cache_mib".into(), "must be at least 1".into());
         }
@@ -598,10 +647,7 @@ impl Config {
         }
         for (i, group) in self.admin.allowed_groups.iter().enumerate() {
             if resolve_group(group).is_none() {
-                problem(
-                    format!("admin.allowed_groups[{i}]"),
-                    format!("no group called {group:?}"),
-                );
+                problem(format!("admin.allowed_groups[{i}]"), format!("no group called {group:?}"));
             }
         }
         match &self.directory {
@@ -609,15 +655,9 @@ impl Config {
                 let mut names = HashSet::new();
                 for (i, user) in users.iter().enumerate() {
                     if !crate::token::valid_user_name(&user.name) {
-                        problem(
-                            format!("directory.users[{i}].name"),
-                            "must be 1 to 256 printable characters".into(),
-                        );
+                        problem(format!("directory.users[{i}].name"), "must be 1 to 256 printable characters".into());
                     } else if !names.insert(user.name.as_str()) {
-                        problem(
-                            format!("directory.users[{i}].name"),
-                            format!("{:?} appears twice", user.name),
-                        );
+                        problem(format!("directory.users[{i}].name"), format!("{:?} appears twice", user.name));
                     }
                 }
             }
@@ -629,12 +669,7 @@ impl Config {
         let mut type_ids = HashSet::new();
         for (i, ty) in self.token_types.iter().enumerate() {
             let at = format!("token_types[{i}]");
-            if ty.id.is_empty()
-                || !ty
-                    .id
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-            {
+            if ty.id.is_empty() || !ty.id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
                 problem(format!("{at}.id"), "use letters, digits, '-' and '_'".into());
             } else if !type_ids.insert(ty.id.as_str()) {
                 problem(format!("{at}.id"), format!("{:?} is defined twice", ty.id));
@@ -646,16 +681,18 @@ impl Config {
                 problem(format!("{at}.period"), "must be 1 to 3600 seconds".into());
             }
         }
+        if self.enroll.issuer.is_empty() || self.enroll.issuer.contains(':') {
+            problem("enroll.issuer".into(), "must be non-empty and without ':'".into());
+        }
+        if self.enroll.account_label.is_empty() {
+            problem("enroll.account_label".into(), "must not be empty".into());
+        }
         if let Some(level) = &self.log.level {
             if tracing_subscriber::EnvFilter::try_new(level).is_err() {
                 problem("log.level".into(), format!("{level:?} is not a log filter"));
             }
         }
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(ConfigError::Invalid { problems })
-        }
+        if problems.is_empty() { Ok(()) } else { Err(ConfigError::Invalid { problems }) }
     }
 
     /// The clients with their secrets read from the file or the files they name.
@@ -670,17 +707,10 @@ impl Config {
                     secret,
                     require_message_authenticator: client.require_message_authenticator,
                 }),
-                Err(message) => problems.push(Problem {
-                    path: format!("radius.clients[{i}].secret"),
-                    message,
-                }),
+                Err(message) => problems.push(Problem { path: format!("radius.clients[{i}].secret"), message }),
             }
         }
-        if problems.is_empty() {
-            Ok(clients)
-        } else {
-            Err(ConfigError::Invalid { problems })
-        }
+        if problems.is_empty() { Ok(clients) } else { Err(ConfigError::Invalid { problems }) }
     }
 
     pub fn token_type(&self, id: &str) -> Option<&TokenType> {
@@ -689,11 +719,7 @@ impl Config {
 
     /// Numeric gids of `admin.allowed_groups`.
     pub fn allowed_gids(&self) -> Vec<u32> {
-        self.admin
-            .allowed_groups
-            .iter()
-            .filter_map(|g| resolve_group(g))
-            .collect()
+        self.admin.allowed_groups.iter().filter_map(|g| resolve_group(g)).collect()
     }
 }
 
@@ -726,10 +752,7 @@ impl LdapConfig {
     fn validate(&self, problem: &mut impl FnMut(String, String)) {
         let at = "directory";
         if self.urls.is_empty() {
-            problem(
-                format!("{at}.urls"),
-                "at least one ldap:// or ldaps:// URL is needed".into(),
-            );
+            problem(format!("{at}.urls"), "at least one ldap:// or ldaps:// URL is needed".into());
         }
         for (i, text) in self.urls.iter().enumerate() {
             if let Err(message) = check_ldap_url(text) {
@@ -737,10 +760,7 @@ impl LdapConfig {
             }
         }
         if self.starttls && !self.urls.iter().any(|u| u.starts_with("ldap://")) {
-            problem(
-                format!("{at}.starttls"),
-                "applies to ldap:// URLs only; ldaps:// is TLS from the start".into(),
-            );
+            problem(format!("{at}.starttls"), "applies to ldap:// URLs only; ldaps:// is TLS from the start".into());
         }
         if let Some(path) = &self.ca_file {
             if let Err(message) = read_ca_file(path) {
@@ -756,10 +776,7 @@ impl LdapConfig {
             }
         }
         if self.base_dn.is_empty() {
-            problem(
-                format!("{at}.base_dn"),
-                "kind ldap needs the DN under which users are searched".into(),
-            );
+            problem(format!("{at}.base_dn"), "kind ldap needs the DN under which users are searched".into());
         } else if let Err(message) = check_dn(&self.base_dn) {
             problem(format!("{at}.base_dn"), message);
         }
@@ -804,10 +821,7 @@ impl LdapConfig {
     pub fn read_bind_password(&self) -> Result<Option<Secret>, (&'static str, String)> {
         let password = match (&self.bind_password, &self.bind_password_file) {
             (Some(_), Some(_)) => {
-                return Err((
-                    "bind_password",
-                    "give bind_password or bind_password_file, not both".into(),
-                ));
+                return Err(("bind_password", "give bind_password or bind_password_file, not both".into()));
             }
             (None, None) => None,
             (Some(text), None) => Some(Secret::from(text.as_str())),
@@ -818,11 +832,7 @@ impl LdapConfig {
                 Some(Secret::from(read.trim_end_matches(['\n', '\r'])))
             }
         };
-        let key = if self.bind_password_file.is_some() {
-            "bind_password_file"
-        } else {
-            "bind_password"
-        };
+        let key = if self.bind_password_file.is_some() { "bind_password_file" } else { "bind_password" };
         match (&self.bind_dn, password) {
             (None, None) => Ok(None),
             (None, Some(_)) => Err((key, "is set but bind_dn is not".into())),
@@ -870,9 +880,7 @@ fn check_ldap_url(text: &str) -> Result<(), String> {
         return Err(format!("{text:?} names no host"));
     }
     if !matches!(url.path(), "" | "/") || url.query().is_some() || url.fragment().is_some() {
-        return Err(format!(
-            "{text:?}: give scheme, host and port only (base_dn and user_filter are separate keys)"
-        ));
+        return Err(format!("{text:?}: give scheme, host and port only (base_dn and user_filter are separate keys)"));
     }
     Ok(())
 }
@@ -907,14 +915,8 @@ fn check_filter(filter: &str, placeholder: &str) -> Result<(), String> {
 fn check_attribute(name: &str) -> Result<(), String> {
     let ok = name.len() <= 256
         && name.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b';');
-    if ok {
-        Ok(())
-    } else {
-        Err(format!("{name:?} is not an attribute name"))
-    }
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b';');
+    if ok { Ok(()) } else { Err(format!("{name:?} is not an attribute name")) }
 }
 
 /// The DER certificates of a PEM file of certificate authorities.
@@ -928,14 +930,16 @@ pub fn read_ca_file(path: &Path) -> Result<Vec<Vec<u8>>, String> {
     Ok(certs)
 }
 
+/// Numeric gids of group names (or numbers); unknown names are left out.
+pub fn resolve_groups(groups: &[String]) -> Vec<u32> {
+    groups.iter().filter_map(|g| resolve_group(g)).collect()
+}
+
 fn resolve_group(group: &str) -> Option<u32> {
     if let Ok(gid) = group.parse::<u32>() {
         return Some(gid);
     }
-    nix::unistd::Group::from_name(group)
-        .ok()
-        .flatten()
-        .map(|g| g.gid.as_raw())
+    nix::unistd::Group::from_name(group).ok().flatten().map(|g| g.gid.as_raw())
 }
 
 #[cfg(test)]
@@ -979,37 +983,19 @@ token_types:
         assert!(err.starts_with("admin.sockett: unknown field `sockett`"), "{err}");
         let text = MINIMAL.replace("{ name: alice }", "{ name: alice, mail: x }");
         let err = Config::parse(&text).unwrap_err().to_string();
-        assert!(
-            err.starts_with("directory.users[0].mail: unknown field `mail`"),
-            "{err}"
-        );
+        assert!(err.starts_with("directory.users[0].mail: unknown field `mail`"), "{err}");
     }
 
     #[test]
     fn validation_lists_every_problem() {
         let text = MINIMAL
-            .replace(
-                "{ name: b, address: 10.0.0.0/8, secret: s }",
-                "{ name: a, address: 127.0.0.1 }",
-            )
+            .replace("{ name: b, address: 10.0.0.0/8, secret: s }", "{ name: a, address: 127.0.0.1 }")
             .replace("algorithm: hotp }", "algorithm: hotp, digits: 9 }");
         let config = Config::parse(&text).unwrap();
-        let problems: Vec<String> = config
-            .validate()
-            .unwrap_err()
-            .problems()
-            .iter()
-            .map(|p| p.path.clone())
-            .collect();
+        let problems: Vec<String> = config.validate().unwrap_err().problems().iter().map(|p| p.path.clone()).collect();
         assert!(problems.contains(&"radius.clients[1].name".to_string()), "{problems:?}");
-        assert!(
-            problems.contains(&"radius.clients[1].secret".to_string()),
-            "{problems:?}"
-        );
-        assert!(
-            problems.contains(&"radius.clients[1].address".to_string()),
-            "{problems:?}"
-        );
+        assert!(problems.contains(&"radius.clients[1].secret".to_string()), "{problems:?}");
+        assert!(problems.contains(&"radius.clients[1].address".to_string()), "{problems:?}");
         assert!(problems.contains(&"token_types[0].digits".to_string()), "{problems:?}");
     }
 
@@ -1039,11 +1025,9 @@ token_types:
     fn problem_paths(text: &str) -> Vec<String> {
         match Config::parse(text) {
             Err(e) => e.problems().into_iter().map(|p| p.path).collect(),
-            Ok(config) => config
-                .validate()
-                .err()
-                .map(|e| e.problems().into_iter().map(|p| p.path).collect())
-                .unwrap_or_default(),
+            Ok(config) => {
+                config.validate().err().map(|e| e.problems().into_iter().map(|p| p.path).collect()).unwrap_or_default()
+            }
         }
     }
 
@@ -1051,9 +1035,7 @@ token_types:
     fn ldap_directory_gets_defaults() {
         let config = Config::parse(&with_directory(LDAP)).unwrap();
         config.validate().unwrap();
-        let DirectoryConfig::Ldap(ldap) = &config.directory else {
-            panic!("not ldap")
-        };
+        let DirectoryConfig::Ldap(ldap) = &config.directory else { panic!("not ldap") };
         assert_eq!(ldap.urls.len(), 2);
         assert!(ldap.tls_verify && !ldap.starttls);
         assert_eq!(ldap.timeout_ms, 700);
@@ -1072,69 +1054,25 @@ token_types:
                 "  urls: [\"http://x\"]\n",
                 "directory.urls[0]",
             ),
-            (
-                "  urls: [\"ldap://127.0.0.1:3389\", \"ldaps://ldap2.example.org\"]\n",
-                "",
-                "directory.urls",
-            ),
+            ("  urls: [\"ldap://127.0.0.1:3389\", \"ldaps://ldap2.example.org\"]\n", "", "directory.urls"),
             ("  base_dn: \"ou=people,dc=example,dc=org\"\n", "", "directory.base_dn"),
-            (
-                "  base_dn: \"ou=people,dc=example,dc=org\"\n",
-                "  base_dn: \"people\"\n",
-                "directory.base_dn",
-            ),
+            ("  base_dn: \"ou=people,dc=example,dc=org\"\n", "  base_dn: \"people\"\n", "directory.base_dn"),
             ("  timeout_ms: 700\n", "  timeout_ms: 0\n", "directory.timeout_ms"),
-            (
-                "  timeout_ms: 700\n",
-                "  timeout_ms: 700\n  user_filter: \"(uid=alice)\"\n",
-                "directory.user_filter",
-            ),
-            (
-                "  timeout_ms: 700\n",
-                "  timeout_ms: 700\n  user_filter: \"uid={username}\"\n",
-                "directory.user_filter",
-            ),
-            (
-                "  timeout_ms: 700\n",
-                "  timeout_ms: 700\n  search_filter: \"(cn=x)\"\n",
-                "directory.search_filter",
-            ),
+            ("  timeout_ms: 700\n", "  timeout_ms: 700\n  user_filter: \"(uid=alice)\"\n", "directory.user_filter"),
+            ("  timeout_ms: 700\n", "  timeout_ms: 700\n  user_filter: \"uid={username}\"\n", "directory.user_filter"),
+            ("  timeout_ms: 700\n", "  timeout_ms: 700\n  search_filter: \"(cn=x)\"\n", "directory.search_filter"),
             (
                 "  timeout_ms: 700\n",
                 "  timeout_ms: 700\n  attributes: { name: \"u id\" }\n",
                 "directory.attributes.name",
             ),
-            (
-                "  timeout_ms: 700\n",
-                "  timeout_ms: 700\n  attributes: { nam: uid }\n",
-                "directory.attributes.nam",
-            ),
-            (
-                "  timeout_ms: 700\n",
-                "  timeout_ms: 700\n  group_membership: members\n",
-                "directory.group_membership",
-            ),
-            (
-                "  timeout_ms: 700\n",
-                "  timeout_ms: 700\n  searchlimit: 3\n",
-                "directory.searchlimit",
-            ),
-            (
-                "  timeout_ms: 700\n",
-                "  timeout_ms: 700\n  search_limit: 0\n",
-                "directory.search_limit",
-            ),
-            (
-                "  timeout_ms: 700\n",
-                "  timeout_ms: 700\n  ca_file: /nonexistent/ca.pem\n",
-                "directory.ca_file",
-            ),
+            ("  timeout_ms: 700\n", "  timeout_ms: 700\n  attributes: { nam: uid }\n", "directory.attributes.nam"),
+            ("  timeout_ms: 700\n", "  timeout_ms: 700\n  group_membership: members\n", "directory.group_membership"),
+            ("  timeout_ms: 700\n", "  timeout_ms: 700\n  searchlimit: 3\n", "directory.searchlimit"),
+            ("  timeout_ms: 700\n", "  timeout_ms: 700\n  search_limit: 0\n", "directory.search_limit"),
+            ("  timeout_ms: 700\n", "  timeout_ms: 700\n  ca_file: /nonexistent/ca.pem\n", "directory.ca_file"),
             ("  bind_password: \"secret\"\n", "", "directory.bind_dn"),
-            (
-                "  bind_password: \"secret\"\n",
-                "  bind_password: \"\"\n",
-                "directory.bind_password",
-            ),
+            ("  bind_password: \"secret\"\n", "  bind_password: \"\"\n", "directory.bind_password"),
             (
                 "  bind_password: \"secret\"\n",
                 "  bind_password: \"secret\"\n  bind_password_file: /x\n",
@@ -1154,17 +1092,9 @@ token_types:
         // Keys of kind ldap are refused with kind static.
         let text = MINIMAL.replace("kind: static,", "kind: static, base_dn: \"dc=x\",");
         let err = Config::parse(&text).unwrap_err().to_string();
-        assert!(
-            err.starts_with("directory: the key base_dn applies to kind ldap"),
-            "{err}"
-        );
-        let err = Config::parse(&with_directory(&format!("{LDAP}  users: []\n")))
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.starts_with("directory: the key users applies to kind static"),
-            "{err}"
-        );
+        assert!(err.starts_with("directory: the key base_dn applies to kind ldap"), "{err}");
+        let err = Config::parse(&with_directory(&format!("{LDAP}  users: []\n"))).unwrap_err().to_string();
+        assert!(err.starts_with("directory: the key users applies to kind static"), "{err}");
     }
 
     #[test]
@@ -1175,16 +1105,11 @@ token_types:
         std::fs::write(&file, "from-file\n").unwrap();
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
         let section = LDAP
-            .replace(
-                "bind_password: \"secret\"",
-                &format!("bind_password_file: {}", file.display()),
-            )
+            .replace("bind_password: \"secret\"", &format!("bind_password_file: {}", file.display()))
             .replace("ldap://127.0.0.1:3389", "ldap://ldap1.example.org");
         let config = Config::parse(&with_directory(&section)).unwrap();
         config.validate().unwrap();
-        let DirectoryConfig::Ldap(ldap) = &config.directory else {
-            panic!("not ldap")
-        };
+        let DirectoryConfig::Ldap(ldap) = &config.directory else { panic!("not ldap") };
         let password = ldap.read_bind_password().unwrap().unwrap();
         assert_eq!(password.expose(), b"from-file");
         assert_eq!(ldap.cleartext_urls(), vec!["ldap://ldap1.example.org"]);
@@ -1204,11 +1129,8 @@ token_types:
                     .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
                 // Secret files of production samples do not exist here; check the rest.
                 if let Err(e) = config.validate() {
-                    let real: Vec<_> = e
-                        .problems()
-                        .into_iter()
-                        .filter(|p| !p.message.contains("No such file"))
-                        .collect();
+                    let real: Vec<_> =
+                        e.problems().into_iter().filter(|p| !p.message.contains("No such file")).collect();
                     assert!(real.is_empty(), "{}: {real:?}", path.display());
                 }
                 seen += 1;

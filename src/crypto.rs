@@ -50,9 +50,7 @@ impl std::fmt::Debug for SeedCipher {
 
 impl SeedCipher {
     pub fn new(key: &[u8; KEY_LEN]) -> Self {
-        SeedCipher {
-            aead: XChaCha20Poly1305::new(key.into()),
-        }
+        SeedCipher { aead: XChaCha20Poly1305::new(key.into()) }
     }
 
     /// Loads the key file, creating it (mode 0600, random key) when missing.
@@ -60,10 +58,7 @@ impl SeedCipher {
     /// The file holds the key as 64 hex digits. A key file readable by group
     /// or others is refused: whoever reads it can decrypt every seed.
     pub fn from_key_file(path: &Path, create: bool) -> Result<Self, CryptoError> {
-        let err = |reason: String| CryptoError::KeyFile {
-            path: path.display().to_string(),
-            reason,
-        };
+        let err = |reason: String| CryptoError::KeyFile { path: path.display().to_string(), reason };
         if !path.exists() {
             if !create {
                 return Err(err("does not exist".into()));
@@ -106,16 +101,8 @@ impl SeedCipher {
         random_bytes(&mut nonce)?;
         let ciphertext = self
             .aead
-            .encrypt(
-                XNonce::from_slice(&nonce),
-                Payload {
-                    msg: seed.expose(),
-                    aad: serial.as_bytes(),
-                },
-            )
-            .map_err(|_| CryptoError::Open {
-                serial: serial.to_string(),
-            })?;
+            .encrypt(XNonce::from_slice(&nonce), Payload { msg: seed.expose(), aad: serial.as_bytes() })
+            .map_err(|_| CryptoError::Open { serial: serial.to_string() })?;
         let mut sealed = Vec::with_capacity(1 + NONCE_LEN + ciphertext.len());
         sealed.push(SEALED_FORMAT_V1);
         sealed.extend_from_slice(&nonce);
@@ -124,21 +111,13 @@ impl SeedCipher {
     }
 
     pub fn open(&self, serial: &str, sealed: &[u8]) -> Result<Secret, CryptoError> {
-        let fail = || CryptoError::Open {
-            serial: serial.to_string(),
-        };
+        let fail = || CryptoError::Open { serial: serial.to_string() };
         if sealed.len() < 1 + NONCE_LEN || sealed[0] != SEALED_FORMAT_V1 {
             return Err(fail());
         }
         let nonce = XNonce::from_slice(&sealed[1..1 + NONCE_LEN]);
         self.aead
-            .decrypt(
-                nonce,
-                Payload {
-                    msg: &sealed[1 + NONCE_LEN..],
-                    aad: serial.as_bytes(),
-                },
-            )
+            .decrypt(nonce, Payload { msg: &sealed[1 + NONCE_LEN..], aad: serial.as_bytes() })
             .map(Secret::new)
             .map_err(|_| fail())
     }
@@ -152,10 +131,7 @@ pub fn check_private(path: &Path) -> Result<(), String> {
     }
     let mode = meta.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
-        return Err(format!(
-            "permissions {mode:03o} let other users read it; run: chmod 600 {}",
-            path.display()
-        ));
+        return Err(format!("permissions {mode:03o} let other users read it; run: chmod 600 {}", path.display()));
     }
     Ok(())
 }

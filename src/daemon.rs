@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::admin::server::{AccessPolicy, AdminServer};
+use crate::admin::wire::ReloadOutcome;
 use crate::config::{Config, ConfigError, DirectoryConfig};
 use crate::crypto::SeedCipher;
 use crate::directory::UserDirectory;
@@ -46,10 +47,7 @@ impl DaemonError {
 }
 
 fn startup(context: impl Into<String>, reason: impl ToString) -> DaemonError {
-    DaemonError::Startup {
-        context: context.into(),
-        reason: reason.to_string(),
-    }
+    DaemonError::Startup { context: context.into(), reason: reason.to_string() }
 }
 
 /// Loads and fully checks a configuration, as `--check-config` does: the
@@ -59,14 +57,75 @@ pub fn check_config(path: &Path) -> Result<Config, ConfigError> {
     if config.store.key_file.exists() {
         if let Err(e) = SeedCipher::from_key_file(&config.store.key_file, false) {
             return Err(ConfigError::Invalid {
-                problems: vec![crate::config::Problem {
-                    path: "store.key_file".into(),
-                    message: e.to_string(),
-                }],
+                problems: vec![crate::config::Problem { path: "store.key_file".into(), message: e.to_string() }],
             });
         }
     }
     Ok(config)
+}
+
+/// `--check-config` also checks the store, when it exists and is not in use:
+/// every token's type must still be defined.
+pub fn check_stored_types(config: &Config) -> Result<Option<usize>, ConfigError> {
+    if !config.store.path.exists() {
+        return Ok(None);
+    }
+    let store = match SledStore::open(&config.store.path, 8 << 20) {
+        Ok(store) => store,
+        // A running daemon holds the store's lock: nothing to check then.
+        Err(_) => return Ok(None),
+    };
+    let undefined = undefined_types(&store, config).map_err(|e| ConfigError::Invalid {
+        problems: vec![crate::config::Problem { path: "store.path".into(), message: e.to_string() }],
+    })?;
+    if undefined.is_empty() {
+        return Ok(Some(store.count().unwrap_or(0)));
+    }
+    Err(ConfigError::Invalid {
+        problems: undefined
+            .into_iter()
+            .map(|(id, count)| crate::config::Problem {
+                path: "token_types".into(),
+                message: format!("{count} stored token(s) have type {id:?}, which is not defined"),
+            })
+            .collect(),
+    })
+}
+
+/// Type ids used by stored tokens but missing from the configuration, with counts.
+fn undefined_types(store: &dyn TokenStore, config: &Config) -> Result<Vec<(String, usize)>, crate::store::StoreError> {
+    let mut missing = std::collections::BTreeMap::<String, usize>::new();
+    store.scan(&mut |token| {
+        if config.token_type(&token.type_id).is_none() {
+            *missing.entry(token.type_id).or_default() += 1;
+        }
+        true
+    })?;
+    Ok(missing.into_iter().collect())
+}
+
+/// `radotpd --restore FILE`: loads a backup into the (empty) configured store.
+pub fn restore(config: &Config, file: &Path) -> Result<(usize, usize), DaemonError> {
+    let text = std::fs::read_to_string(file).map_err(|e| startup(format!("cannot read {}", file.display()), e))?;
+    let backup: crate::service::Backup = serde_json::from_str(&text).map_err(|e| {
+        startup("restore", crate::service::RestoreError::NotABackup(file.display().to_string(), e.to_string()))
+    })?;
+    if backup.format != crate::service::BACKUP_FORMAT || backup.version != crate::service::BACKUP_VERSION {
+        return Err(startup(
+            "restore",
+            format!("{} is not a radotp backup of a version this build reads", file.display()),
+        ));
+    }
+    let cipher = SeedCipher::from_key_file(&config.store.key_file, false).map_err(|e| startup("store.key_file", e))?;
+    let store = SledStore::open(&config.store.path, config.store.cache_mib << 20).map_err(|e| {
+        startup(format!("cannot open the store at {} (is radotpd still running?)", config.store.path.display()), e)
+    })?;
+    crate::service::restore(&store, &cipher, &backup).map_err(|e| match e {
+        crate::service::RestoreError::NotEmpty(_) => {
+            startup("restore", crate::service::RestoreError::NotEmpty(config.store.path.display().to_string()))
+        }
+        other => startup("restore", other),
+    })
 }
 
 /// The directory of `config`. Nothing connects yet (an LDAP directory
@@ -92,14 +151,25 @@ fn settings_of(config: &Config) -> Settings {
     Settings {
         auth: config.auth.clone(),
         token_types: config.token_types.clone(),
+        enroll: crate::service::EnrollLabels {
+            issuer: config.enroll.issuer.clone(),
+            account: config.enroll.account_label.clone(),
+        },
     }
 }
 
 fn access_policy(config: &Config) -> AccessPolicy {
+    let roles = &config.admin.roles;
+    let mut admin_uids = config.admin.allowed_uids.clone();
+    admin_uids.extend(&roles.admin.uids);
+    let mut admin_gids = config.allowed_gids();
+    admin_gids.extend(crate::config::resolve_groups(&roles.admin.groups));
     AccessPolicy {
         daemon_uid: nix::unistd::getuid().as_raw(),
-        allowed_uids: config.admin.allowed_uids.clone(),
-        allowed_gids: config.allowed_gids(),
+        admin_uids,
+        admin_gids,
+        operator_uids: roles.operator.uids.clone(),
+        operator_gids: crate::config::resolve_groups(&roles.operator.groups),
     }
 }
 
@@ -128,7 +198,8 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<(), DaemonError
         config.radius.duplicate_cache_entries,
         config.radius.max_in_flight,
     ));
-    let admin = Arc::new(AdminServer::new(service.clone(), access_policy(&config)));
+    let (reload_tx, mut reload_rx) = tokio::sync::mpsc::channel::<tokio::sync::oneshot::Sender<ReloadOutcome>>(4);
+    let admin = Arc::new(AdminServer::new(service.clone(), access_policy(&config), reload_tx));
 
     let tasks = TaskTracker::new();
     let request_tasks = TaskTracker::new();
@@ -136,38 +207,77 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<(), DaemonError
         let socket = bind_udp(*address, config.radius.receive_buffer_bytes).await?;
         let bound = socket.local_addr().map_err(|e| startup("local address", e))?;
         tracing::info!("listening for RADIUS on {bound}");
-        tasks.spawn(
-            radius
-                .clone()
-                .serve(Arc::new(socket), shutdown.clone(), request_tasks.clone()),
-        );
+        tasks.spawn(radius.clone().serve(Arc::new(socket), shutdown.clone(), request_tasks.clone()));
+    }
+    if let Some(address) = config.metrics.listen {
+        let listener = tokio::net::TcpListener::bind(address)
+            .await
+            .map_err(|e| startup(format!("cannot bind metrics.listen {address}"), e))?;
+        let bound = listener.local_addr().map_err(|e| startup("local address", e))?;
+        tracing::info!("metrics on http://{bound}/metrics");
+        tasks.spawn(crate::metrics::serve_prometheus(listener, service.clone(), shutdown.clone()));
     }
     let listener = bind_admin_socket(&config.admin.socket)?;
     tracing::info!("admin socket at {}", config.admin.socket.display());
     tasks.spawn(admin.clone().serve(listener, shutdown.clone(), request_tasks.clone()));
+    if let Ok(undefined) = undefined_types(store.as_ref(), &config) {
+        for (id, count) in undefined {
+            tracing::warn!("{count} stored token(s) have type {id:?}, which the configuration does not define");
+        }
+    }
     tracing::info!(version = env!("CARGO_PKG_VERSION"), "radotpd ready");
+    crate::notify::notify("READY=1");
+    if let Some(interval) = crate::notify::watchdog_interval() {
+        tasks.spawn(watchdog(interval / 2, shutdown.clone()));
+    }
 
     let mut current = config;
-    while let Some(signal) = signal_rx.recv().await {
-        match signal {
-            signal_hook::consts::SIGHUP => match reload(&config_path, &current) {
-                Ok((new_config, directory)) => {
-                    match new_config.radius_clients() {
-                        Ok(clients) => radius.replace_clients(clients),
-                        Err(e) => tracing::error!(error = %e, "reload: clients unchanged"),
-                    }
-                    probe_directory(directory.clone());
-                    service.replace_settings(settings_of(&new_config), directory);
-                    admin.replace_policy(access_policy(&new_config));
-                    tracing::info!("configuration reloaded");
-                    current = new_config;
-                }
-                Err(e) => tracing::error!("reload refused; the running configuration stays in force:\n{e}"),
+    loop {
+        let reply_to = tokio::select! {
+            signal = signal_rx.recv() => match signal {
+                Some(signal_hook::consts::SIGHUP) => None,
+                _ => break,
             },
-            _ => break,
+            request = reload_rx.recv() => match request {
+                Some(reply_to) => Some(reply_to),
+                None => continue,
+            },
+        };
+        crate::notify::reloading();
+        let outcome = match reload(&config_path, &current) {
+            Ok((new_config, mut outcome, directory)) => {
+                radius.replace_clients(new_config.radius_clients()?);
+                probe_directory(directory.clone());
+                service.replace_settings(settings_of(&new_config), directory);
+                admin.replace_policy(access_policy(&new_config));
+                if let Ok(undefined) = undefined_types(store.as_ref(), &new_config) {
+                    outcome.warnings.extend(undefined.into_iter().map(|(id, count)| {
+                        format!("{count} stored token(s) have type {id:?}, which is no longer defined")
+                    }));
+                }
+                for line in outcome.restart_needed.iter().chain(&outcome.warnings) {
+                    tracing::warn!("reload: {line}");
+                }
+                tracing::info!("configuration reloaded");
+                current = new_config;
+                outcome
+            }
+            Err(e) => {
+                tracing::error!("reload refused; the running configuration stays in force:\n{e}");
+                ReloadOutcome {
+                    applied: false,
+                    problems: e.problems().iter().map(ToString::to_string).collect(),
+                    ..Default::default()
+                }
+            }
+        };
+        crate::notify::notify("READY=1");
+        if let Some(reply_to) = reply_to {
+            let _ = reply_to.send(outcome);
         }
     }
 
+    crate::notify::notify("STOPPING=1");
     tracing::info!("stopping: no new requests; finishing those in flight");
     shutdown.cancel();
     tasks.close();
@@ -188,19 +298,41 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<(), DaemonError
     Ok(())
 }
 
-fn reload(path: &Path, running: &Config) -> Result<(Config, Arc<dyn UserDirectory>), DaemonError> {
-    let new = Config::load(path)?;
-    let directory = build_directory(&new)?;
-    if new.radius.listen != running.radius.listen {
-        tracing::warn!("reload: radius.listen changed; it takes effect at the next restart");
+/// Loads the new configuration completely (secrets included) before anything
+/// is replaced, so a bad file leaves the running configuration untouched.
+fn reload(path: &Path, running: &Config) -> Result<(Config, ReloadOutcome, Arc<dyn UserDirectory>), ConfigError> {
+    let new = check_config(path)?;
+    new.radius_clients()?;
+    let directory = build_directory(&new).map_err(|e| ConfigError::Invalid {
+        problems: vec![crate::config::Problem { path: "directory".into(), message: e.to_string() }],
+    })?;
+    let mut outcome = ReloadOutcome { applied: true, ..Default::default() };
+    let mut restart = |changed: bool, key: &str| {
+        if changed {
+            outcome.restart_needed.push(format!("{key} changed; it takes effect at the next restart"));
+        }
+    };
+    restart(new.radius.listen != running.radius.listen, "radius.listen");
+    restart(new.radius.max_in_flight != running.radius.max_in_flight, "radius.max_in_flight");
+    restart(
+        new.radius.duplicate_cache_seconds != running.radius.duplicate_cache_seconds,
+        "radius.duplicate_cache_seconds",
+    );
+    restart(new.store.path != running.store.path, "store.path");
+    restart(new.store.key_file != running.store.key_file, "store.key_file");
+    restart(new.admin.socket != running.admin.socket, "admin.socket");
+    restart(new.metrics.listen != running.metrics.listen, "metrics.listen");
+    Ok((new, outcome, directory))
+}
+
+async fn watchdog(every: Duration, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tick.tick() => crate::notify::notify("WATCHDOG=1"),
+        }
     }
-    if new.store.path != running.store.path || new.store.key_file != running.store.key_file {
-        tracing::warn!("reload: store settings changed; they take effect at the next restart");
-    }
-    if new.admin.socket != running.admin.socket {
-        tracing::warn!("reload: admin.socket changed; it takes effect at the next restart");
-    }
-    Ok((new, directory))
 }
 
 fn spawn_signal_thread(tx: tokio::sync::mpsc::UnboundedSender<i32>) -> Result<(), DaemonError> {
@@ -221,9 +353,7 @@ fn spawn_signal_thread(tx: tokio::sync::mpsc::UnboundedSender<i32>) -> Result<()
 }
 
 async fn bind_udp(address: std::net::SocketAddr, receive_buffer: usize) -> Result<UdpSocket, DaemonError> {
-    let socket = UdpSocket::bind(address)
-        .await
-        .map_err(|e| startup(format!("cannot bind RADIUS to {address}"), e))?;
+    let socket = UdpSocket::bind(address).await.map_err(|e| startup(format!("cannot bind RADIUS to {address}"), e))?;
     if let Err(e) = nix::sys::socket::setsockopt(&socket, nix::sys::socket::sockopt::RcvBuf, &receive_buffer) {
         tracing::warn!(error = %e, "cannot set the UDP receive buffer size");
     }
@@ -236,10 +366,7 @@ fn bind_admin_socket(path: &Path) -> Result<UnixListener, DaemonError> {
     }
     if path.exists() {
         if std::os::unix::net::UnixStream::connect(path).is_ok() {
-            return Err(startup(
-                format!("admin socket {}", path.display()),
-                "another radotpd is listening there",
-            ));
+            return Err(startup(format!("admin socket {}", path.display()), "another radotpd is listening there"));
         }
         std::fs::remove_file(path).map_err(|e| startup(format!("cannot remove stale {}", path.display()), e))?;
     }

@@ -21,6 +21,7 @@ pub mod crypto;
 pub mod daemon;
 pub mod directory;
 pub mod metrics;
+pub mod notify;
 pub mod otp;
 pub mod radius;
 pub mod secret;

@@ -1,4 +1,5 @@
-//! Counters of the RADIUS front end, shared by the server and `status`.
+//! Counters of the RADIUS front end, shared by the server, `status` and the
+//! optional Prometheus endpoint (served by [`serve_prometheus`]).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -43,6 +44,9 @@ impl DropReason {
     }
 }
 
+/// Upper bounds (seconds) of the decision latency histogram.
+pub const LATENCY_BUCKETS: [f64; 12] = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
+
 #[derive(Default)]
 pub struct Metrics {
     pub requests: AtomicU64,
@@ -51,6 +55,10 @@ pub struct Metrics {
     pub status_server: AtomicU64,
     pub retransmissions_answered: AtomicU64,
     drops: [AtomicU64; 8],
+    reject_reasons: std::sync::Mutex<std::collections::BTreeMap<&'static str, u64>>,
+    latency_buckets: [AtomicU64; 12],
+    latency_count: AtomicU64,
+    latency_sum_us: AtomicU64,
 }
 
 impl Metrics {
@@ -61,6 +69,62 @@ impl Metrics {
     pub fn dropped(&self, reason: DropReason) {
         let index = DropReason::ALL.iter().position(|r| *r == reason).unwrap_or(0);
         self.drops[index].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn rejected_because(&self, reason: &'static str) {
+        *self.reject_reasons.lock().unwrap_or_else(|p| p.into_inner()).entry(reason).or_default() += 1;
+    }
+
+    /// Records how long a decision took, from receipt to reply.
+    pub fn observe_latency(&self, elapsed: std::time::Duration) {
+        let seconds = elapsed.as_secs_f64();
+        for (bound, bucket) in LATENCY_BUCKETS.iter().zip(&self.latency_buckets) {
+            if seconds <= *bound {
+                bucket.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.latency_count.fetch_add(1, Ordering::Relaxed);
+        self.latency_sum_us.fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    /// The Prometheus text exposition format (version 0.0.4).
+    pub fn prometheus(&self) -> String {
+        use std::fmt::Write;
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let mut out = String::new();
+        let mut counter = |name: &str, help: &str, value: u64| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}");
+        };
+        counter("radotp_radius_requests_total", "Authenticated RADIUS requests received.", get(&self.requests));
+        counter("radotp_radius_accepts_total", "Access-Accepts sent.", get(&self.accepts));
+        counter("radotp_radius_rejects_total", "Access-Rejects sent.", get(&self.rejects));
+        counter("radotp_radius_status_server_total", "Status-Server requests answered.", get(&self.status_server));
+        counter(
+            "radotp_radius_retransmissions_total",
+            "Retransmissions answered from the duplicate cache.",
+            get(&self.retransmissions_answered),
+        );
+        let _ = writeln!(out, "# HELP radotp_radius_drops_total Packets dropped without an answer, by reason.");
+        let _ = writeln!(out, "# TYPE radotp_radius_drops_total counter");
+        for (reason, count) in DropReason::ALL.iter().zip(&self.drops) {
+            let _ = writeln!(out, "radotp_radius_drops_total{{reason=\"{}\"}} {}", reason.as_str(), get(count));
+        }
+        let _ = writeln!(out, "# HELP radotp_radius_reject_reasons_total Access-Rejects by reason.");
+        let _ = writeln!(out, "# TYPE radotp_radius_reject_reasons_total counter");
+        for (reason, count) in self.reject_reasons.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            let _ = writeln!(out, "radotp_radius_reject_reasons_total{{reason=\"{reason}\"}} {count}");
+        }
+        let _ =
+            writeln!(out, "# HELP radotp_radius_decision_seconds Time from receiving a request to sending its answer.");
+        let _ = writeln!(out, "# TYPE radotp_radius_decision_seconds histogram");
+        for (bound, bucket) in LATENCY_BUCKETS.iter().zip(&self.latency_buckets) {
+            let _ = writeln!(out, "radotp_radius_decision_seconds_bucket{{le=\"{bound}\"}} {}", get(bucket));
+        }
+        let count = get(&self.latency_count);
+        let _ = writeln!(out, "radotp_radius_decision_seconds_bucket{{le=\"+Inf\"}} {count}");
+        let _ = writeln!(out, "radotp_radius_decision_seconds_sum {}", get(&self.latency_sum_us) as f64 / 1e6);
+        let _ = writeln!(out, "radotp_radius_decision_seconds_count {count}");
+        out
     }
 
     pub fn snapshot(&self) -> RadiusCounters {
@@ -76,6 +140,13 @@ impl Metrics {
                 .zip(&self.drops)
                 .map(|(reason, count)| (reason.as_str().to_string(), get(count)))
                 .collect(),
+            reject_reasons: self
+                .reject_reasons
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .iter()
+                .map(|(k, v)| (k.to_string(), *v))
+                .collect(),
         }
     }
 }
@@ -88,4 +159,43 @@ pub struct RadiusCounters {
     pub status_server: u64,
     pub retransmissions_answered: u64,
     pub drops: std::collections::BTreeMap<String, u64>,
+    #[serde(default)]
+    pub reject_reasons: std::collections::BTreeMap<String, u64>,
+}
+
+/// Serves `GET /metrics` in the Prometheus text format on `listener` until
+/// `shutdown`. Deliberately tiny: one request per connection, bounded reads.
+pub async fn serve_prometheus(
+    listener: tokio::net::TcpListener,
+    metrics: std::sync::Arc<crate::service::Service>,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    loop {
+        let (mut stream, _) = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(_) => continue,
+            },
+        };
+        let service = metrics.clone();
+        tokio::spawn(async move {
+            let mut head = vec![0u8; 2048];
+            let read = tokio::time::timeout(std::time::Duration::from_secs(5), stream.read(&mut head)).await;
+            let Ok(Ok(n)) = read else { return };
+            let request = String::from_utf8_lossy(&head[..n]);
+            let (status, body) = if request.starts_with("GET /metrics ") || request.starts_with("GET / ") {
+                ("200 OK", service.metrics.prometheus())
+            } else {
+                ("404 Not Found", "not found\n".to_string())
+            };
+            let response = format!(
+                "HTTP/1.0 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = stream.write_all(response.as_bytes()).await;
+            let _ = stream.shutdown().await;
+        });
+    }
 }

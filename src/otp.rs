@@ -160,9 +160,8 @@ mod tests {
 
     #[test]
     fn rfc4226_appendix_d_vectors() {
-        let expected = [
-            "755224", "287082", "359152", "969429", "338314", "254676", "287922", "162583", "399871", "520489",
-        ];
+        let expected =
+            ["755224", "287082", "359152", "969429", "338314", "254676", "287922", "162583", "399871", "520489"];
         for (counter, code) in expected.iter().enumerate() {
             assert_eq!(hotp_code(RFC4226_KEY, counter as u64, 6, HashAlg::Sha1), *code);
         }
@@ -202,29 +201,14 @@ mod tests {
     #[test]
     fn pair_search_needs_order_and_adjacency() {
         // counters 4 and 5
-        assert_eq!(
-            search_pair(RFC4226_KEY, "338314", "254676", 0, 1000, 6, HashAlg::Sha1),
-            Some(4)
-        );
-        assert_eq!(
-            search_pair(RFC4226_KEY, "254676", "338314", 0, 1000, 6, HashAlg::Sha1),
-            None
-        );
+        assert_eq!(search_pair(RFC4226_KEY, "338314", "254676", 0, 1000, 6, HashAlg::Sha1), Some(4));
+        assert_eq!(search_pair(RFC4226_KEY, "254676", "338314", 0, 1000, 6, HashAlg::Sha1), None);
         // counters 4 and 6: not consecutive
-        assert_eq!(
-            search_pair(RFC4226_KEY, "338314", "287922", 0, 1000, 6, HashAlg::Sha1),
-            None
-        );
+        assert_eq!(search_pair(RFC4226_KEY, "338314", "287922", 0, 1000, 6, HashAlg::Sha1), None);
         // outside the window
-        assert_eq!(
-            search_pair(RFC4226_KEY, "338314", "254676", 0, 2, 6, HashAlg::Sha1),
-            None
-        );
+        assert_eq!(search_pair(RFC4226_KEY, "338314", "254676", 0, 2, 6, HashAlg::Sha1), None);
         // the pair may end right past the window's last first-code position
-        assert_eq!(
-            search_pair(RFC4226_KEY, "338314", "254676", 0, 4, 6, HashAlg::Sha1),
-            Some(4)
-        );
+        assert_eq!(search_pair(RFC4226_KEY, "338314", "254676", 0, 4, 6, HashAlg::Sha1), Some(4));
     }
 
     #[test]

@@ -31,6 +31,7 @@ use crate::token::{
 pub struct Settings {
     pub auth: AuthConfig,
     pub token_types: Vec<TokenType>,
+    pub enroll: EnrollLabels,
 }
 
 impl Settings {
@@ -60,13 +61,8 @@ pub enum ServiceError {
 /// The answer to an authentication attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
-    Accept {
-        serial: String,
-    },
-    Reject {
-        reason: RejectReason,
-        serial: Option<String>,
-    },
+    Accept { serial: String },
+    Reject { reason: RejectReason, serial: Option<String> },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,10 +116,7 @@ impl TokenFilter {
     fn matches(&self, token: &Token) -> bool {
         self.serial.as_ref().is_none_or(|s| token.serial.contains(s.as_str()))
             && self.r#type.as_ref().is_none_or(|t| &token.type_id == t)
-            && self
-                .user
-                .as_ref()
-                .is_none_or(|u| token.owner_name() == Some(u.as_str()))
+            && self.user.as_ref().is_none_or(|u| token.owner_name() == Some(u.as_str()))
             && self.state.is_none_or(|s| token.state() == s)
             && (!self.unassigned || token.owner.is_none())
     }
@@ -170,12 +163,7 @@ pub struct StatusReport {
 pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
 
 pub fn system_clock() -> Clock {
-    Arc::new(|| {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0)
-    })
+    Arc::new(|| std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0))
 }
 
 /// Most rows one import may carry.
@@ -271,10 +259,7 @@ impl Service {
             // The counter advance and its audit entry must be durable before the Accept leaves.
             if let Err(e) = self.commit.sync().await {
                 tracing::error!(error = %e, "cannot make an accepted OTP durable; rejecting");
-                return Ok(Decision::Reject {
-                    reason: RejectReason::StoreFailure,
-                    serial: Some(serial.clone()),
-                });
+                return Ok(Decision::Reject { reason: RejectReason::StoreFailure, serial: Some(serial.clone()) });
             }
         }
         Ok(decision)
@@ -282,10 +267,7 @@ impl Service {
 
     async fn check_otp(&self, user: &str, otp: &str) -> Result<Decision, ServiceError> {
         if !valid_user_name(user) {
-            return Ok(Decision::Reject {
-                reason: RejectReason::BadUserName,
-                serial: None,
-            });
+            return Ok(Decision::Reject { reason: RejectReason::BadUserName, serial: None });
         }
         let settings = self.settings();
         let now = self.now();
@@ -294,10 +276,7 @@ impl Service {
             // Spend about the time a real check takes, so timing does not tell
             // which user names own tokens.
             let _ = otp::search(&[0u8; 20], otp, 0, settings.auth.hotp_window, 6, HashAlg::Sha1);
-            return Ok(Decision::Reject {
-                reason: RejectReason::NoToken,
-                serial: None,
-            });
+            return Ok(Decision::Reject { reason: RejectReason::NoToken, serial: None });
         }
         let mut replayed = None;
         let mut any_usable = false;
@@ -312,30 +291,19 @@ impl Service {
             };
             match self.match_and_consume(token, &seed, otp, now, &settings.auth)? {
                 Consumed::Won => {
-                    return Ok(Decision::Accept {
-                        serial: token.serial.clone(),
-                    });
+                    return Ok(Decision::Accept { serial: token.serial.clone() });
                 }
                 Consumed::Replay => replayed = Some(token.serial.clone()),
                 Consumed::NoMatch => {}
             }
         }
         if !any_usable {
-            return Ok(Decision::Reject {
-                reason: RejectReason::NoUsableToken,
-                serial: None,
-            });
+            return Ok(Decision::Reject { reason: RejectReason::NoUsableToken, serial: None });
         }
         self.count_failure(&tokens, settings.auth.max_failures, now)?;
         Ok(match replayed {
-            Some(serial) => Decision::Reject {
-                reason: RejectReason::Replay,
-                serial: Some(serial),
-            },
-            None => Decision::Reject {
-                reason: RejectReason::WrongOtp,
-                serial: None,
-            },
+            Some(serial) => Decision::Reject { reason: RejectReason::Replay, serial: Some(serial) },
+            None => Decision::Reject { reason: RejectReason::WrongOtp, serial: None },
         })
     }
 
@@ -415,9 +383,7 @@ impl Service {
     }
 
     pub fn get_token(&self, serial: &str) -> Result<Token, ServiceError> {
-        self.store
-            .get(serial)?
-            .ok_or_else(|| ServiceError::NoSuchToken(serial.to_string()))
+        self.store.get(serial)?.ok_or_else(|| ServiceError::NoSuchToken(serial.to_string()))
     }
 
     pub fn show(&self, serial: &str) -> Result<TokenView, ServiceError> {
@@ -433,13 +399,7 @@ impl Service {
             // The owner index answers without a scan.
             let mut tokens = self.store.tokens_of(user)?;
             tokens.sort_by(|a, b| a.serial.cmp(&b.serial));
-            found.extend(
-                tokens
-                    .iter()
-                    .filter(|t| filter.matches(t))
-                    .take(limit)
-                    .map(|t| self.view(t, &settings)),
-            );
+            found.extend(tokens.iter().filter(|t| filter.matches(t)).take(limit).map(|t| self.view(t, &settings)));
             return Ok(found);
         }
         self.store.scan(&mut |token| {
@@ -456,10 +416,7 @@ impl Service {
         if !valid_user_name(name) {
             return Err(ServiceError::Invalid(format!("{name:?} is not a valid user name")));
         }
-        self.directory()
-            .lookup(name)
-            .await?
-            .ok_or_else(|| ServiceError::NoSuchUser(name.to_string()))
+        self.directory().lookup(name).await?.ok_or_else(|| ServiceError::NoSuchUser(name.to_string()))
     }
 
     pub async fn search_users(&self, query: &str, limit: usize) -> Result<Vec<DirectoryUser>, ServiceError> {
@@ -470,11 +427,7 @@ impl Service {
     /// unless `reassign`; then the owner changes in one atomic step.
     pub async fn assign(&self, serial: &str, user: &str, reassign: bool) -> Result<Assignment, ServiceError> {
         let entry = self.directory_user(user).await?;
-        let owner = Owner {
-            name: entry.name.clone(),
-            display_name: entry.display_name.clone(),
-            dn: entry.dn.clone(),
-        };
+        let owner = Owner { name: entry.name.clone(), display_name: entry.display_name.clone(), dn: entry.dn.clone() };
         let outcome = update_with(self.store.as_ref(), serial, |current| {
             let previous = current.owner_name().map(str::to_string);
             match &previous {
@@ -502,15 +455,279 @@ impl Service {
             Updated::Done(Err(e)) => Err(e),
             Updated::Done(Ok((token, previous_owner))) => {
                 self.commit.sync().await?;
-                Ok(Assignment {
-                    token: self.view(&token, &self.settings()),
-                    previous_owner,
-                })
+                Ok(Assignment { token: self.view(&token, &self.settings()), previous_owner })
             }
         }
     }
 
     /// Imports tokens from CSV text (see docs/configuration.md for the columns).
+    /// Takes a token from its owner. It stays active with its seed and
+    /// counter; its fail count is cleared and it is ready for a new owner.
+    pub async fn unassign(&self, serial: &str) -> Result<Assignment, ServiceError> {
+        let outcome = update_with(self.store.as_ref(), serial, |current| {
+            let Some(previous) = current.owner_name().map(str::to_string) else {
+                return Change::Keep(Err(ServiceError::Refused(format!("token {serial} is not assigned to anyone"))));
+            };
+            let mut next = current.clone();
+            next.owner = None;
+            next.fail_count = 0;
+            next.locked = false;
+            Change::Write(Box::new(next.clone()), Ok((next, previous)))
+        })?;
+        match outcome {
+            Updated::NotFound => Err(ServiceError::NoSuchToken(serial.to_string())),
+            Updated::Done(Err(e)) => Err(e),
+            Updated::Done(Ok((token, previous))) => {
+                self.commit.sync().await?;
+                Ok(Assignment { token: self.view(&token, &self.settings()), previous_owner: Some(previous) })
+            }
+        }
+    }
+
+    /// "ADD NEW TOKEN" on a user's page: a hardware token from stock, or a
+    /// fresh software token with a generated secret.
+    pub async fn enroll(&self, user: &str, type_id: &str, serial: Option<&str>) -> Result<Enrollment, ServiceError> {
+        let settings = self.settings();
+        let labels = &settings.enroll;
+        let allowed: Vec<String> = settings
+            .token_types
+            .iter()
+            .filter(|t| t.operator_enroll)
+            .map(|t| format!("{} ({})", t.id, t.label))
+            .collect();
+        let ty = match settings.token_type(type_id) {
+            Some(ty) if ty.operator_enroll => ty.clone(),
+            _ => {
+                return Err(ServiceError::Refused(format!(
+                    "operators cannot enroll tokens of type {type_id:?}; allowed types: {}",
+                    if allowed.is_empty() { "none".to_string() } else { allowed.join(", ") }
+                )));
+            }
+        };
+        let entry = self.directory_user(user).await?;
+        if !ty.generate_secret {
+            let Some(serial) = serial else {
+                return Err(ServiceError::Invalid(format!(
+                    "type {} is a hardware type: give --serial of an unassigned token of that type (radotpctl token list --unassigned --type {})",
+                    ty.id, ty.id
+                )));
+            };
+            let token = self.get_token(serial)?;
+            if token.type_id != ty.id {
+                return Err(ServiceError::Refused(format!(
+                    "token {serial} is of type {}, not {}",
+                    token.type_id, ty.id
+                )));
+            }
+            let assignment = self.assign(serial, &entry.name, false).await?;
+            return Ok(Enrollment { token: assignment.token, secret_base32: None, otpauth_uri: None });
+        }
+        if serial.is_some() {
+            return Err(ServiceError::Invalid(format!("type {} generates its own token; --serial is not used", ty.id)));
+        }
+        let secret_len = match ty.hash {
+            HashAlg::Sha1 => 20,
+            HashAlg::Sha256 => 32,
+            HashAlg::Sha512 => 64,
+        };
+        let mut bytes = zeroize::Zeroizing::new(vec![0u8; secret_len]);
+        crate::crypto::random_bytes(&mut bytes)?;
+        let seed = Secret::new(bytes.to_vec());
+        let mut suffix = [0u8; 5];
+        crate::crypto::random_bytes(&mut suffix)?;
+        let serial = format!("{}-{}", ty.id, data_encoding::BASE32_NOPAD.encode(&suffix));
+        let now = self.now();
+        let token = Token {
+            serial: serial.clone(),
+            type_id: ty.id.clone(),
+            params: OtpParams { algorithm: ty.algorithm, digits: ty.digits, hash: ty.hash, period: ty.period },
+            sealed_seed: self.cipher.seal(&serial, &seed)?,
+            counter: 0,
+            last_step: None,
+            drift: 0,
+            owner: Some(Owner {
+                name: entry.name.clone(),
+                display_name: entry.display_name.clone(),
+                dn: entry.dn.clone(),
+            }),
+            disabled: false,
+            locked: false,
+            fail_count: 0,
+            created_at: now,
+            last_used_at: None,
+        };
+        self.store.insert_all(std::slice::from_ref(&token))?;
+        self.commit.sync().await?;
+        let secret_base32 = data_encoding::BASE32_NOPAD.encode(seed.expose());
+        let uri = otpauth_uri(&token, &secret_base32, &entry.name, labels);
+        Ok(Enrollment {
+            token: self.view(&token, &settings),
+            secret_base32: Some(secret_base32),
+            otpauth_uri: Some(uri),
+        })
+    }
+
+    /// The two-OTP reset: finds two consecutive codes and moves the token past
+    /// them; for TOTP, learns the token's clock drift.
+    pub async fn reset(&self, serial: &str, first_otp: &str, second_otp: &str) -> Result<ResetOutcome, ServiceError> {
+        let settings = self.settings();
+        let token = self.get_token(serial)?;
+        let ty = settings.token_type(&token.type_id);
+        if ty.is_some_and(|t| !t.allow_reset) {
+            let label = ty.map(|t| t.label.as_str()).unwrap_or(&token.type_id);
+            return Err(ServiceError::Refused(format!(
+                "tokens of type {label} ({}) do not allow the reset",
+                token.type_id
+            )));
+        }
+        let p = token.params;
+        for otp in [first_otp, second_otp] {
+            if !otp::well_formed(otp, p.digits) {
+                return Err(ServiceError::Invalid(format!("an OTP of this token has {} digits", p.digits)));
+            }
+        }
+        let seed = self.cipher.open(&token.serial, &token.sealed_seed)?;
+        let now = self.now();
+        let (from, window) = match p.algorithm {
+            Algorithm::Hotp => (token.counter, settings.auth.reset_window),
+            Algorithm::Totp => {
+                let step = otp::time_step(now, p.period);
+                let w = settings.auth.totp_reset_window;
+                (step.saturating_sub(w), 2 * w)
+            }
+        };
+        let found = otp::search_pair(seed.expose(), first_otp, second_otp, from, window, p.digits, p.hash);
+        let Some(first) = found else {
+            let reversed =
+                otp::search_pair(seed.expose(), second_otp, first_otp, from, window, p.digits, p.hash).is_some();
+            return Err(ServiceError::Refused(if reversed {
+                "the two OTPs are in reverse order: enter the older one first".to_string()
+            } else {
+                match p.algorithm {
+                    Algorithm::Hotp => format!(
+                        "the two OTPs are not consecutive codes of token {serial} within {window} counters of its current counter (already used codes do not count)"
+                    ),
+                    Algorithm::Totp => format!(
+                        "the two OTPs are not consecutive codes of token {serial} within {} steps of now",
+                        settings.auth.totp_reset_window
+                    ),
+                }
+            }));
+        };
+        let outcome = update_with(self.store.as_ref(), serial, |current| {
+            let mut next = current.clone();
+            let moved = match p.algorithm {
+                Algorithm::Hotp => {
+                    if current.counter > first {
+                        return Change::Keep(Err(ServiceError::Refused("these OTPs have already been used".into())));
+                    }
+                    next.counter = first + 2;
+                    next.counter - current.counter
+                }
+                Algorithm::Totp => {
+                    if current.last_step.is_some_and(|s| s >= first) {
+                        return Change::Keep(Err(ServiceError::Refused("these OTPs have already been used".into())));
+                    }
+                    next.last_step = Some(first + 1);
+                    next.drift = (first + 1) as i64 - otp::time_step(now, p.period) as i64;
+                    0
+                }
+            };
+            next.fail_count = 0;
+            next.locked = false;
+            Change::Write(Box::new(next.clone()), Ok((next, moved)))
+        })?;
+        match outcome {
+            Updated::NotFound => Err(ServiceError::NoSuchToken(serial.to_string())),
+            Updated::Done(Err(e)) => Err(e),
+            Updated::Done(Ok((token, moved))) => {
+                self.commit.sync().await?;
+                Ok(ResetOutcome {
+                    token: self.view(&token, &settings),
+                    counter_moved_by: moved,
+                    drift_steps: token.drift,
+                })
+            }
+        }
+    }
+
+    /// Enables or disables a token.
+    pub async fn set_disabled(&self, serial: &str, disabled: bool) -> Result<TokenView, ServiceError> {
+        self.change(serial, |token| {
+            token.disabled = disabled;
+            if !disabled {
+                token.fail_count = 0;
+                token.locked = false;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Unlocks a token locked by failed OTPs.
+    pub async fn unlock(&self, serial: &str) -> Result<TokenView, ServiceError> {
+        self.change(serial, |token| {
+            token.locked = false;
+            token.fail_count = 0;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn change(
+        &self,
+        serial: &str,
+        mut edit: impl FnMut(&mut Token) -> Result<(), ServiceError>,
+    ) -> Result<TokenView, ServiceError> {
+        let outcome = update_with(self.store.as_ref(), serial, |current| {
+            let mut next = current.clone();
+            match edit(&mut next) {
+                Ok(()) => Change::Write(Box::new(next.clone()), Ok(next)),
+                Err(e) => Change::Keep(Err(e)),
+            }
+        })?;
+        match outcome {
+            Updated::NotFound => Err(ServiceError::NoSuchToken(serial.to_string())),
+            Updated::Done(Err(e)) => Err(e),
+            Updated::Done(Ok(token)) => {
+                self.commit.sync().await?;
+                Ok(self.view(&token, &self.settings()))
+            }
+        }
+    }
+
+    /// Deletes a token for good (refused for types with `deletable: false`).
+    pub async fn delete(&self, serial: &str) -> Result<TokenView, ServiceError> {
+        let settings = self.settings();
+        let token = self.get_token(serial)?;
+        if let Some(ty) = settings.token_type(&token.type_id).filter(|t| !t.deletable) {
+            return Err(ServiceError::Refused(format!(
+                "tokens of type {} ({}) may not be deleted; disable it instead",
+                ty.label, ty.id
+            )));
+        }
+        let removed = self.store.remove(serial)?.ok_or_else(|| ServiceError::NoSuchToken(serial.to_string()))?;
+        self.commit.sync().await?;
+        Ok(self.view(&removed, &settings))
+    }
+
+    /// A consistent copy of tokens (seeds still sealed) and audit, taken while
+    /// RADIUS keeps serving.
+    pub fn backup(&self) -> Result<Backup, ServiceError> {
+        let snapshot = self.store.snapshot()?;
+        Ok(Backup {
+            format: BACKUP_FORMAT.into(),
+            version: BACKUP_VERSION,
+            created_at: self.now(),
+            daemon_version: env!("CARGO_PKG_VERSION").into(),
+            snapshot,
+        })
+    }
+
+    pub fn token_types(&self) -> Vec<TokenType> {
+        self.settings().token_types.clone()
+    }
+
     pub async fn import_csv(
         &self,
         content: &str,
@@ -519,10 +736,7 @@ impl Service {
     ) -> Result<ImportReport, ServiceError> {
         let settings = self.settings();
         let now = self.now();
-        let mut report = ImportReport {
-            dry_run,
-            ..ImportReport::default()
-        };
+        let mut report = ImportReport { dry_run, ..ImportReport::default() };
         let rows = parse_csv(content, &settings, &mut report)?;
         let mut seen = HashSet::new();
         let mut tokens = Vec::with_capacity(rows.len());
@@ -547,11 +761,7 @@ impl Service {
             let owner = match &row.user {
                 None => None,
                 Some(name) => match directory.lookup(name).await {
-                    Ok(Some(u)) => Some(Owner {
-                        name: u.name,
-                        display_name: u.display_name,
-                        dn: u.dn,
-                    }),
+                    Ok(Some(u)) => Some(Owner { name: u.name, display_name: u.display_name, dn: u.dn }),
                     Ok(None) => {
                         report.invalid.push(ImportIssue {
                             line: row.line,
@@ -637,6 +847,118 @@ impl Service {
     }
 }
 
+pub const BACKUP_FORMAT: &str = "radotp-backup";
+pub const BACKUP_VERSION: u32 = 1;
+
+/// A backup file: tokens with sealed seeds, and the audit chain.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Backup {
+    pub format: String,
+    pub version: u32,
+    pub created_at: u64,
+    pub daemon_version: String,
+    pub snapshot: crate::store::Snapshot,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreError {
+    #[error("{0} is not a radotp backup: {1}")]
+    NotABackup(String, String),
+    #[error("the store at {0} already holds data; restore into an empty store (move the old one away first)")]
+    NotEmpty(String),
+    #[error(
+        "the configured key file does not open the backup's seeds (token {0}): restore the key file that was in use when the backup was made"
+    )]
+    WrongKey(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Writes a backup into an empty store. Checks first that the master key
+/// opens the seeds, so a restore with the wrong key file fails loudly.
+pub fn restore(store: &dyn TokenStore, cipher: &SeedCipher, backup: &Backup) -> Result<(usize, usize), RestoreError> {
+    if store.count()? > 0 || store.last_audit()?.is_some() {
+        return Err(RestoreError::NotEmpty(String::new()));
+    }
+    if let Some(token) = backup.snapshot.tokens.first() {
+        cipher.open(&token.serial, &token.sealed_seed).map_err(|_| RestoreError::WrongKey(token.serial.clone()))?;
+    }
+    for chunk in backup.snapshot.tokens.chunks(10_000) {
+        store.insert_all(chunk)?;
+    }
+    for (seq, text) in &backup.snapshot.audit {
+        store.append_audit(&crate::store::AuditRecord { seq: *seq, bytes: text.clone().into_bytes() })?;
+    }
+    store.flush()?;
+    Ok((backup.snapshot.tokens.len(), backup.snapshot.audit.len()))
+}
+
+/// Issuer and account label of the `otpauth://` URI of soft tokens.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EnrollLabels {
+    pub issuer: String,
+    /// `{user}` is replaced by the user name, `{serial}` by the serial.
+    pub account: String,
+}
+
+impl Default for EnrollLabels {
+    fn default() -> Self {
+        EnrollLabels { issuer: "radotp".into(), account: "{user}".into() }
+    }
+}
+
+/// What enrollment hands back: the secret and URI only for generated tokens,
+/// and only this once.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Enrollment {
+    pub token: TokenView,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_base32: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub otpauth_uri: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResetOutcome {
+    pub token: TokenView,
+    /// HOTP: how far the counter moved.
+    pub counter_moved_by: u64,
+    /// TOTP: the clock drift learnt, in steps.
+    pub drift_steps: i64,
+}
+
+/// The Key Uri Format understood by authenticator apps.
+fn otpauth_uri(token: &Token, secret_base32: &str, user: &str, labels: &EnrollLabels) -> String {
+    let p = token.params;
+    let account = labels.account.replace("{user}", user).replace("{serial}", &token.serial);
+    let mut uri = format!(
+        "otpauth://{}/{}:{}?secret={secret_base32}&issuer={}&algorithm={}&digits={}",
+        p.algorithm.as_str(),
+        percent_encode(&labels.issuer),
+        percent_encode(&account),
+        percent_encode(&labels.issuer),
+        p.hash.as_str().to_ascii_uppercase(),
+        p.digits
+    );
+    match p.algorithm {
+        Algorithm::Totp => uri.push_str(&format!("&period={}", p.period)),
+        Algorithm::Hotp => uri.push_str(&format!("&counter={}", token.counter)),
+    }
+    uri
+}
+
+fn percent_encode(text: &str) -> String {
+    let mut out = String::new();
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~@".contains(&byte) {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
 enum Consumed {
     Won,
     Replay,
@@ -682,10 +1004,7 @@ struct ImportRow {
 }
 
 fn parse_csv(content: &str, settings: &Settings, report: &mut ImportReport) -> Result<Vec<ImportRow>, ServiceError> {
-    let mut reader = csv::ReaderBuilder::new()
-        .trim(csv::Trim::All)
-        .flexible(false)
-        .from_reader(content.as_bytes());
+    let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).flexible(false).from_reader(content.as_bytes());
     let headers = reader
         .headers()
         .map_err(|e| ServiceError::Invalid(format!("line 1: cannot read the header: {e}")))?
@@ -693,17 +1012,7 @@ fn parse_csv(content: &str, settings: &Settings, report: &mut ImportReport) -> R
         .map(|h| h.to_ascii_lowercase())
         .collect::<Vec<_>>();
     let column = |name: &str| headers.iter().position(|h| h == name);
-    const KNOWN: [&str; 9] = [
-        "serial",
-        "type",
-        "seed",
-        "seed_base32",
-        "digits",
-        "period",
-        "counter",
-        "hash",
-        "user",
-    ];
+    const KNOWN: [&str; 9] = ["serial", "type", "seed", "seed_base32", "digits", "period", "counter", "hash", "user"];
     if let Some(unknown) = headers.iter().find(|h| !KNOWN.contains(&h.as_str())) {
         return Err(ServiceError::Invalid(format!(
             "line 1: unknown column {unknown:?}; known columns: {}",
@@ -711,24 +1020,15 @@ fn parse_csv(content: &str, settings: &Settings, report: &mut ImportReport) -> R
         )));
     }
     let (Some(serial_col), Some(type_col)) = (column("serial"), column("type")) else {
-        return Err(ServiceError::Invalid(
-            "line 1: the header must name the columns serial, type and seed".into(),
-        ));
+        return Err(ServiceError::Invalid("line 1: the header must name the columns serial, type and seed".into()));
     };
     let seed_col = column("seed");
     let base32_col = column("seed_base32");
     if seed_col.is_some() == base32_col.is_some() {
-        return Err(ServiceError::Invalid(
-            "line 1: give exactly one of the columns seed (hex) and seed_base32".into(),
-        ));
+        return Err(ServiceError::Invalid("line 1: give exactly one of the columns seed (hex) and seed_base32".into()));
     }
-    let (digits_col, period_col, counter_col, hash_col, user_col) = (
-        column("digits"),
-        column("period"),
-        column("counter"),
-        column("hash"),
-        column("user"),
-    );
+    let (digits_col, period_col, counter_col, hash_col, user_col) =
+        (column("digits"), column("period"), column("counter"), column("hash"), column("user"));
 
     let mut rows = Vec::new();
     for record in reader.records() {
@@ -736,28 +1036,18 @@ fn parse_csv(content: &str, settings: &Settings, report: &mut ImportReport) -> R
             Ok(r) => r,
             Err(e) => {
                 let line = e.position().map(|p| p.line()).unwrap_or(0);
-                report.invalid.push(ImportIssue {
-                    line,
-                    serial: None,
-                    reason: format!("unreadable row: {e}"),
-                });
+                report.invalid.push(ImportIssue { line, serial: None, reason: format!("unreadable row: {e}") });
                 continue;
             }
         };
         let line = record.position().map(|p| p.line()).unwrap_or(0);
         if rows.len() + report.invalid.len() >= MAX_IMPORT_ROWS {
-            return Err(ServiceError::Invalid(format!(
-                "more than {MAX_IMPORT_ROWS} rows; split the file"
-            )));
+            return Err(ServiceError::Invalid(format!("more than {MAX_IMPORT_ROWS} rows; split the file")));
         }
         let field = |col: Option<usize>| col.and_then(|c| record.get(c)).filter(|v| !v.is_empty());
         let serial = field(Some(serial_col)).unwrap_or("").to_string();
         let mut fail = |reason: String| {
-            report.invalid.push(ImportIssue {
-                line,
-                serial: (!serial.is_empty()).then(|| serial.clone()),
-                reason,
-            });
+            report.invalid.push(ImportIssue { line, serial: (!serial.is_empty()).then(|| serial.clone()), reason });
         };
         if !valid_serial(&serial) {
             fail("serial must be 1 to 64 printable characters without spaces, commas or quotes".into());
@@ -766,35 +1056,22 @@ fn parse_csv(content: &str, settings: &Settings, report: &mut ImportReport) -> R
         let type_id = field(Some(type_col)).unwrap_or("");
         let Some(ty) = settings.token_type(type_id) else {
             let known: Vec<_> = settings.token_types.iter().map(|t| t.id.as_str()).collect();
-            fail(format!(
-                "unknown token type {type_id:?} (defined: {})",
-                known.join(", ")
-            ));
+            fail(format!("unknown token type {type_id:?} (defined: {})", known.join(", ")));
             continue;
         };
         let seed = match (field(seed_col), field(base32_col)) {
-            (Some(hex), _) => data_encoding::HEXLOWER_PERMISSIVE
-                .decode(hex.as_bytes())
-                .map_err(|_| "seed is not hex"),
+            (Some(hex), _) => data_encoding::HEXLOWER_PERMISSIVE.decode(hex.as_bytes()).map_err(|_| "seed is not hex"),
             (_, Some(b32)) => {
-                let cleaned: String = b32
-                    .chars()
-                    .filter(|c| *c != ' ' && *c != '=')
-                    .collect::<String>()
-                    .to_ascii_uppercase();
-                data_encoding::BASE32_NOPAD
-                    .decode(cleaned.as_bytes())
-                    .map_err(|_| "seed_base32 is not base32")
+                let cleaned: String =
+                    b32.chars().filter(|c| *c != ' ' && *c != '=').collect::<String>().to_ascii_uppercase();
+                data_encoding::BASE32_NOPAD.decode(cleaned.as_bytes()).map_err(|_| "seed_base32 is not base32")
             }
             _ => Err("seed is empty"),
         };
         let seed = match seed {
             Ok(bytes) if (MIN_SEED_BYTES..=MAX_SEED_BYTES).contains(&bytes.len()) => Secret::new(bytes),
             Ok(bytes) => {
-                fail(format!(
-                    "seed is {} bytes; {MIN_SEED_BYTES} to {MAX_SEED_BYTES} are accepted",
-                    bytes.len()
-                ));
+                fail(format!("seed is {} bytes; {MIN_SEED_BYTES} to {MAX_SEED_BYTES} are accepted", bytes.len()));
                 continue;
             }
             Err(reason) => {
@@ -802,12 +1079,7 @@ fn parse_csv(content: &str, settings: &Settings, report: &mut ImportReport) -> R
                 continue;
             }
         };
-        let mut params = OtpParams {
-            algorithm: ty.algorithm,
-            digits: ty.digits,
-            hash: ty.hash,
-            period: ty.period,
-        };
+        let mut params = OtpParams { algorithm: ty.algorithm, digits: ty.digits, hash: ty.hash, period: ty.period };
         if let Some(text) = field(digits_col) {
             match text.parse::<u8>() {
                 Ok(d) if (otp::MIN_DIGITS..=otp::MAX_DIGITS).contains(&d) => params.digits = d,
@@ -850,15 +1122,7 @@ fn parse_csv(content: &str, settings: &Settings, report: &mut ImportReport) -> R
             }
             other => other.map(str::to_string),
         };
-        rows.push(ImportRow {
-            line,
-            serial,
-            type_id: type_id.to_string(),
-            params,
-            seed,
-            counter,
-            user,
-        });
+        rows.push(ImportRow { line, serial, type_id: type_id.to_string(), params, seed, counter, user });
     }
     Ok(rows)
 }

@@ -191,11 +191,7 @@ pub struct TokenView {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub counter: Option<u64>,
     /// TOTP only: `null` until the first accepted code; absent for HOTP.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        deserialize_with = "present_even_if_null"
-    )]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "present_even_if_null")]
     pub last_step: Option<Option<u64>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drift: Option<i64>,
@@ -227,8 +223,6 @@ mod hex_bytes {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
         let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        data_encoding::HEXLOWER_PERMISSIVE
-            .decode(text.as_bytes())
-            .map_err(serde::de::Error::custom)
+        data_encoding::HEXLOWER_PERMISSIVE.decode(text.as_bytes()).map_err(serde::de::Error::custom)
     }
 }

@@ -26,37 +26,23 @@ impl AdminClient {
     pub async fn connect(path: &Path) -> Result<Self, AdminClientError> {
         let stream = UnixStream::connect(path)
             .await
-            .map_err(|e| AdminClientError::Unreachable {
-                path: path.to_path_buf(),
-                reason: e.to_string(),
-            })?;
+            .map_err(|e| AdminClientError::Unreachable { path: path.to_path_buf(), reason: e.to_string() })?;
         let (read_half, writer) = stream.into_split();
-        Ok(AdminClient {
-            reader: BufReader::new(read_half),
-            writer,
-        })
+        Ok(AdminClient { reader: BufReader::new(read_half), writer })
     }
 
     pub async fn call(&mut self, command: Command) -> Result<Response, AdminClientError> {
-        let request = Request {
-            version: PROTOCOL_VERSION,
-            command,
-        };
+        let request = Request { version: PROTOCOL_VERSION, command };
         let mut bytes = serde_json::to_vec(&request).map_err(|e| AdminClientError::Protocol(e.to_string()))?;
         bytes.push(b'\n');
         // A refused peer gets its answer without reading the request: a failed
         // write still leaves that answer to read.
         let written = self.writer.write_all(&bytes).await;
         let mut line = Vec::new();
-        (&mut self.reader)
-            .take(MAX_RESPONSE_BYTES as u64)
-            .read_until(b'\n', &mut line)
-            .await?;
+        (&mut self.reader).take(MAX_RESPONSE_BYTES as u64).read_until(b'\n', &mut line).await?;
         if line.is_empty() {
             written?;
-            return Err(AdminClientError::Protocol(
-                "connection closed without a response".into(),
-            ));
+            return Err(AdminClientError::Protocol("connection closed without a response".into()));
         }
         serde_json::from_slice(&line).map_err(|e| AdminClientError::Protocol(e.to_string()))
     }

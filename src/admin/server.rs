@@ -16,7 +16,10 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::wire::{Command, ErrorKind, MAX_REQUEST_BYTES, PROTOCOL_VERSION, Reply, Request, Response, UserDetails};
+use super::wire::ReloadOutcome;
+use super::wire::{
+    Command, ErrorKind, MAX_REQUEST_BYTES, PROTOCOL_VERSION, Reply, Request, Response, Role, UserDetails,
+};
 use crate::audit::{Actor, AuditEvent};
 use crate::service::{Service, ServiceError, TokenFilter};
 
@@ -24,16 +27,24 @@ use crate::service::{Service, ServiceError, TokenFilter};
 #[derive(Debug, Clone, Default)]
 pub struct AccessPolicy {
     pub daemon_uid: u32,
-    pub allowed_uids: Vec<u32>,
-    pub allowed_gids: Vec<u32>,
+    pub admin_uids: Vec<u32>,
+    pub admin_gids: Vec<u32>,
+    pub operator_uids: Vec<u32>,
+    pub operator_gids: Vec<u32>,
 }
 
 impl AccessPolicy {
-    fn permits(&self, peer: &Peer) -> bool {
-        peer.uid == 0
-            || peer.uid == self.daemon_uid
-            || self.allowed_uids.contains(&peer.uid)
-            || peer.gids.iter().any(|g| self.allowed_gids.contains(g))
+    /// The peer's role, or none when it may not connect at all.
+    pub fn role_of(&self, peer: &Peer) -> Option<Role> {
+        let member =
+            |uids: &[u32], gids: &[u32]| uids.contains(&peer.uid) || peer.gids.iter().any(|g| gids.contains(g));
+        if peer.uid == 0 || peer.uid == self.daemon_uid || member(&self.admin_uids, &self.admin_gids) {
+            Some(Role::Admin)
+        } else if member(&self.operator_uids, &self.operator_gids) {
+            Some(Role::Operator)
+        } else {
+            None
+        }
     }
 }
 
@@ -51,9 +62,7 @@ impl Peer {
     fn identify(stream: &UnixStream) -> std::io::Result<Peer> {
         let cred = stream.peer_cred()?;
         let uid = cred.uid();
-        let user = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
-            .ok()
-            .flatten();
+        let user = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)).ok().flatten();
         let mut gids = vec![cred.gid()];
         if let Some(user) = &user {
             if let Ok(name) = CString::new(user.name.as_str()) {
@@ -62,19 +71,11 @@ impl Peer {
                 }
             }
         }
-        Ok(Peer {
-            uid,
-            pid: cred.pid(),
-            user: user.map(|u| u.name),
-            gids,
-        })
+        Ok(Peer { uid, pid: cred.pid(), user: user.map(|u| u.name), gids })
     }
 
     fn actor(&self) -> Actor {
-        Actor::Admin {
-            uid: self.uid,
-            user: self.user.clone(),
-        }
+        Actor::Admin { uid: self.uid, user: self.user.clone() }
     }
 }
 
@@ -83,17 +84,18 @@ const MAX_CONNECTIONS: usize = 64;
 /// A client must send each request within this time.
 const REQUEST_READ_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Asks the daemon's lifecycle loop to reload; it answers with the outcome.
+pub type ReloadRequests = tokio::sync::mpsc::Sender<tokio::sync::oneshot::Sender<ReloadOutcome>>;
+
 pub struct AdminServer {
     service: Arc<Service>,
     policy: RwLock<AccessPolicy>,
+    reload: ReloadRequests,
 }
 
 impl AdminServer {
-    pub fn new(service: Arc<Service>, policy: AccessPolicy) -> Self {
-        AdminServer {
-            service,
-            policy: RwLock::new(policy),
-        }
+    pub fn new(service: Arc<Service>, policy: AccessPolicy, reload: ReloadRequests) -> Self {
+        AdminServer { service, policy: RwLock::new(policy), reload }
     }
 
     pub fn replace_policy(&self, policy: AccessPolicy) {
@@ -140,7 +142,7 @@ impl AdminServer {
         };
         let (read_half, mut write_half) = stream.into_split();
         let policy = self.policy.read().unwrap_or_else(|p| p.into_inner()).clone();
-        if !policy.permits(&peer) {
+        let Some(role) = policy.role_of(&peer) else {
             tracing::warn!(uid = peer.uid, user = ?peer.user, pid = ?peer.pid, "admin peer refused");
             self.service.record(
                 &peer.actor(),
@@ -154,11 +156,13 @@ impl AdminServer {
             let who = peer.user.clone().unwrap_or_else(|| format!("uid {}", peer.uid));
             let response = Response::failure(
                 ErrorKind::Forbidden,
-                format!("{who} may not use the radotp admin socket (see admin.allowed_uids and admin.allowed_groups)"),
+                format!(
+                    "{who} may not use the radotp admin socket (see admin.roles, admin.allowed_uids and admin.allowed_groups)"
+                ),
             );
             let _ = write_response(&mut write_half, &response).await;
             return;
-        }
+        };
         let mut reader = BufReader::new(read_half);
         loop {
             let mut line = Vec::new();
@@ -169,21 +173,19 @@ impl AdminServer {
                 Ok(Ok(_)) => {}
             }
             if line.len() > MAX_REQUEST_BYTES {
-                let response = Response::failure(
-                    ErrorKind::BadRequest,
-                    format!("request larger than {MAX_REQUEST_BYTES} bytes"),
-                );
+                let response =
+                    Response::failure(ErrorKind::BadRequest, format!("request larger than {MAX_REQUEST_BYTES} bytes"));
                 let _ = write_response(&mut write_half, &response).await;
                 return;
             }
-            let response = self.handle_line(&peer, &line).await;
+            let response = self.handle_line(&peer, role, &line).await;
             if write_response(&mut write_half, &response).await.is_err() {
                 return;
             }
         }
     }
 
-    async fn handle_line(&self, peer: &Peer, line: &[u8]) -> Response {
+    async fn handle_line(&self, peer: &Peer, role: Role, line: &[u8]) -> Response {
         let request: Request = match serde_json::from_slice(line) {
             Ok(r) => r,
             Err(e) => {
@@ -193,27 +195,31 @@ impl AdminServer {
         if request.version != PROTOCOL_VERSION {
             return Response::failure(
                 ErrorKind::BadRequest,
-                format!(
-                    "protocol version {} is not supported; this daemon speaks {PROTOCOL_VERSION}",
-                    request.version
-                ),
+                format!("protocol version {} is not supported; this daemon speaks {PROTOCOL_VERSION}", request.version),
             );
         }
         let command = request.command;
         let operation = command.name();
         let details = audit_details(&command);
         let (user, serial) = subject(&command);
-        let response = match self.execute(command).await {
-            Ok(reply) => Response::success(reply),
-            Err(e) => Response::failure(error_kind(&e), e.to_string()),
+        let response = if role < command.required_role() {
+            Response::failure(
+                ErrorKind::Forbidden,
+                format!(
+                    "{operation} needs the admin role; {} has the operator role",
+                    peer.user.as_deref().unwrap_or("this peer")
+                ),
+            )
+        } else {
+            match self.execute(command).await {
+                Ok(reply) => Response::success(reply),
+                Err(e) => Response::failure(error_kind(&e), e.to_string()),
+            }
         };
         let (result, reason) = match &response.error {
             None => ("ok".to_string(), None),
             Some(e) => (
-                serde_json::to_value(e.kind)
-                    .ok()
-                    .and_then(|v| v.as_str().map(String::from))
-                    .unwrap_or_default(),
+                serde_json::to_value(e.kind).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default(),
                 Some(e.message.clone()),
             ),
         };
@@ -224,6 +230,22 @@ impl AdminServer {
                 map.insert("invalid".into(), report.invalid.len().into());
                 serde_json::Value::Object(map)
             }
+            (Some(Reply::Assignment(a)), serde_json::Value::Null) => serde_json::json!({
+                "previous_owner": a.previous_owner,
+                "new_owner": a.token.user,
+            }),
+            (Some(Reply::Enrollment(e)), serde_json::Value::Object(mut map)) => {
+                map.insert("serial".into(), e.token.serial.clone().into());
+                serde_json::Value::Object(map)
+            }
+            (Some(Reply::Backup(b)), _) => serde_json::json!({
+                "tokens": b.snapshot.tokens.len(),
+                "audit_entries": b.snapshot.audit.len(),
+            }),
+            (Some(Reply::Reset(r)), _) => serde_json::json!({
+                "counter_moved_by": r.counter_moved_by,
+                "drift_steps": r.drift_steps,
+            }),
             (Some(Reply::Assignment(a)), serde_json::Value::Object(mut map)) => {
                 map.insert("previous_owner".into(), a.previous_owner.clone().into());
                 map.insert("new_owner".into(), a.token.user.clone().into());
@@ -232,43 +254,46 @@ impl AdminServer {
             (_, d) => d,
         };
         tracing::info!(operation, peer_uid = peer.uid, peer = ?peer.user, %result, "admin request");
-        self.service.record(
-            &peer.actor(),
-            AuditEvent {
-                operation: operation.into(),
-                user,
-                serial,
-                details,
-                result,
-                reason,
-            },
-        );
+        self.service
+            .record(&peer.actor(), AuditEvent { operation: operation.into(), user, serial, details, result, reason });
         response
     }
 
     async fn execute(&self, command: Command) -> Result<Reply, ServiceError> {
         let service = self.service.clone();
         Ok(match command {
-            Command::Ping => Reply::Pong {
-                daemon_version: env!("CARGO_PKG_VERSION").into(),
-            },
+            Command::Ping => Reply::Pong { daemon_version: env!("CARGO_PKG_VERSION").into() },
             Command::Status => Reply::Status(blocking(move || service.status()).await?),
-            Command::TokenImport {
-                content,
-                skip_invalid,
-                dry_run,
-            } => Reply::Import(self.service.import_csv(&content, skip_invalid, dry_run).await?),
+            Command::TokenImport { content, skip_invalid, dry_run } => {
+                Reply::Import(self.service.import_csv(&content, skip_invalid, dry_run).await?)
+            }
             Command::TokenList(filter) => Reply::Tokens(blocking(move || service.list(&filter)).await?),
             Command::TokenShow { serial } => Reply::Token(self.service.show(&serial)?),
             Command::TokenAssign { serial, user, reassign } => {
                 Reply::Assignment(self.service.assign(&serial, &user, reassign).await?)
             }
+            Command::TokenUnassign { serial } => Reply::Assignment(self.service.unassign(&serial).await?),
+            Command::TokenEnroll { user, r#type, serial } => {
+                Reply::Enrollment(self.service.enroll(&user, &r#type, serial.as_deref()).await?)
+            }
+            Command::TokenReset { serial, otp1, otp2 } => {
+                Reply::Reset(self.service.reset(&serial, &otp1, &otp2).await?)
+            }
+            Command::TokenEnable { serial } => Reply::Token(self.service.set_disabled(&serial, false).await?),
+            Command::TokenDisable { serial } => Reply::Token(self.service.set_disabled(&serial, true).await?),
+            Command::TokenUnlock { serial } => Reply::Token(self.service.unlock(&serial).await?),
+            Command::TokenDelete { serial } => Reply::Token(self.service.delete(&serial).await?),
+            Command::Types => Reply::Types(self.service.token_types()),
+            Command::Backup => Reply::Backup(Box::new(blocking(move || service.backup()).await?)),
+            Command::Reload => {
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                let unavailable = || ServiceError::Invalid("the daemon is shutting down".into());
+                self.reload.send(tx).await.map_err(|_| unavailable())?;
+                Reply::Reload(rx.await.map_err(|_| unavailable())?)
+            }
             Command::UserShow { user } => {
                 let entry = self.service.directory_user(&user).await?;
-                let filter = TokenFilter {
-                    user: Some(entry.name.clone()),
-                    ..TokenFilter::default()
-                };
+                let filter = TokenFilter { user: Some(entry.name.clone()), ..TokenFilter::default() };
                 let tokens = self.service.list(&filter)?;
                 Reply::User(UserDetails { user: entry, tokens })
             }
@@ -310,16 +335,13 @@ fn error_kind(error: &ServiceError) -> ErrorKind {
 /// The arguments of a request as the audit log keeps them: never file contents.
 fn audit_details(command: &Command) -> serde_json::Value {
     match command {
-        Command::TokenImport {
-            content,
-            skip_invalid,
-            dry_run,
-        } => serde_json::json!({
+        Command::TokenImport { content, skip_invalid, dry_run } => serde_json::json!({
             "bytes": content.len(),
             "skip_invalid": skip_invalid,
             "dry_run": dry_run,
         }),
         Command::TokenAssign { reassign, .. } => serde_json::json!({ "reassign": reassign }),
+        Command::TokenEnroll { r#type, .. } => serde_json::json!({ "type": r#type }),
         Command::TokenList(filter) => serde_json::to_value(filter).unwrap_or_default(),
         Command::UserSearch { query, limit } => {
             serde_json::json!({ "query": query, "limit": limit })
@@ -332,7 +354,14 @@ fn audit_details(command: &Command) -> serde_json::Value {
 /// The user and token a request concerns, for audit filters.
 fn subject(command: &Command) -> (Option<String>, Option<String>) {
     match command {
-        Command::TokenShow { serial } => (None, Some(serial.clone())),
+        Command::TokenShow { serial }
+        | Command::TokenUnassign { serial }
+        | Command::TokenReset { serial, .. }
+        | Command::TokenEnable { serial }
+        | Command::TokenDisable { serial }
+        | Command::TokenUnlock { serial }
+        | Command::TokenDelete { serial } => (None, Some(serial.clone())),
+        Command::TokenEnroll { user, serial, .. } => (Some(user.clone()), serial.clone()),
         Command::TokenAssign { serial, user, .. } => (Some(user.clone()), Some(serial.clone())),
         Command::UserShow { user } => (Some(user.clone()), None),
         _ => (None, None),

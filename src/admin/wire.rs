@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::audit::{AuditEntry, AuditQuery, ChainReport};
 use crate::directory::DirectoryUser;
-use crate::service::{Assignment, ImportReport, StatusReport, TokenFilter};
-use crate::token::TokenView;
+use crate::service::{Assignment, Enrollment, ImportReport, ResetOutcome, StatusReport, TokenFilter};
+use crate::token::{TokenType, TokenView};
 
 pub const PROTOCOL_VERSION: u32 = 1;
 /// Largest request line accepted (imports travel inline).
@@ -49,6 +49,37 @@ pub enum Command {
         #[serde(default)]
         reassign: bool,
     },
+    TokenUnassign {
+        serial: String,
+    },
+    TokenEnroll {
+        user: String,
+        r#type: String,
+        #[serde(default)]
+        serial: Option<String>,
+    },
+    TokenReset {
+        serial: String,
+        otp1: String,
+        otp2: String,
+    },
+    TokenEnable {
+        serial: String,
+    },
+    TokenDisable {
+        serial: String,
+    },
+    TokenUnlock {
+        serial: String,
+    },
+    TokenDelete {
+        serial: String,
+    },
+    Types,
+    /// Re-read the configuration, as SIGHUP does.
+    Reload,
+    /// A consistent snapshot of tokens and audit.
+    Backup,
     UserShow {
         user: String,
     },
@@ -75,10 +106,42 @@ impl Command {
             Command::TokenList(_) => "token.list",
             Command::TokenShow { .. } => "token.show",
             Command::TokenAssign { .. } => "token.assign",
+            Command::TokenUnassign { .. } => "token.unassign",
+            Command::TokenEnroll { .. } => "token.enroll",
+            Command::TokenReset { .. } => "token.reset",
+            Command::TokenEnable { .. } => "token.enable",
+            Command::TokenDisable { .. } => "token.disable",
+            Command::TokenUnlock { .. } => "token.unlock",
+            Command::TokenDelete { .. } => "token.delete",
+            Command::Types => "types",
+            Command::Reload => "reload",
+            Command::Backup => "backup",
             Command::UserShow { .. } => "user.show",
             Command::UserSearch { .. } => "user.search",
             Command::Audit(_) => "audit.list",
             Command::AuditVerify => "audit.verify",
+        }
+    }
+}
+
+/// What a peer may do on the admin socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Day-to-day token handling.
+    Operator,
+    /// Everything, including import and delete.
+    Admin,
+}
+
+impl Command {
+    /// The least role that may run this command.
+    pub fn required_role(&self) -> Role {
+        match self {
+            Command::TokenImport { .. } | Command::TokenDelete { .. } | Command::Reload | Command::Backup => {
+                Role::Admin
+            }
+            _ => Role::Operator,
         }
     }
 }
@@ -95,12 +158,7 @@ pub struct Response {
 
 impl Response {
     pub fn success(reply: Reply) -> Self {
-        Response {
-            version: PROTOCOL_VERSION,
-            ok: true,
-            result: Some(reply),
-            error: None,
-        }
+        Response { version: PROTOCOL_VERSION, ok: true, result: Some(reply), error: None }
     }
 
     pub fn failure(kind: ErrorKind, message: impl Into<String>) -> Self {
@@ -108,10 +166,7 @@ impl Response {
             version: PROTOCOL_VERSION,
             ok: false,
             result: None,
-            error: Some(WireError {
-                kind,
-                message: message.into(),
-            }),
+            error: Some(WireError { kind, message: message.into() }),
         }
     }
 }
@@ -125,10 +180,28 @@ pub enum Reply {
     Tokens(Vec<TokenView>),
     Token(TokenView),
     Assignment(Assignment),
+    Enrollment(Enrollment),
+    Reset(ResetOutcome),
+    Types(Vec<TokenType>),
     User(UserDetails),
     Users(Vec<DirectoryUser>),
     Audit(Vec<AuditEntry>),
     Chain(ChainReport),
+    Reload(ReloadOutcome),
+    Backup(Box<crate::service::Backup>),
+}
+
+/// What a reload did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ReloadOutcome {
+    /// True when the new configuration is in force.
+    pub applied: bool,
+    /// Why it was refused (each with its key path); the old configuration stays.
+    pub problems: Vec<String>,
+    /// Changed settings that only take effect at the next restart.
+    pub restart_needed: Vec<String>,
+    /// Other things worth knowing (e.g. stored tokens of an undefined type).
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -168,11 +241,7 @@ mod tests {
     fn request_shape_is_stable() {
         let request = Request {
             version: PROTOCOL_VERSION,
-            command: Command::TokenAssign {
-                serial: "S1".into(),
-                user: "alice".into(),
-                reassign: false,
-            },
+            command: Command::TokenAssign { serial: "S1".into(), user: "alice".into(), reassign: false },
         };
         let json = serde_json::to_value(&request).unwrap();
         assert_eq!(

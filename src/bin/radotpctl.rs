@@ -51,17 +51,46 @@ enum Top {
     /// Check that the daemon answers.
     #[command(after_help = "Example:\n  radotpctl ping")]
     Ping,
+    /// Write a consistent backup (tokens with sealed seeds, and the audit chain) to FILE.
+    #[command(after_help = "RADIUS keeps serving while the backup is taken. The file is created with mode 0600.\n\
+Seeds stay encrypted under the master key: back up store.key_file separately and keep the\n\
+two apart. Restore with: radotpd --restore FILE --config PATH (daemon stopped).\n\n\
+Example:\n  radotpctl backup /var/backups/radotp-$(date +%F).json")]
+    Backup {
+        file: PathBuf,
+        /// Replace FILE if it exists.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Re-read the daemon's configuration (as SIGHUP does) and print the outcome.
+    #[command(
+        after_help = "A bad configuration is refused with its problems listed; the running one stays.\n\nExample:\n  radotpctl reload"
+    )]
+    Reload,
+    /// The token types the administrator defined, with their rules.
+    #[command(after_help = "Example:\n  radotpctl types")]
+    Types,
+    /// Print a shell completion script.
+    #[command(after_help = "Example:\n  radotpctl completions bash > /etc/bash_completion.d/radotpctl")]
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write man pages (radotpctl.1 and one per subcommand) into a directory.
+    #[command(after_help = "Example:\n  radotpctl man --out-dir /usr/local/share/man/man1")]
+    Man {
+        #[arg(long, value_name = "DIR")]
+        out_dir: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
 enum TokenCommand {
     /// Import tokens from a CSV file (columns serial,type,seed[,digits,period,counter,hash,user]).
-    #[command(
-        after_help = "The whole file is checked first: a bad row is reported with its line number and\n\
+    #[command(after_help = "The whole file is checked first: a bad row is reported with its line number and\n\
 nothing is imported, unless --skip-invalid imports the good rows. Serials that already\n\
 exist are skipped and reported.\n\nExample:\n  radotpctl token import tokens.csv\n\n\
-tokens.csv:\n  serial,type,seed\n  HW0001,hw-hotp,3132333435363738393031323334353637383930"
-    )]
+tokens.csv:\n  serial,type,seed\n  HW0001,hw-hotp,3132333435363738393031323334353637383930")]
     Import {
         /// The CSV file ("-" reads standard input).
         file: PathBuf,
@@ -81,15 +110,70 @@ tokens.csv:\n  serial,type,seed\n  HW0001,hw-hotp,313233343536373839303132333435
     #[command(after_help = "Example:\n  radotpctl token show HW0001")]
     Show { serial: String },
     /// Give a token to a directory user.
-    #[command(
-        after_help = "Refused when the token belongs to someone else.\n\nExample:\n  radotpctl token assign HW0001 alice"
-    )]
+    #[command(after_help = "Refused when the token belongs to someone else, unless --reassign, which moves it\n\
+in one atomic step (its counter is kept) after confirmation.\n\n\
+Examples:\n  radotpctl token assign HW0001 alice\n  radotpctl token assign HW0001 bob --reassign --yes")]
     Assign {
         serial: String,
         user: String,
         /// Move a token that belongs to another user (atomically).
         #[arg(long)]
         reassign: bool,
+        /// Do not ask for confirmation (required when not on a terminal).
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
+    /// Take a token from its owner; it stays active and ready for a new owner.
+    #[command(after_help = "The token keeps its seed and counter; its fail count is cleared. The old owner can no\n\
+longer authenticate with it.\n\nExample:\n  radotpctl token unassign HW0001 --yes")]
+    Unassign {
+        serial: String,
+        /// Do not ask for confirmation (required when not on a terminal).
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
+    /// Enroll a token for a user ("ADD NEW TOKEN").
+    #[command(after_help = "Hardware types: --serial names an unassigned token of that type from stock.\n\
+Authenticator-app types (generate_secret): a new token with a fresh secret is created; its\n\
+otpauth:// URI is printed and drawn as a QR code. The secret is shown this once only.\n\n\
+Examples:\n  radotpctl token enroll alice --type hw-hotp --serial HW0002\n  radotpctl token enroll alice --type app-totp --qr-png alice.png")]
+    Enroll {
+        user: String,
+        /// Token type id (see `radotpctl types`).
+        #[arg(long = "type", value_name = "TYPE")]
+        token_type: String,
+        /// Hardware types: the serial of the token from stock.
+        #[arg(long)]
+        serial: Option<String>,
+        /// Also write the QR code as a PNG image.
+        #[arg(long, value_name = "FILE")]
+        qr_png: Option<PathBuf>,
+        /// Do not draw the QR code in the terminal.
+        #[arg(long)]
+        no_qr: bool,
+    },
+    /// Re-synchronise a token with two consecutive OTPs, oldest first.
+    #[command(after_help = "HOTP: OTP1 must be the code for some counter c and OTP2 for c+1, with c within\n\
+auth.reset_window of the current counter; the counter then moves past OTP2, the fail count\n\
+is cleared and the token unlocked. TOTP types that allow it learn the token's clock drift.\n\n\
+Example:\n  radotpctl token reset HW0001 338314 254676")]
+    Reset { serial: String, otp1: String, otp2: String },
+    /// Enable a disabled token (also clears its fail count).
+    #[command(after_help = "Example:\n  radotpctl token enable HW0001")]
+    Enable { serial: String },
+    /// Disable a token: it rejects every OTP until enabled.
+    #[command(after_help = "Example:\n  radotpctl token disable HW0001")]
+    Disable { serial: String },
+    /// Unlock a token locked by failed OTPs.
+    #[command(after_help = "Example:\n  radotpctl token unlock HW0001")]
+    Unlock { serial: String },
+    /// Delete a token for good (admin role; refused for types with deletable: false).
+    #[command(after_help = "Example:\n  radotpctl token delete HW0001 --yes")]
+    Delete {
+        serial: String,
+        /// Do not ask for confirmation (required when not on a terminal).
+        #[arg(long, short = 'y')]
+        yes: bool,
     },
 }
 
@@ -166,6 +250,30 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> ExitCode {
+    match &cli.command {
+        Top::Completions { shell } => {
+            clap_complete::generate(
+                *shell,
+                &mut <Cli as clap::CommandFactory>::command(),
+                "radotpctl",
+                &mut std::io::stdout(),
+            );
+            return ExitCode::SUCCESS;
+        }
+        Top::Man { out_dir } => {
+            return match write_man_pages(out_dir) {
+                Ok(n) => {
+                    println!("wrote {n} man page(s) to {}", out_dir.display());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("radotpctl: cannot write man pages: {e}");
+                    ExitCode::from(EXIT_FAILED)
+                }
+            };
+        }
+        _ => {}
+    }
     let command = match build_command(&cli.command) {
         Ok(c) => c,
         Err(message) => {
@@ -173,6 +281,11 @@ async fn run(cli: Cli) -> ExitCode {
             return ExitCode::from(EXIT_FAILED);
         }
     };
+    if let Some(question) = confirmation(&cli.command) {
+        if let Err(code) = confirm(&cli.socket, &question).await {
+            return code;
+        }
+    }
     let response = match call(&cli.socket, command).await {
         Ok(r) => r,
         Err(e @ AdminClientError::Unreachable { .. }) => {
@@ -195,7 +308,168 @@ async fn run(cli: Cli) -> ExitCode {
         eprintln!("radotpctl: empty response");
         return ExitCode::from(EXIT_FAILED);
     };
-    render(&reply, cli.json)
+    let qr = match &cli.command {
+        Top::Token(TokenCommand::Enroll { qr_png, no_qr, .. }) => QrOutput { terminal: !no_qr, png: qr_png.clone() },
+        _ => QrOutput::default(),
+    };
+    if let (Reply::Backup(backup), Top::Backup { file, force }) = (&reply, &cli.command) {
+        if let Err(err) = write_backup(backup, file, *force) {
+            eprintln!("radotpctl: cannot write {}: {err}", file.display());
+            return ExitCode::from(EXIT_FAILED);
+        }
+    }
+    if let (Reply::Enrollment(e), Some(path)) = (&reply, &qr.png) {
+        if let Some(uri) = &e.otpauth_uri {
+            if let Err(err) = write_qr_png(uri, path) {
+                eprintln!("radotpctl: cannot write {}: {err}", path.display());
+                return ExitCode::from(EXIT_FAILED);
+            }
+        }
+    }
+    render(&reply, cli.json, &qr)
+}
+
+#[derive(Default)]
+struct QrOutput {
+    terminal: bool,
+    png: Option<PathBuf>,
+}
+
+/// The question to confirm before a change, for commands that need one.
+fn confirmation(top: &Top) -> Option<(String, String, bool)> {
+    match top {
+        Top::Token(TokenCommand::Unassign { serial, yes }) => Some((serial.clone(), "unassign".into(), *yes)),
+        Top::Token(TokenCommand::Assign { serial, user, reassign: true, yes }) => {
+            Some((serial.clone(), format!("reassign to {user}"), *yes))
+        }
+        Top::Token(TokenCommand::Delete { serial, yes }) => Some((serial.clone(), "delete".into(), *yes)),
+        _ => None,
+    }
+}
+
+/// Asks on the terminal; without a terminal, `--yes` is required.
+async fn confirm(socket: &std::path::Path, (serial, action, yes): &(String, String, bool)) -> Result<(), ExitCode> {
+    use std::io::{BufRead, IsTerminal, Write};
+    if *yes {
+        return Ok(());
+    }
+    if !std::io::stdin().is_terminal() {
+        eprintln!("radotpctl: refusing to {action} token {serial} without --yes (standard input is not a terminal)");
+        return Err(ExitCode::from(EXIT_FAILED));
+    }
+    let owner = match call(socket, Command::TokenShow { serial: serial.clone() }).await {
+        Ok(Response { result: Some(Reply::Token(t)), .. }) => {
+            t.user.map(|u| format!(" (owner: {u})")).unwrap_or_default()
+        }
+        _ => String::new(),
+    };
+    eprint!("{action} token {serial}{owner}? [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    let _ = std::io::stdin().lock().read_line(&mut answer);
+    if matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
+        Ok(())
+    } else {
+        eprintln!("radotpctl: cancelled; nothing changed");
+        Err(ExitCode::from(EXIT_FAILED))
+    }
+}
+
+fn print_enrollment(e: &radotp::service::Enrollment, qr: &QrOutput) {
+    println!(
+        "token {} ({}) enrolled for {}",
+        e.token.serial,
+        e.token.type_label.as_deref().unwrap_or(&e.token.r#type),
+        e.token.user.as_deref().unwrap_or("-")
+    );
+    if let (Some(uri), Some(secret)) = (&e.otpauth_uri, &e.secret_base32) {
+        println!("secret (base32): {secret}");
+        println!("key URI:         {uri}");
+        if qr.terminal {
+            match qrcode::QrCode::new(uri.as_bytes()) {
+                Ok(code) => {
+                    let image = code
+                        .render::<qrcode::render::unicode::Dense1x2>()
+                        .dark_color(qrcode::render::unicode::Dense1x2::Light)
+                        .light_color(qrcode::render::unicode::Dense1x2::Dark)
+                        .build();
+                    println!("{image}");
+                }
+                Err(err) => eprintln!("radotpctl: cannot draw the QR code: {err}"),
+            }
+        }
+        if let Some(path) = &qr.png {
+            println!("QR code written to {}", path.display());
+        }
+        println!("Scan it or type the secret into the app now: it is not shown again.");
+    }
+}
+
+/// Writes a backup with mode 0600, then syncs it.
+fn write_backup(backup: &radotp::service::Backup, path: &std::path::Path, force: bool) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).mode(0o600);
+    if force {
+        options.create(true).truncate(true);
+    } else {
+        options.create_new(true);
+    }
+    let file = options.open(path)?;
+    let mut writer = std::io::BufWriter::new(file);
+    serde_json::to_writer(&mut writer, backup).map_err(std::io::Error::other)?;
+    writer.write_all(b"\n")?;
+    writer.into_inner().map_err(|e| e.into_error())?.sync_all()
+}
+
+/// Writes the QR code of `text` as a greyscale PNG (8 pixels a module, 4-module margin).
+fn write_qr_png(text: &str, path: &std::path::Path) -> Result<(), String> {
+    const SCALE: usize = 8;
+    const MARGIN: usize = 4;
+    let code = qrcode::QrCode::new(text.as_bytes()).map_err(|e| e.to_string())?;
+    let modules = code.width();
+    let colors = code.to_colors();
+    let side = (modules + 2 * MARGIN) * SCALE;
+    let mut pixels = vec![255u8; side * side];
+    for y in 0..modules {
+        for x in 0..modules {
+            if colors[y * modules + x] == qrcode::Color::Dark {
+                for dy in 0..SCALE {
+                    let row = (y + MARGIN) * SCALE + dy;
+                    let start = row * side + (x + MARGIN) * SCALE;
+                    pixels[start..start + SCALE].fill(0);
+                }
+            }
+        }
+    }
+    let file = std::fs::File::create(path).map_err(|e| e.to_string())?;
+    let mut encoder = png::Encoder::new(std::io::BufWriter::new(file), side as u32, side as u32);
+    encoder.set_color(png::ColorType::Grayscale);
+    encoder.set_depth(png::BitDepth::Eight);
+    let mut writer = encoder.write_header().map_err(|e| e.to_string())?;
+    writer.write_image_data(&pixels).map_err(|e| e.to_string())?;
+    writer.finish().map_err(|e| e.to_string())
+}
+
+fn write_man_pages(dir: &std::path::Path) -> std::io::Result<usize> {
+    std::fs::create_dir_all(dir)?;
+    fn write(command: clap::Command, name: String, dir: &std::path::Path, count: &mut usize) -> std::io::Result<()> {
+        let command = command.name(name.clone());
+        let mut buffer = Vec::new();
+        clap_mangen::Man::new(command.clone()).render(&mut buffer)?;
+        std::fs::write(dir.join(format!("{name}.1")), buffer)?;
+        *count += 1;
+        for sub in command.get_subcommands().filter(|s| s.get_name() != "help") {
+            write(sub.clone(), format!("{name}-{}", sub.get_name()), dir, count)?;
+        }
+        Ok(())
+    }
+    let mut count = 0;
+    let mut command = <Cli as clap::CommandFactory>::command();
+    command.build();
+    write(command, "radotpctl".into(), dir, &mut count)?;
+    Ok(count)
 }
 
 async fn call(socket: &std::path::Path, command: Command) -> Result<Response, AdminClientError> {
@@ -207,21 +481,13 @@ fn build_command(top: &Top) -> Result<Command, String> {
     Ok(match top {
         Top::Ping => Command::Ping,
         Top::Status => Command::Status,
-        Top::Token(TokenCommand::Import {
-            file,
-            skip_invalid,
-            dry_run,
-        }) => {
+        Top::Token(TokenCommand::Import { file, skip_invalid, dry_run }) => {
             let content = if file.as_os_str() == "-" {
                 std::io::read_to_string(std::io::stdin()).map_err(|e| format!("cannot read standard input: {e}"))?
             } else {
                 std::fs::read_to_string(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?
             };
-            Command::TokenImport {
-                content,
-                skip_invalid: *skip_invalid,
-                dry_run: *dry_run,
-            }
+            Command::TokenImport { content, skip_invalid: *skip_invalid, dry_run: *dry_run }
         }
         Top::Token(TokenCommand::List(args)) => Command::TokenList(TokenFilter {
             serial: args.serial.clone(),
@@ -232,16 +498,26 @@ fn build_command(top: &Top) -> Result<Command, String> {
             limit: args.limit.unwrap_or(0),
         }),
         Top::Token(TokenCommand::Show { serial }) => Command::TokenShow { serial: serial.clone() },
-        Top::Token(TokenCommand::Assign { serial, user, reassign }) => Command::TokenAssign {
-            serial: serial.clone(),
-            user: user.clone(),
-            reassign: *reassign,
-        },
+        Top::Token(TokenCommand::Assign { serial, user, reassign, .. }) => {
+            Command::TokenAssign { serial: serial.clone(), user: user.clone(), reassign: *reassign }
+        }
+        Top::Token(TokenCommand::Unassign { serial, .. }) => Command::TokenUnassign { serial: serial.clone() },
+        Top::Token(TokenCommand::Enroll { user, token_type, serial, .. }) => {
+            Command::TokenEnroll { user: user.clone(), r#type: token_type.clone(), serial: serial.clone() }
+        }
+        Top::Token(TokenCommand::Reset { serial, otp1, otp2 }) => {
+            Command::TokenReset { serial: serial.clone(), otp1: otp1.clone(), otp2: otp2.clone() }
+        }
+        Top::Token(TokenCommand::Enable { serial }) => Command::TokenEnable { serial: serial.clone() },
+        Top::Token(TokenCommand::Disable { serial }) => Command::TokenDisable { serial: serial.clone() },
+        Top::Token(TokenCommand::Unlock { serial }) => Command::TokenUnlock { serial: serial.clone() },
+        Top::Token(TokenCommand::Delete { serial, .. }) => Command::TokenDelete { serial: serial.clone() },
+        Top::Types => Command::Types,
+        Top::Reload => Command::Reload,
+        Top::Backup { .. } => Command::Backup,
+        Top::Completions { .. } | Top::Man { .. } => return Err("handled locally".into()),
         Top::User(UserCommand::Show { user }) => Command::UserShow { user: user.clone() },
-        Top::User(UserCommand::Search { query, limit }) => Command::UserSearch {
-            query: query.clone(),
-            limit: *limit,
-        },
+        Top::User(UserCommand::Search { query, limit }) => Command::UserSearch { query: query.clone(), limit: *limit },
         Top::Audit(args) => match args.action {
             Some(AuditAction::Verify) => Command::AuditVerify,
             None => Command::Audit(AuditQuery {
@@ -261,7 +537,7 @@ fn print_json<T: serde::Serialize>(value: &T) {
     }
 }
 
-fn render(reply: &Reply, json: bool) -> ExitCode {
+fn render(reply: &Reply, json: bool, qr: &QrOutput) -> ExitCode {
     if json {
         match reply {
             Reply::Tokens(tokens) => print_json(tokens),
@@ -273,36 +549,91 @@ fn render(reply: &Reply, json: bool) -> ExitCode {
             Reply::Chain(c) => print_json(c),
             Reply::User(u) => print_json(u),
             Reply::Users(u) => print_json(u),
+            Reply::Enrollment(e) => print_json(e),
+            Reply::Reset(r) => print_json(r),
+            Reply::Types(t) => print_json(t),
+            Reply::Reload(r) => print_json(r),
+            Reply::Backup(b) => print_json(&serde_json::json!({
+                "tokens": b.snapshot.tokens.len(),
+                "audit_entries": b.snapshot.audit.len(),
+                "created_at": b.created_at,
+            })),
             Reply::Pong { daemon_version } => print_json(&serde_json::json!({ "daemon_version": daemon_version })),
         }
         return exit_for(reply);
     }
     match reply {
         Reply::Pong { daemon_version } => println!("radotpd {daemon_version} is answering"),
+        Reply::Enrollment(e) => print_enrollment(e, qr),
+        Reply::Reset(r) => match r.token.algorithm {
+            radotp::token::Algorithm::Hotp => println!(
+                "token {} reset: counter moved forward by {} to {}; fail count cleared, token unlocked",
+                r.token.serial,
+                r.counter_moved_by,
+                r.token.counter.unwrap_or(0)
+            ),
+            radotp::token::Algorithm::Totp => println!(
+                "token {} reset: clock drift {} step(s) stored; fail count cleared, token unlocked",
+                r.token.serial, r.drift_steps
+            ),
+        },
+        Reply::Backup(b) => {
+            println!("backup written: {} token(s), {} audit entries", b.snapshot.tokens.len(), b.snapshot.audit.len())
+        }
+        Reply::Reload(r) => {
+            if r.applied {
+                println!("configuration reloaded");
+            } else {
+                eprintln!("reload refused; the running configuration stays in force:");
+            }
+            for line in &r.problems {
+                eprintln!("  {line}");
+            }
+            for line in r.restart_needed.iter().chain(&r.warnings) {
+                println!("  note: {line}");
+            }
+        }
+        Reply::Types(types) => {
+            let yes_no = |b: bool| if b { "yes" } else { "no" }.to_string();
+            let rows: Vec<Vec<String>> = types
+                .iter()
+                .map(|t| {
+                    vec![
+                        t.id.clone(),
+                        t.label.clone(),
+                        format!(
+                            "{} {} {}d{}",
+                            t.algorithm.as_str(),
+                            t.hash.as_str(),
+                            t.digits,
+                            if t.algorithm == radotp::token::Algorithm::Totp {
+                                format!(" {}s", t.period)
+                            } else {
+                                String::new()
+                            }
+                        ),
+                        yes_no(t.operator_enroll),
+                        yes_no(t.generate_secret),
+                        yes_no(t.allow_reset),
+                        yes_no(t.deletable),
+                    ]
+                })
+                .collect();
+            print_table(&["ID", "LABEL", "OTP", "ENROLL", "GENERATED", "RESET", "DELETABLE"], &rows);
+        }
         Reply::Tokens(tokens) => print_token_table(tokens),
         Reply::Token(token) => print_token(token),
         Reply::Import(report) => print_import(report),
         Reply::Assignment(a) => match &a.previous_owner {
-            Some(old) => println!(
-                "token {} moved from {old} to {}",
-                a.token.serial,
-                a.token.user.as_deref().unwrap_or("-")
-            ),
-            None => println!(
-                "token {} assigned to {}",
-                a.token.serial,
-                a.token.user.as_deref().unwrap_or("-")
-            ),
+            Some(old) => {
+                println!("token {} moved from {old} to {}", a.token.serial, a.token.user.as_deref().unwrap_or("-"))
+            }
+            None => println!("token {} assigned to {}", a.token.serial, a.token.user.as_deref().unwrap_or("-")),
         },
         Reply::Status(s) => {
             println!("radotpd {}  up {}s", s.version, s.uptime_seconds);
             let states: Vec<String> = s.tokens_by_state.iter().map(|(k, v)| format!("{k} {v}")).collect();
-            println!(
-                "tokens    {} ({}; unassigned {})",
-                s.tokens_total,
-                states.join(", "),
-                s.tokens_unassigned
-            );
+            println!("tokens    {} ({}; unassigned {})", s.tokens_total, states.join(", "), s.tokens_unassigned);
             println!(
                 "radius    requests {}  accepts {}  rejects {}  status-server {}  retransmissions {}",
                 s.radius.requests,
@@ -311,21 +642,9 @@ fn render(reply: &Reply, json: bool) -> ExitCode {
                 s.radius.status_server,
                 s.radius.retransmissions_answered
             );
-            let drops: Vec<String> = s
-                .radius
-                .drops
-                .iter()
-                .filter(|(_, v)| **v > 0)
-                .map(|(k, v)| format!("{k} {v}"))
-                .collect();
-            println!(
-                "drops     {}",
-                if drops.is_empty() {
-                    "none".to_string()
-                } else {
-                    drops.join(", ")
-                }
-            );
+            let drops: Vec<String> =
+                s.radius.drops.iter().filter(|(_, v)| **v > 0).map(|(k, v)| format!("{k} {v}")).collect();
+            println!("drops     {}", if drops.is_empty() { "none".to_string() } else { drops.join(", ") });
             println!("store     {} bytes", s.store_bytes);
         }
         Reply::Audit(entries) => print_audit(entries),
@@ -351,10 +670,8 @@ fn render(reply: &Reply, json: bool) -> ExitCode {
             print_token_table(&u.tokens);
         }
         Reply::Users(users) => {
-            let rows: Vec<Vec<String>> = users
-                .iter()
-                .map(|u| vec![u.name.clone(), opt(&u.display_name), opt(&u.email)])
-                .collect();
+            let rows: Vec<Vec<String>> =
+                users.iter().map(|u| vec![u.name.clone(), opt(&u.display_name), opt(&u.email)]).collect();
             print_table(&["USER", "NAME", "E-MAIL"], &rows);
         }
     }
@@ -366,6 +683,7 @@ fn exit_for(reply: &Reply) -> ExitCode {
     match reply {
         Reply::Import(r) if r.aborted => ExitCode::from(EXIT_FAILED),
         Reply::Chain(c) if !c.ok => ExitCode::from(EXIT_FAILED),
+        Reply::Reload(r) if !r.applied => ExitCode::from(EXIT_FAILED),
         _ => ExitCode::SUCCESS,
     }
 }
@@ -382,11 +700,7 @@ fn print_table(headers: &[&str], rows: &[Vec<String>]) {
         }
     }
     let line = |cells: Vec<String>| {
-        let padded: Vec<String> = cells
-            .iter()
-            .enumerate()
-            .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
-            .collect();
+        let padded: Vec<String> = cells.iter().enumerate().map(|(i, c)| format!("{c:<w$}", w = widths[i])).collect();
         println!("{}", padded.join("  ").trim_end());
     };
     line(headers.iter().map(|h| h.to_string()).collect());
@@ -422,25 +736,15 @@ fn print_token_table(tokens: &[TokenView]) {
 
 fn print_token(t: &TokenView) {
     println!("serial        {}", t.serial);
-    println!(
-        "type          {} ({})",
-        t.type_label.as_deref().unwrap_or(&t.r#type),
-        t.r#type
-    );
-    println!(
-        "algorithm     {} {} digits {}",
-        t.algorithm.as_str(),
-        t.hash.as_str(),
-        t.digits
-    );
+    println!("type          {} ({})", t.type_label.as_deref().unwrap_or(&t.r#type), t.r#type);
+    println!("algorithm     {} {} digits {}", t.algorithm.as_str(), t.hash.as_str(), t.digits);
     if let Some(p) = t.period {
         println!("period        {p}s");
     }
     match &t.user {
-        Some(u) => println!(
-            "user          {u}{}",
-            t.display_name.as_ref().map(|d| format!(" ({d})")).unwrap_or_default()
-        ),
+        Some(u) => {
+            println!("user          {u}{}", t.display_name.as_ref().map(|d| format!(" ({d})")).unwrap_or_default())
+        }
         None => println!("user          - (unassigned)"),
     }
     println!("state         {}", t.state.as_str());
@@ -455,10 +759,7 @@ fn print_token(t: &TokenView) {
         println!("clock drift   {d} step(s)");
     }
     println!("created       {}", t.created_at);
-    println!(
-        "last used     {}",
-        t.last_used_at.map(|v| v.to_string()).unwrap_or_else(|| "never".into())
-    );
+    println!("last used     {}", t.last_used_at.map(|v| v.to_string()).unwrap_or_else(|| "never".into()));
 }
 
 fn print_import(r: &ImportReport) {
@@ -471,26 +772,13 @@ fn print_import(r: &ImportReport) {
         );
     }
     for issue in &r.skipped {
-        eprintln!(
-            "line {}: skipped {}: {}",
-            issue.line,
-            issue.serial.as_deref().unwrap_or("-"),
-            issue.reason
-        );
+        eprintln!("line {}: skipped {}: {}", issue.line, issue.serial.as_deref().unwrap_or("-"), issue.reason);
     }
     if r.aborted {
-        eprintln!(
-            "nothing imported: {} invalid row(s); fix them or use --skip-invalid",
-            r.invalid.len()
-        );
+        eprintln!("nothing imported: {} invalid row(s); fix them or use --skip-invalid", r.invalid.len());
     }
     let verb = if r.dry_run { "would import" } else { "imported" };
-    println!(
-        "{verb} {}, skipped {}, invalid {}",
-        r.imported,
-        r.skipped.len(),
-        r.invalid.len()
-    );
+    println!("{verb} {}, skipped {}, invalid {}", r.imported, r.skipped.len(), r.invalid.len());
 }
 
 fn print_audit(entries: &[AuditEntry]) {
@@ -509,17 +797,5 @@ fn print_audit(entries: &[AuditEntry]) {
             ]
         })
         .collect();
-    print_table(
-        &[
-            "SEQ",
-            "TIME",
-            "ACTOR",
-            "OPERATION",
-            "USER",
-            "SERIAL",
-            "RESULT",
-            "REASON",
-        ],
-        &rows,
-    );
+    print_table(&["SEQ", "TIME", "ACTOR", "OPERATION", "USER", "SERIAL", "RESULT", "REASON"], &rows);
 }

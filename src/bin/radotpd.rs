@@ -22,6 +22,10 @@ struct Flags {
     /// Validate the configuration, print every problem with its key path, and exit (0 ok, 78 invalid).
     #[arg(long)]
     check_config: bool,
+    /// Restore a backup (from `radotpctl backup`) into the configured store, which must be
+    /// empty, then exit. Stop the daemon first.
+    #[arg(long, value_name = "FILE", conflicts_with = "check_config")]
+    restore: Option<PathBuf>,
 }
 
 fn init_logging(level: Option<&str>) {
@@ -33,10 +37,12 @@ fn init_logging(level: Option<&str>) {
         .unwrap_or_else(|| EnvFilter::new("info"));
     // Under systemd the journal adds its own timestamps.
     let under_journal = std::env::var_os("JOURNAL_STREAM").is_some();
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr()) && !under_journal;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_target(false);
+        .with_target(false)
+        .with_ansi(colour);
     if under_journal {
         builder.without_time().with_ansi(false).init();
     } else {
@@ -47,9 +53,14 @@ fn init_logging(level: Option<&str>) {
 fn main() -> ExitCode {
     let flags = Flags::parse();
     if flags.check_config {
-        return match daemon::check_config(&flags.config) {
-            Ok(_) => {
-                println!("{}: configuration is valid", flags.config.display());
+        return match daemon::check_config(&flags.config).and_then(|c| daemon::check_stored_types(&c)) {
+            Ok(stored) => {
+                match stored {
+                    Some(n) => {
+                        println!("{}: configuration is valid ({n} stored tokens checked)", flags.config.display())
+                    }
+                    None => println!("{}: configuration is valid", flags.config.display()),
+                }
                 ExitCode::SUCCESS
             }
             Err(e) => {
@@ -71,6 +82,18 @@ fn main() -> ExitCode {
         }
     };
     init_logging(config.log.level.as_deref());
+    if let Some(file) = &flags.restore {
+        return match daemon::restore(&config, file) {
+            Ok((tokens, audit)) => {
+                println!("restored {tokens} token(s) and {audit} audit entries into {}", config.store.path.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("radotpd: restore failed: {e}");
+                ExitCode::from(1)
+            }
+        };
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

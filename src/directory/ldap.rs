@@ -169,9 +169,7 @@ impl LdapDirectory {
     /// passwords sent in clear.
     pub fn new(config: &LdapConfig) -> Result<LdapDirectory, String> {
         let timeout = Duration::from_millis(config.timeout_ms.max(1));
-        let mut connect_settings = LdapConnSettings::new()
-            .set_conn_timeout(timeout)
-            .set_starttls(config.starttls);
+        let mut connect_settings = LdapConnSettings::new().set_conn_timeout(timeout).set_starttls(config.starttls);
         if !config.tls_verify {
             tracing::warn!(
                 "directory.tls_verify is false: LDAP server certificates are NOT verified; \
@@ -181,9 +179,7 @@ impl LdapDirectory {
         } else if let Some(path) = &config.ca_file {
             let mut roots = rustls::RootCertStore::empty();
             for der in read_ca_file(path)? {
-                roots
-                    .add(&rustls::Certificate(der))
-                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                roots.add(&rustls::Certificate(der)).map_err(|e| format!("{}: {e}", path.display()))?;
             }
             let tls = rustls::ClientConfig::builder()
                 .with_safe_defaults()
@@ -249,19 +245,11 @@ impl LdapDirectory {
 
     /// The filter that finds users matching `query` (escaped), as sent.
     pub fn search_filter_for(&self, query: &str) -> String {
-        let pattern = if query.is_empty() {
-            "*".to_string()
-        } else {
-            format!("*{}*", escape_filter_value(query))
-        };
+        let pattern = if query.is_empty() { "*".to_string() } else { format!("*{}*", escape_filter_value(query)) };
         let filter = self.search_filter.replace("{query}", &pattern);
         match (&self.required_group, self.membership) {
             (Some(group), GroupMembership::MemberOf) => {
-                format!(
-                    "(&{filter}({}={}))",
-                    self.membership_attribute(),
-                    escape_filter_value(group)
-                )
+                format!("(&{filter}({}={}))", self.membership_attribute(), escape_filter_value(group))
             }
             _ => filter,
         }
@@ -289,9 +277,7 @@ impl LdapDirectory {
 
     fn search_options(&self, size_limit: usize) -> SearchOptions {
         let seconds = self.timeout.as_secs_f64().ceil().max(1.0) as i32;
-        SearchOptions::new()
-            .sizelimit(size_limit.min(i32::MAX as usize) as i32)
-            .timelimit(seconds)
+        SearchOptions::new().sizelimit(size_limit.min(i32::MAX as usize) as i32).timelimit(seconds)
     }
 
     /// URL indexes in the order to try: those not failed lately first.
@@ -327,11 +313,7 @@ impl LdapDirectory {
                 Ok(ldap) => {
                     self.opened.fetch_add(1, Ordering::Relaxed);
                     self.mark_up(url);
-                    return Ok(Connection {
-                        ldap,
-                        url,
-                        opened: Instant::now(),
-                    });
+                    return Ok(Connection { ldap, url, opened: Instant::now() });
                 }
                 Err(reason) => {
                     self.mark_down(url, &reason);
@@ -404,10 +386,7 @@ impl LdapDirectory {
                     continue;
                 }
                 self.mark_down(connection.url, &reason);
-                return Err(DirectoryError::Unavailable(format!(
-                    "{}: {reason}",
-                    self.urls[connection.url]
-                )));
+                return Err(DirectoryError::Unavailable(format!("{}: {reason}", self.urls[connection.url])));
             }
         };
         tokio::time::timeout(self.deadline(), work).await.unwrap_or_else(|_| {
@@ -419,11 +398,7 @@ impl LdapDirectory {
     }
 
     fn put_back(&self, pool: &Pool, mut connection: Connection) {
-        let max_age = if connection.url == 0 {
-            MAX_CONNECTION_AGE
-        } else {
-            DOWN_RETRY
-        };
+        let max_age = if connection.url == 0 { MAX_CONNECTION_AGE } else { DOWN_RETRY };
         if connection.ldap.is_closed() || connection.opened.elapsed() > max_age {
             return;
         }
@@ -477,9 +452,7 @@ impl LdapDirectory {
             }
             GroupMembership::MemberOf => {
                 let filter = format!("({}={})", self.membership_attribute(), escape_filter_value(group));
-                let found = self
-                    .search_entries(ldap, user_dn, Scope::Base, &filter, none, 1)
-                    .await?;
+                let found = self.search_entries(ldap, user_dn, Scope::Base, &filter, none, 1).await?;
                 Ok(found.is_some_and(|entries| !entries.is_empty()))
             }
         }
@@ -555,14 +528,7 @@ impl LdapDirectory {
                 let filter = filter.clone();
                 async move {
                     let entries = self
-                        .search_entries(
-                            &mut ldap,
-                            &self.base_dn,
-                            Scope::Subtree,
-                            &filter,
-                            self.attributes(),
-                            limit,
-                        )
+                        .search_entries(&mut ldap, &self.base_dn, Scope::Subtree, &filter, self.attributes(), limit)
                         .await?
                         .unwrap_or_default();
                     let mut users = Vec::new();
@@ -611,10 +577,7 @@ impl LdapDirectory {
             return Ok(true);
         }
         let dn = user_dn(user)?;
-        self.with_connection(&self.searches, |mut ldap| async move {
-            self.member_check(&mut ldap, dn).await
-        })
-        .await
+        self.with_connection(&self.searches, |mut ldap| async move { self.member_check(&mut ldap, dn).await }).await
     }
 
     /// Connects (service bind included) and reads the base DN entry.
@@ -622,10 +585,7 @@ impl LdapDirectory {
         let url = self
             .with_connection(&self.searches, |mut ldap| async move {
                 let none = vec!["1.1".to_string()];
-                match self
-                    .search_entries(&mut ldap, &self.base_dn, Scope::Base, "(objectClass=*)", none, 1)
-                    .await?
-                {
+                match self.search_entries(&mut ldap, &self.base_dn, Scope::Base, "(objectClass=*)", none, 1).await? {
                     Some(_) => Ok(()),
                     None => Err(Failure::Answer(DirectoryError::Unavailable(format!(
                         "base_dn {} does not exist",
@@ -641,9 +601,7 @@ impl LdapDirectory {
     /// The URL of a pooled search connection, or the first URL.
     fn current_url(&self) -> String {
         let idle = self.searches.idle.lock().unwrap_or_else(|p| p.into_inner());
-        idle.last()
-            .map(|c| self.urls[c.url].clone())
-            .unwrap_or_else(|| self.urls[0].clone())
+        idle.last().map(|c| self.urls[c.url].clone()).unwrap_or_else(|| self.urls[0].clone())
     }
 }
 
@@ -741,29 +699,21 @@ mod tests {
     fn directory(extra: &str) -> LdapDirectory {
         let text = format!("kind: ldap\nurls: [\"ldap://127.0.0.1:1\"]\nbase_dn: \"dc=example,dc=org\"\n{extra}");
         let config: crate::config::DirectoryConfig = serde_yaml::from_str(&text).unwrap();
-        let crate::config::DirectoryConfig::Ldap(ldap) = config else {
-            panic!("not ldap")
-        };
+        let crate::config::DirectoryConfig::Ldap(ldap) = config else { panic!("not ldap") };
         LdapDirectory::new(&ldap).unwrap()
     }
 
     #[test]
     fn filters_are_built_from_escaped_input() {
         let d = directory("");
-        assert_eq!(
-            d.user_filter_for("a)(uid=*"),
-            "(&(objectClass=inetOrgPerson)(uid=a\\29\\28uid=\\2a))"
-        );
+        assert_eq!(d.user_filter_for("a)(uid=*"), "(&(objectClass=inetOrgPerson)(uid=a\\29\\28uid=\\2a))");
         assert_eq!(
             d.search_filter_for("b*"),
             "(&(&(objectClass=inetOrgPerson)(uid=*))(|(uid=*b\\2a*)(cn=*b\\2a*)(mail=*b\\2a*)))"
         );
         assert!(d.search_filter_for("").contains("(uid=*)(cn=*)(mail=*)"));
         // A name containing the placeholder is not expanded again.
-        assert_eq!(
-            d.user_filter_for("{username}"),
-            "(&(objectClass=inetOrgPerson)(uid={username}))"
-        );
+        assert_eq!(d.user_filter_for("{username}"), "(&(objectClass=inetOrgPerson)(uid={username}))");
     }
 
     #[test]
@@ -772,8 +722,7 @@ mod tests {
             "required_group: \"cn=vpn,dc=example,dc=org\"\ngroup_membership: memberOf\nnested_groups: true\n",
         );
         assert!(
-            d.search_filter_for("x")
-                .ends_with("(memberOf:1.2.840.113556.1.4.1941:=cn=vpn,dc=example,dc=org))"),
+            d.search_filter_for("x").ends_with("(memberOf:1.2.840.113556.1.4.1941:=cn=vpn,dc=example,dc=org))"),
             "{}",
             d.search_filter_for("x")
         );

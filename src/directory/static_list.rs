@@ -10,9 +10,7 @@ pub struct StaticDirectory {
 
 impl StaticDirectory {
     pub fn new(users: impl IntoIterator<Item = DirectoryUser>) -> Self {
-        StaticDirectory {
-            users: users.into_iter().map(|u| (u.name.clone(), u)).collect(),
-        }
+        StaticDirectory { users: users.into_iter().map(|u| (u.name.clone(), u)).collect() }
     }
 }
 

@@ -36,13 +36,7 @@ impl RadiusClient {
             .map_err(|_| ClientError::Build("bind".into()))?;
         let socket = UdpSocket::bind(bind).await?;
         socket.connect(server).await?;
-        Ok(RadiusClient {
-            socket,
-            server,
-            secret: secret.to_vec(),
-            next_id: 0,
-            timeout: Duration::from_secs(2),
-        })
+        Ok(RadiusClient { socket, server, secret: secret.to_vec(), next_id: 0, timeout: Duration::from_secs(2) })
     }
 
     pub fn server(&self) -> SocketAddr {

@@ -58,11 +58,7 @@ pub struct DuplicateCache {
 impl DuplicateCache {
     pub fn new(lifetime: Duration, max_entries: usize) -> Self {
         DuplicateCache {
-            inner: Mutex::new(Inner {
-                entries: HashMap::new(),
-                slots: HashMap::new(),
-                order: VecDeque::new(),
-            }),
+            inner: Mutex::new(Inner { entries: HashMap::new(), slots: HashMap::new(), order: VecDeque::new() }),
             lifetime,
             max_entries: max_entries.max(1),
         }
@@ -89,13 +85,7 @@ impl DuplicateCache {
                 None => break,
             }
         }
-        inner.entries.insert(
-            key,
-            Entry {
-                state: State::InProgress,
-                created: now,
-            },
-        );
+        inner.entries.insert(key, Entry { state: State::InProgress, created: now });
         inner.order.push_back((now, key, port));
         Seen::New
     }
@@ -149,12 +139,7 @@ mod tests {
     use super::*;
 
     fn key(auth: u8) -> RequestKey {
-        RequestKey {
-            ip: "127.0.0.1".parse().unwrap(),
-            code: 1,
-            identifier: 5,
-            authenticator: [auth; 16],
-        }
+        RequestKey { ip: "127.0.0.1".parse().unwrap(), code: 1, identifier: 5, authenticator: [auth; 16] }
     }
 
     #[test]

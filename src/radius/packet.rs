@@ -91,14 +91,7 @@ pub fn parse_frame(datagram: &[u8]) -> Result<Frame<'_>, FrameError> {
         }
         at += attr_len;
     }
-    Ok(Frame {
-        bytes,
-        code: bytes[0],
-        identifier: bytes[1],
-        authenticator,
-        message_authenticator_at,
-        has_proxy_state,
-    })
+    Ok(Frame { bytes, code: bytes[0], identifier: bytes[1], authenticator, message_authenticator_at, has_proxy_state })
 }
 
 fn hmac_md5(secret: &[u8], parts: &[&[u8]]) -> [u8; 16] {
@@ -158,11 +151,7 @@ pub fn decode_access_request(frame: &Frame<'_>, secret: &[u8]) -> Result<AccessR
         Some(Ok(bytes)) => crate::secret::Secret::new(bytes),
     };
     let state = rfc2865::lookup_state(&packet);
-    Ok(AccessRequest {
-        user_name,
-        password,
-        state,
-    })
+    Ok(AccessRequest { user_name, password, state })
 }
 
 /// Attributes a reply may carry besides Message-Authenticator.
@@ -322,11 +311,7 @@ pub fn verify_reply(reply: &[u8], request: &[u8], secret: &[u8]) -> Result<Verif
         }
         at += len;
     }
-    Ok(VerifiedReply {
-        code: frame.code,
-        reply_message,
-        state,
-    })
+    Ok(VerifiedReply { code: frame.code, reply_message, state })
 }
 
 #[cfg(test)]
@@ -359,22 +344,13 @@ mod tests {
     fn reply_is_signed_in_the_right_order() {
         let request = build_access_request(9, SECRET, "bob", b"654321", None).unwrap();
         let frame = parse_frame(&request).unwrap();
-        let attrs = ReplyAttributes {
-            reply_message: Some("hi".into()),
-            state: None,
-        };
+        let attrs = ReplyAttributes { reply_message: Some("hi".into()), state: None };
         let reply = sign_reply(CODE_ACCESS_ACCEPT, 9, &frame.authenticator, SECRET, &attrs).unwrap();
-        assert_eq!(
-            reply[HEADER_LEN], ATTR_MESSAGE_AUTHENTICATOR,
-            "Message-Authenticator comes first"
-        );
+        assert_eq!(reply[HEADER_LEN], ATTR_MESSAGE_AUTHENTICATOR, "Message-Authenticator comes first");
         let verified = verify_reply(&reply, &request, SECRET).unwrap();
         assert_eq!(verified.code, CODE_ACCESS_ACCEPT);
         assert_eq!(verified.reply_message.as_deref(), Some("hi"));
-        assert_eq!(
-            verify_reply(&reply, &request, b"wrong"),
-            Err(ReplyError::ResponseAuthenticator)
-        );
+        assert_eq!(verify_reply(&reply, &request, b"wrong"), Err(ReplyError::ResponseAuthenticator));
     }
 
     #[test]

@@ -129,12 +129,8 @@ impl RadiusServer {
         }
         if frame.code == packet::CODE_STATUS_SERVER {
             Metrics::count(&self.metrics().status_server);
-            let attrs = ReplyAttributes {
-                reply_message: Some("radotpd alive".into()),
-                state: None,
-            };
-            self.answer(socket, source, key, client, &frame, packet::CODE_ACCESS_ACCEPT, &attrs)
-                .await;
+            let attrs = ReplyAttributes { reply_message: Some("radotpd alive".into()), state: None };
+            self.answer(socket, source, key, client, &frame, packet::CODE_ACCESS_ACCEPT, &attrs).await;
             return;
         }
         let request = match packet::decode_access_request(&frame, client.secret.expose()) {
@@ -157,10 +153,7 @@ impl RadiusServer {
         let request_authenticator = frame.authenticator;
         tasks.spawn(async move {
             let _permit = permit;
-            let actor = Actor::Radius {
-                client: client.name.clone(),
-                address: source.ip().to_string(),
-            };
+            let actor = Actor::Radius { client: client.name.clone(), address: source.ip().to_string() };
             // A password that is not UTF-8 cannot be an OTP: it is checked as "" and fails.
             let otp_text = std::str::from_utf8(request.password.expose()).unwrap_or("");
             let decision = server.service.authenticate(&actor, &request.user_name, otp_text).await;
@@ -174,25 +167,17 @@ impl RadiusServer {
             if let Err(e) = &decision {
                 tracing::error!(error = %e, "authentication failed internally");
             }
-            let counter = if code == packet::CODE_ACCESS_ACCEPT {
-                &server.metrics().accepts
-            } else {
-                &server.metrics().rejects
-            };
+            let counter =
+                if code == packet::CODE_ACCESS_ACCEPT { &server.metrics().accepts } else { &server.metrics().rejects };
             Metrics::count(counter);
+            if code == packet::CODE_ACCESS_REJECT {
+                server.metrics().rejected_because(reason);
+            }
             let attrs = ReplyAttributes::default();
             let sent = server
-                .answer_raw(
-                    &socket,
-                    source,
-                    key,
-                    &client,
-                    identifier,
-                    &request_authenticator,
-                    code,
-                    &attrs,
-                )
+                .answer_raw(&socket, source, key, &client, identifier, &request_authenticator, code, &attrs)
                 .await;
+            server.metrics().observe_latency(received.elapsed());
             tracing::info!(
                 client = %client.name,
                 %source,
@@ -218,17 +203,7 @@ impl RadiusServer {
         code: u8,
         attrs: &ReplyAttributes,
     ) -> bool {
-        self.answer_raw(
-            socket,
-            source,
-            key,
-            client,
-            frame.identifier,
-            &frame.authenticator,
-            code,
-            attrs,
-        )
-        .await
+        self.answer_raw(socket, source, key, client, frame.identifier, &frame.authenticator, code, attrs).await
     }
 
     #[allow(clippy::too_many_arguments)]

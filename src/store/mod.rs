@@ -90,6 +90,19 @@ pub trait TokenStore: Send + Sync {
 
     /// Bytes on disk, for status output.
     fn size_on_disk(&self) -> Result<u64, StoreError>;
+
+    /// Every token and audit record at one point in time: writes wait while
+    /// the snapshot is copied (reads and RADIUS checks go on).
+    fn snapshot(&self) -> Result<Snapshot, StoreError>;
+}
+
+/// A point-in-time copy of the store, for backups.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct Snapshot {
+    pub schema_version: u32,
+    pub tokens: Vec<Token>,
+    /// Audit entries as stored (sequence, JSON text).
+    pub audit: Vec<(u64, String)>,
 }
 
 /// Runs an update whose closure reports a value through a side channel.

@@ -10,7 +10,7 @@ use std::path::Path;
 
 use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
 
-use super::{AuditRecord, Change, SCHEMA_VERSION, StoreError, TokenStore, Updated};
+use super::{AuditRecord, Change, SCHEMA_VERSION, Snapshot, StoreError, TokenStore, Updated};
 use crate::token::Token;
 
 const SCHEMA_KEY: &[u8] = b"schema_version";
@@ -20,6 +20,8 @@ pub struct SledStore {
     tokens: sled::Tree,
     owners: sled::Tree,
     audit: sled::Tree,
+    /// Writers share it; a snapshot takes it alone, so it sees one instant.
+    write_gate: std::sync::RwLock<()>,
 }
 
 fn io(e: sled::Error) -> StoreError {
@@ -48,12 +50,8 @@ fn owner_key(user: &str, serial: &str) -> Vec<u8> {
 impl SledStore {
     /// Opens (or creates) the store at `path`. `cache_bytes` bounds sled's page cache.
     pub fn open(path: &Path, cache_bytes: u64) -> Result<Self, StoreError> {
-        let db = sled::Config::new()
-            .path(path)
-            .cache_capacity(cache_bytes)
-            .flush_every_ms(Some(500))
-            .open()
-            .map_err(io)?;
+        let db =
+            sled::Config::new().path(path).cache_capacity(cache_bytes).flush_every_ms(Some(500)).open().map_err(io)?;
         let meta = db.open_tree("meta").map_err(io)?;
         match meta.get(SCHEMA_KEY).map_err(io)? {
             None => {
@@ -65,10 +63,7 @@ impl SledStore {
                     .map(u32::from_be_bytes)
                     .map_err(|_| StoreError::Corrupt("schema version is unreadable".into()))?;
                 if found != SCHEMA_VERSION {
-                    return Err(StoreError::Schema {
-                        found,
-                        supported: SCHEMA_VERSION,
-                    });
+                    return Err(StoreError::Schema { found, supported: SCHEMA_VERSION });
                 }
             }
         }
@@ -77,7 +72,12 @@ impl SledStore {
             owners: db.open_tree("owners").map_err(io)?,
             audit: db.open_tree("audit").map_err(io)?,
             db,
+            write_gate: std::sync::RwLock::new(()),
         })
+    }
+
+    fn writing(&self) -> std::sync::RwLockReadGuard<'_, ()> {
+        self.write_gate.read().unwrap_or_else(|p| p.into_inner())
     }
 
     fn write_with_index(&self, old_bytes: &sled::IVec, old: &Token, new: &Token) -> Result<bool, StoreError> {
@@ -107,11 +107,7 @@ impl SledStore {
 
 impl TokenStore for SledStore {
     fn get(&self, serial: &str) -> Result<Option<Token>, StoreError> {
-        self.tokens
-            .get(serial.as_bytes())
-            .map_err(io)?
-            .map(|b| decode(&b))
-            .transpose()
+        self.tokens.get(serial.as_bytes()).map_err(io)?.map(|b| decode(&b)).transpose()
     }
 
     fn tokens_of(&self, user: &str) -> Result<Vec<Token>, StoreError> {
@@ -147,6 +143,7 @@ impl TokenStore for SledStore {
     }
 
     fn insert_all(&self, tokens: &[Token]) -> Result<(), StoreError> {
+        let _writing = self.writing();
         let mut encoded = Vec::with_capacity(tokens.len());
         for token in tokens {
             encoded.push(encode(token)?);
@@ -184,10 +181,7 @@ impl TokenStore for SledStore {
             }
             let written = if new.owner == old.owner {
                 let new_bytes = encode(&new)?;
-                self.tokens
-                    .compare_and_swap(serial.as_bytes(), Some(&old_bytes), Some(new_bytes))
-                    .map_err(io)?
-                    .is_ok()
+                self.tokens.compare_and_swap(serial.as_bytes(), Some(&old_bytes), Some(new_bytes)).map_err(io)?.is_ok()
             } else {
                 self.write_with_index(&old_bytes, &old, &new)?
             };
@@ -199,6 +193,7 @@ impl TokenStore for SledStore {
     }
 
     fn remove(&self, serial: &str) -> Result<Option<Token>, StoreError> {
+        let _writing = self.writing();
         let result = (&self.tokens, &self.owners).transaction(|(tokens, owners)| {
             let Some(bytes) = tokens.remove(serial.as_bytes())? else {
                 return Ok(None);
@@ -217,26 +212,19 @@ impl TokenStore for SledStore {
     }
 
     fn append_audit(&self, record: &AuditRecord) -> Result<(), StoreError> {
-        self.audit
-            .insert(record.seq.to_be_bytes(), record.bytes.as_slice())
-            .map_err(io)?;
+        let _writing = self.writing();
+        self.audit.insert(record.seq.to_be_bytes(), record.bytes.as_slice()).map_err(io)?;
         Ok(())
     }
 
     fn last_audit(&self) -> Result<Option<AuditRecord>, StoreError> {
-        Ok(self.audit.last().map_err(io)?.map(|(k, v)| AuditRecord {
-            seq: seq_of(&k),
-            bytes: v.to_vec(),
-        }))
+        Ok(self.audit.last().map_err(io)?.map(|(k, v)| AuditRecord { seq: seq_of(&k), bytes: v.to_vec() }))
     }
 
     fn audit_newest_first(&self, visit: &mut dyn FnMut(AuditRecord) -> bool) -> Result<(), StoreError> {
         for entry in self.audit.iter().rev() {
             let (k, v) = entry.map_err(io)?;
-            if !visit(AuditRecord {
-                seq: seq_of(&k),
-                bytes: v.to_vec(),
-            }) {
+            if !visit(AuditRecord { seq: seq_of(&k), bytes: v.to_vec() }) {
                 break;
             }
         }
@@ -246,10 +234,7 @@ impl TokenStore for SledStore {
     fn audit_oldest_first(&self, visit: &mut dyn FnMut(AuditRecord) -> bool) -> Result<(), StoreError> {
         for entry in self.audit.iter() {
             let (k, v) = entry.map_err(io)?;
-            if !visit(AuditRecord {
-                seq: seq_of(&k),
-                bytes: v.to_vec(),
-            }) {
+            if !visit(AuditRecord { seq: seq_of(&k), bytes: v.to_vec() }) {
                 break;
             }
         }
@@ -268,6 +253,26 @@ impl TokenStore for SledStore {
     fn size_on_disk(&self) -> Result<u64, StoreError> {
         self.db.size_on_disk().map_err(io)
     }
+
+    fn snapshot(&self) -> Result<Snapshot, StoreError> {
+        // Copy the raw values (reference-counted, cheap) under the gate; decode after.
+        let (token_values, audit_values) = {
+            let _alone = self.write_gate.write().unwrap_or_else(|p| p.into_inner());
+            let tokens = self.tokens.iter().values().collect::<Result<Vec<_>, _>>().map_err(io)?;
+            let audit = self.audit.iter().collect::<Result<Vec<_>, _>>().map_err(io)?;
+            (tokens, audit)
+        };
+        let tokens = token_values.iter().map(|v| decode(v)).collect::<Result<Vec<_>, _>>()?;
+        let audit = audit_values
+            .into_iter()
+            .map(|(k, v)| {
+                String::from_utf8(v.to_vec())
+                    .map(|text| (seq_of(&k), text))
+                    .map_err(|_| StoreError::Corrupt(format!("audit entry {} is not UTF-8", seq_of(&k))))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Snapshot { schema_version: SCHEMA_VERSION, tokens, audit })
+    }
 }
 
 fn seq_of(key: &[u8]) -> u64 {
@@ -284,21 +289,12 @@ mod tests {
         Token {
             serial: serial.into(),
             type_id: "hw-hotp".into(),
-            params: OtpParams {
-                algorithm: Algorithm::Hotp,
-                digits: 6,
-                hash: HashAlg::Sha1,
-                period: 30,
-            },
+            params: OtpParams { algorithm: Algorithm::Hotp, digits: 6, hash: HashAlg::Sha1, period: 30 },
             sealed_seed: vec![1, 2, 3],
             counter: 0,
             last_step: None,
             drift: 0,
-            owner: owner.map(|n| Owner {
-                name: n.into(),
-                display_name: None,
-                dn: None,
-            }),
+            owner: owner.map(|n| Owner { name: n.into(), display_name: None, dn: None }),
             disabled: false,
             locked: false,
             fail_count: 0,
@@ -312,9 +308,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let store = SledStore::open(dir.path(), 1 << 20).unwrap();
-            store
-                .insert_all(&[token("A", Some("alice")), token("B", None)])
-                .unwrap();
+            store.insert_all(&[token("A", Some("alice")), token("B", None)]).unwrap();
             assert!(
                 matches!(store.insert_all(&[token("C", None), token("A", None)]), Err(StoreError::Exists(s)) if s == "A")
             );
@@ -322,11 +316,7 @@ mod tests {
             store
                 .update("A", &mut |t| {
                     let mut n = t.clone();
-                    n.owner = Some(Owner {
-                        name: "bob".into(),
-                        display_name: None,
-                        dn: None,
-                    });
+                    n.owner = Some(Owner { name: "bob".into(), display_name: None, dn: None });
                     Change::Write(Box::new(n), ())
                 })
                 .unwrap();
@@ -345,9 +335,7 @@ mod tests {
     fn user_prefix_does_not_leak_into_longer_names() {
         let dir = tempfile::tempdir().unwrap();
         let store = SledStore::open(dir.path(), 1 << 20).unwrap();
-        store
-            .insert_all(&[token("A", Some("al")), token("B", Some("alice"))])
-            .unwrap();
+        store.insert_all(&[token("A", Some("al")), token("B", Some("alice"))]).unwrap();
         assert_eq!(store.tokens_of("al").unwrap().len(), 1);
     }
 }

@@ -17,16 +17,9 @@ fn import_reports_bad_rows_with_line_numbers_and_imports_nothing() {
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("line 3") && stderr.contains("not hex"), "{stderr}");
-    assert!(
-        stderr.contains("line 4") && stderr.contains("unknown token type"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("line 4") && stderr.contains("unknown token type"), "{stderr}");
     assert!(stderr.contains("line 5") && stderr.contains("bytes"), "{stderr}");
-    assert_eq!(
-        daemon.ctl_json(&["token", "list"]).as_array().unwrap().len(),
-        0,
-        "nothing imported"
-    );
+    assert_eq!(daemon.ctl_json(&["token", "list"]).as_array().unwrap().len(), 0, "nothing imported");
 
     let out = daemon.ctl_ok(&["token", "import", path.to_str().unwrap(), "--skip-invalid"]);
     assert!(out.contains("imported 1, skipped 0, invalid 3"), "{out}");
@@ -51,23 +44,13 @@ fn import_checks_header_users_and_duplicates_and_supports_base32_and_dry_run() {
     let out = daemon.ctl(&["token", "import", path.to_str().unwrap(), "--dry-run"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("line 3") && stderr.contains("mallory"), "{stderr}");
-    assert!(
-        stderr.contains("line 4") && stderr.contains("earlier in the file"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("line 4") && stderr.contains("earlier in the file"), "{stderr}");
     let out = daemon.ctl_ok(&["token", "import", path.to_str().unwrap(), "--dry-run", "--skip-invalid"]);
     assert!(out.contains("would import 1"), "{out}");
-    assert_eq!(
-        daemon.ctl_json(&["token", "list"]).as_array().unwrap().len(),
-        0,
-        "dry run writes nothing"
-    );
+    assert_eq!(daemon.ctl_json(&["token", "list"]).as_array().unwrap().len(), 0, "dry run writes nothing");
     daemon.ctl_ok(&["token", "import", path.to_str().unwrap(), "--skip-invalid"]);
     let token = daemon.ctl_json(&["token", "show", "B32"]);
-    assert_eq!(
-        (token["digits"].as_u64(), token["hash"].as_str()),
-        (Some(8), Some("sha256"))
-    );
+    assert_eq!((token["digits"].as_u64(), token["hash"].as_str()), (Some(8), Some("sha256")));
     assert_eq!(token["user"], "alice");
 }
 
@@ -93,29 +76,17 @@ fn list_filters_and_json_shape() {
     assert!(t1.get("last_step").is_some() && t1.get("counter").is_none(), "{t1}");
 
     let serials = |args: &[&str]| -> Vec<String> {
-        daemon
-            .ctl_json(args)
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|t| t["serial"].as_str().unwrap().to_string())
-            .collect()
+        daemon.ctl_json(args).as_array().unwrap().iter().map(|t| t["serial"].as_str().unwrap().to_string()).collect()
     };
     assert_eq!(serials(&["token", "list", "--user", "alice"]), ["H1"]);
     assert_eq!(serials(&["token", "list", "--unassigned"]), ["H2"]);
     assert_eq!(serials(&["token", "list", "--type", "hw-totp"]), ["T1"]);
     assert_eq!(serials(&["token", "list", "--serial", "H"]), ["H1", "H2"]);
-    assert_eq!(
-        serials(&["token", "list", "--state", "active", "--user", "bob"]),
-        ["T1"]
-    );
+    assert_eq!(serials(&["token", "list", "--state", "active", "--user", "bob"]), ["T1"]);
     assert!(serials(&["token", "list", "--state", "disabled"]).is_empty());
 
     let table = daemon.ctl_ok(&["token", "list"]);
-    assert!(
-        table.starts_with("SERIAL") && table.contains("Hardware token (HOTP)"),
-        "{table}"
-    );
+    assert!(table.starts_with("SERIAL") && table.contains("Hardware token (HOTP)"), "{table}");
     let show = daemon.ctl_ok(&["token", "show", "H1"]);
     assert!(show.contains("Alice Archer") && !show.contains(RFC_SEED_HEX));
     let missing = daemon.ctl(&["token", "show", "NOPE"]);
@@ -157,12 +128,7 @@ fn every_admin_request_is_audited_and_the_chain_verifies() {
     assert!(ops.contains(&"token.import=ok".into()), "{ops:?}");
     assert!(ops.contains(&"token.assign=ok".into()), "{ops:?}");
     assert!(ops.contains(&"token.assign=refused".into()), "{ops:?}");
-    let import = entries
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["operation"] == "token.import")
-        .unwrap();
+    let import = entries.as_array().unwrap().iter().find(|e| e["operation"] == "token.import").unwrap();
     assert_eq!(import["actor"]["kind"], "admin");
     assert!(!import.to_string().contains(RFC_SEED_HEX), "audit never holds seeds");
     let chain = daemon.ctl_json(&["audit", "verify"]);
@@ -176,10 +142,7 @@ fn unreachable_daemon_exits_3_and_usage_errors_exit_2() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(3));
-    let out = Command::new(env!("CARGO_BIN_EXE_radotpctl"))
-        .args(["token", "frobnicate"])
-        .output()
-        .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_radotpctl")).args(["token", "frobnicate"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let out = Command::new(env!("CARGO_BIN_EXE_radotpctl"))
         .env("RADOTP_SOCKET", "/nonexistent/env.sock")
@@ -187,10 +150,7 @@ fn unreachable_daemon_exits_3_and_usage_errors_exit_2() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(3));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("/nonexistent/env.sock"),
-        "RADOTP_SOCKET is used"
-    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/env.sock"), "RADOTP_SOCKET is used");
 }
 
 #[test]
@@ -204,13 +164,7 @@ fn a_peer_that_is_not_allowed_is_refused_and_audited() {
     std::fs::set_permissions(daemon.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     std::fs::set_permissions(&daemon.socket, std::fs::Permissions::from_mode(0o666)).unwrap();
     let out = Command::new("setpriv")
-        .args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            env!("CARGO_BIN_EXE_radotpctl"),
-            "--socket",
-        ])
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", env!("CARGO_BIN_EXE_radotpctl"), "--socket"])
         .arg(&daemon.socket)
         .args(["token", "list"])
         .output()
@@ -218,12 +172,7 @@ fn a_peer_that_is_not_allowed_is_refused_and_audited() {
     assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stderr).contains("may not use the radotp admin socket"));
     let entries = daemon.ctl_json(&["audit", "--limit", "5"]);
-    let refused = entries
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["operation"] == "admin.connect")
-        .expect("audited");
+    let refused = entries.as_array().unwrap().iter().find(|e| e["operation"] == "admin.connect").expect("audited");
     assert_eq!(refused["result"], "refused");
     assert_eq!(refused["actor"]["uid"], 65534);
 }

@@ -15,9 +15,8 @@ pub const SECRET: &str = "testing123";
 /// RFC 4226 test seed "12345678901234567890".
 pub const RFC_SEED_HEX: &str = "3132333435363738393031323334353637383930";
 /// Its HOTP codes for counters 0..
-pub const RFC_CODES: [&str; 10] = [
-    "755224", "287082", "359152", "969429", "338314", "254676", "287922", "162583", "399871", "520489",
-];
+pub const RFC_CODES: [&str; 10] =
+    ["755224", "287082", "359152", "969429", "338314", "254676", "287922", "162583", "399871", "520489"];
 
 pub fn base_config(dir: &Path) -> String {
     format!(
@@ -35,6 +34,8 @@ store:
   key_file: {dir}/master.key
 admin:
   socket: {dir}/admin.sock
+  roles:
+    operator: {{ uids: [65533] }}
 directory:
   kind: static
   users:
@@ -44,6 +45,13 @@ directory:
 token_types:
   - {{ id: hw-hotp, label: "Hardware token (HOTP)", algorithm: hotp, digits: 6, hash: sha1 }}
   - {{ id: hw-totp, label: "Hardware token (TOTP)", algorithm: totp, digits: 6, period: 30, hash: sha1 }}
+  - {{ id: app-totp, label: "Authenticator app", algorithm: totp, digits: 6, period: 30, generate_secret: true }}
+  - {{ id: app-hotp, label: "Authenticator app (HOTP)", algorithm: hotp, generate_secret: true }}
+  - {{ id: vendor-fixed, label: "Vendor token (no reset)", algorithm: hotp, allow_reset: false, deletable: false }}
+  - {{ id: legacy, label: "Legacy token", algorithm: hotp, operator_enroll: false }}
+enroll:
+  issuer: "Example VPN"
+  account_label: "{{user}}@example.org"
 log:
   level: debug
 "#,
@@ -58,6 +66,7 @@ pub struct Daemon {
     pub socket: PathBuf,
     log: Arc<Mutex<String>>,
     config: String,
+    env: Vec<(String, String)>,
 }
 
 impl Daemon {
@@ -67,32 +76,71 @@ impl Daemon {
 
     /// Starts with the base config edited by `edit`.
     pub fn start_with(edit: impl FnOnce(&mut String)) -> Daemon {
+        let mut daemon = Daemon::prepare(edit);
+        daemon.launch();
+        daemon
+    }
+
+    /// A daemon set up but not started (to add environment first).
+    pub fn prepare(edit: impl FnOnce(&mut String)) -> Daemon {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut config = base_config(dir.path());
         edit(&mut config);
-        let mut daemon = Daemon {
+        Daemon {
             child: None,
             socket: dir.path().join("admin.sock"),
             dir,
             radius: "127.0.0.1:0".parse().unwrap(),
             log: Arc::new(Mutex::new(String::new())),
             config,
+            env: Vec::new(),
+        }
+    }
+
+    pub fn env(&mut self, key: &str, value: &str) {
+        self.env.push((key.to_string(), value.to_string()));
+    }
+
+    pub fn config_text(&self) -> String {
+        self.config.clone()
+    }
+
+    /// Rewrites the configuration file (for reload tests); takes effect at reload or restart.
+    pub fn rewrite_config(&mut self, text: &str) {
+        self.config = text.to_string();
+        self.write_config();
+    }
+
+    /// Writes the config file, keeping the listen port once it is known.
+    fn write_config(&self) {
+        let config = if self.radius.port() != 0 {
+            self.config.replace("127.0.0.1:0", &self.radius.to_string())
+        } else {
+            self.config.clone()
         };
-        daemon.launch();
-        daemon
+        std::fs::write(self.config_path(), config).expect("write config");
+    }
+
+    /// Sends a signal (by name, e.g. "HUP") to the daemon.
+    pub fn signal(&self, name: &str) {
+        let pid = self.child.as_ref().expect("running").id();
+        let status = Command::new("kill").arg(format!("-{name}")).arg(pid.to_string()).status().unwrap();
+        assert!(status.success());
     }
 
     pub fn config_path(&self) -> PathBuf {
         self.dir.path().join("radotp.yaml")
     }
 
-    /// (Re)starts the process on the same directory and store.
+    /// (Re)starts the process on the same directory and store. The listen
+    /// port is kept across restarts once known.
     pub fn launch(&mut self) {
-        std::fs::write(self.config_path(), &self.config).expect("write config");
+        self.write_config();
         let mut child = Command::new(env!("CARGO_BIN_EXE_radotpd"))
             .arg("--config")
             .arg(self.config_path())
             .env_remove("RUST_LOG")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -193,15 +241,11 @@ impl Daemon {
 
     /// Imports the RFC 4226 seed as `serial` and assigns it to `user`.
     pub fn rfc_token(&self, serial: &str, user: &str) {
-        self.import(&format!(
-            "serial,type,seed,user\n{serial},hw-hotp,{RFC_SEED_HEX},{user}\n"
-        ));
+        self.import(&format!("serial,type,seed,user\n{serial},hw-hotp,{RFC_SEED_HEX},{user}\n"));
     }
 
     pub async fn client(&self) -> RadiusClient {
-        RadiusClient::connect(self.radius, SECRET.as_bytes())
-            .await
-            .expect("client socket")
+        RadiusClient::connect(self.radius, SECRET.as_bytes()).await.expect("client socket")
     }
 }
 
@@ -215,11 +259,7 @@ impl Drop for Daemon {
     fn drop(&mut self) {
         self.terminate();
         if std::thread::panicking() {
-            eprintln!(
-                "----- radotpd log ({}) -----\n{}",
-                self.dir.path().display(),
-                self.log()
-            );
+            eprintln!("----- radotpd log ({}) -----\n{}", self.dir.path().display(), self.log());
         }
     }
 }

@@ -2,5 +2,7 @@
 
 mod admin;
 mod harness;
+mod lifecycle;
+mod operator;
 mod radius;
 mod store;

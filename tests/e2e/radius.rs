@@ -17,32 +17,13 @@ async fn accept_then_replay_and_older_codes_reject() {
     let daemon = Daemon::start();
     daemon.rfc_token("HW1", "alice");
     let mut client = daemon.client().await;
-    assert_eq!(
-        client.authenticate("alice", RFC_CODES[0]).await.unwrap().code,
-        CODE_ACCESS_ACCEPT
-    );
-    assert_eq!(
-        client.authenticate("alice", RFC_CODES[0]).await.unwrap().code,
-        CODE_ACCESS_REJECT,
-        "replay"
-    );
+    assert_eq!(client.authenticate("alice", RFC_CODES[0]).await.unwrap().code, CODE_ACCESS_ACCEPT);
+    assert_eq!(client.authenticate("alice", RFC_CODES[0]).await.unwrap().code, CODE_ACCESS_REJECT, "replay");
     // Look-ahead within the window: counter 3 accepted, then 1 and 2 are older and reject.
-    assert_eq!(
-        client.authenticate("alice", RFC_CODES[3]).await.unwrap().code,
-        CODE_ACCESS_ACCEPT
-    );
-    assert_eq!(
-        client.authenticate("alice", RFC_CODES[1]).await.unwrap().code,
-        CODE_ACCESS_REJECT
-    );
-    assert_eq!(
-        client.authenticate("alice", RFC_CODES[2]).await.unwrap().code,
-        CODE_ACCESS_REJECT
-    );
-    assert_eq!(
-        client.authenticate("alice", RFC_CODES[4]).await.unwrap().code,
-        CODE_ACCESS_ACCEPT
-    );
+    assert_eq!(client.authenticate("alice", RFC_CODES[3]).await.unwrap().code, CODE_ACCESS_ACCEPT);
+    assert_eq!(client.authenticate("alice", RFC_CODES[1]).await.unwrap().code, CODE_ACCESS_REJECT);
+    assert_eq!(client.authenticate("alice", RFC_CODES[2]).await.unwrap().code, CODE_ACCESS_REJECT);
+    assert_eq!(client.authenticate("alice", RFC_CODES[4]).await.unwrap().code, CODE_ACCESS_ACCEPT);
     let token = daemon.ctl_json(&["token", "show", "HW1"]);
     assert_eq!(token["counter"], 5);
     let audit = daemon.ctl_json(&["audit", "--limit", "20"]);
@@ -51,13 +32,7 @@ async fn accept_then_replay_and_older_codes_reject() {
         .unwrap()
         .iter()
         .filter(|e| e["operation"] == "radius.auth")
-        .map(|e| {
-            format!(
-                "{}:{}",
-                e["result"].as_str().unwrap(),
-                e["reason"].as_str().unwrap_or("")
-            )
-        })
+        .map(|e| format!("{}:{}", e["result"].as_str().unwrap(), e["reason"].as_str().unwrap_or("")))
         .collect();
     assert!(reasons.contains(&"reject:replay".to_string()), "{reasons:?}");
 }
@@ -65,22 +40,13 @@ async fn accept_then_replay_and_older_codes_reject() {
 #[tokio::test(flavor = "multi_thread")]
 async fn code_outside_the_window_rejects() {
     let daemon = Daemon::start();
-    daemon.import(&format!(
-        "serial,type,seed,user,counter\nHW1,hw-hotp,{},alice,0\n",
-        crate::harness::RFC_SEED_HEX
-    ));
+    daemon.import(&format!("serial,type,seed,user,counter\nHW1,hw-hotp,{},alice,0\n", crate::harness::RFC_SEED_HEX));
     let mut client = daemon.client().await;
     // The window is 10 counters (0..=10); code for counter 11 is too far ahead.
     let far = radotp::otp::hotp_code(b"12345678901234567890", 11, 6, radotp::otp::HashAlg::Sha1);
-    assert_eq!(
-        client.authenticate("alice", &far).await.unwrap().code,
-        CODE_ACCESS_REJECT
-    );
+    assert_eq!(client.authenticate("alice", &far).await.unwrap().code, CODE_ACCESS_REJECT);
     let near = radotp::otp::hotp_code(b"12345678901234567890", 10, 6, radotp::otp::HashAlg::Sha1);
-    assert_eq!(
-        client.authenticate("alice", &near).await.unwrap().code,
-        CODE_ACCESS_ACCEPT
-    );
+    assert_eq!(client.authenticate("alice", &near).await.unwrap().code, CODE_ACCESS_ACCEPT);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -108,14 +74,8 @@ async fn any_of_several_tokens_accepts() {
     ));
     let mut client = daemon.client().await;
     let second = radotp::otp::hotp_code(b"12345678901234567891", 0, 6, radotp::otp::HashAlg::Sha1);
-    assert_eq!(
-        client.authenticate("alice", &second).await.unwrap().code,
-        CODE_ACCESS_ACCEPT
-    );
-    assert_eq!(
-        client.authenticate("alice", RFC_CODES[0]).await.unwrap().code,
-        CODE_ACCESS_ACCEPT
-    );
+    assert_eq!(client.authenticate("alice", &second).await.unwrap().code, CODE_ACCESS_ACCEPT);
+    assert_eq!(client.authenticate("alice", RFC_CODES[0]).await.unwrap().code, CODE_ACCESS_ACCEPT);
     assert_eq!(daemon.ctl_json(&["token", "show", "HW2"])["counter"], 1);
 }
 
@@ -124,26 +84,14 @@ async fn totp_accepts_the_current_code_once() {
     let daemon = Daemon::start();
     let seed = "3132333435363738393031323334353637383930";
     daemon.import(&format!("serial,type,seed,user\nTT1,hw-totp,{seed},carol\n"));
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
     let code = radotp::otp::totp_code(b"12345678901234567890", now, 30, 6, radotp::otp::HashAlg::Sha1);
     let mut client = daemon.client().await;
-    assert_eq!(
-        client.authenticate("carol", &code).await.unwrap().code,
-        CODE_ACCESS_ACCEPT
-    );
-    assert_eq!(
-        client.authenticate("carol", &code).await.unwrap().code,
-        CODE_ACCESS_REJECT
-    );
+    assert_eq!(client.authenticate("carol", &code).await.unwrap().code, CODE_ACCESS_ACCEPT);
+    assert_eq!(client.authenticate("carol", &code).await.unwrap().code, CODE_ACCESS_REJECT);
     let token = daemon.ctl_json(&["token", "show", "TT1"]);
     assert!(token["last_step"].as_u64().unwrap() >= now / 30 - 1, "{token}");
-    assert!(
-        token.get("counter").is_none(),
-        "TOTP tokens show last_step, not counter: {token}"
-    );
+    assert!(token.get("counter").is_none(), "TOTP tokens show last_step, not counter: {token}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -153,9 +101,7 @@ async fn concurrent_identical_otps_give_exactly_one_accept() {
     let mut handles = Vec::new();
     for _ in 0..32 {
         let mut client = daemon.client().await;
-        handles.push(tokio::spawn(async move {
-            client.authenticate("alice", RFC_CODES[0]).await.unwrap().code
-        }));
+        handles.push(tokio::spawn(async move { client.authenticate("alice", RFC_CODES[0]).await.unwrap().code }));
     }
     let mut accepts = 0;
     for handle in handles {
@@ -163,10 +109,7 @@ async fn concurrent_identical_otps_give_exactly_one_accept() {
             accepts += 1;
         }
     }
-    assert_eq!(
-        accepts, 1,
-        "exactly one of 32 concurrent identical OTPs may be accepted"
-    );
+    assert_eq!(accepts, 1, "exactly one of 32 concurrent identical OTPs may be accepted");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -180,26 +123,13 @@ async fn retransmission_gets_the_same_reply_bytes_even_from_another_port() {
     let mut replies = Vec::new();
     for socket in [&first, &first, &second] {
         socket.send_to(&request, daemon.radius).await.unwrap();
-        let (n, _) = tokio::time::timeout(Duration::from_secs(3), socket.recv_from(&mut buf))
-            .await
-            .unwrap()
-            .unwrap();
+        let (n, _) = tokio::time::timeout(Duration::from_secs(3), socket.recv_from(&mut buf)).await.unwrap().unwrap();
         replies.push(buf[..n].to_vec());
     }
-    assert_eq!(
-        verify_reply(&replies[0], &request, SECRET.as_bytes()).unwrap().code,
-        CODE_ACCESS_ACCEPT
-    );
+    assert_eq!(verify_reply(&replies[0], &request, SECRET.as_bytes()).unwrap().code, CODE_ACCESS_ACCEPT);
     assert_eq!(replies[0], replies[1], "retransmission answered from the cache");
-    assert_eq!(
-        replies[0], replies[2],
-        "retransmission from a new source port answered from the cache"
-    );
-    assert_eq!(
-        daemon.ctl_json(&["token", "show", "HW1"])["counter"],
-        1,
-        "the OTP was checked once"
-    );
+    assert_eq!(replies[0], replies[2], "retransmission from a new source port answered from the cache");
+    assert_eq!(daemon.ctl_json(&["token", "show", "HW1"])["counter"], 1, "the OTP was checked once");
     let status = daemon.ctl_json(&["status"]);
     assert_eq!(status["radius"]["retransmissions_answered"], 2);
 }
@@ -209,10 +139,7 @@ async fn radclient_accepts_rejects_retransmits_and_checks_status() {
     let daemon = Daemon::start();
     daemon.rfc_token("HW1", "alice");
     let server = daemon.radius.to_string();
-    let out = radclient(
-        &["-x", "-r", "3", "-t", "2", &server, "auth", SECRET],
-        &pap_input("alice", RFC_CODES[0]),
-    );
+    let out = radclient(&["-x", "-r", "3", "-t", "2", &server, "auth", SECRET], &pap_input("alice", RFC_CODES[0]));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success() && text.contains("Received Access-Accept"),
@@ -220,17 +147,11 @@ async fn radclient_accepts_rejects_retransmits_and_checks_status() {
         String::from_utf8_lossy(&out.stderr)
     );
     let out = radclient(&["-x", &server, "auth", SECRET], &pap_input("alice", RFC_CODES[0]));
-    assert!(
-        String::from_utf8_lossy(&out.stdout).contains("Received Access-Reject"),
-        "replay through radclient"
-    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Received Access-Reject"), "replay through radclient");
     let out = radclient(&["-x", &server, "auth", SECRET], &pap_input("alice", "123456"));
     assert!(String::from_utf8_lossy(&out.stdout).contains("Received Access-Reject"));
     let out = radclient(&["-x", &server, "status", SECRET], "Message-Authenticator = 0x00\n");
-    assert!(
-        String::from_utf8_lossy(&out.stdout).contains("Received Access-Accept"),
-        "Status-Server"
-    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Received Access-Accept"), "Status-Server");
     // Many requests in flight at once (-p), each a separate request: all answered.
     let mut input = String::new();
     for _ in 0..50 {
@@ -249,15 +170,9 @@ async fn status_server_is_answered_with_message_authenticator_first() {
     let request = build_status_server(9, SECRET.as_bytes());
     socket.send_to(&request, daemon.radius).await.unwrap();
     let mut buf = [0u8; 4096];
-    let (n, _) = tokio::time::timeout(Duration::from_secs(3), socket.recv_from(&mut buf))
-        .await
-        .unwrap()
-        .unwrap();
+    let (n, _) = tokio::time::timeout(Duration::from_secs(3), socket.recv_from(&mut buf)).await.unwrap().unwrap();
     assert_eq!(buf[HEADER_LEN], ATTR_MESSAGE_AUTHENTICATOR);
-    assert_eq!(
-        verify_reply(&buf[..n], &request, SECRET.as_bytes()).unwrap().code,
-        CODE_ACCESS_ACCEPT
-    );
+    assert_eq!(verify_reply(&buf[..n], &request, SECRET.as_bytes()).unwrap().code, CODE_ACCESS_ACCEPT);
 }
 
 async fn silent(daemon: &Daemon, socket: &UdpSocket, bytes: &[u8]) -> bool {
@@ -273,10 +188,7 @@ async fn unknown_client_is_dropped_silently() {
     // 127.0.0.2 is loopback too, but not a configured client.
     let stranger = UdpSocket::bind("127.0.0.2:0").await.unwrap();
     let request = build_access_request(1, SECRET.as_bytes(), "alice", RFC_CODES[0].as_bytes(), None).unwrap();
-    assert!(
-        silent(&daemon, &stranger, &request).await,
-        "an unknown client got an answer"
-    );
+    assert!(silent(&daemon, &stranger, &request).await, "an unknown client got an answer");
     assert_eq!(daemon.ctl_json(&["token", "show", "HW1"])["counter"], 0);
     assert_eq!(daemon.ctl_json(&["status"])["radius"]["drops"]["unknown_client"], 1);
 }
@@ -300,23 +212,13 @@ async fn missing_or_wrong_message_authenticator_is_dropped() {
     let daemon = Daemon::start();
     daemon.rfc_token("HW1", "alice");
     let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    assert!(
-        silent(&daemon, &socket, &request_without_ma(1, "alice", RFC_CODES[0], false)).await,
-        "missing"
-    );
+    assert!(silent(&daemon, &socket, &request_without_ma(1, "alice", RFC_CODES[0], false)).await, "missing");
     let mut wrong = build_access_request(2, SECRET.as_bytes(), "alice", RFC_CODES[0].as_bytes(), None).unwrap();
     wrong[HEADER_LEN + 2] ^= 0xff;
     assert!(silent(&daemon, &socket, &wrong).await, "wrong Message-Authenticator");
     let other_secret = build_access_request(3, b"not-the-secret", "alice", RFC_CODES[0].as_bytes(), None).unwrap();
-    assert!(
-        silent(&daemon, &socket, &other_secret).await,
-        "signed with another secret"
-    );
-    assert_eq!(
-        daemon.ctl_json(&["token", "show", "HW1"])["counter"],
-        0,
-        "no dropped packet reached the OTP check"
-    );
+    assert!(silent(&daemon, &socket, &other_secret).await, "signed with another secret");
+    assert_eq!(daemon.ctl_json(&["token", "show", "HW1"])["counter"], 0, "no dropped packet reached the OTP check");
     let drops = daemon.ctl_json(&["status"])["radius"]["drops"].clone();
     assert_eq!(drops["missing_message_authenticator"], 1, "{drops}");
     assert_eq!(drops["bad_message_authenticator"], 2, "{drops}");
@@ -337,14 +239,8 @@ async fn client_that_does_not_require_message_authenticator() {
     let request = request_without_ma(2, "alice", RFC_CODES[0], false);
     socket.send_to(&request, daemon.radius).await.unwrap();
     let mut buf = [0u8; 4096];
-    let (n, _) = tokio::time::timeout(Duration::from_secs(3), socket.recv_from(&mut buf))
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        verify_reply(&buf[..n], &request, SECRET.as_bytes()).unwrap().code,
-        CODE_ACCESS_ACCEPT
-    );
+    let (n, _) = tokio::time::timeout(Duration::from_secs(3), socket.recv_from(&mut buf)).await.unwrap().unwrap();
+    assert_eq!(verify_reply(&buf[..n], &request, SECRET.as_bytes()).unwrap().code, CODE_ACCESS_ACCEPT);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -390,22 +286,10 @@ async fn malformed_packets_are_dropped_and_the_daemon_keeps_answering() {
         socket.send_to(case, daemon.radius).await.unwrap();
     }
     let mut buf = [0u8; 4096];
-    assert!(
-        tokio::time::timeout(QUIET, socket.recv_from(&mut buf)).await.is_err(),
-        "a malformed packet was answered"
-    );
+    assert!(tokio::time::timeout(QUIET, socket.recv_from(&mut buf)).await.is_err(), "a malformed packet was answered");
     let mut client = daemon.client().await;
-    assert_eq!(
-        client.status_server().await.unwrap().code,
-        CODE_ACCESS_ACCEPT,
-        "daemon still answers"
-    );
-    assert!(
-        daemon.ctl_json(&["status"])["radius"]["drops"]["malformed"]
-            .as_u64()
-            .unwrap()
-            >= 8
-    );
+    assert_eq!(client.status_server().await.unwrap().code, CODE_ACCESS_ACCEPT, "daemon still answers");
+    assert!(daemon.ctl_json(&["status"])["radius"]["drops"]["malformed"].as_u64().unwrap() >= 8);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -414,21 +298,11 @@ async fn failures_lock_the_token_and_a_success_resets_the_count() {
     daemon.rfc_token("HW1", "alice");
     let mut client = daemon.client().await;
     for _ in 0..4 {
-        assert_eq!(
-            client.authenticate("alice", "000000").await.unwrap().code,
-            CODE_ACCESS_REJECT
-        );
+        assert_eq!(client.authenticate("alice", "000000").await.unwrap().code, CODE_ACCESS_REJECT);
     }
     assert_eq!(daemon.ctl_json(&["token", "show", "HW1"])["fail_count"], 4);
-    assert_eq!(
-        client.authenticate("alice", RFC_CODES[0]).await.unwrap().code,
-        CODE_ACCESS_ACCEPT
-    );
-    assert_eq!(
-        daemon.ctl_json(&["token", "show", "HW1"])["fail_count"],
-        0,
-        "a success resets the count"
-    );
+    assert_eq!(client.authenticate("alice", RFC_CODES[0]).await.unwrap().code, CODE_ACCESS_ACCEPT);
+    assert_eq!(daemon.ctl_json(&["token", "show", "HW1"])["fail_count"], 0, "a success resets the count");
     for _ in 0..5 {
         client.authenticate("alice", "000000").await.unwrap();
     }
@@ -456,12 +330,6 @@ async fn failures_of_one_user_do_not_touch_another() {
     }
     assert_eq!(daemon.ctl_json(&["token", "show", "HW1"])["state"], "locked");
     let bob = daemon.ctl_json(&["token", "show", "HW2"]);
-    assert_eq!(
-        (bob["state"].as_str(), bob["fail_count"].as_u64()),
-        (Some("active"), Some(0))
-    );
-    assert_eq!(
-        client.authenticate("bob", RFC_CODES[0]).await.unwrap().code,
-        CODE_ACCESS_ACCEPT
-    );
+    assert_eq!((bob["state"].as_str(), bob["fail_count"].as_u64()), (Some("active"), Some(0)));
+    assert_eq!(client.authenticate("bob", RFC_CODES[0]).await.unwrap().code, CODE_ACCESS_ACCEPT);
 }

@@ -10,19 +10,12 @@ async fn an_accepted_otp_stays_used_after_a_crash() {
     daemon.rfc_token("HW1", "alice");
     for code in RFC_CODES.iter().take(3) {
         let mut client = daemon.client().await;
-        assert_eq!(
-            client.authenticate("alice", code).await.unwrap().code,
-            CODE_ACCESS_ACCEPT
-        );
+        assert_eq!(client.authenticate("alice", code).await.unwrap().code, CODE_ACCESS_ACCEPT);
         // SIGKILL right after the Accept arrived: no graceful flush.
         daemon.kill();
         daemon.launch();
         let mut client = daemon.client().await;
-        assert_eq!(
-            client.authenticate("alice", code).await.unwrap().code,
-            CODE_ACCESS_REJECT,
-            "replay after crash"
-        );
+        assert_eq!(client.authenticate("alice", code).await.unwrap().code, CODE_ACCESS_REJECT, "replay after crash");
     }
     let chain = daemon.ctl_json(&["audit", "verify"]);
     assert_eq!(chain["ok"], true, "{chain}");
@@ -63,10 +56,7 @@ async fn seeds_never_appear_in_the_store_files() {
     daemon.import(&format!("serial,type,seed,user\nS1,hw-hotp,{hex},alice\n"));
     let code = radotp::otp::hotp_code(&seed, 0, 6, radotp::otp::HashAlg::Sha1);
     let mut client = daemon.client().await;
-    assert_eq!(
-        client.authenticate("alice", &code).await.unwrap().code,
-        CODE_ACCESS_ACCEPT
-    );
+    assert_eq!(client.authenticate("alice", &code).await.unwrap().code, CODE_ACCESS_ACCEPT);
     daemon.terminate();
     let needles: Vec<Vec<u8>> = vec![
         seed.to_vec(),
@@ -82,17 +72,9 @@ async fn seeds_never_appear_in_the_store_files() {
     for file in files {
         let bytes = std::fs::read(&file).unwrap();
         for needle in &needles {
-            assert!(
-                !bytes.windows(needle.len()).any(|w| w == needle.as_slice()),
-                "seed found in {}",
-                file.display()
-            );
+            assert!(!bytes.windows(needle.len()).any(|w| w == needle.as_slice()), "seed found in {}", file.display());
         }
-        assert!(
-            !bytes.windows(6).any(|w| w == code.as_bytes()) || code.len() != 6,
-            "OTP found in {}",
-            file.display()
-        );
+        assert!(!bytes.windows(6).any(|w| w == code.as_bytes()) || code.len() != 6, "OTP found in {}", file.display());
     }
     let log = daemon.log();
     assert!(!log.contains(&hex) && !log.contains(&code), "seed or OTP in the log");
@@ -105,11 +87,7 @@ fn a_bad_config_names_the_key_and_exits_78() {
     let config = crate::harness::base_config(dir.path()).replace("address: 127.0.0.1/32", "address: 127.0.0.300/32");
     let path = dir.path().join("bad.yaml");
     std::fs::write(&path, config).unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_radotpd"))
-        .arg("--config")
-        .arg(&path)
-        .output()
-        .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_radotpd")).arg("--config").arg(&path).output().unwrap();
     assert_eq!(out.status.code(), Some(78));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("radius.clients[0].address"),
@@ -128,10 +106,6 @@ fn a_bad_config_names_the_key_and_exits_78() {
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "{sample}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "{sample}: {}", String::from_utf8_lossy(&out.stderr));
     }
 }

@@ -37,30 +37,20 @@ fn radotpd_takes_its_users_from_ldap() {
     );
 
     let found = daemon.ctl_json(&["user", "search", "example.org"]);
-    let names: Vec<&str> = found
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|u| u["name"].as_str().unwrap())
-        .collect();
+    let names: Vec<&str> = found.as_array().unwrap().iter().map(|u| u["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["alice", ZOE]);
     assert_eq!(daemon.ctl_json(&["user", "search", "*"]), serde_json::json!([]));
 
     // Import: unknown, outside the group and ambiguous users are row errors.
-    let report = daemon.import(&format!(
-        "serial,type,seed,user\nL1,hw-hotp,{RFC_SEED_HEX},alice\nL2,hw-hotp,{RFC_SEED_HEX},\n"
-    ));
+    let report =
+        daemon.import(&format!("serial,type,seed,user\nL1,hw-hotp,{RFC_SEED_HEX},alice\nL2,hw-hotp,{RFC_SEED_HEX},\n"));
     assert!(report.contains("imported 2, skipped 0, invalid 0"), "{report}");
     assert_eq!(daemon.ctl_json(&["token", "show", "L1"])["user"], "alice");
     let path = daemon.dir.path().join("bad.csv");
     std::fs::write(&path, format!("serial,type,seed,user\nL3,hw-hotp,{RFC_SEED_HEX},bob\n")).unwrap();
     let out = daemon.ctl(&["token", "import", path.to_str().unwrap()]);
     assert_ne!(out.status.code(), Some(0));
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(text.contains("not in the required group"), "{text}");
 
     daemon.ctl_ok(&["token", "assign", "L2", ZOE]);

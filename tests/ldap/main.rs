@@ -31,9 +31,7 @@ fn section(urls: &[String], extra: &str) -> String {
 fn directory_from(section: &str) -> LdapDirectory {
     let config: DirectoryConfig =
         serde_yaml::from_str(section).unwrap_or_else(|e| panic!("bad test section ({e}):\n{section}"));
-    let DirectoryConfig::Ldap(ldap) = config else {
-        panic!("not an ldap section")
-    };
+    let DirectoryConfig::Ldap(ldap) = config else { panic!("not an ldap section") };
     LdapDirectory::new(&ldap).unwrap()
 }
 
@@ -59,10 +57,7 @@ async fn names(d: &LdapDirectory, query: &str, limit: usize) -> Vec<String> {
 
 /// Asserts that `elapsed` is within 3 timeouts (the bound of one URL is 2).
 fn assert_quick(what: &str, elapsed: Duration) {
-    assert!(
-        elapsed < TIMEOUT * 3,
-        "{what} took {elapsed:?}, more than 3 × {TIMEOUT:?}"
-    );
+    assert!(elapsed < TIMEOUT * 3, "{what} took {elapsed:?}, more than 3 × {TIMEOUT:?}");
 }
 
 #[tokio::test]
@@ -125,10 +120,7 @@ async fn empty_and_long_names_are_refused() {
 #[tokio::test]
 async fn several_matching_entries_are_ambiguous() {
     let slapd = Slapd::start();
-    let d = directory(
-        &slapd,
-        "user_filter: \"(&(objectClass=inetOrgPerson)(mail={username}))\"",
-    );
+    let d = directory(&slapd, "user_filter: \"(&(objectClass=inetOrgPerson)(mail={username}))\"");
     match d.lookup(SHARED_MAIL).await {
         Err(DirectoryError::Ambiguous(name)) => assert_eq!(name, SHARED_MAIL),
         other => panic!("expected Ambiguous, got {other:?}"),
@@ -148,12 +140,7 @@ async fn required_group_by_member() {
         other => panic!("expected NotInGroup, got {other:?}"),
     }
     assert_eq!(d.lookup("nobody").await.unwrap(), None);
-    let bob = DirectoryUser {
-        name: "bob".into(),
-        display_name: None,
-        email: None,
-        dn: Some(user_dn("bob")),
-    };
+    let bob = DirectoryUser { name: "bob".into(), display_name: None, email: None, dn: Some(user_dn("bob")) };
     assert!(!d.in_required_group(&bob).await.unwrap());
     assert!(d.in_required_group(&found(&d, "alice").await).await.unwrap());
     assert_eq!(names(&d, "", 50).await, vec!["alice".to_string(), ZOE.to_string()]);
@@ -162,18 +149,12 @@ async fn required_group_by_member() {
 #[tokio::test]
 async fn required_group_by_member_of_and_unique_member() {
     let slapd = Slapd::start();
-    let d = directory(
-        &slapd,
-        &format!("required_group: \"{VPN_GROUP}\"\ngroup_membership: memberOf"),
-    );
+    let d = directory(&slapd, &format!("required_group: \"{VPN_GROUP}\"\ngroup_membership: memberOf"));
     assert_eq!(found(&d, "alice").await.name, "alice");
     assert!(matches!(d.lookup("bob").await, Err(DirectoryError::NotInGroup(_))));
     assert_eq!(names(&d, "", 50).await, vec!["alice".to_string(), ZOE.to_string()]);
 
-    let d = directory(
-        &slapd,
-        &format!("required_group: \"{VPN_UNIQUE_GROUP}\"\ngroup_membership: uniqueMember"),
-    );
+    let d = directory(&slapd, &format!("required_group: \"{VPN_UNIQUE_GROUP}\"\ngroup_membership: uniqueMember"));
     assert_eq!(found(&d, "alice").await.name, "alice");
     assert!(matches!(d.lookup(ZOE).await, Err(DirectoryError::NotInGroup(_))));
 
@@ -210,24 +191,12 @@ async fn passwords_are_checked_by_binding() {
     // A right password after a wrong one, on the same pooled connection.
     assert!(d.check_password(&alice, &Secret::from("alice-pw")).await.unwrap());
     let zoe = found(&d, ZOE).await;
-    assert!(
-        d.check_password(&zoe, &Secret::from(password_of(ZOE).as_str()))
-            .await
-            .unwrap()
-    );
+    assert!(d.check_password(&zoe, &Secret::from(password_of(ZOE).as_str())).await.unwrap());
     assert!(!d.check_password(&zoe, &Secret::from("alice-pw")).await.unwrap());
-    let ghost = DirectoryUser {
-        name: "ghost".into(),
-        display_name: None,
-        email: None,
-        dn: Some(user_dn("ghost")),
-    };
+    let ghost = DirectoryUser { name: "ghost".into(), display_name: None, email: None, dn: Some(user_dn("ghost")) };
     assert!(!d.check_password(&ghost, &Secret::from("x")).await.unwrap());
     let no_dn = DirectoryUser { dn: None, ..ghost };
-    assert!(matches!(
-        d.check_password(&no_dn, &Secret::from("x")).await,
-        Err(DirectoryError::Unsupported(_))
-    ));
+    assert!(matches!(d.check_password(&no_dn, &Secret::from("x")).await, Err(DirectoryError::Unsupported(_))));
 }
 
 #[tokio::test]
@@ -278,10 +247,7 @@ async fn a_stopped_server_fails_fast_and_is_found_again() {
     assert!(matches!(err, DirectoryError::Unavailable(_)), "{err:?}");
     assert_quick("lookup with slapd stopped", start.elapsed());
     let start = Instant::now();
-    assert!(matches!(
-        d.check_password(&alice, &Secret::from("alice-pw")).await,
-        Err(DirectoryError::Unavailable(_))
-    ));
+    assert!(matches!(d.check_password(&alice, &Secret::from("alice-pw")).await, Err(DirectoryError::Unavailable(_))));
     assert_quick("password check with slapd stopped", start.elapsed());
     let start = Instant::now();
     assert!(d.search("a", 10).await.is_err());
@@ -344,10 +310,7 @@ async fn fails_over_to_the_next_url() {
     );
 
     // Nothing answers: one error naming every URL.
-    let d = directory_from(&section(
-        &[closed.clone(), format!("ldap://127.0.0.1:{}", free_port())],
-        "",
-    ));
+    let d = directory_from(&section(&[closed.clone(), format!("ldap://127.0.0.1:{}", free_port())], ""));
     match d.lookup("alice").await {
         Err(DirectoryError::Unavailable(reason)) => assert!(reason.contains(&closed), "{reason}"),
         other => panic!("expected Unavailable, got {other:?}"),

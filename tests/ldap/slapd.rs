@@ -69,20 +69,12 @@ impl Slapd {
 
     fn start_inner(tls: bool) -> Slapd {
         require_tools(tls);
-        let dir = tempfile::Builder::new()
-            .prefix("radotp-slapd-")
-            .tempdir()
-            .expect("temp dir");
+        let dir = tempfile::Builder::new().prefix("radotp-slapd-").tempdir().expect("temp dir");
         std::fs::create_dir(dir.path().join("db")).expect("db dir");
         if tls {
             make_certificates(dir.path());
         }
-        let mut slapd = Slapd {
-            child: None,
-            port: free_port(),
-            tls_port: tls.then(free_port),
-            dir,
-        };
+        let mut slapd = Slapd { child: None, port: free_port(), tls_port: tls.then(free_port), dir };
         std::fs::write(slapd.path("slapd.conf"), slapd.config(tls)).expect("slapd.conf");
         slapd.launch();
         slapd.load_entries();
@@ -210,10 +202,8 @@ access to *
         let pid = self.child.as_ref().expect("slapd not running").id();
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
-            let stopped = std::fs::read_dir(format!("/proc/{pid}/task"))
-                .expect("/proc")
-                .filter_map(Result::ok)
-                .all(|task| {
+            let stopped =
+                std::fs::read_dir(format!("/proc/{pid}/task")).expect("/proc").filter_map(Result::ok).all(|task| {
                     let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
                     // The state follows the parenthesised command name.
                     stat.rsplit(") ").next().is_some_and(|rest| rest.starts_with('T'))
@@ -233,11 +223,7 @@ access to *
 
     fn signal(&self, signal: &str) {
         let child = self.child.as_ref().expect("slapd not running");
-        let status = Command::new("kill")
-            .arg(signal)
-            .arg(child.id().to_string())
-            .status()
-            .expect("run kill");
+        let status = Command::new("kill").arg(signal).arg(child.id().to_string()).status().expect("run kill");
         assert!(status.success(), "kill {signal} failed");
     }
 
@@ -330,10 +316,7 @@ pub fn free_port() -> u16 {
     static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
     let mut given = GIVEN.lock().unwrap_or_else(|p| p.into_inner());
     loop {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("free port");
+        let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port");
         if !given.contains(&port) {
             given.push(port);
             return port;
@@ -449,9 +432,5 @@ fn openssl(dir: &Path, args: &[&str]) {
         .current_dir(dir)
         .output()
         .unwrap_or_else(|e| panic!("openssl is needed ({e}); install it with: apt-get install openssl"));
-    assert!(
-        out.status.success(),
-        "openssl {args:?} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "openssl {args:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
 }
