@@ -160,7 +160,7 @@ impl AuditLog {
                 if keep {
                     found.push(entry);
                 }
-                found.len() < query.limit
+                query.limit == 0 || found.len() < query.limit
             }
             Err(e) => {
                 failure = Some(StoreError::Corrupt(format!("audit entry {}: {e}", record.seq)));

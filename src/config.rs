@@ -535,7 +535,7 @@ pub struct Problem {
 
 impl std::fmt::Display for Problem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.path, self.message)
+        if self.path.is_empty() { f.write_str(&self.message) } else { write!(f, "{}: {}", self.path, self.message) }
     }
 }
 
@@ -550,7 +550,7 @@ pub enum ConfigError {
 impl ConfigError {
     pub fn problems(&self) -> Vec<Problem> {
         match self {
-            ConfigError::Read { path, reason } => vec![Problem { path: path.clone(), message: reason.clone() }],
+            ConfigError::Read { reason, .. } => vec![Problem { path: String::new(), message: reason.clone() }],
             ConfigError::Invalid { problems } => problems.clone(),
         }
     }

@@ -131,7 +131,7 @@ pub fn check_private(path: &Path) -> Result<(), String> {
     }
     let mode = meta.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
-        return Err(format!("permissions {mode:03o} let other users read it; run: chmod 600 {}", path.display()));
+        return Err(format!("permissions {mode:03o} give other users access to it; run: chmod 600 {}", path.display()));
     }
     Ok(())
 }

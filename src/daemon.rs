@@ -179,11 +179,24 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<(), DaemonError
     let (signal_tx, mut signal_rx) = tokio::sync::mpsc::unbounded_channel();
     spawn_signal_thread(signal_tx)?;
 
-    let cipher = SeedCipher::from_key_file(&config.store.key_file, true).map_err(|e| startup("store.key_file", e))?;
     let store: Arc<dyn TokenStore> = Arc::new(
         SledStore::open(&config.store.path, config.store.cache_mib << 20)
             .map_err(|e| startup(format!("cannot open the store at {}", config.store.path.display()), e))?,
     );
+    // A new key only for a new store: a fresh key would open none of the stored seeds.
+    let store_is_new = store.count().unwrap_or(0) == 0 && matches!(store.last_audit(), Ok(None));
+    if !store_is_new && !config.store.key_file.exists() {
+        return Err(startup(
+            "store.key_file",
+            format!(
+                "{} does not exist, but the store at {} holds data sealed with a key: restore that key file (a new key would open none of the seeds)",
+                config.store.key_file.display(),
+                config.store.path.display()
+            ),
+        ));
+    }
+    let cipher =
+        SeedCipher::from_key_file(&config.store.key_file, store_is_new).map_err(|e| startup("store.key_file", e))?;
     let clients = config.radius_clients()?;
     let directory = build_directory(&config)?;
     probe_directory(directory.clone());
@@ -245,7 +258,8 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<(), DaemonError
         };
         crate::notify::reloading();
         let outcome = match reload(&config_path, &current) {
-            Ok((new_config, mut outcome, directory)) => {
+            Ok((mut new_config, mut outcome, directory)) => {
+                keep_restart_only_settings(&mut new_config, &current);
                 radius.replace_clients(new_config.radius_clients()?);
                 probe_directory(directory.clone());
                 service.replace_settings(settings_of(&new_config), directory);
@@ -318,11 +332,32 @@ fn reload(path: &Path, running: &Config) -> Result<(Config, ReloadOutcome, Arc<d
         new.radius.duplicate_cache_seconds != running.radius.duplicate_cache_seconds,
         "radius.duplicate_cache_seconds",
     );
+    restart(
+        new.radius.duplicate_cache_entries != running.radius.duplicate_cache_entries,
+        "radius.duplicate_cache_entries",
+    );
+    restart(new.radius.receive_buffer_bytes != running.radius.receive_buffer_bytes, "radius.receive_buffer_bytes");
+    restart(new.store.cache_mib != running.store.cache_mib, "store.cache_mib");
+    restart(new.log.level != running.log.level, "log.level");
     restart(new.store.path != running.store.path, "store.path");
     restart(new.store.key_file != running.store.key_file, "store.key_file");
     restart(new.admin.socket != running.admin.socket, "admin.socket");
     restart(new.metrics.listen != running.metrics.listen, "metrics.listen");
     Ok((new, outcome, directory))
+}
+
+/// Settings that need a restart keep their running values, so the next
+/// reload compares against what is really in force.
+fn keep_restart_only_settings(new: &mut Config, running: &Config) {
+    new.radius.listen = running.radius.listen.clone();
+    new.radius.max_in_flight = running.radius.max_in_flight;
+    new.radius.duplicate_cache_seconds = running.radius.duplicate_cache_seconds;
+    new.radius.duplicate_cache_entries = running.radius.duplicate_cache_entries;
+    new.radius.receive_buffer_bytes = running.radius.receive_buffer_bytes;
+    new.store = running.store.clone();
+    new.admin.socket = running.admin.socket.clone();
+    new.metrics = running.metrics.clone();
+    new.log = running.log.clone();
 }
 
 async fn watchdog(every: Duration, shutdown: CancellationToken) {

@@ -130,6 +130,9 @@ pub struct ImportReport {
     pub skipped: Vec<ImportIssue>,
     pub invalid: Vec<ImportIssue>,
     pub dry_run: bool,
+    /// Rows that passed every check (imported unless the import was aborted or a dry run).
+    #[serde(default)]
+    pub valid: usize,
     /// True when nothing was written because of invalid rows.
     pub aborted: bool,
 }
@@ -460,7 +463,6 @@ impl Service {
         }
     }
 
-    /// Imports tokens from CSV text (see docs/configuration.md for the columns).
     /// Takes a token from its owner. It stays active with its seed and
     /// counter; its fail count is cleared and it is ready for a new owner.
     pub async fn unassign(&self, serial: &str) -> Result<Assignment, ServiceError> {
@@ -728,6 +730,7 @@ impl Service {
         self.settings().token_types.clone()
     }
 
+    /// Imports tokens from CSV text (see docs/configuration.md for the columns).
     pub async fn import_csv(
         &self,
         content: &str,
@@ -800,6 +803,7 @@ impl Service {
             });
         }
         report.invalid.sort_by_key(|i| i.line);
+        report.valid = tokens.len();
         if !report.invalid.is_empty() && !skip_invalid {
             report.aborted = true;
             return Ok(report);

@@ -217,7 +217,7 @@ enum UserCommand {
 struct AuditArgs {
     #[command(subcommand)]
     action: Option<AuditAction>,
-    /// Newest entries to show.
+    /// Newest entries to show (0: all).
     #[arg(long, default_value_t = 50)]
     limit: usize,
     /// Only entries about this token.
@@ -625,9 +625,12 @@ fn render(reply: &Reply, json: bool, qr: &QrOutput) -> ExitCode {
         Reply::Token(token) => print_token(token),
         Reply::Import(report) => print_import(report),
         Reply::Assignment(a) => match &a.previous_owner {
-            Some(old) => {
-                println!("token {} moved from {old} to {}", a.token.serial, a.token.user.as_deref().unwrap_or("-"))
-            }
+            Some(old) => match &a.token.user {
+                Some(new) => println!("token {} moved from {old} to {new}", a.token.serial),
+                None => {
+                    println!("token {} unassigned from {old}; it is active and ready for a new owner", a.token.serial)
+                }
+            },
             None => println!("token {} assigned to {}", a.token.serial, a.token.user.as_deref().unwrap_or("-")),
         },
         Reply::Status(s) => {
@@ -775,10 +778,15 @@ fn print_import(r: &ImportReport) {
         eprintln!("line {}: skipped {}: {}", issue.line, issue.serial.as_deref().unwrap_or("-"), issue.reason);
     }
     if r.aborted {
-        eprintln!("nothing imported: {} invalid row(s); fix them or use --skip-invalid", r.invalid.len());
+        eprintln!(
+            "nothing imported: {} invalid row(s), {} valid; fix them or use --skip-invalid",
+            r.invalid.len(),
+            r.valid
+        );
     }
     let verb = if r.dry_run { "would import" } else { "imported" };
-    println!("{verb} {}, skipped {}, invalid {}", r.imported, r.skipped.len(), r.invalid.len());
+    let imported = if r.dry_run { r.valid } else { r.imported };
+    println!("{verb} {imported}, skipped {}, invalid {}", r.skipped.len(), r.invalid.len());
 }
 
 fn print_audit(entries: &[AuditEntry]) {

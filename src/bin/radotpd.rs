@@ -105,7 +105,6 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("radotpd cannot run: {e}");
-            eprintln!("radotpd: {e}");
             ExitCode::from(e.exit_code())
         }
     }

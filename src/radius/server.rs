@@ -17,7 +17,7 @@ use tokio_util::task::TaskTracker;
 
 use super::clients::ClientTable;
 use super::dedup::{DuplicateCache, RequestKey, Seen};
-use super::packet::{self, Frame, ReplyAttributes};
+use super::packet::{self, Frame, ReplyAttributes, RequestError};
 use crate::audit::Actor;
 use crate::config::RadiusClient;
 use crate::metrics::{DropReason, Metrics};
@@ -135,6 +135,16 @@ impl RadiusServer {
         }
         let request = match packet::decode_access_request(&frame, client.secret.expose()) {
             Ok(r) => r,
+            Err(e @ (RequestError::NoPassword | RequestError::NoUserName)) => {
+                // An authentic request we cannot serve (CHAP, MS-CHAP, EAP...):
+                // answer so the NAS does not wait for a timeout.
+                Metrics::count(&self.metrics().rejects);
+                self.metrics().rejected_because("unsupported_request");
+                let attrs = ReplyAttributes { reply_message: Some("only PAP is supported".into()), state: None };
+                self.answer(socket, source, key, client, &frame, packet::CODE_ACCESS_REJECT, &attrs).await;
+                tracing::info!(client = %client.name, %source, result = "reject", reason = "unsupported_request", detail = %e, "RADIUS decision");
+                return;
+            }
             Err(e) => {
                 self.dedup.abandon(&key);
                 self.drop_packet(DropReason::Malformed, source, Some(&e.to_string()));

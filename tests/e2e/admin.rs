@@ -43,6 +43,7 @@ fn import_checks_header_users_and_duplicates_and_supports_base32_and_dry_run() {
     std::fs::write(&path, csv).unwrap();
     let out = daemon.ctl(&["token", "import", path.to_str().unwrap(), "--dry-run"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("1 valid"), "{stderr}");
     assert!(stderr.contains("line 3") && stderr.contains("mallory"), "{stderr}");
     assert!(stderr.contains("line 4") && stderr.contains("earlier in the file"), "{stderr}");
     let out = daemon.ctl_ok(&["token", "import", path.to_str().unwrap(), "--dry-run", "--skip-invalid"]);
@@ -133,6 +134,8 @@ fn every_admin_request_is_audited_and_the_chain_verifies() {
     assert!(!import.to_string().contains(RFC_SEED_HEX), "audit never holds seeds");
     let chain = daemon.ctl_json(&["audit", "verify"]);
     assert_eq!(chain["ok"], true, "{chain}");
+    let all = daemon.ctl_json(&["audit", "--limit", "0"]);
+    assert!(all.as_array().unwrap().len() >= 5, "--limit 0 shows everything");
 }
 
 #[test]

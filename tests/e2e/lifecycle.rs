@@ -128,6 +128,9 @@ async fn a_bad_reload_keeps_the_running_configuration() {
     );
     let out = daemon.ctl_ok(&["reload"]);
     assert!(out.contains("radius.duplicate_cache_seconds changed"), "{out}");
+    // Still not in force: a second reload says so again.
+    let out = daemon.ctl_ok(&["reload"]);
+    assert!(out.contains("radius.duplicate_cache_seconds changed"), "{out}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -333,3 +333,29 @@ async fn failures_of_one_user_do_not_touch_another() {
     assert_eq!((bob["state"].as_str(), bob["fail_count"].as_u64()), (Some("active"), Some(0)));
     assert_eq!(client.authenticate("bob", RFC_CODES[0]).await.unwrap().code, CODE_ACCESS_ACCEPT);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn chap_requests_get_a_reject_instead_of_silence() {
+    let daemon = Daemon::start();
+    daemon.rfc_token("HW1", "alice");
+    // A signed Access-Request with CHAP-Password (3) instead of User-Password.
+    let mut request = build_access_request(5, SECRET.as_bytes(), "alice", b"x", None).unwrap();
+    let at = HEADER_LEN + 18 + 2 + "alice".len();
+    assert_eq!(request[at], packet::ATTR_USER_PASSWORD);
+    request[at] = 3;
+    request[at + 1] = 18;
+    let len = (at + 18) as u16;
+    request.truncate(at + 18);
+    request[2..4].copy_from_slice(&len.to_be_bytes());
+    // Re-sign the Message-Authenticator over the edited packet.
+    request[HEADER_LEN + 2..HEADER_LEN + 18].fill(0);
+    use hmac::Mac;
+    let mut mac = <hmac::Hmac<md5::Md5> as Mac>::new_from_slice(SECRET.as_bytes()).unwrap();
+    mac.update(&request);
+    let sig = mac.finalize().into_bytes();
+    request[HEADER_LEN + 2..HEADER_LEN + 18].copy_from_slice(&sig);
+    let mut client = daemon.client().await;
+    let reply = client.exchange(&request).await.unwrap();
+    assert_eq!(reply.code, CODE_ACCESS_REJECT);
+    assert_eq!(reply.reply_message.as_deref(), Some("only PAP is supported"));
+}

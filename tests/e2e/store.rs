@@ -109,3 +109,24 @@ fn a_bad_config_names_the_key_and_exits_78() {
         assert!(out.status.success(), "{sample}: {}", String::from_utf8_lossy(&out.stderr));
     }
 }
+
+#[test]
+fn a_missing_key_file_is_not_replaced_when_the_store_holds_tokens() {
+    let mut daemon = Daemon::start();
+    daemon.import(&format!("serial,type,seed\nHW1,hw-hotp,{RFC_SEED_HEX}\n"));
+    daemon.terminate();
+    let key = daemon.dir.path().join("master.key");
+    std::fs::rename(&key, daemon.dir.path().join("master.key.moved")).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_radotpd"))
+        .arg("--config")
+        .arg(daemon.config_path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("restore that key file"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!key.exists(), "no new key was created");
+}
