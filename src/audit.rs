@@ -156,7 +156,10 @@ impl AuditLog {
                     return false;
                 }
                 let keep = query.serial.as_ref().is_none_or(|s| entry.serial.as_ref() == Some(s))
-                    && query.user.as_ref().is_none_or(|u| entry.user.as_ref() == Some(u));
+                    && query.user.as_ref().is_none_or(|u| {
+                        entry.user.as_ref() == Some(u)
+                            || entry.details.get("previous_owner").and_then(|v| v.as_str()) == Some(u)
+                    });
                 if keep {
                     found.push(entry);
                 }

@@ -27,4 +27,5 @@ pub mod radius;
 pub mod secret;
 pub mod service;
 pub mod store;
+pub mod timefmt;
 pub mod token;

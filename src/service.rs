@@ -396,18 +396,32 @@ impl Service {
 
     pub fn list(&self, filter: &TokenFilter) -> Result<Vec<TokenView>, ServiceError> {
         let settings = self.settings();
+        let found = self.list_matching(filter, &settings)?;
+        // An empty answer for a type nobody defined is most likely a typo: say so.
+        if let Some(type_id) = filter.r#type.as_deref().filter(|t| found.is_empty() && settings.token_type(t).is_none())
+        {
+            let known: Vec<&str> = settings.token_types.iter().map(|t| t.id.as_str()).collect();
+            return Err(ServiceError::Invalid(format!(
+                "there is no token type {type_id:?} (defined: {})",
+                known.join(", ")
+            )));
+        }
+        Ok(found)
+    }
+
+    fn list_matching(&self, filter: &TokenFilter, settings: &Settings) -> Result<Vec<TokenView>, ServiceError> {
         let limit = if filter.limit == 0 { usize::MAX } else { filter.limit };
         let mut found = Vec::new();
         if let Some(user) = &filter.user {
             // The owner index answers without a scan.
             let mut tokens = self.store.tokens_of(user)?;
             tokens.sort_by(|a, b| a.serial.cmp(&b.serial));
-            found.extend(tokens.iter().filter(|t| filter.matches(t)).take(limit).map(|t| self.view(t, &settings)));
+            found.extend(tokens.iter().filter(|t| filter.matches(t)).take(limit).map(|t| self.view(t, settings)));
             return Ok(found);
         }
         self.store.scan(&mut |token| {
             if filter.matches(&token) {
-                found.push(self.view(&token, &settings));
+                found.push(self.view(&token, settings));
             }
             found.len() < limit
         })?;
@@ -499,7 +513,13 @@ impl Service {
             .collect();
         let ty = match settings.token_type(type_id) {
             Some(ty) if ty.operator_enroll => ty.clone(),
-            _ => {
+            None => {
+                return Err(ServiceError::Invalid(format!(
+                    "there is no token type {type_id:?}; operators may enroll: {}",
+                    if allowed.is_empty() { "none".to_string() } else { allowed.join(", ") }
+                )));
+            }
+            Some(_) => {
                 return Err(ServiceError::Refused(format!(
                     "operators cannot enroll tokens of type {type_id:?}; allowed types: {}",
                     if allowed.is_empty() { "none".to_string() } else { allowed.join(", ") }
@@ -519,6 +539,11 @@ impl Service {
                 return Err(ServiceError::Refused(format!(
                     "token {serial} is of type {}, not {}",
                     token.type_id, ty.id
+                )));
+            }
+            if let Some(owner) = token.owner_name() {
+                return Err(ServiceError::Refused(format!(
+                    "token {serial} belongs to {owner}, not to stock; unassign it first (radotpctl token unassign {serial})"
                 )));
             }
             let assignment = self.assign(serial, &entry.name, false).await?;

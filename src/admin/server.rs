@@ -201,7 +201,7 @@ impl AdminServer {
         let command = request.command;
         let operation = command.name();
         let details = audit_details(&command);
-        let (user, serial) = subject(&command);
+        let (mut user, mut serial) = subject(&command);
         let response = if role < command.required_role() {
             Response::failure(
                 ErrorKind::Forbidden,
@@ -253,6 +253,17 @@ impl AdminServer {
             }
             (_, d) => d,
         };
+        // Name the token and its owner even when the request named only one of them.
+        match &response.result {
+            Some(Reply::Token(t)) => {
+                user = user.or_else(|| t.user.clone());
+                serial = serial.or_else(|| Some(t.serial.clone()));
+            }
+            Some(Reply::Reset(r)) => user = user.or_else(|| r.token.user.clone()),
+            Some(Reply::Enrollment(e)) => serial = serial.or_else(|| Some(e.token.serial.clone())),
+            Some(Reply::Assignment(a)) => user = user.or_else(|| a.previous_owner.clone()),
+            _ => {}
+        }
         tracing::info!(operation, peer_uid = peer.uid, peer = ?peer.user, %result, "admin request");
         self.service
             .record(&peer.actor(), AuditEvent { operation: operation.into(), user, serial, details, result, reason });

@@ -14,10 +14,11 @@ use radotp::token::{TokenState, TokenView};
 const EXIT_FAILED: u8 = 1;
 const EXIT_UNREACHABLE: u8 = 3;
 
-/// Operator console for radotp: find, import, assign and inspect OTP tokens
-/// through the daemon's admin socket.
+/// Operator console for radotp: find, import, assign, enroll, reset and audit
+/// OTP tokens through the daemon's admin socket.
 #[derive(Parser)]
 #[command(
+    name = "radotpctl",
     version,
     after_help = "Exit status: 0 ok; 1 refused or failed (reason on stderr); 2 usage; 3 daemon unreachable.\n\nExamples:\n  radotpctl token list --unassigned\n  radotpctl token assign HW0001 alice\n  RADOTP_SOCKET=./var/radotp/admin.sock radotpctl status"
 )]
@@ -34,7 +35,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Top {
-    /// Tokens: import, list, show, assign.
+    /// Tokens: list, show, import, assign, unassign, enroll, reset, enable, disable, unlock, delete.
     #[command(subcommand)]
     Token(TokenCommand),
     /// Directory users and their tokens.
@@ -86,7 +87,7 @@ Example:\n  radotpctl backup /var/backups/radotp-$(date +%F).json")]
 
 #[derive(Subcommand)]
 enum TokenCommand {
-    /// Import tokens from a CSV file (columns serial,type,seed[,digits,period,counter,hash,user]).
+    /// Import tokens from a CSV file (columns serial,type,seed or seed_base32[,digits,period,counter,hash,user]).
     #[command(after_help = "The whole file is checked first: a bad row is reported with its line number and\n\
 nothing is imported, unless --skip-invalid imports the good rows. Serials that already\n\
 exist are skipped and reported.\n\nExample:\n  radotpctl token import tokens.csv\n\n\
@@ -226,9 +227,10 @@ struct AuditArgs {
     /// Only entries about this user.
     #[arg(long)]
     user: Option<String>,
-    /// Only entries at or after this time (Unix seconds).
-    #[arg(long)]
-    since: Option<u64>,
+    /// Only entries at or after this time: 2026-11-28, 2026-11-28T09:30Z (UTC),
+    /// Unix seconds, or a span back from now such as 30m, 12h, 7d.
+    #[arg(long, value_name = "TIME")]
+    since: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -289,7 +291,12 @@ async fn run(cli: Cli) -> ExitCode {
     let response = match call(&cli.socket, command).await {
         Ok(r) => r,
         Err(e @ AdminClientError::Unreachable { .. }) => {
-            eprintln!("radotpctl: {e}\n(is radotpd running? use --socket PATH or RADOTP_SOCKET)");
+            let hint = if e.to_string().contains("Permission denied") {
+                "(this user may not open the socket: ask for a group in admin.allowed_groups or admin.roles)"
+            } else {
+                "(is radotpd running? use --socket PATH or RADOTP_SOCKET)"
+            };
+            eprintln!("radotpctl: {e}\n{hint}");
             return ExitCode::from(EXIT_UNREACHABLE);
         }
         Err(e) => {
@@ -326,6 +333,21 @@ async fn run(cli: Cli) -> ExitCode {
             }
         }
     }
+    if !cli.json {
+        if let (Reply::Token(t), Top::Token(command)) = (&reply, &cli.command) {
+            match command {
+                TokenCommand::Delete { .. } => {
+                    println!("token {} deleted", t.serial);
+                    return ExitCode::SUCCESS;
+                }
+                TokenCommand::Enable { .. } | TokenCommand::Disable { .. } | TokenCommand::Unlock { .. } => {
+                    println!("token {}: state {}, fail count {}", t.serial, t.state.as_str(), t.fail_count);
+                    return ExitCode::SUCCESS;
+                }
+                _ => {}
+            }
+        }
+    }
     render(&reply, cli.json, &qr)
 }
 
@@ -336,25 +358,30 @@ struct QrOutput {
 }
 
 /// The question to confirm before a change, for commands that need one.
-fn confirmation(top: &Top) -> Option<(String, String, bool)> {
+/// (serial, verb, what follows the token in the question, --yes given)
+type Confirmation = (String, &'static str, String, bool);
+
+fn confirmation(top: &Top) -> Option<Confirmation> {
     match top {
-        Top::Token(TokenCommand::Unassign { serial, yes }) => Some((serial.clone(), "unassign".into(), *yes)),
+        Top::Token(TokenCommand::Unassign { serial, yes }) => Some((serial.clone(), "unassign", String::new(), *yes)),
         Top::Token(TokenCommand::Assign { serial, user, reassign: true, yes }) => {
-            Some((serial.clone(), format!("reassign to {user}"), *yes))
+            Some((serial.clone(), "reassign", format!(" to {user}"), *yes))
         }
-        Top::Token(TokenCommand::Delete { serial, yes }) => Some((serial.clone(), "delete".into(), *yes)),
+        Top::Token(TokenCommand::Delete { serial, yes }) => Some((serial.clone(), "delete", String::new(), *yes)),
         _ => None,
     }
 }
 
 /// Asks on the terminal; without a terminal, `--yes` is required.
-async fn confirm(socket: &std::path::Path, (serial, action, yes): &(String, String, bool)) -> Result<(), ExitCode> {
+async fn confirm(socket: &std::path::Path, (serial, action, rest, yes): &Confirmation) -> Result<(), ExitCode> {
     use std::io::{BufRead, IsTerminal, Write};
     if *yes {
         return Ok(());
     }
     if !std::io::stdin().is_terminal() {
-        eprintln!("radotpctl: refusing to {action} token {serial} without --yes (standard input is not a terminal)");
+        eprintln!(
+            "radotpctl: refusing to {action} token {serial}{rest} without --yes (standard input is not a terminal)"
+        );
         return Err(ExitCode::from(EXIT_FAILED));
     }
     let owner = match call(socket, Command::TokenShow { serial: serial.clone() }).await {
@@ -363,7 +390,7 @@ async fn confirm(socket: &std::path::Path, (serial, action, yes): &(String, Stri
         }
         _ => String::new(),
     };
-    eprint!("{action} token {serial}{owner}? [y/N] ");
+    eprint!("{action} token {serial}{owner}{rest}? [y/N] ");
     let _ = std::io::stderr().flush();
     let mut answer = String::new();
     let _ = std::io::stdin().lock().read_line(&mut answer);
@@ -524,10 +551,19 @@ fn build_command(top: &Top) -> Result<Command, String> {
                 limit: args.limit,
                 serial: args.serial.clone(),
                 user: args.user.clone(),
-                since: args.since,
+                since: match &args.since {
+                    None => None,
+                    Some(text) => Some(radotp::timefmt::parse_since(text, unix_now()).ok_or_else(|| {
+                        format!("--since {text:?}: use 2026-11-28, 2026-11-28T09:30Z, Unix seconds, or 30m / 12h / 7d")
+                    })?),
+                },
             }),
         },
     })
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 fn print_json<T: serde::Serialize>(value: &T) {
@@ -567,14 +603,17 @@ fn render(reply: &Reply, json: bool, qr: &QrOutput) -> ExitCode {
         Reply::Enrollment(e) => print_enrollment(e, qr),
         Reply::Reset(r) => match r.token.algorithm {
             radotp::token::Algorithm::Hotp => println!(
-                "token {} reset: counter moved forward by {} to {}; fail count cleared, token unlocked",
+                "token {} reset: counter moved forward by {} to {}; fail count cleared; state {}",
                 r.token.serial,
                 r.counter_moved_by,
-                r.token.counter.unwrap_or(0)
+                r.token.counter.unwrap_or(0),
+                r.token.state.as_str()
             ),
             radotp::token::Algorithm::Totp => println!(
-                "token {} reset: clock drift {} step(s) stored; fail count cleared, token unlocked",
-                r.token.serial, r.drift_steps
+                "token {} reset: clock drift {} step(s) stored; fail count cleared; state {}",
+                r.token.serial,
+                r.drift_steps,
+                r.token.state.as_str()
             ),
         },
         Reply::Backup(b) => {
@@ -675,7 +714,11 @@ fn render(reply: &Reply, json: bool, qr: &QrOutput) -> ExitCode {
         Reply::Users(users) => {
             let rows: Vec<Vec<String>> =
                 users.iter().map(|u| vec![u.name.clone(), opt(&u.display_name), opt(&u.email)]).collect();
-            print_table(&["USER", "NAME", "E-MAIL"], &rows);
+            if rows.is_empty() {
+                println!("no users");
+            } else {
+                print_table(&["USER", "NAME", "E-MAIL"], &rows);
+            }
         }
     }
     exit_for(reply)
@@ -761,8 +804,8 @@ fn print_token(t: &TokenView) {
     if let Some(d) = t.drift.filter(|d| *d != 0) {
         println!("clock drift   {d} step(s)");
     }
-    println!("created       {}", t.created_at);
-    println!("last used     {}", t.last_used_at.map(|v| v.to_string()).unwrap_or_else(|| "never".into()));
+    println!("created       {}", radotp::timefmt::format_utc(t.created_at));
+    println!("last used     {}", t.last_used_at.map(radotp::timefmt::format_utc).unwrap_or_else(|| "never".into()));
 }
 
 fn print_import(r: &ImportReport) {
@@ -795,7 +838,7 @@ fn print_audit(entries: &[AuditEntry]) {
         .map(|e| {
             vec![
                 e.seq.to_string(),
-                e.time.to_string(),
+                radotp::timefmt::format_utc(e.time),
                 e.actor.to_string(),
                 e.operation.clone(),
                 e.user.clone().unwrap_or_else(|| "-".into()),

@@ -12,6 +12,7 @@ use radotp::daemon::{self, EXIT_CONFIG};
 /// operators' admin socket.
 #[derive(Parser)]
 #[command(
+    name = "radotpd",
     version,
     after_help = "Examples:\n  radotpd --config conf/radotp.yaml\n  radotpd --check-config --config /etc/radotp/radotp.yaml"
 )]

@@ -336,3 +336,43 @@ fn completions_and_man_pages_come_from_the_cli_definition() {
         assert!(String::from_utf8_lossy(&out.stdout).contains("Example"), "{sub:?} --help has no example");
     }
 }
+
+#[test]
+fn audit_names_owner_and_serial_even_when_the_request_named_only_one() {
+    let daemon = Daemon::start();
+    daemon.rfc_token("HW1", "alice");
+    daemon.ctl_ok(&["token", "unassign", "HW1", "--yes"]);
+    let enrolled = daemon.ctl_json(&["token", "enroll", "bob", "--type", "app-totp", "--no-qr"]);
+    let serial = enrolled["token"]["serial"].as_str().unwrap().to_string();
+    let alice = daemon.ctl_json(&["audit", "--user", "alice"]);
+    assert!(alice.as_array().unwrap().iter().any(|e| e["operation"] == "token.unassign"), "{alice}");
+    let by_serial = daemon.ctl_json(&["audit", "--serial", &serial]);
+    assert!(by_serial.as_array().unwrap().iter().any(|e| e["operation"] == "token.enroll"), "{by_serial}");
+    let since = daemon.ctl_json(&["audit", "--since", "1h"]);
+    assert!(!since.as_array().unwrap().is_empty());
+    let out = daemon.ctl(&["audit", "--since", "last tuesday"]);
+    assert_eq!(out.status.code(), Some(1));
+    let table = daemon.ctl_ok(&["audit", "--limit", "1"]);
+    assert!(table.contains("Z  "), "times are shown as UTC dates: {table}");
+}
+
+#[test]
+fn messages_say_what_happened() {
+    let daemon = Daemon::start();
+    daemon.import(&format!("serial,type,seed,user\nHW1,hw-hotp,{RFC_SEED_HEX},alice\nHW2,hw-hotp,{RFC_SEED_HEX},\n"));
+    let out = daemon.ctl(&["token", "assign", "HW1", "bob", "--reassign"]);
+    assert!(stderr(&out).contains("refusing to reassign token HW1 to bob without --yes"), "{}", stderr(&out));
+    assert!(daemon.ctl_ok(&["token", "unassign", "HW1", "--yes"]).contains("unassigned from alice"));
+    assert_eq!(daemon.ctl_ok(&["token", "disable", "HW2"]).trim(), "token HW2: state disabled, fail count 0");
+    assert_eq!(daemon.ctl_ok(&["token", "delete", "HW2", "--yes"]).trim(), "token HW2 deleted");
+    let out = daemon.ctl(&["token", "list", "--type", "nosuch"]);
+    assert!(stderr(&out).contains("there is no token type \"nosuch\""), "{}", stderr(&out));
+    let out = daemon.ctl(&["token", "enroll", "bob", "--type", "nosuch"]);
+    assert!(stderr(&out).contains("there is no token type"), "{}", stderr(&out));
+    daemon.ctl_ok(&["token", "assign", "HW1", "carol"]);
+    let out = daemon.ctl(&["token", "enroll", "bob", "--type", "hw-hotp", "--serial", "HW1"]);
+    assert!(stderr(&out).contains("belongs to carol, not to stock"), "{}", stderr(&out));
+    assert!(daemon.ctl_ok(&["user", "search", "zzz"]).contains("no users"));
+    let version = Command::new(env!("CARGO_BIN_EXE_radotpctl")).arg("--version").output().unwrap();
+    assert!(String::from_utf8_lossy(&version.stdout).starts_with("radotpctl "));
+}
