@@ -17,6 +17,7 @@ use crate::admin::wire::ReloadOutcome;
 use crate::config::{Config, ConfigError, DirectoryConfig};
 use crate::crypto::SeedCipher;
 use crate::directory::UserDirectory;
+use crate::directory::ldap::LdapDirectory;
 use crate::directory::static_list::StaticDirectory;
 use crate::radius::server::RadiusServer;
 use crate::service::{Service, Settings, system_clock};
@@ -127,10 +128,23 @@ pub fn restore(config: &Config, file: &Path) -> Result<(usize, usize), DaemonErr
     })
 }
 
-pub fn build_directory(config: &Config) -> Arc<dyn UserDirectory> {
-    match &config.directory {
+/// The directory of `config`. Nothing connects yet (an LDAP directory
+/// connects at its first use); files it names (CA, bind password) are read.
+pub fn build_directory(config: &Config) -> Result<Arc<dyn UserDirectory>, DaemonError> {
+    Ok(match &config.directory {
         DirectoryConfig::Static { users } => Arc::new(StaticDirectory::new(users.iter().map(Into::into))),
-    }
+        DirectoryConfig::Ldap(ldap) => Arc::new(LdapDirectory::new(ldap).map_err(|e| startup("directory", e))?),
+    })
+}
+
+/// Logs whether the directory answers; the daemon starts either way.
+fn probe_directory(directory: Arc<dyn UserDirectory>) {
+    tokio::spawn(async move {
+        match directory.probe().await {
+            Ok(place) => tracing::info!("user directory reachable: {place}"),
+            Err(e) => tracing::warn!("user directory not reachable yet: {e}"),
+        }
+    });
 }
 
 fn settings_of(config: &Config) -> Settings {
@@ -184,8 +198,10 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<(), DaemonError
     let cipher =
         SeedCipher::from_key_file(&config.store.key_file, store_is_new).map_err(|e| startup("store.key_file", e))?;
     let clients = config.radius_clients()?;
+    let directory = build_directory(&config)?;
+    probe_directory(directory.clone());
     let service = Arc::new(
-        Service::new(store.clone(), cipher, build_directory(&config), settings_of(&config), system_clock())
+        Service::new(store.clone(), cipher, directory, settings_of(&config), system_clock())
             .map_err(|e| startup("cannot start the token service", e))?,
     );
     let radius = Arc::new(RadiusServer::new(
@@ -242,10 +258,11 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<(), DaemonError
         };
         crate::notify::reloading();
         let outcome = match reload(&config_path, &current) {
-            Ok((mut new_config, mut outcome)) => {
+            Ok((mut new_config, mut outcome, directory)) => {
                 keep_restart_only_settings(&mut new_config, &current);
                 radius.replace_clients(new_config.radius_clients()?);
-                service.replace_settings(settings_of(&new_config), build_directory(&new_config));
+                probe_directory(directory.clone());
+                service.replace_settings(settings_of(&new_config), directory);
                 admin.replace_policy(access_policy(&new_config));
                 if let Ok(undefined) = undefined_types(store.as_ref(), &new_config) {
                     outcome.warnings.extend(undefined.into_iter().map(|(id, count)| {
@@ -297,9 +314,12 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<(), DaemonError
 
 /// Loads the new configuration completely (secrets included) before anything
 /// is replaced, so a bad file leaves the running configuration untouched.
-fn reload(path: &Path, running: &Config) -> Result<(Config, ReloadOutcome), ConfigError> {
+fn reload(path: &Path, running: &Config) -> Result<(Config, ReloadOutcome, Arc<dyn UserDirectory>), ConfigError> {
     let new = check_config(path)?;
     new.radius_clients()?;
+    let directory = build_directory(&new).map_err(|e| ConfigError::Invalid {
+        problems: vec![crate::config::Problem { path: "directory".into(), message: e.to_string() }],
+    })?;
     let mut outcome = ReloadOutcome { applied: true, ..Default::default() };
     let mut restart = |changed: bool, key: &str| {
         if changed {
@@ -323,7 +343,7 @@ fn reload(path: &Path, running: &Config) -> Result<(Config, ReloadOutcome), Conf
     restart(new.store.key_file != running.store.key_file, "store.key_file");
     restart(new.admin.socket != running.admin.socket, "admin.socket");
     restart(new.metrics.listen != running.metrics.listen, "metrics.listen");
-    Ok((new, outcome))
+    Ok((new, outcome, directory))
 }
 
 /// Settings that need a restart keep their running values, so the next

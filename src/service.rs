@@ -788,13 +788,23 @@ impl Service {
             }
             let owner = match &row.user {
                 None => None,
-                Some(name) => match directory.lookup(name).await? {
-                    Some(u) => Some(Owner { name: u.name, display_name: u.display_name, dn: u.dn }),
-                    None => {
+                Some(name) => match directory.lookup(name).await {
+                    Ok(Some(u)) => Some(Owner { name: u.name, display_name: u.display_name, dn: u.dn }),
+                    Ok(None) => {
                         report.invalid.push(ImportIssue {
                             line: row.line,
                             serial: Some(row.serial),
                             reason: format!("user {name} is not in the directory"),
+                        });
+                        continue;
+                    }
+                    Err(e @ DirectoryError::Unavailable(_)) => return Err(e.into()),
+                    // Ambiguous, outside the required group, not a name: this row only.
+                    Err(e) => {
+                        report.invalid.push(ImportIssue {
+                            line: row.line,
+                            serial: Some(row.serial),
+                            reason: e.to_string(),
                         });
                         continue;
                     }

@@ -337,6 +337,7 @@ fn error_kind(error: &ServiceError) -> ErrorKind {
         ServiceError::Refused(_) => ErrorKind::Refused,
         ServiceError::Invalid(_) => ErrorKind::Invalid,
         ServiceError::Directory(crate::directory::DirectoryError::Unavailable(_)) => ErrorKind::Unavailable,
+        ServiceError::Directory(crate::directory::DirectoryError::NotInGroup(_)) => ErrorKind::NotFound,
         ServiceError::Directory(_) => ErrorKind::Invalid,
         ServiceError::Store(_) | ServiceError::Crypto(_) => ErrorKind::Internal,
     }

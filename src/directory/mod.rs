@@ -1,15 +1,25 @@
 //! The user directory seam: where token owners come from.
 //!
 //! [`UserDirectory`] is implemented by the static list of the configuration
-//! ([`static_list`]) and, later, by LDAP. Look-ups are async because a real
-//! directory is a network service; the static list answers at once.
+//! ([`static_list`]) and by LDAP ([`ldap`]). Look-ups are async because a
+//! real directory is a network service; the static list answers at once.
+//!
+//! A directory may restrict its users to a group (LDAP `required_group`):
+//! [`UserDirectory::lookup`] then answers [`DirectoryError::NotInGroup`] for
+//! a user outside it, and [`UserDirectory::search`] leaves such users out.
+//! Directories that hold passwords check them with
+//! [`UserDirectory::check_password`]; the others answer
+//! [`DirectoryError::Unsupported`].
 
+pub mod ldap;
 pub mod static_list;
 
 use std::future::Future;
 use std::pin::Pin;
 
 use serde::{Deserialize, Serialize};
+
+use crate::secret::Secret;
 
 /// A user as the directory knows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -30,6 +40,12 @@ pub enum DirectoryError {
     BadName(String),
     #[error("user name {0:?} matches several directory entries")]
     Ambiguous(String),
+    /// The user exists but is outside the directory's required group.
+    #[error("user {0} is not in the required group")]
+    NotInGroup(String),
+    /// The directory cannot do this (a static list checks no passwords).
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 pub type DirectoryFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, DirectoryError>> + Send + 'a>>;
@@ -40,4 +56,25 @@ pub trait UserDirectory: Send + Sync {
 
     /// Users whose name, display name or e-mail contains `query`, at most `limit`.
     fn search<'a>(&'a self, query: &'a str, limit: usize) -> DirectoryFuture<'a, Vec<DirectoryUser>>;
+
+    /// Whether `password` is the directory password of `user` (as found by
+    /// [`UserDirectory::lookup`]). `Ok(false)` is a wrong password, an
+    /// empty one, or a refused account; `Err` is a directory that cannot
+    /// tell (down, or holding no passwords).
+    fn check_password<'a>(&'a self, user: &'a DirectoryUser, password: &'a Secret) -> DirectoryFuture<'a, bool> {
+        let _ = (user, password);
+        Box::pin(async { Err(DirectoryError::Unsupported("this directory holds no passwords".into())) })
+    }
+
+    /// Whether `user` belongs to the directory's required group; true when
+    /// there is none. [`UserDirectory::lookup`] already applies it.
+    fn in_required_group<'a>(&'a self, user: &'a DirectoryUser) -> DirectoryFuture<'a, bool> {
+        let _ = user;
+        Box::pin(async { Ok(true) })
+    }
+
+    /// Checks that the directory answers, for start-up logs; says where.
+    fn probe(&self) -> DirectoryFuture<'_, String> {
+        Box::pin(async { Ok("local list".to_string()) })
+    }
 }

@@ -1,0 +1,748 @@
+//! `directory.kind: ldap`: users from an LDAP server (OpenLDAP, Active
+//! Directory...) through ldap3. See docs/ldap.md for the configuration.
+//!
+//! # Safety
+//! Names and queries are escaped ([`escape_filter_value`], RFC 4515) before
+//! they enter a filter, so `*` or `a)(uid=*` match only themselves. Empty
+//! and over-long names are refused before any traffic, and so are empty
+//! passwords (an empty password would be an "unauthenticated bind", which
+//! many servers accept as anonymous). A name matching several entries is
+//! [`DirectoryError::Ambiguous`], never the first of them.
+//!
+//! # Connections
+//! Two small pools of at most `pool_size` connections each: one bound as the
+//! service account for searches, one for users' password binds (a bind
+//! changes who the connection is, so those are never shared with
+//! searches). A connection is used by one operation at a time; it goes back
+//! to its pool after an answer and is dropped after a transport error or a
+//! timeout. An operation that fails on a pooled connection (the server
+//! restarted, an idle timeout closed it) is retried once on a new one.
+//!
+//! New connections try `urls` in order, except that a URL which failed in
+//! the last [`DOWN_RETRY`] is tried after the others: a dead primary costs
+//! one timeout per [`DOWN_RETRY`], not one per request. Connections to a
+//! fallback URL are replaced after [`DOWN_RETRY`] so that the service comes
+//! back to the first URL when it returns.
+//!
+//! # Time
+//! Each exchange (connecting to one URL with TLS and the service bind, one
+//! search, one bind) is bounded by `timeout_ms`; a whole operation, retry
+//! and failover included, by `timeout_ms × (number of URLs + 1)`.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, LdapError, LdapResult, Scope, SearchEntry, SearchOptions};
+use tokio::sync::Semaphore;
+
+use super::{DirectoryError, DirectoryFuture, DirectoryUser, UserDirectory};
+use crate::config::{GroupMembership, LdapConfig, read_ca_file};
+use crate::secret::Secret;
+
+/// Longest user name or search query accepted, in bytes.
+pub const MAX_NAME_BYTES: usize = 256;
+/// How long a URL that failed is tried only after the others, and how long
+/// a connection to a fallback URL is kept.
+pub const DOWN_RETRY: Duration = Duration::from_secs(30);
+/// Longest life of a pooled connection to the first URL.
+const MAX_CONNECTION_AGE: Duration = Duration::from_secs(300);
+/// The matching rule LDAP_MATCHING_RULE_IN_CHAIN of Active Directory.
+pub const IN_CHAIN: &str = "1.2.840.113556.1.4.1941";
+
+/// Escapes `value` for the inside of an LDAP filter (RFC 4515 section 3).
+///
+/// `*`, `(`, `)`, `\` and NUL must be escaped; control characters and every
+/// byte of a non-ASCII character are escaped too (as `\xx` of their UTF-8
+/// bytes, which servers read back as the same text), so that the filter is
+/// plain printable ASCII.
+pub fn escape_filter_value(value: &str) -> String {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(value.len() + 8);
+    for byte in value.bytes() {
+        match byte {
+            b'*' | b'(' | b')' | b'\\' | 0x00..=0x1f | 0x7f..=0xff => {
+                let _ = write!(out, "\\{byte:02x}");
+            }
+            _ => out.push(char::from(byte)),
+        }
+    }
+    out
+}
+
+/// The LDAP user directory. Cheap to build: nothing connects until the
+/// first operation.
+pub struct LdapDirectory {
+    urls: Vec<String>,
+    connect_settings: LdapConnSettings,
+    service_bind: Option<(String, Secret)>,
+    base_dn: String,
+    user_filter: String,
+    search_filter: String,
+    name_attribute: String,
+    display_name_attribute: Option<String>,
+    email_attribute: Option<String>,
+    required_group: Option<String>,
+    membership: GroupMembership,
+    nested_groups: bool,
+    timeout: Duration,
+    search_limit: usize,
+    /// When each URL last failed, if it has not worked since.
+    down_since: Mutex<Vec<Option<Instant>>>,
+    searches: Pool,
+    binds: Pool,
+    opened: AtomicU64,
+}
+
+struct Pool {
+    service_bound: bool,
+    capacity: usize,
+    idle: Mutex<Vec<Connection>>,
+    permits: Semaphore,
+}
+
+struct Connection {
+    ldap: Ldap,
+    url: usize,
+    opened: Instant,
+}
+
+/// How an operation on a connection ended badly.
+enum Failure {
+    /// The server answered; the connection is fine.
+    Answer(DirectoryError),
+    /// The connection is unusable (closed, reset, server busy).
+    Broken(String),
+}
+
+impl From<LdapError> for Failure {
+    fn from(e: LdapError) -> Self {
+        Failure::Broken(describe(&e))
+    }
+}
+
+type Attempt<T> = Result<T, Failure>;
+
+fn describe(e: &LdapError) -> String {
+    match e {
+        LdapError::Timeout { .. } => "no answer in time".into(),
+        LdapError::LdapResult { result } => describe_result(result),
+        other => other.to_string(),
+    }
+}
+
+fn describe_result(result: &LdapResult) -> String {
+    let name = match result.rc {
+        1 => "operationsError",
+        2 => "protocolError",
+        3 => "timeLimitExceeded",
+        4 => "sizeLimitExceeded",
+        10 => "referral",
+        11 => "adminLimitExceeded",
+        32 => "noSuchObject",
+        34 => "invalidDNSyntax",
+        48 => "inappropriateAuthentication",
+        49 => "invalidCredentials",
+        50 => "insufficientAccessRights",
+        51 => "busy",
+        52 => "unavailable",
+        53 => "unwillingToPerform",
+        80 => "other",
+        _ => "error",
+    };
+    if result.text.is_empty() {
+        format!("{name} ({})", result.rc)
+    } else {
+        format!("{name} ({}): {}", result.rc, result.text)
+    }
+}
+
+/// Result codes after which a connection is not worth keeping.
+fn connection_trouble(rc: u32) -> bool {
+    matches!(rc, 1 | 2 | 51 | 52 | 80)
+}
+
+impl LdapDirectory {
+    /// Builds the directory from a validated configuration; reads the bind
+    /// password and CA files. Logs a warning for `tls_verify: false` and for
+    /// passwords sent in clear.
+    pub fn new(config: &LdapConfig) -> Result<LdapDirectory, String> {
+        let timeout = Duration::from_millis(config.timeout_ms.max(1));
+        let mut connect_settings = LdapConnSettings::new().set_conn_timeout(timeout).set_starttls(config.starttls);
+        if !config.tls_verify {
+            tracing::warn!(
+                "directory.tls_verify is false: LDAP server certificates are NOT verified; \
+                 anyone between radotp and the directory can read bind passwords"
+            );
+            connect_settings = connect_settings.set_no_tls_verify(true);
+        } else if let Some(path) = &config.ca_file {
+            let mut roots = rustls::RootCertStore::empty();
+            for der in read_ca_file(path)? {
+                roots.add(&rustls::Certificate(der)).map_err(|e| format!("{}: {e}", path.display()))?;
+            }
+            let tls = rustls::ClientConfig::builder()
+                .with_safe_defaults()
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+            connect_settings = connect_settings.set_config(Arc::new(tls));
+        }
+        for url in config.cleartext_urls() {
+            tracing::warn!("{url} is neither ldaps:// nor StartTLS: passwords cross the network in clear");
+        }
+        let service_bind = config
+            .read_bind_password()
+            .map_err(|(key, e)| format!("directory.{key}: {e}"))?
+            .map(|password| (config.bind_dn.clone().unwrap_or_default(), password));
+        let attrs = &config.attributes;
+        let search_filter = match &config.search_filter {
+            Some(filter) => filter.clone(),
+            None => {
+                let mut any = format!("({}={{query}})", attrs.name);
+                for attr in [&attrs.display_name, &attrs.email].into_iter().flatten() {
+                    any.push_str(&format!("({attr}={{query}})"));
+                }
+                format!("(&{}(|{any}))", config.user_filter.replace("{username}", "*"))
+            }
+        };
+        let pool = |service_bound| Pool {
+            service_bound,
+            capacity: config.pool_size.max(1),
+            idle: Mutex::new(Vec::new()),
+            permits: Semaphore::new(config.pool_size.max(1)),
+        };
+        Ok(LdapDirectory {
+            urls: config.urls.clone(),
+            connect_settings,
+            service_bind,
+            base_dn: config.base_dn.clone(),
+            user_filter: config.user_filter.clone(),
+            search_filter,
+            name_attribute: attrs.name.clone(),
+            display_name_attribute: attrs.display_name.clone(),
+            email_attribute: attrs.email.clone(),
+            required_group: config.required_group.clone(),
+            membership: config.group_membership,
+            nested_groups: config.nested_groups,
+            timeout,
+            search_limit: config.search_limit,
+            down_since: Mutex::new(vec![None; config.urls.len()]),
+            searches: pool(true),
+            binds: pool(false),
+            opened: AtomicU64::new(0),
+        })
+    }
+
+    /// Connections opened so far (searches and binds): a measure of reuse.
+    pub fn connections_opened(&self) -> u64 {
+        self.opened.load(Ordering::Relaxed)
+    }
+
+    /// The filter that finds `name` (escaped), as sent to the server.
+    pub fn user_filter_for(&self, name: &str) -> String {
+        self.user_filter.replace("{username}", &escape_filter_value(name))
+    }
+
+    /// The filter that finds users matching `query` (escaped), as sent.
+    pub fn search_filter_for(&self, query: &str) -> String {
+        let pattern = if query.is_empty() { "*".to_string() } else { format!("*{}*", escape_filter_value(query)) };
+        let filter = self.search_filter.replace("{query}", &pattern);
+        match (&self.required_group, self.membership) {
+            (Some(group), GroupMembership::MemberOf) => {
+                format!("(&{filter}({}={}))", self.membership_attribute(), escape_filter_value(group))
+            }
+            _ => filter,
+        }
+    }
+
+    /// `memberOf`, or `memberOf:1.2.840.113556.1.4.1941:` for nested groups.
+    fn membership_attribute(&self) -> String {
+        if self.nested_groups {
+            format!("{}:{IN_CHAIN}:", self.membership.attribute())
+        } else {
+            self.membership.attribute().to_string()
+        }
+    }
+
+    fn deadline(&self) -> Duration {
+        self.timeout * (self.urls.len() as u32 + 1)
+    }
+
+    fn attributes(&self) -> Vec<String> {
+        let mut attrs = vec![self.name_attribute.clone()];
+        attrs.extend(self.display_name_attribute.iter().cloned());
+        attrs.extend(self.email_attribute.iter().cloned());
+        attrs
+    }
+
+    fn search_options(&self, size_limit: usize) -> SearchOptions {
+        let seconds = self.timeout.as_secs_f64().ceil().max(1.0) as i32;
+        SearchOptions::new().sizelimit(size_limit.min(i32::MAX as usize) as i32).timelimit(seconds)
+    }
+
+    /// URL indexes in the order to try: those not failed lately first.
+    fn url_order(&self) -> Vec<usize> {
+        let down = self.down_since.lock().unwrap_or_else(|p| p.into_inner());
+        let recently_down = |i: usize| down[i].is_some_and(|t| t.elapsed() < DOWN_RETRY);
+        let (mut up, failed): (Vec<usize>, Vec<usize>) = (0..self.urls.len()).partition(|&i| !recently_down(i));
+        up.extend(failed);
+        up
+    }
+
+    fn mark_down(&self, url: usize, reason: &str) {
+        let mut down = self.down_since.lock().unwrap_or_else(|p| p.into_inner());
+        if down[url].is_none() {
+            tracing::warn!(url = %self.urls[url], "LDAP server unusable: {reason}");
+        }
+        down[url] = Some(Instant::now());
+    }
+
+    fn mark_up(&self, url: usize) {
+        let mut down = self.down_since.lock().unwrap_or_else(|p| p.into_inner());
+        if down[url].take().is_some() {
+            tracing::info!(url = %self.urls[url], "LDAP server answers again");
+        }
+    }
+
+    /// A new connection: the URLs in order, each with TLS as configured and,
+    /// for the search pool, the service bind.
+    async fn connect(&self, service_bound: bool) -> Result<Connection, DirectoryError> {
+        let mut failures = Vec::new();
+        for url in self.url_order() {
+            match self.connect_to(url, service_bound).await {
+                Ok(ldap) => {
+                    self.opened.fetch_add(1, Ordering::Relaxed);
+                    self.mark_up(url);
+                    return Ok(Connection { ldap, url, opened: Instant::now() });
+                }
+                Err(reason) => {
+                    self.mark_down(url, &reason);
+                    failures.push(format!("{}: {reason}", self.urls[url]));
+                }
+            }
+        }
+        Err(DirectoryError::Unavailable(failures.join("; ")))
+    }
+
+    async fn connect_to(&self, url: usize, service_bound: bool) -> Result<Ldap, String> {
+        let (connection, mut ldap) = LdapConnAsync::with_settings(self.connect_settings.clone(), &self.urls[url])
+            .await
+            .map_err(|e| describe(&e))?;
+        let name = self.urls[url].clone();
+        tokio::spawn(async move {
+            if let Err(e) = connection.drive().await {
+                tracing::debug!(url = %name, "LDAP connection ended: {e}");
+            }
+        });
+        if let (true, Some((dn, password))) = (service_bound, &self.service_bind) {
+            let password = std::str::from_utf8(password.expose()).map_err(|_| "bind password is not UTF-8")?;
+            let bind = ldap.with_timeout(self.timeout).simple_bind(dn, password);
+            let result = tokio::time::timeout(self.timeout, bind)
+                .await
+                .map_err(|_| "no answer to the service bind in time".to_string())?
+                .map_err(|e| describe(&e))?;
+            if result.rc != 0 {
+                return Err(format!("service bind as {dn} refused: {}", describe_result(&result)));
+            }
+        }
+        Ok(ldap)
+    }
+
+    /// Runs `op` on a connection of `pool`: a pooled one if any, else a new
+    /// one; once more on a new connection if a pooled one turns out broken.
+    async fn with_connection<T, F, Fut>(&self, pool: &Pool, mut op: F) -> Result<T, DirectoryError>
+    where
+        F: FnMut(Ldap) -> Fut,
+        Fut: Future<Output = Attempt<T>>,
+    {
+        let work = async {
+            let _permit = pool
+                .permits
+                .acquire()
+                .await
+                .map_err(|_| DirectoryError::Unavailable("LDAP directory closed".into()))?;
+            let mut pooled = pool.take_idle();
+            loop {
+                let reused = pooled.is_some();
+                let connection = match pooled.take() {
+                    Some(c) => c,
+                    None => self.connect(pool.service_bound).await?,
+                };
+                let outcome = tokio::time::timeout(self.timeout, op(connection.ldap.clone())).await;
+                let reason = match outcome {
+                    Ok(Ok(value)) => {
+                        self.put_back(pool, connection);
+                        return Ok(value);
+                    }
+                    Ok(Err(Failure::Answer(e))) => {
+                        self.put_back(pool, connection);
+                        return Err(e);
+                    }
+                    Ok(Err(Failure::Broken(reason))) => reason,
+                    Err(_) => format!("no answer within {} ms", self.timeout.as_millis()),
+                };
+                if reused {
+                    tracing::debug!(url = %self.urls[connection.url], "pooled LDAP connection failed ({reason}); reconnecting");
+                    continue;
+                }
+                self.mark_down(connection.url, &reason);
+                return Err(DirectoryError::Unavailable(format!("{}: {reason}", self.urls[connection.url])));
+            }
+        };
+        tokio::time::timeout(self.deadline(), work).await.unwrap_or_else(|_| {
+            Err(DirectoryError::Unavailable(format!(
+                "no answer from the LDAP directory within {} ms",
+                self.deadline().as_millis()
+            )))
+        })
+    }
+
+    fn put_back(&self, pool: &Pool, mut connection: Connection) {
+        let max_age = if connection.url == 0 { MAX_CONNECTION_AGE } else { DOWN_RETRY };
+        if connection.ldap.is_closed() || connection.opened.elapsed() > max_age {
+            return;
+        }
+        let mut idle = pool.idle.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() < pool.capacity {
+            idle.push(connection);
+        }
+    }
+
+    /// Entries of a search that must succeed (sizeLimitExceeded is fine).
+    async fn search_entries(
+        &self,
+        ldap: &mut Ldap,
+        base: &str,
+        scope: Scope,
+        filter: &str,
+        attrs: Vec<String>,
+        size_limit: usize,
+    ) -> Attempt<Option<Vec<SearchEntry>>> {
+        let ldap3::SearchResult(entries, result) = ldap
+            .with_search_options(self.search_options(size_limit))
+            .with_timeout(self.timeout)
+            .search(base, scope, filter, attrs)
+            .await?;
+        match result.rc {
+            0 | 4 => Ok(Some(entries.into_iter().map(SearchEntry::construct).collect())),
+            32 => Ok(None),
+            rc if connection_trouble(rc) => Err(Failure::Broken(describe_result(&result))),
+            _ => Err(Failure::Answer(DirectoryError::Unavailable(format!(
+                "search under {base} refused: {}",
+                describe_result(&result)
+            )))),
+        }
+    }
+
+    /// Whether the entry `user_dn` is in the required group, on `ldap`.
+    async fn member_check(&self, ldap: &mut Ldap, user_dn: &str) -> Attempt<bool> {
+        let Some(group) = &self.required_group else {
+            return Ok(true);
+        };
+        let none = vec!["1.1".to_string()];
+        match self.membership {
+            GroupMembership::Member | GroupMembership::UniqueMember => {
+                let filter = format!("({}={})", self.membership_attribute(), escape_filter_value(user_dn));
+                match self.search_entries(ldap, group, Scope::Base, &filter, none, 1).await? {
+                    Some(entries) => Ok(!entries.is_empty()),
+                    None => Err(Failure::Answer(DirectoryError::Unavailable(format!(
+                        "required_group {group} does not exist"
+                    )))),
+                }
+            }
+            GroupMembership::MemberOf => {
+                let filter = format!("({}={})", self.membership_attribute(), escape_filter_value(group));
+                let found = self.search_entries(ldap, user_dn, Scope::Base, &filter, none, 1).await?;
+                Ok(found.is_some_and(|entries| !entries.is_empty()))
+            }
+        }
+    }
+
+    fn user_of(&self, entry: &SearchEntry, wanted: Option<&str>) -> Option<DirectoryUser> {
+        let values = |attr: &str| {
+            entry
+                .attrs
+                .iter()
+                .find(|(key, _)| key.eq_ignore_ascii_case(attr))
+                .map(|(_, values)| values.as_slice())
+                .unwrap_or_default()
+        };
+        let first = |attr: &Option<String>| attr.as_deref().and_then(|a| values(a).first().cloned());
+        let names = values(&self.name_attribute);
+        let name = wanted
+            .and_then(|w| names.iter().find(|n| n.eq_ignore_ascii_case(w)))
+            .or(names.first())
+            .cloned()
+            .or_else(|| wanted.map(str::to_string))?;
+        Some(DirectoryUser {
+            name,
+            display_name: first(&self.display_name_attribute),
+            email: first(&self.email_attribute),
+            dn: Some(entry.dn.clone()),
+        })
+    }
+
+    async fn lookup_user(&self, name: &str) -> Result<Option<DirectoryUser>, DirectoryError> {
+        check_name(name)?;
+        let filter = self.user_filter_for(name);
+        let found = self
+            .with_connection(&self.searches, |mut ldap| {
+                let filter = filter.clone();
+                async move {
+                    let entries = self
+                        .search_entries(&mut ldap, &self.base_dn, Scope::Subtree, &filter, self.attributes(), 2)
+                        .await?
+                        .ok_or_else(|| {
+                            Failure::Answer(DirectoryError::Unavailable(format!(
+                                "base_dn {} does not exist",
+                                self.base_dn
+                            )))
+                        })?;
+                    let entry = match entries.as_slice() {
+                        [] => return Ok(None),
+                        [entry] => entry,
+                        _ => return Err(Failure::Answer(DirectoryError::Ambiguous(name.to_string()))),
+                    };
+                    let user = self.user_of(entry, Some(name));
+                    let member = self.member_check(&mut ldap, &entry.dn).await?;
+                    Ok(user.map(|u| (u, member)))
+                }
+            })
+            .await?;
+        match found {
+            None => Ok(None),
+            Some((user, true)) => Ok(Some(user)),
+            Some((user, false)) => Err(DirectoryError::NotInGroup(user.name)),
+        }
+    }
+
+    async fn search_users(&self, query: &str, limit: usize) -> Result<Vec<DirectoryUser>, DirectoryError> {
+        if query.len() > MAX_NAME_BYTES {
+            return Err(DirectoryError::BadName(query.to_string()));
+        }
+        let limit = limit.clamp(1, self.search_limit);
+        let filter = self.search_filter_for(query);
+        let per_entry_check = self.required_group.is_some() && self.membership != GroupMembership::MemberOf;
+        let mut users = self
+            .with_connection(&self.searches, |mut ldap| {
+                let filter = filter.clone();
+                async move {
+                    let entries = self
+                        .search_entries(&mut ldap, &self.base_dn, Scope::Subtree, &filter, self.attributes(), limit)
+                        .await?
+                        .unwrap_or_default();
+                    let mut users = Vec::new();
+                    for entry in entries.iter().take(limit) {
+                        if per_entry_check && !self.member_check(&mut ldap, &entry.dn).await? {
+                            continue;
+                        }
+                        users.extend(self.user_of(entry, None));
+                    }
+                    Ok(users)
+                }
+            })
+            .await?;
+        users.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(users)
+    }
+
+    /// Whether `password` binds as `user` (found by a look-up here).
+    /// An empty password is refused before any traffic.
+    pub async fn check_password(&self, user: &DirectoryUser, password: &Secret) -> Result<bool, DirectoryError> {
+        if password.is_empty() {
+            return Ok(false);
+        }
+        let dn = user_dn(user)?;
+        let Ok(password) = std::str::from_utf8(password.expose()) else {
+            tracing::debug!(user = %user.name, "password is not UTF-8; refused without a bind");
+            return Ok(false);
+        };
+        self.with_connection(&self.binds, |mut ldap| async move {
+            let result = ldap.with_timeout(self.timeout).simple_bind(dn, password).await?;
+            match result.rc {
+                0 => Ok(true),
+                rc if connection_trouble(rc) => Err(Failure::Broken(describe_result(&result))),
+                _ => {
+                    tracing::debug!(dn, "LDAP bind refused: {}", describe_result(&result));
+                    Ok(false)
+                }
+            }
+        })
+        .await
+    }
+
+    /// Whether `user` belongs to `required_group` (true when none is set).
+    pub async fn in_required_group(&self, user: &DirectoryUser) -> Result<bool, DirectoryError> {
+        if self.required_group.is_none() {
+            return Ok(true);
+        }
+        let dn = user_dn(user)?;
+        self.with_connection(&self.searches, |mut ldap| async move { self.member_check(&mut ldap, dn).await }).await
+    }
+
+    /// Connects (service bind included) and reads the base DN entry.
+    pub async fn probe(&self) -> Result<String, DirectoryError> {
+        let url = self
+            .with_connection(&self.searches, |mut ldap| async move {
+                let none = vec!["1.1".to_string()];
+                match self.search_entries(&mut ldap, &self.base_dn, Scope::Base, "(objectClass=*)", none, 1).await? {
+                    Some(_) => Ok(()),
+                    None => Err(Failure::Answer(DirectoryError::Unavailable(format!(
+                        "base_dn {} does not exist",
+                        self.base_dn
+                    )))),
+                }
+            })
+            .await
+            .map(|()| self.current_url())?;
+        Ok(url)
+    }
+
+    /// The URL of a pooled search connection, or the first URL.
+    fn current_url(&self) -> String {
+        let idle = self.searches.idle.lock().unwrap_or_else(|p| p.into_inner());
+        idle.last().map(|c| self.urls[c.url].clone()).unwrap_or_else(|| self.urls[0].clone())
+    }
+}
+
+impl Pool {
+    fn take_idle(&self) -> Option<Connection> {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        while let Some(mut connection) = idle.pop() {
+            if !connection.ldap.is_closed() {
+                return Some(connection);
+            }
+        }
+        None
+    }
+}
+
+fn check_name(name: &str) -> Result<(), DirectoryError> {
+    if name.is_empty() || name.len() > MAX_NAME_BYTES {
+        return Err(DirectoryError::BadName(name.to_string()));
+    }
+    Ok(())
+}
+
+fn user_dn(user: &DirectoryUser) -> Result<&str, DirectoryError> {
+    user.dn
+        .as_deref()
+        .filter(|dn| !dn.is_empty())
+        .ok_or_else(|| DirectoryError::Unsupported(format!("user {} has no LDAP DN", user.name)))
+}
+
+impl UserDirectory for LdapDirectory {
+    fn lookup<'a>(&'a self, name: &'a str) -> DirectoryFuture<'a, Option<DirectoryUser>> {
+        Box::pin(self.lookup_user(name))
+    }
+
+    fn search<'a>(&'a self, query: &'a str, limit: usize) -> DirectoryFuture<'a, Vec<DirectoryUser>> {
+        Box::pin(self.search_users(query, limit))
+    }
+
+    fn check_password<'a>(&'a self, user: &'a DirectoryUser, password: &'a Secret) -> DirectoryFuture<'a, bool> {
+        Box::pin(LdapDirectory::check_password(self, user, password))
+    }
+
+    fn in_required_group<'a>(&'a self, user: &'a DirectoryUser) -> DirectoryFuture<'a, bool> {
+        Box::pin(LdapDirectory::in_required_group(self, user))
+    }
+
+    fn probe(&self) -> DirectoryFuture<'_, String> {
+        Box::pin(LdapDirectory::probe(self))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_the_rfc4515_specials() {
+        assert_eq!(escape_filter_value("*"), "\\2a");
+        assert_eq!(escape_filter_value("("), "\\28");
+        assert_eq!(escape_filter_value(")"), "\\29");
+        assert_eq!(escape_filter_value("\\"), "\\5c");
+        assert_eq!(escape_filter_value("\0"), "\\00");
+        assert_eq!(escape_filter_value("a)(uid=*"), "a\\29\\28uid=\\2a");
+        assert_eq!(escape_filter_value("alice)(|(uid=*"), "alice\\29\\28|\\28uid=\\2a");
+    }
+
+    #[test]
+    fn plain_names_pass_unchanged() {
+        assert_eq!(escape_filter_value("alice"), "alice");
+        assert_eq!(escape_filter_value("j.doe-2@example.org"), "j.doe-2@example.org");
+        assert_eq!(escape_filter_value("a b=c,d&|!~<>"), "a b=c,d&|!~<>");
+        assert_eq!(escape_filter_value(""), "");
+    }
+
+    #[test]
+    fn non_ascii_and_controls_are_escaped_as_utf8_bytes() {
+        assert_eq!(escape_filter_value("zoë"), "zo\\c3\\ab");
+        assert_eq!(escape_filter_value("日"), "\\e6\\97\\a5");
+        assert_eq!(escape_filter_value("a\nb\x7f"), "a\\0ab\\7f");
+        // The result is always printable ASCII.
+        let all: String = (0u32..0x800).filter_map(char::from_u32).collect();
+        assert!(escape_filter_value(&all).bytes().all(|b| (0x20..0x7f).contains(&b)));
+    }
+
+    #[test]
+    fn escaped_values_parse_as_one_assertion() {
+        for hostile in ["*", "a)(uid=*", "alice)(|(uid=*", "\\", "\0", "x*y", "((", "))"] {
+            let filter = format!("(uid={})", escape_filter_value(hostile));
+            assert!(ldap3::parse_filter(&filter).is_ok(), "{filter}");
+        }
+        // Unescaped, the same input would change the filter's structure.
+        assert!(ldap3::parse_filter("(uid=a)(uid=*)").is_err());
+    }
+
+    fn directory(extra: &str) -> LdapDirectory {
+        let text = format!("kind: ldap\nurls: [\"ldap://127.0.0.1:1\"]\nbase_dn: \"dc=example,dc=org\"\n{extra}");
+        let config: crate::config::DirectoryConfig = serde_yaml::from_str(&text).unwrap();
+        let crate::config::DirectoryConfig::Ldap(ldap) = config else { panic!("not ldap") };
+        LdapDirectory::new(&ldap).unwrap()
+    }
+
+    #[test]
+    fn filters_are_built_from_escaped_input() {
+        let d = directory("");
+        assert_eq!(d.user_filter_for("a)(uid=*"), "(&(objectClass=inetOrgPerson)(uid=a\\29\\28uid=\\2a))");
+        assert_eq!(
+            d.search_filter_for("b*"),
+            "(&(&(objectClass=inetOrgPerson)(uid=*))(|(uid=*b\\2a*)(cn=*b\\2a*)(mail=*b\\2a*)))"
+        );
+        assert!(d.search_filter_for("").contains("(uid=*)(cn=*)(mail=*)"));
+        // A name containing the placeholder is not expanded again.
+        assert_eq!(d.user_filter_for("{username}"), "(&(objectClass=inetOrgPerson)(uid={username}))");
+    }
+
+    #[test]
+    fn member_of_groups_fold_into_the_search_filter() {
+        let d = directory(
+            "required_group: \"cn=vpn,dc=example,dc=org\"\ngroup_membership: memberOf\nnested_groups: true\n",
+        );
+        assert!(
+            d.search_filter_for("x").ends_with("(memberOf:1.2.840.113556.1.4.1941:=cn=vpn,dc=example,dc=org))"),
+            "{}",
+            d.search_filter_for("x")
+        );
+    }
+
+    #[tokio::test]
+    async fn bad_names_and_empty_passwords_are_refused_without_traffic() {
+        // Port 1 refuses connections: an answer other than BadName/false
+        // would mean the directory tried to talk.
+        let d = directory("");
+        assert!(matches!(d.lookup("").await, Err(DirectoryError::BadName(_))));
+        let long = "a".repeat(MAX_NAME_BYTES + 1);
+        assert!(matches!(d.lookup(&long).await, Err(DirectoryError::BadName(_))));
+        let user = DirectoryUser {
+            name: "alice".into(),
+            display_name: None,
+            email: None,
+            dn: Some("uid=alice,dc=example,dc=org".into()),
+        };
+        assert!(!d.check_password(&user, &Secret::from("")).await.unwrap());
+        assert!(matches!(d.lookup("alice").await, Err(DirectoryError::Unavailable(_))));
+    }
+}
