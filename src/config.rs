@@ -108,6 +108,46 @@ pub struct ClientConfig {
     pub secret_file: Option<PathBuf>,
     #[serde(default = "default_true")]
     pub require_message_authenticator: bool,
+    /// This client's authentication mode, instead of `auth.mode`.
+    #[serde(default)]
+    pub mode: Option<AuthMode>,
+}
+
+/// How a RADIUS request proves who the user is (`auth.mode`, per client `mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
+pub enum AuthMode {
+    /// User-Password is the OTP.
+    #[default]
+    #[serde(rename = "otp")]
+    Otp,
+    /// User-Password is the directory password followed by the OTP (or
+    /// OpenVPN's `SCRV1:<base64 password>:<base64 otp>`).
+    #[serde(rename = "password+otp")]
+    PasswordOtp,
+    /// User-Password is the directory password; an Access-Challenge asks for the OTP.
+    #[serde(rename = "challenge")]
+    Challenge,
+}
+
+impl AuthMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthMode::Otp => "otp",
+            AuthMode::PasswordOtp => "password+otp",
+            AuthMode::Challenge => "challenge",
+        }
+    }
+}
+
+/// What RADIUS answers while the directory cannot be reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DirectoryUnavailable {
+    /// An Access-Reject (the NAS may fail over to another server on its own).
+    #[default]
+    Reject,
+    /// No answer at all, so the NAS tries its secondary server.
+    NoAnswer,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -128,6 +168,27 @@ pub struct AuthConfig {
     /// TOTP steps searched either side of now by the two-OTP reset (drift search).
     #[serde(default = "default_totp_reset_window")]
     pub totp_reset_window: u64,
+    /// `otp`, `password+otp` or `challenge` (the last two need an LDAP directory).
+    #[serde(default)]
+    pub mode: AuthMode,
+    /// How long an Access-Challenge's State stays valid, in seconds.
+    #[serde(default = "default_challenge_timeout_seconds")]
+    pub challenge_timeout_seconds: u64,
+    /// OTP attempts one password check buys in challenge mode.
+    #[serde(default = "default_challenge_max_attempts")]
+    pub challenge_max_attempts: u32,
+    /// The Reply-Message of an Access-Challenge.
+    #[serde(default = "default_challenge_prompt")]
+    pub challenge_prompt: String,
+    /// Strip `@realm` and `DOMAIN\` from RADIUS user names.
+    #[serde(default)]
+    pub strip_realm: bool,
+    /// Compare user names without regard to case (names are lowercased).
+    #[serde(default)]
+    pub case_insensitive_users: bool,
+    /// `reject` or `no_answer` while the directory cannot be reached.
+    #[serde(default)]
+    pub directory_unavailable: DirectoryUnavailable,
 }
 
 impl Default for AuthConfig {
@@ -138,6 +199,13 @@ impl Default for AuthConfig {
             totp_window: default_totp_window(),
             reset_window: default_reset_window(),
             totp_reset_window: default_totp_reset_window(),
+            mode: AuthMode::default(),
+            challenge_timeout_seconds: default_challenge_timeout_seconds(),
+            challenge_max_attempts: default_challenge_max_attempts(),
+            challenge_prompt: default_challenge_prompt(),
+            strip_realm: false,
+            case_insensitive_users: false,
+            directory_unavailable: DirectoryUnavailable::default(),
         }
     }
 }
@@ -492,6 +560,15 @@ fn default_totp_window() -> u64 {
 fn default_reset_window() -> u64 {
     1000
 }
+fn default_challenge_timeout_seconds() -> u64 {
+    120
+}
+fn default_challenge_max_attempts() -> u32 {
+    3
+}
+fn default_challenge_prompt() -> String {
+    "Enter your one-time password".into()
+}
 fn default_totp_reset_window() -> u64 {
     240
 }
@@ -563,6 +640,8 @@ pub struct RadiusClient {
     pub network: IpNet,
     pub secret: Secret,
     pub require_message_authenticator: bool,
+    /// Overrides `auth.mode` for this client.
+    pub mode: Option<AuthMode>,
 }
 
 impl Config {
@@ -636,6 +715,32 @@ impl Config {
         if !(1..=100_000).contains(&auth.reset_window) {
             problem("auth.reset_window".into(), "must be between 1 and 100000".into());
         }
+        let needs_passwords = |mode: AuthMode| mode != AuthMode::Otp;
+        if matches!(self.directory, DirectoryConfig::Static { .. }) {
+            if needs_passwords(auth.mode) {
+                problem(
+                    "auth.mode".into(),
+                    format!("{} checks directory passwords: it needs directory.kind: ldap", auth.mode.as_str()),
+                );
+            }
+            for (i, client) in self.radius.clients.iter().enumerate() {
+                if let Some(mode) = client.mode.filter(|m| needs_passwords(*m)) {
+                    problem(
+                        format!("radius.clients[{i}].mode"),
+                        format!("{} checks directory passwords: it needs directory.kind: ldap", mode.as_str()),
+                    );
+                }
+            }
+        }
+        if !(1..=3600).contains(&auth.challenge_timeout_seconds) {
+            problem("auth.challenge_timeout_seconds".into(), "must be between 1 and 3600".into());
+        }
+        if !(1..=10).contains(&auth.challenge_max_attempts) {
+            problem("auth.challenge_max_attempts".into(), "must be between 1 and 10".into());
+        }
+        if auth.challenge_prompt.is_empty() || auth.challenge_prompt.len() > 253 {
+            problem("auth.challenge_prompt".into(), "must be 1 to 253 bytes".into());
+        }
         if !(1..=10_000).contains(&auth.totp_reset_window) {
             problem("auth.totp_reset_window".into(), "must be between 1 and 10000".into());
         }
@@ -706,6 +811,7 @@ impl Config {
                     network: client.address,
                     secret,
                     require_message_authenticator: client.require_message_authenticator,
+                    mode: client.mode,
                 }),
                 Err(message) => problems.push(Problem { path: format!("radius.clients[{i}].secret"), message }),
             }

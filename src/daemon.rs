@@ -155,6 +155,7 @@ fn settings_of(config: &Config) -> Settings {
             issuer: config.enroll.issuer.clone(),
             account: config.enroll.account_label.clone(),
         },
+        directory_gate: matches!(&config.directory, DirectoryConfig::Ldap(ldap) if ldap.required_group.is_some()),
     }
 }
 

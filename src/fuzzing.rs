@@ -20,6 +20,7 @@ pub fn radius_request(data: &[u8]) {
         network: "127.0.0.1/32".parse().unwrap_or_else(|_| unreachable!("constant network")),
         secret: Secret::new(FUZZ_SECRET.to_vec()),
         require_message_authenticator: data.first().is_some_and(|b| b & 1 == 0),
+        mode: None,
     };
     // Half the inputs get a valid Message-Authenticator, so mutations reach
     // the decoding behind the signature check.

@@ -20,6 +20,7 @@ pub mod config;
 pub mod crypto;
 pub mod daemon;
 pub mod directory;
+pub mod flows;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod metrics;

@@ -16,10 +16,11 @@ pub enum DropReason {
     Duplicate,
     Overloaded,
     Internal,
+    DirectoryUnavailable,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 8] = [
+    pub const ALL: [DropReason; 9] = [
         DropReason::UnknownClient,
         DropReason::Malformed,
         DropReason::BadAuthenticator,
@@ -28,6 +29,7 @@ impl DropReason {
         DropReason::Duplicate,
         DropReason::Overloaded,
         DropReason::Internal,
+        DropReason::DirectoryUnavailable,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -40,6 +42,7 @@ impl DropReason {
             DropReason::Duplicate => "duplicate_in_progress",
             DropReason::Overloaded => "overloaded",
             DropReason::Internal => "internal_error",
+            DropReason::DirectoryUnavailable => "directory_unavailable",
         }
     }
 }
@@ -54,7 +57,8 @@ pub struct Metrics {
     pub rejects: AtomicU64,
     pub status_server: AtomicU64,
     pub retransmissions_answered: AtomicU64,
-    drops: [AtomicU64; 8],
+    pub challenges: AtomicU64,
+    drops: [AtomicU64; 9],
     reject_reasons: std::sync::Mutex<std::collections::BTreeMap<&'static str, u64>>,
     latency_buckets: [AtomicU64; 12],
     latency_count: AtomicU64,
@@ -98,6 +102,7 @@ impl Metrics {
         counter("radotp_radius_requests_total", "Authenticated RADIUS requests received.", get(&self.requests));
         counter("radotp_radius_accepts_total", "Access-Accepts sent.", get(&self.accepts));
         counter("radotp_radius_rejects_total", "Access-Rejects sent.", get(&self.rejects));
+        counter("radotp_radius_challenges_total", "Access-Challenges sent.", get(&self.challenges));
         counter("radotp_radius_status_server_total", "Status-Server requests answered.", get(&self.status_server));
         counter(
             "radotp_radius_retransmissions_total",
@@ -135,6 +140,7 @@ impl Metrics {
             rejects: get(&self.rejects),
             status_server: get(&self.status_server),
             retransmissions_answered: get(&self.retransmissions_answered),
+            challenges: get(&self.challenges),
             drops: DropReason::ALL
                 .iter()
                 .zip(&self.drops)
@@ -158,6 +164,8 @@ pub struct RadiusCounters {
     pub rejects: u64,
     pub status_server: u64,
     pub retransmissions_answered: u64,
+    #[serde(default)]
+    pub challenges: u64,
     pub drops: std::collections::BTreeMap<String, u64>,
     #[serde(default)]
     pub reject_reasons: std::collections::BTreeMap<String, u64>,

@@ -32,6 +32,9 @@ pub struct Settings {
     pub auth: AuthConfig,
     pub token_types: Vec<TokenType>,
     pub enroll: EnrollLabels,
+    /// RADIUS requests in `otp` mode must look the user up too (an LDAP
+    /// `required_group` is configured).
+    pub directory_gate: bool,
 }
 
 impl Settings {
@@ -79,6 +82,18 @@ pub enum RejectReason {
     BadUserName,
     /// The store could not make the accepted OTP durable.
     StoreFailure,
+    /// The directory does not know the user.
+    UnknownUser,
+    /// The user is outside the directory's `required_group`.
+    NotInGroup,
+    /// The directory password is wrong.
+    WrongPassword,
+    /// The directory could not be reached.
+    DirectoryUnavailable,
+    /// The State of a challenge answer is unknown, used, expired or foreign.
+    BadState,
+    /// Too many challenges pending.
+    ChallengeRefused,
 }
 
 impl RejectReason {
@@ -90,6 +105,12 @@ impl RejectReason {
             RejectReason::Replay => "replay",
             RejectReason::BadUserName => "bad_user_name",
             RejectReason::StoreFailure => "store_failure",
+            RejectReason::UnknownUser => "unknown_user",
+            RejectReason::NotInGroup => "not_in_group",
+            RejectReason::WrongPassword => "wrong_password",
+            RejectReason::DirectoryUnavailable => "directory_unavailable",
+            RejectReason::BadState => "bad_state",
+            RejectReason::ChallengeRefused => "challenge_refused",
         }
     }
 }
@@ -185,6 +206,7 @@ pub struct Service {
     clock: Clock,
     started: Instant,
     pub metrics: Metrics,
+    pub(crate) challenges: crate::flows::ChallengeStore,
 }
 
 impl Service {
@@ -206,6 +228,7 @@ impl Service {
             clock,
             started: Instant::now(),
             metrics: Metrics::default(),
+            challenges: crate::flows::ChallengeStore::default(),
         })
     }
 
@@ -216,6 +239,35 @@ impl Service {
     pub fn replace_settings(&self, settings: Settings, directory: Arc<dyn UserDirectory>) {
         *self.settings.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(settings);
         *self.directory.write().unwrap_or_else(|p| p.into_inner()) = directory;
+    }
+
+    pub(crate) fn directory_handle(&self) -> Arc<dyn UserDirectory> {
+        self.directory()
+    }
+
+    /// The user's active tokens.
+    pub(crate) fn usable_tokens(&self, user: &str) -> Result<Vec<Token>, ServiceError> {
+        if !valid_user_name(user) {
+            return Ok(Vec::new());
+        }
+        Ok(self.store.tokens_of(user)?.into_iter().filter(|t| t.state() == TokenState::Active).collect())
+    }
+
+    /// Whether one of the user's active tokens would accept `otp` now (nothing is consumed).
+    pub(crate) fn otp_would_match(&self, user: &str, otp: &str) -> Result<bool, ServiceError> {
+        let settings = self.settings();
+        let now = self.now();
+        for token in self.usable_tokens(user)? {
+            if !otp::well_formed(otp, token.params.digits) {
+                continue;
+            }
+            let Ok(seed) = self.cipher.open(&token.serial, &token.sealed_seed) else { continue };
+            let (first, last) = acceptable_range(&token, now, &settings.auth);
+            if otp::search(seed.expose(), otp, first, last, token.params.digits, token.params.hash).is_some() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     fn directory(&self) -> Arc<dyn UserDirectory> {

@@ -31,10 +31,14 @@ pub struct RadiusClient {
 
 impl RadiusClient {
     pub async fn connect(server: SocketAddr, secret: &[u8]) -> Result<Self, ClientError> {
-        let bind: SocketAddr = if server.is_ipv6() { "[::]:0" } else { "0.0.0.0:0" }
-            .parse()
-            .map_err(|_| ClientError::Build("bind".into()))?;
-        let socket = UdpSocket::bind(bind).await?;
+        let any: std::net::IpAddr =
+            if server.is_ipv6() { "::" } else { "0.0.0.0" }.parse().map_err(|_| ClientError::Build("bind".into()))?;
+        Self::connect_from(any, server, secret).await
+    }
+
+    /// Like [`RadiusClient::connect`], sending from a chosen local address.
+    pub async fn connect_from(local: std::net::IpAddr, server: SocketAddr, secret: &[u8]) -> Result<Self, ClientError> {
+        let socket = UdpSocket::bind(SocketAddr::new(local, 0)).await?;
         socket.connect(server).await?;
         Ok(RadiusClient { socket, server, secret: secret.to_vec(), next_id: 0, timeout: Duration::from_secs(2) })
     }

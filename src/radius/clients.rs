@@ -36,6 +36,7 @@ mod tests {
             network: net.parse().unwrap(),
             secret: Secret::from("s"),
             require_message_authenticator: true,
+            mode: None,
         }
     }
 

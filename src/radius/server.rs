@@ -20,6 +20,7 @@ use super::dedup::{DuplicateCache, RequestKey, Seen};
 use super::packet::{self, Frame, ReplyAttributes, RequestError};
 use crate::audit::Actor;
 use crate::config::RadiusClient;
+use crate::flows::{Outcome, RadiusRequest};
 use crate::metrics::{DropReason, Metrics};
 use crate::service::{Decision, Service};
 
@@ -156,26 +157,46 @@ impl RadiusServer {
         tasks.spawn(async move {
             let _permit = permit;
             let actor = Actor::Radius { client: client.name.clone(), address: source.ip().to_string() };
-            // A password that is not UTF-8 cannot be an OTP: it is checked as "" and fails.
-            let otp_text = std::str::from_utf8(request.password.expose()).unwrap_or("");
-            let decision = server.service.authenticate(&actor, &request.user_name, otp_text).await;
-            let (code, result, reason, serial) = match &decision {
-                Ok(Decision::Accept { serial }) => (packet::CODE_ACCESS_ACCEPT, "accept", "ok", Some(serial.as_str())),
-                Ok(Decision::Reject { reason, serial }) => {
+            let radius_request = RadiusRequest {
+                client: &client.name,
+                mode: client.mode,
+                user: &request.user_name,
+                password: &request.password,
+                state: request.state.as_deref(),
+            };
+            let outcome = server.service.radius_authenticate(&actor, radius_request).await;
+            let mut attrs = ReplyAttributes::default();
+            let (code, result, reason, serial) = match &outcome {
+                Ok(Outcome::Decided(Decision::Accept { serial })) => {
+                    (packet::CODE_ACCESS_ACCEPT, "accept", "ok", Some(serial.as_str()))
+                }
+                Ok(Outcome::Decided(Decision::Reject { reason, serial })) => {
                     (packet::CODE_ACCESS_REJECT, "reject", reason.as_str(), serial.as_deref())
+                }
+                Ok(Outcome::Challenge { state, prompt }) => {
+                    attrs = ReplyAttributes { reply_message: Some(prompt.clone()), state: Some(state.clone()) };
+                    (packet::CODE_ACCESS_CHALLENGE, "challenge", "otp_needed", None)
+                }
+                Ok(Outcome::NoAnswer) => {
+                    server.dedup.abandon(&key);
+                    server.drop_packet(DropReason::DirectoryUnavailable, source, None);
+                    tracing::info!(client = %client.name, %source, user = ?request.user_name, result = "no_answer",
+                        reason = "directory_unavailable", latency_us = received.elapsed().as_micros() as u64, "RADIUS decision");
+                    return;
                 }
                 Err(_) => (packet::CODE_ACCESS_REJECT, "reject", "internal_error", None),
             };
-            if let Err(e) = &decision {
+            if let Err(e) = &outcome {
                 tracing::error!(error = %e, "authentication failed internally");
             }
-            let counter =
-                if code == packet::CODE_ACCESS_ACCEPT { &server.metrics().accepts } else { &server.metrics().rejects };
-            Metrics::count(counter);
-            if code == packet::CODE_ACCESS_REJECT {
-                server.metrics().rejected_because(reason);
+            match code {
+                packet::CODE_ACCESS_ACCEPT => Metrics::count(&server.metrics().accepts),
+                packet::CODE_ACCESS_CHALLENGE => Metrics::count(&server.metrics().challenges),
+                _ => {
+                    Metrics::count(&server.metrics().rejects);
+                    server.metrics().rejected_because(reason);
+                }
             }
-            let attrs = ReplyAttributes::default();
             // Counted before the reply leaves, so whoever got the reply sees it counted.
             server.metrics().observe_latency(received.elapsed());
             let sent = server

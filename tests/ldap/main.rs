@@ -4,6 +4,7 @@ mod daemon;
 #[allow(dead_code)]
 #[path = "../e2e/harness.rs"]
 mod harness;
+mod modes;
 mod slapd;
 
 use std::time::{Duration, Instant};

@@ -1,0 +1,372 @@
+//! RADIUS authentication modes on top of the OTP check.
+//!
+//! - `otp`: User-Password is the OTP;
+//! - `password+otp`: the directory password followed by the OTP, or
+//!   OpenVPN's `SCRV1:<base64 password>:<base64 otp>`;
+//! - `challenge`: the directory password first; the answer is an
+//!   Access-Challenge whose State the NAS returns with the OTP.
+//!
+//! Owns the challenge states: random, single use, bound to one client and
+//! user, expiring, a limited number of OTP attempts, bounded in number. Owns
+//! no socket: the RADIUS server maps packets to [`RadiusRequest`] and
+//! [`Outcome`] back to packets.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use crate::audit::{Actor, AuditEvent};
+use crate::config::{AuthMode, DirectoryUnavailable};
+use crate::directory::{DirectoryError, DirectoryUser};
+use crate::secret::Secret;
+use crate::service::{Decision, RejectReason, Service, ServiceError};
+
+/// What the RADIUS server hands over.
+pub struct RadiusRequest<'a> {
+    pub client: &'a str,
+    /// The client's own mode; `auth.mode` when none.
+    pub mode: Option<AuthMode>,
+    pub user: &'a str,
+    pub password: &'a Secret,
+    pub state: Option<&'a [u8]>,
+}
+
+/// What the RADIUS server must answer.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Decided(Decision),
+    /// An Access-Challenge with this State and prompt.
+    Challenge {
+        state: Vec<u8>,
+        prompt: String,
+    },
+    /// No answer at all (directory down and `directory_unavailable: no_answer`).
+    NoAnswer,
+}
+
+/// Most challenges pending at once; more are refused until some expire.
+pub const MAX_PENDING_CHALLENGES: usize = 100_000;
+const STATE_BYTES: usize = 32;
+
+struct Pending {
+    client: String,
+    user: String,
+    expires: Instant,
+    attempts_left: u32,
+}
+
+/// The Access-Challenge states waiting for their OTP.
+#[derive(Default)]
+pub struct ChallengeStore {
+    pending: Mutex<HashMap<Vec<u8>, Pending>>,
+}
+
+impl ChallengeStore {
+    fn issue(&self, client: &str, user: &str, lifetime: Duration, attempts: u32) -> Option<Vec<u8>> {
+        let mut state = vec![0u8; STATE_BYTES];
+        crate::crypto::random_bytes(&mut state).ok()?;
+        let now = Instant::now();
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        if pending.len() >= MAX_PENDING_CHALLENGES {
+            pending.retain(|_, p| p.expires > now);
+            if pending.len() >= MAX_PENDING_CHALLENGES {
+                return None;
+            }
+        }
+        let entry =
+            Pending { client: client.into(), user: user.into(), expires: now + lifetime, attempts_left: attempts };
+        pending.insert(state.clone(), entry);
+        Some(state)
+    }
+
+    /// Removes and returns the state: it is single use, whatever follows.
+    fn take(&self, state: &[u8]) -> Option<Pending> {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner()).remove(state)
+    }
+
+    pub fn len(&self) -> usize {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// `user@realm` and `DOMAIN\user` become `user` when asked; lowercase when asked.
+pub fn normalize_user(name: &str, strip_realm: bool, case_insensitive: bool) -> String {
+    let mut name = name;
+    if strip_realm {
+        if let Some((_, user)) = name.rsplit_once('\\') {
+            name = user;
+        }
+        if let Some((user, _)) = name.split_once('@') {
+            name = user;
+        }
+    }
+    if case_insensitive { name.to_lowercase() } else { name.to_string() }
+}
+
+/// Splits OpenVPN's static-challenge form `SCRV1:<base64 password>:<base64 otp>`.
+pub fn split_scrv1(password: &[u8]) -> Option<(Secret, String)> {
+    let text = std::str::from_utf8(password).ok()?;
+    let rest = text.strip_prefix("SCRV1:")?;
+    let (password, otp) = rest.split_once(':')?;
+    let decode = |b64: &str| data_encoding::BASE64.decode(b64.as_bytes()).ok();
+    let password = Secret::new(decode(password)?);
+    let otp = String::from_utf8(decode(otp)?).ok()?;
+    Some((password, otp))
+}
+
+fn reject(reason: RejectReason) -> Outcome {
+    Outcome::Decided(Decision::Reject { reason, serial: None })
+}
+
+impl Service {
+    /// Answers one RADIUS request in its client's mode.
+    pub async fn radius_authenticate(
+        &self,
+        actor: &Actor,
+        request: RadiusRequest<'_>,
+    ) -> Result<Outcome, ServiceError> {
+        let settings = self.settings();
+        let auth = &settings.auth;
+        let user = normalize_user(request.user, auth.strip_realm, auth.case_insensitive_users);
+        match (request.mode.unwrap_or(auth.mode), request.state) {
+            (AuthMode::Otp, _) => {
+                if settings.directory_gate {
+                    if let Err(outcome) = self.directory_entry(actor, &user).await {
+                        return Ok(outcome);
+                    }
+                }
+                let otp = std::str::from_utf8(request.password.expose()).unwrap_or("");
+                Ok(Outcome::Decided(self.authenticate(actor, &user, otp).await?))
+            }
+            (AuthMode::PasswordOtp, _) => self.password_then_otp(actor, &user, request.password).await,
+            (AuthMode::Challenge, None) => {
+                self.password_then_challenge(actor, request.client, &user, request.password).await
+            }
+            (AuthMode::Challenge, Some(state)) => {
+                self.answer_to_challenge(actor, request.client, &user, request.password, state).await
+            }
+        }
+    }
+
+    /// The user's directory entry, or the outcome to answer instead.
+    async fn directory_entry(&self, actor: &Actor, user: &str) -> Result<DirectoryUser, Outcome> {
+        let refused = |reason: RejectReason, detail: String| {
+            self.record_radius(actor, user, "reject", reason, Some(detail));
+            reject(reason)
+        };
+        match self.directory_handle().lookup(user).await {
+            Ok(Some(entry)) => Ok(entry),
+            Ok(None) => Err(refused(RejectReason::UnknownUser, "not in the directory".into())),
+            Err(DirectoryError::NotInGroup(_)) => {
+                Err(refused(RejectReason::NotInGroup, "outside required_group".into()))
+            }
+            Err(DirectoryError::Unavailable(e)) => Err(self.directory_down(actor, user, e)),
+            Err(e) => Err(refused(RejectReason::UnknownUser, e.to_string())),
+        }
+    }
+
+    fn directory_down(&self, actor: &Actor, user: &str, detail: String) -> Outcome {
+        tracing::warn!(error = %detail, "directory unavailable during a RADIUS request");
+        match self.settings().auth.directory_unavailable {
+            DirectoryUnavailable::Reject => {
+                self.record_radius(actor, user, "reject", RejectReason::DirectoryUnavailable, Some(detail));
+                reject(RejectReason::DirectoryUnavailable)
+            }
+            DirectoryUnavailable::NoAnswer => {
+                self.record_radius(actor, user, "no_answer", RejectReason::DirectoryUnavailable, Some(detail));
+                Outcome::NoAnswer
+            }
+        }
+    }
+
+    /// Checks the directory password; `Err` holds the outcome when it fails.
+    async fn check_directory_password(&self, actor: &Actor, user: &str, password: &Secret) -> Result<(), Outcome> {
+        let entry = self.directory_entry(actor, user).await?;
+        match self.directory_handle().check_password(&entry, password).await {
+            Ok(true) => Ok(()),
+            Ok(false) => {
+                self.record_radius(actor, user, "reject", RejectReason::WrongPassword, None);
+                Err(reject(RejectReason::WrongPassword))
+            }
+            Err(DirectoryError::Unavailable(e)) => Err(self.directory_down(actor, user, e)),
+            Err(e) => {
+                self.record_radius(actor, user, "reject", RejectReason::WrongPassword, Some(e.to_string()));
+                Err(reject(RejectReason::WrongPassword))
+            }
+        }
+    }
+
+    async fn password_then_otp(&self, actor: &Actor, user: &str, password: &Secret) -> Result<Outcome, ServiceError> {
+        let (directory_password, otp) = match split_scrv1(password.expose()) {
+            Some(parts) => parts,
+            None => match self.split_password_and_otp(user, password.expose())? {
+                Some(parts) => parts,
+                // No split gives an OTP that any of the user's tokens would
+                // take: reject without asking the directory, and count it.
+                None => return Ok(Outcome::Decided(self.authenticate(actor, user, "").await?)),
+            },
+        };
+        if let Err(outcome) = self.check_directory_password(actor, user, &directory_password).await {
+            return Ok(outcome);
+        }
+        Ok(Outcome::Decided(self.authenticate(actor, user, &otp).await?))
+    }
+
+    /// Password and OTP typed together: the OTP is the last `digits`
+    /// characters, for the digit counts of the user's tokens; the split whose
+    /// OTP a token would accept wins.
+    fn split_password_and_otp(&self, user: &str, typed: &[u8]) -> Result<Option<(Secret, String)>, ServiceError> {
+        let Ok(text) = std::str::from_utf8(typed) else { return Ok(None) };
+        let mut digits: Vec<u8> = self.usable_tokens(user)?.iter().map(|t| t.params.digits).collect();
+        digits.sort_unstable_by(|a, b| b.cmp(a));
+        digits.dedup();
+        for d in digits {
+            let d = usize::from(d);
+            if text.len() <= d || !text.is_char_boundary(text.len() - d) {
+                continue;
+            }
+            let (password, otp) = text.split_at(text.len() - d);
+            if self.otp_would_match(user, otp)? {
+                return Ok(Some((Secret::from(password), otp.to_string())));
+            }
+        }
+        Ok(None)
+    }
+
+    async fn password_then_challenge(
+        &self,
+        actor: &Actor,
+        client: &str,
+        user: &str,
+        password: &Secret,
+    ) -> Result<Outcome, ServiceError> {
+        if let Err(outcome) = self.check_directory_password(actor, user, password).await {
+            return Ok(outcome);
+        }
+        if self.usable_tokens(user)?.is_empty() {
+            self.record_radius(actor, user, "reject", RejectReason::NoUsableToken, Some("challenge".into()));
+            return Ok(reject(RejectReason::NoUsableToken));
+        }
+        let auth = self.settings().auth.clone();
+        self.issue_challenge(actor, client, user, auth.challenge_max_attempts, auth.challenge_prompt.clone())
+    }
+
+    fn issue_challenge(
+        &self,
+        actor: &Actor,
+        client: &str,
+        user: &str,
+        attempts: u32,
+        prompt: String,
+    ) -> Result<Outcome, ServiceError> {
+        let lifetime = Duration::from_secs(self.settings().auth.challenge_timeout_seconds);
+        match self.challenges.issue(client, user, lifetime, attempts) {
+            Some(state) => {
+                self.record(
+                    actor,
+                    AuditEvent {
+                        operation: "radius.auth".into(),
+                        user: Some(user.to_string()),
+                        result: "challenge".into(),
+                        details: serde_json::json!({ "attempts_left": attempts }),
+                        ..AuditEvent::default()
+                    },
+                );
+                Ok(Outcome::Challenge { state, prompt })
+            }
+            None => {
+                tracing::warn!("too many pending challenges; refusing a new one");
+                self.record_radius(
+                    actor,
+                    user,
+                    "reject",
+                    RejectReason::ChallengeRefused,
+                    Some("too many pending".into()),
+                );
+                Ok(reject(RejectReason::ChallengeRefused))
+            }
+        }
+    }
+
+    async fn answer_to_challenge(
+        &self,
+        actor: &Actor,
+        client: &str,
+        user: &str,
+        password: &Secret,
+        state: &[u8],
+    ) -> Result<Outcome, ServiceError> {
+        let bad_state = |detail: &str| {
+            self.record_radius(actor, user, "reject", RejectReason::BadState, Some(detail.into()));
+            Ok(reject(RejectReason::BadState))
+        };
+        let Some(pending) = self.challenges.take(state) else {
+            return bad_state("unknown, used or expired State");
+        };
+        if pending.expires <= Instant::now() {
+            return bad_state("expired State");
+        }
+        if pending.client != client || pending.user != user {
+            return bad_state("State of another client or user");
+        }
+        let otp = std::str::from_utf8(password.expose()).unwrap_or("");
+        let decision = self.authenticate(actor, user, otp).await?;
+        if let Decision::Reject { reason: RejectReason::WrongOtp | RejectReason::Replay, .. } = decision {
+            if pending.attempts_left > 1 {
+                let prompt = "Wrong one-time password; try again".to_string();
+                return self.issue_challenge(actor, client, user, pending.attempts_left - 1, prompt);
+            }
+        }
+        Ok(Outcome::Decided(decision))
+    }
+
+    fn record_radius(&self, actor: &Actor, user: &str, result: &str, reason: RejectReason, detail: Option<String>) {
+        self.record(
+            actor,
+            AuditEvent {
+                operation: "radius.auth".into(),
+                user: Some(user.chars().take(256).collect()),
+                result: result.into(),
+                reason: Some(reason.as_str().into()),
+                details: detail.map(|d| serde_json::json!({ "detail": d })).unwrap_or_default(),
+                ..AuditEvent::default()
+            },
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn realms_and_case() {
+        assert_eq!(normalize_user("Alice@Example.org", true, false), "Alice");
+        assert_eq!(normalize_user("CORP\\alice", true, true), "alice");
+        assert_eq!(normalize_user("alice@example.org", false, false), "alice@example.org");
+        assert_eq!(normalize_user("ALICE", false, true), "alice");
+    }
+
+    #[test]
+    fn scrv1_form() {
+        let (password, otp) = split_scrv1(b"SCRV1:c2VjcmV0:MTIzNDU2").unwrap();
+        assert_eq!((password.expose(), otp.as_str()), (&b"secret"[..], "123456"));
+        assert!(split_scrv1(b"SCRV1:not base64:MTIz").is_none());
+        assert!(split_scrv1(b"secret123456").is_none());
+    }
+
+    #[test]
+    fn challenge_states_are_single_use_and_bounded_in_time() {
+        let store = ChallengeStore::default();
+        let state = store.issue("vpn", "alice", Duration::from_secs(60), 3).unwrap();
+        assert_eq!(state.len(), STATE_BYTES);
+        assert!(store.take(&state).is_some());
+        assert!(store.take(&state).is_none(), "single use");
+        let other = store.issue("vpn", "alice", Duration::from_secs(60), 3).unwrap();
+        assert_ne!(state, other, "random");
+    }
+}

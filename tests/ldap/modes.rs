@@ -1,0 +1,210 @@
+//! RADIUS authentication modes against a real slapd: password+otp (also
+//! OpenVPN's SCRV1), challenge with State, realm stripping, required_group,
+//! and a directory outage.
+
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use radotp::radius::client::RadiusClient;
+use radotp::radius::packet::{CODE_ACCESS_ACCEPT, CODE_ACCESS_CHALLENGE, CODE_ACCESS_REJECT};
+
+use crate::harness::{Daemon, RFC_CODES, RFC_SEED_HEX, SECRET};
+use crate::slapd::*;
+
+const OTP_CLIENT: &str = "127.0.0.4";
+const CHALLENGE_CLIENT: &str = "127.0.0.3";
+
+/// Clients: 127.0.0.1 password+otp, 127.0.0.3 challenge, 127.0.0.4 otp.
+/// Tokens for alice, bob and zoë; with `required_group`, the group (alice,
+/// zoë) is switched on afterwards by a reload, as when a user leaves it.
+fn daemon_with_modes(slapd: &Slapd, required_group: bool, extra_auth: &str) -> Daemon {
+    let directory = format!(
+        "directory:\n  kind: ldap\n  urls: [\"{}\"]\n  bind_dn: \"{SERVICE_DN}\"\n  bind_password: \"{SERVICE_PASSWORD}\"\n  \
+         base_dn: \"{PEOPLE}\"\n  timeout_ms: 500\n",
+        slapd.url()
+    );
+    let mut daemon = Daemon::start_with(|config| {
+        let start = config.find("directory:\n").expect("directory section");
+        let end = config.find("token_types:").expect("token_types section");
+        config.replace_range(start..end, &directory);
+        *config = config.replace(
+            "    - { name: local, address: 127.0.0.1/32, secret: \"testing123\" }\n",
+            &format!(
+                "    - {{ name: local, address: 127.0.0.1/32, secret: \"{SECRET}\", mode: password+otp }}\n    \
+                 - {{ name: asa, address: {CHALLENGE_CLIENT}/32, secret: \"{SECRET}\", mode: challenge }}\n    \
+                 - {{ name: plain, address: {OTP_CLIENT}/32, secret: \"{SECRET}\", mode: otp }}\n    \
+                 - {{ name: asa2, address: 127.0.0.5/32, secret: \"{SECRET}\", mode: challenge }}\n"
+            ),
+        );
+        *config = config.replace("auth:\n", &format!("auth:\n{extra_auth}"));
+    });
+    daemon.import(&format!(
+        "serial,type,seed,user\nA1,hw-hotp,{RFC_SEED_HEX},alice\nB1,hw-hotp,{RFC_SEED_HEX},bob\nZ1,hw-hotp,{RFC_SEED_HEX},{ZOE}\n"
+    ));
+    if required_group {
+        let config = daemon
+            .config_text()
+            .replace("  timeout_ms: 500\n", &format!("  required_group: \"{VPN_GROUP}\"\n  timeout_ms: 500\n"));
+        daemon.rewrite_config(&config);
+        daemon.ctl_ok(&["reload"]);
+    }
+    daemon
+}
+
+async fn client_from(daemon: &Daemon, local: &str) -> RadiusClient {
+    RadiusClient::connect_from(local.parse::<IpAddr>().unwrap(), daemon.radius, SECRET.as_bytes()).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn password_plus_otp_checks_both() {
+    let slapd = Slapd::start();
+    let daemon = daemon_with_modes(&slapd, true, "");
+    let mut client = daemon.client().await;
+    let pw = password_of("alice");
+    assert_eq!(client.authenticate("alice", &format!("{pw}{}", RFC_CODES[0])).await.unwrap().code, CODE_ACCESS_ACCEPT);
+    // A wrong password does not burn the OTP typed with it.
+    assert_eq!(client.authenticate("alice", &format!("wrong{}", RFC_CODES[1])).await.unwrap().code, CODE_ACCESS_REJECT);
+    assert_eq!(client.authenticate("alice", RFC_CODES[1]).await.unwrap().code, CODE_ACCESS_REJECT, "empty password");
+    assert_eq!(client.authenticate("alice", &format!("{pw}000000")).await.unwrap().code, CODE_ACCESS_REJECT);
+    assert_eq!(client.authenticate("alice", &format!("{pw}{}", RFC_CODES[1])).await.unwrap().code, CODE_ACCESS_ACCEPT);
+    assert_eq!(
+        client.authenticate("alice", &format!("{pw}{}", RFC_CODES[1])).await.unwrap().code,
+        CODE_ACCESS_REJECT,
+        "replay"
+    );
+    // OpenVPN's static challenge form.
+    let b64 = |s: &str| data_encoding::BASE64.encode(s.as_bytes());
+    let scrv1 = format!("SCRV1:{}:{}", b64(&pw), b64(RFC_CODES[2]));
+    assert_eq!(client.authenticate("alice", &scrv1).await.unwrap().code, CODE_ACCESS_ACCEPT);
+    let scrv1 = format!("SCRV1:{}:{}", b64("nope"), b64(RFC_CODES[3]));
+    assert_eq!(client.authenticate("alice", &scrv1).await.unwrap().code, CODE_ACCESS_REJECT);
+    // Outside required_group: rejected with the right password and OTP.
+    let bob = format!("{}{}", password_of("bob"), RFC_CODES[0]);
+    assert_eq!(client.authenticate("bob", &bob).await.unwrap().code, CODE_ACCESS_REJECT);
+    // Injection in the user name finds nobody.
+    assert_eq!(client.authenticate("*", &format!("{pw}{}", RFC_CODES[3])).await.unwrap().code, CODE_ACCESS_REJECT);
+    assert_eq!(
+        client.authenticate("alice)(uid=*", &format!("{pw}{}", RFC_CODES[3])).await.unwrap().code,
+        CODE_ACCESS_REJECT
+    );
+    let reasons = daemon.ctl_json(&["status"])["radius"]["reject_reasons"].clone();
+    assert!(reasons["wrong_password"].as_u64().unwrap() >= 2, "{reasons}");
+    assert!(reasons["not_in_group"].as_u64().unwrap() >= 1, "{reasons}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn otp_mode_also_enforces_required_group() {
+    let slapd = Slapd::start();
+    let daemon = daemon_with_modes(&slapd, true, "");
+    let mut client = client_from(&daemon, OTP_CLIENT).await;
+    assert_eq!(client.authenticate("alice", RFC_CODES[0]).await.unwrap().code, CODE_ACCESS_ACCEPT);
+    assert_eq!(client.authenticate("bob", RFC_CODES[0]).await.unwrap().code, CODE_ACCESS_REJECT);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn challenge_flow_and_its_states() {
+    let slapd = Slapd::start();
+    let daemon = daemon_with_modes(&slapd, true, "  challenge_timeout_seconds: 2\n  challenge_max_attempts: 2\n");
+    let mut asa = client_from(&daemon, CHALLENGE_CLIENT).await;
+    let pw = password_of("alice");
+    // Wrong password: no challenge.
+    assert_eq!(asa.authenticate("alice", "wrong").await.unwrap().code, CODE_ACCESS_REJECT);
+    let challenge = asa.authenticate("alice", &pw).await.unwrap();
+    assert_eq!(challenge.code, CODE_ACCESS_CHALLENGE);
+    assert_eq!(challenge.reply_message.as_deref(), Some("Enter your one-time password"));
+    let state = challenge.state.clone().expect("State");
+    assert!(state.len() >= 16);
+    assert_eq!(asa.respond("alice", RFC_CODES[0], &state).await.unwrap().code, CODE_ACCESS_ACCEPT);
+    // Reused State.
+    assert_eq!(asa.respond("alice", RFC_CODES[1], &state).await.unwrap().code, CODE_ACCESS_REJECT);
+    // Foreign State: another user, then another client.
+    let state = asa.authenticate("alice", &pw).await.unwrap().state.unwrap();
+    assert_eq!(asa.respond(ZOE, RFC_CODES[1], &state).await.unwrap().code, CODE_ACCESS_REJECT);
+    let state = asa.authenticate("alice", &pw).await.unwrap().state.unwrap();
+    let mut other = client_from(&daemon, "127.0.0.5").await; // another challenge-mode client
+    assert_eq!(other.respond("alice", RFC_CODES[1], &state).await.unwrap().code, CODE_ACCESS_REJECT);
+    // Limited attempts: a wrong OTP gets one more challenge, then a reject.
+    let state = asa.authenticate("alice", &pw).await.unwrap().state.unwrap();
+    let again = asa.respond("alice", "000000", &state).await.unwrap();
+    assert_eq!(again.code, CODE_ACCESS_CHALLENGE);
+    assert_eq!(asa.respond("alice", "000000", &again.state.unwrap()).await.unwrap().code, CODE_ACCESS_REJECT);
+    // Expired State.
+    let state = asa.authenticate("alice", &pw).await.unwrap().state.unwrap();
+    tokio::time::sleep(Duration::from_millis(2300)).await;
+    assert_eq!(asa.respond("alice", RFC_CODES[1], &state).await.unwrap().code, CODE_ACCESS_REJECT);
+    // The OTP was never consumed by the refused answers.
+    let state = asa.authenticate("alice", &pw).await.unwrap().state.unwrap();
+    assert_eq!(asa.respond("alice", RFC_CODES[1], &state).await.unwrap().code, CODE_ACCESS_ACCEPT);
+    assert!(daemon.ctl_json(&["status"])["radius"]["reject_reasons"]["bad_state"].as_u64().unwrap() >= 4);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn realm_stripping_and_case() {
+    let slapd = Slapd::start();
+    let daemon = daemon_with_modes(&slapd, false, "  strip_realm: true\n  case_insensitive_users: true\n");
+    let mut client = daemon.client().await;
+    let pw = password_of("alice");
+    assert_eq!(
+        client.authenticate("Alice@example.org", &format!("{pw}{}", RFC_CODES[0])).await.unwrap().code,
+        CODE_ACCESS_ACCEPT
+    );
+    assert_eq!(
+        client.authenticate("EXAMPLE\\alice", &format!("{pw}{}", RFC_CODES[1])).await.unwrap().code,
+        CODE_ACCESS_ACCEPT
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_directory_outage_rejects_quickly_spares_otp_mode_and_recovers() {
+    let mut slapd = Slapd::start();
+    let daemon = daemon_with_modes(&slapd, false, "");
+    let mut inline = daemon.client().await;
+    let mut plain = client_from(&daemon, OTP_CLIENT).await;
+    let pw = password_of("alice");
+    slapd.stop();
+    let started = Instant::now();
+    let reply = inline.authenticate("alice", &format!("{pw}{}", RFC_CODES[0])).await.unwrap();
+    assert_eq!(reply.code, CODE_ACCESS_REJECT);
+    assert!(started.elapsed() < Duration::from_millis(1500), "answered within the timeout: {:?}", started.elapsed());
+    // A mode that needs no directory goes on working.
+    assert_eq!(plain.authenticate(ZOE, RFC_CODES[0]).await.unwrap().code, CODE_ACCESS_ACCEPT);
+    slapd.launch();
+    let mut accepted = false;
+    for _ in 0..20 {
+        if inline.authenticate("alice", &format!("{pw}{}", RFC_CODES[0])).await.unwrap().code == CODE_ACCESS_ACCEPT {
+            accepted = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(accepted, "recovered after the directory came back");
+    let reasons = daemon.ctl_json(&["status"])["radius"]["reject_reasons"].clone();
+    assert!(reasons["directory_unavailable"].as_u64().unwrap() >= 1, "{reasons}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn no_answer_while_the_directory_is_down_when_configured() {
+    let mut slapd = Slapd::start();
+    let daemon = daemon_with_modes(&slapd, false, "  directory_unavailable: no_answer\n");
+    let mut client = daemon.client().await;
+    client.timeout = Duration::from_millis(1500);
+    slapd.stop();
+    let reply = client.authenticate("alice", &format!("{}{}", password_of("alice"), RFC_CODES[0])).await;
+    assert!(reply.is_err(), "no answer, so the NAS tries its secondary server: {reply:?}");
+    assert!(daemon.ctl_json(&["status"])["radius"]["drops"]["directory_unavailable"].as_u64().unwrap() >= 1);
+}
+
+#[test]
+fn password_modes_need_an_ldap_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = crate::harness::base_config(dir.path()).replace("auth:\n", "auth:\n  mode: challenge\n");
+    let path = dir.path().join("c.yaml");
+    std::fs::write(&path, config).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_radotpd"))
+        .args(["--check-config", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(78));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("auth.mode: challenge checks directory passwords"));
+}
