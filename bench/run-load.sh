@@ -16,7 +16,8 @@
 #  6. samples radotpd's VmRSS / VmHWM before, during and after the load;
 #  7. times radotpctl token list --user, token show, status and a full
 #     token list over the whole store;
-#  8. prints the tables, stops radotpd with SIGTERM and removes the directory.
+#  8. imports TOKENS more tokens during a hotp run at concurrency 16;
+#  9. prints the tables, stops radotpd with SIGTERM and removes the directory.
 #
 # Everything stays on loopback. Every step has a time bound. Only the daemon
 # this script started is signalled (by its PID).
@@ -25,6 +26,8 @@
 # TOTP_TOKENS [1000], RUN_SECONDS [10], CONCURRENCIES ["1 16 64 256"],
 # LOG_LEVEL [info, as in conf/radotp.yaml], KEEP_DIR [unset: remove the temp dir],
 # RESTART_AFTER_IMPORT [unset: set to restart radotpd between import and load],
+# IMPORT_DURING_LOAD [1: after the admin timings, a hotp run at concurrency 16
+# during which TOKENS more tokens are imported; 0 skips it],
 # SKIP_BUILD [unset], OUT [unset: a file to copy the final tables to; the JSON
 # reports go to OUT.jsonl], PERF [unset: set to profile radotpd with perf during
 # hotp-c64; the flat profile goes to OUT.perf.txt].
@@ -55,9 +58,13 @@ done
 DIR=$(mktemp -d /tmp/radotp-bench.XXXXXX)
 DAEMON_PID=
 SAMPLER_PID=
+IMPORTER_PID=
 
 cleanup() {
     local status=$?
+    if [ -n "$IMPORTER_PID" ] && kill -0 "$IMPORTER_PID" 2>/dev/null; then
+        kill "$IMPORTER_PID" 2>/dev/null || true
+    fi
     if [ -n "$SAMPLER_PID" ] && kill -0 "$SAMPLER_PID" 2>/dev/null; then
         kill "$SAMPLER_PID" 2>/dev/null || true
         wait "$SAMPLER_PID" 2>/dev/null || true
@@ -278,7 +285,7 @@ kill "$SAMPLER_PID" 2>/dev/null || true
 wait "$SAMPLER_PID" 2>/dev/null || true
 SAMPLER_PID=
 PEAK_KIB=$(sort -n "$DIR/rss-samples" | tail -n1)
-RSS_ROWS+=("| peak during load (200 ms samples) | $(mib "${PEAK_KIB:-0}") | - |")
+RSS_ROWS+=("| peak during the load runs above (200 ms samples) | $(mib "${PEAK_KIB:-0}") | - |")
 sleep 2
 rss_row "idle, 2 s after load"
 
@@ -304,6 +311,28 @@ time_admin "token show BENCH000001" token show BENCH000001
 time_admin "ping" ping
 time_admin "status (scans all tokens)" status
 time_admin "token list --json (all tokens)" --json token list
+
+IMPORT_UNDER_LOAD_MS=
+if [ "${IMPORT_DURING_LOAD:-1}" != 0 ]; then
+    # Admin work while RADIUS is busy: import TOKENS more (unassigned) tokens,
+    # starting 2 s into a hotp run at concurrency 16.
+    echo "== hotp at concurrency 16 while $TOKENS more tokens are imported"
+    "$BIN/radotp-bench" gen-tokens --count "$TOKENS" --assigned 0 --serial-prefix LATE --type hw-hotp \
+        --out-import "$DIR/late-import.csv" --out-bench /dev/null
+    (
+        sleep 2
+        a=$(now)
+        timeout 900 "${CTL[@]}" token import "$DIR/late-import.csv" >/dev/null
+        b=$(now)
+        elapsed_ms "$a" "$b" >"$DIR/late-import-ms"
+    ) &
+    IMPORTER_PID=$!
+    run "hotp-c16-during-import" --mode hotp --tokens "$DIR/hotp-bench.csv" --save-tokens "$DIR/hotp-bench.csv" \
+        --concurrency 16 --duration $((RUN_SECONDS + 5))
+    wait "$IMPORTER_PID"
+    IMPORTER_PID=
+    IMPORT_UNDER_LOAD_MS=$(cat "$DIR/late-import-ms")
+fi
 
 "${CTL[@]}" status | tee "$DIR/status.txt"
 LOG_LINES=$(cat "$DIR"/radotpd-*.log | wc -l)
@@ -338,6 +367,9 @@ DB_BYTES_AFTER=$(du -sb "$DIR/db" | cut -f1)
     echo "| \`radotpctl token import\`: $TOKENS hw-hotp tokens, $ASSIGNED assigned | ${IMPORT_MS} ms |"
     echo "| \`radotpctl token import\`: $TOTP_TOKENS hw-totp tokens, all assigned | ${IMPORT_TOTP_MS} ms |"
     echo "| store size after import / after load | $((DB_BYTES / 1048576)) MiB / $((DB_BYTES_AFTER / 1048576)) MiB |"
+    if [ -n "$IMPORT_UNDER_LOAD_MS" ]; then
+        echo "| \`radotpctl token import\`: $TOKENS more hw-hotp tokens, unassigned, during hotp-c16-during-import | ${IMPORT_UNDER_LOAD_MS} ms |"
+    fi
     if [ -n "$RESTART_MS" ]; then
         echo "| radotpd restart after the import, to ready | ${RESTART_MS} ms |"
     fi
@@ -359,5 +391,7 @@ DB_BYTES_AFTER=$(du -sb "$DIR/db" | cut -f1)
 if [ -n "${OUT:-}" ]; then
     cp "$DIR/tables.md" "$OUT"
     cp "$DIR/reports.jsonl" "$OUT.jsonl"
-    [ -f "$DIR/perf.txt" ] && cp "$DIR/perf.txt" "$OUT.perf.txt"
+    if [ -f "$DIR/perf.txt" ]; then
+        cp "$DIR/perf.txt" "$OUT.perf.txt"
+    fi
 fi
