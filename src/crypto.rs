@@ -81,7 +81,7 @@ impl SeedCipher {
                 .map_err(|e| err(format!("cannot write: {e}")))?;
             tracing::info!(path = %path.display(), "created a new master key file");
         }
-        check_private(path).map_err(err)?;
+        check_owner_only(path).map_err(err)?;
         let text = Zeroizing::new(fs::read_to_string(path).map_err(|e| err(format!("cannot read: {e}")))?);
         let mut key = Zeroizing::new([0u8; KEY_LEN]);
         let decoded = Zeroizing::new(
@@ -123,13 +123,31 @@ impl SeedCipher {
     }
 }
 
-/// Refuses a secret-bearing file that group or others can read or write.
-pub fn check_private(path: &Path) -> Result<(), String> {
+fn file_mode(path: &Path) -> Result<u32, String> {
     let meta = fs::metadata(path).map_err(|e| format!("cannot read: {e}"))?;
     if !meta.is_file() {
         return Err("is not a regular file".into());
     }
-    let mode = meta.permissions().mode() & 0o777;
+    Ok(meta.permissions().mode() & 0o777)
+}
+
+/// Refuses a secret file (shared secret, bind password) that others may
+/// access or the group may change. Group read is fine: the usual
+/// installation is `0640 root:radotp`.
+pub fn check_private(path: &Path) -> Result<(), String> {
+    let mode = file_mode(path)?;
+    if mode & 0o027 != 0 {
+        return Err(format!(
+            "permissions {mode:03o} give other users access to it; run: chmod 640 {} (or 600)",
+            path.display()
+        ));
+    }
+    Ok(())
+}
+
+/// The master key is for the daemon's user alone: no group or other bits at all.
+pub fn check_owner_only(path: &Path) -> Result<(), String> {
+    let mode = file_mode(path)?;
     if mode & 0o077 != 0 {
         return Err(format!("permissions {mode:03o} give other users access to it; run: chmod 600 {}", path.display()));
     }
@@ -162,6 +180,19 @@ mod tests {
         let sealed = first.seal("S", &Secret::from("seed")).unwrap();
         let second = SeedCipher::from_key_file(&path, false).unwrap();
         assert_eq!(second.open("S", &sealed).unwrap(), Secret::from("seed"));
+    }
+
+    #[test]
+    fn secret_files_may_be_group_readable_but_not_world_readable() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("vpn.secret");
+        fs::write(&path, "s").unwrap();
+        for (mode, ok) in [(0o600, true), (0o640, true), (0o660, false), (0o644, false), (0o604, false)] {
+            fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
+            assert_eq!(check_private(&path).is_ok(), ok, "mode {mode:o}");
+        }
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o640)).unwrap();
+        assert!(check_owner_only(&path).is_err(), "the master key allows no group bits");
     }
 
     #[test]

@@ -72,6 +72,11 @@ pub fn check_stored_types(config: &Config) -> Result<Option<usize>, ConfigError>
     }
     let store = match SledStore::open(&config.store.path, 8 << 20) {
         Ok(store) => store,
+        Err(e @ (crate::store::StoreError::Schema { .. } | crate::store::StoreError::Corrupt(_))) => {
+            return Err(ConfigError::Invalid {
+                problems: vec![crate::config::Problem { path: "store.path".into(), message: e.to_string() }],
+            });
+        }
         // A running daemon holds the store's lock: nothing to check then.
         Err(_) => return Ok(None),
     };
@@ -261,7 +266,12 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<(), DaemonError
         let outcome = match reload(&config_path, &current) {
             Ok((mut new_config, mut outcome, directory)) => {
                 keep_restart_only_settings(&mut new_config, &current);
-                radius.replace_clients(new_config.radius_clients()?);
+                // Read once more here; should a secret file vanish in between,
+                // keep the running clients rather than stop the daemon.
+                match new_config.radius_clients() {
+                    Ok(clients) => radius.replace_clients(clients),
+                    Err(e) => outcome.warnings.push(format!("RADIUS clients unchanged: {e}")),
+                }
                 probe_directory(directory.clone());
                 service.replace_settings(settings_of(&new_config), directory);
                 admin.replace_policy(access_policy(&new_config));

@@ -216,9 +216,10 @@ impl AdminServer {
                 Err(e) => Response::failure(error_kind(&e), e.to_string()),
             }
         };
-        let (result, reason) = match &response.error {
-            None => ("ok".to_string(), None),
-            Some(e) => (
+        let (result, reason) = match (&response.error, &response.result) {
+            (None, Some(Reply::Reload(r))) if !r.applied => ("refused".to_string(), Some(r.problems.join("; "))),
+            (None, _) => ("ok".to_string(), None),
+            (Some(e), _) => (
                 serde_json::to_value(e.kind).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default(),
                 Some(e.message.clone()),
             ),

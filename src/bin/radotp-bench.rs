@@ -295,24 +295,13 @@ fn load_tokens(path: &Path) -> Result<Vec<BenchUser>> {
         let seed = data_encoding::HEXLOWER_PERMISSIVE
             .decode(seed.as_bytes())
             .map_err(|_| anyhow!("{}:{line}: seed is not hex", path.display()))?;
-        let counter: u64 = counter
-            .parse()
-            .map_err(|_| anyhow!("{}:{line}: counter is not a number", path.display()))?;
+        let counter: u64 =
+            counter.parse().map_err(|_| anyhow!("{}:{line}: counter is not a number", path.display()))?;
         let at = *index.entry(user.clone()).or_insert_with(|| {
-            users.push(BenchUser {
-                name: user.clone(),
-                tokens: Vec::new(),
-                password: String::new(),
-                next_token: 0,
-            });
+            users.push(BenchUser { name: user.clone(), tokens: Vec::new(), password: String::new(), next_token: 0 });
             users.len() - 1
         });
-        users[at].tokens.push(TokenEntry {
-            serial: serial.clone(),
-            seed,
-            counter,
-            last_step: None,
-        });
+        users[at].tokens.push(TokenEntry { serial: serial.clone(), seed, counter, last_step: None });
     }
     if users.is_empty() {
         bail!("{}: no tokens", path.display());
@@ -326,12 +315,7 @@ fn load_passwords(path: &Path) -> Result<Vec<BenchUser>> {
         let [user, password] = fields.as_slice() else {
             bail!("{}:{line}: expected user,password", path.display());
         };
-        users.push(BenchUser {
-            name: user.clone(),
-            tokens: Vec::new(),
-            password: password.clone(),
-            next_token: 0,
-        });
+        users.push(BenchUser { name: user.clone(), tokens: Vec::new(), password: password.clone(), next_token: 0 });
     }
     if users.is_empty() {
         bail!("{}: no users", path.display());
@@ -346,14 +330,7 @@ fn save_tokens(path: &Path, groups: &[Vec<BenchUser>]) -> Result<()> {
     all.sort_by(|a, b| a.name.cmp(&b.name));
     for user in all {
         for token in &user.tokens {
-            writeln!(
-                out,
-                "{},{},{},{}",
-                user.name,
-                token.serial,
-                hex(&token.seed),
-                token.counter
-            )?;
+            writeln!(out, "{},{},{},{}", user.name, token.serial, hex(&token.seed), token.counter)?;
         }
     }
     out.flush()?;
@@ -441,22 +418,17 @@ impl Channel {
             }
             let id = usize::from(reply[1]);
             let mut slots = self.slots();
-            let matches_current = slots.pending[id]
-                .as_ref()
-                .map(|p| verify_reply(reply, &p.request, &secret));
+            let matches_current = slots.pending[id].as_ref().map(|p| verify_reply(reply, &p.request, &secret));
             match matches_current {
                 Some(Ok(verified)) => {
                     if let Some(pending) = slots.pending[id].take() {
-                        let _ = pending.done.send(Outcome::Reply {
-                            code: verified.code,
-                            latency: arrived - pending.sent,
-                        });
+                        let _ =
+                            pending.done.send(Outcome::Reply { code: verified.code, latency: arrived - pending.sent });
                     }
                 }
                 _ => {
-                    let late = slots.timed_out[id]
-                        .as_ref()
-                        .is_some_and(|old| verify_reply(reply, old, &secret).is_ok());
+                    let late =
+                        slots.timed_out[id].as_ref().is_some_and(|old| verify_reply(reply, old, &secret).is_ok());
                     if late {
                         slots.timed_out[id] = None;
                         add(&counters.late_replies);
@@ -481,10 +453,7 @@ impl Channel {
         let (tx, mut rx) = oneshot::channel();
         let (id, request) = {
             let mut slots = self.slots();
-            let id = slots
-                .free
-                .pop_front()
-                .ok_or_else(|| anyhow!("no free RADIUS identifier on a socket"))?;
+            let id = slots.free.pop_front().ok_or_else(|| anyhow!("no free RADIUS identifier on a socket"))?;
             let request = match build(id) {
                 Ok(r) => r,
                 Err(e) => {
@@ -492,11 +461,7 @@ impl Channel {
                     return Err(e);
                 }
             };
-            slots.pending[usize::from(id)] = Some(Pending {
-                request: request.clone(),
-                sent: Instant::now(),
-                done: tx,
-            });
+            slots.pending[usize::from(id)] = Some(Pending { request: request.clone(), sent: Instant::now(), done: tx });
             (id, request)
         };
         add(&counters.sent);
@@ -564,18 +529,13 @@ impl Shared {
         }
         match &self.budget {
             None => true,
-            Some(left) => left
-                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
-                .is_ok(),
+            Some(left) => left.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1)).is_ok(),
         }
     }
 }
 
 fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 /// A code of `digits` digits that equals none of `avoid`.
@@ -603,15 +563,9 @@ fn plan_request(shared: &Shared, user: &mut BenchUser, rng: &mut Rng) -> Plan {
     match args.mode {
         Mode::Password => {
             if wrong {
-                Plan {
-                    password: format!("{}-wrong", user.password),
-                    expect_accept: false,
-                }
+                Plan { password: format!("{}-wrong", user.password), expect_accept: false }
             } else {
-                Plan {
-                    password: user.password.clone(),
-                    expect_accept: true,
-                }
+                Plan { password: user.password.clone(), expect_accept: true }
             }
         }
         Mode::Hotp => {
@@ -623,22 +577,14 @@ fn plan_request(shared: &Shared, user: &mut BenchUser, rng: &mut Rng) -> Plan {
                 // even if it lags behind our counter.
                 let first = token.counter.saturating_sub(args.hotp_window + 1);
                 let last = token.counter.saturating_add(args.hotp_window + 1);
-                let avoid: Vec<String> = (first..=last)
-                    .map(|c| otp::hotp_code(&token.seed, c, digits, hash))
-                    .collect();
-                Plan {
-                    password: wrong_code(rng, digits, &avoid),
-                    expect_accept: false,
-                }
+                let avoid: Vec<String> = (first..=last).map(|c| otp::hotp_code(&token.seed, c, digits, hash)).collect();
+                Plan { password: wrong_code(rng, digits, &avoid), expect_accept: false }
             } else {
                 // The counter moves on whatever the answer: the server's window
                 // absorbs codes it never saw (timeouts).
                 let code = otp::hotp_code(&token.seed, token.counter, digits, hash);
                 token.counter += 1;
-                Plan {
-                    password: code,
-                    expect_accept: true,
-                }
+                Plan { password: code, expect_accept: true }
             }
         }
         Mode::Totp => {
@@ -647,21 +593,14 @@ fn plan_request(shared: &Shared, user: &mut BenchUser, rng: &mut Rng) -> Plan {
             let token = &mut user.tokens[at];
             let step = otp::time_step(unix_now(), args.period);
             if wrong {
-                let avoid: Vec<String> = (step.saturating_sub(3)..=step + 3)
-                    .map(|s| otp::hotp_code(&token.seed, s, digits, hash))
-                    .collect();
-                Plan {
-                    password: wrong_code(rng, digits, &avoid),
-                    expect_accept: false,
-                }
+                let avoid: Vec<String> =
+                    (step.saturating_sub(3)..=step + 3).map(|s| otp::hotp_code(&token.seed, s, digits, hash)).collect();
+                Plan { password: wrong_code(rng, digits, &avoid), expect_accept: false }
             } else {
                 // Only the first right code of a step can be accepted.
                 let expect_accept = token.last_step.is_none_or(|s| s < step);
                 token.last_step = Some(step);
-                Plan {
-                    password: otp::hotp_code(&token.seed, step, digits, hash),
-                    expect_accept,
-                }
+                Plan { password: otp::hotp_code(&token.seed, step, digits, hash), expect_accept }
             }
         }
     }
@@ -716,11 +655,7 @@ async fn worker(
             }
         }
     }
-    shared
-        .latencies
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .extend(latencies);
+    shared.latencies.lock().unwrap_or_else(|p| p.into_inner()).extend(latencies);
     Ok(users)
 }
 
@@ -831,18 +766,12 @@ fn print_report(r: &Report) {
     println!("replies            {}", r.replies);
     println!("requests/s         {:.1}", r.requests_per_s);
     println!("accepts            {}", r.accepts);
-    println!(
-        "rejects            {} (expected {}, unexpected {})",
-        r.rejects, r.expected_rejects, r.unexpected_rejects
-    );
+    println!("rejects            {} (expected {}, unexpected {})", r.rejects, r.expected_rejects, r.unexpected_rejects);
     println!("unexpected accepts {}", r.unexpected_accepts);
     println!("timeouts           {}", r.timeouts);
     println!("bad replies        {}", r.bad_replies);
     if r.late_replies > 0 || r.other_codes > 0 || r.send_errors > 0 {
-        println!(
-            "late replies       {}  other codes {}  send errors {}",
-            r.late_replies, r.other_codes, r.send_errors
-        );
+        println!("late replies       {}  other codes {}  send errors {}", r.late_replies, r.other_codes, r.send_errors);
     }
     let l = &r.latency_ms;
     println!(
@@ -857,10 +786,7 @@ fn run_bench(args: RunArgs) -> Result<()> {
     let runtime = if args.threads <= 1 {
         tokio::runtime::Builder::new_current_thread().enable_all().build()?
     } else {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(args.threads)
-            .enable_all()
-            .build()?
+        tokio::runtime::Builder::new_multi_thread().worker_threads(args.threads).enable_all().build()?
     };
     runtime.block_on(run_async(args))
 }
@@ -877,17 +803,11 @@ async fn run_async(args: RunArgs) -> Result<()> {
     }
     let users = match args.mode {
         Mode::Hotp | Mode::Totp => {
-            let path = args
-                .tokens
-                .as_deref()
-                .ok_or_else(|| anyhow!("--mode hotp/totp needs --tokens FILE"))?;
+            let path = args.tokens.as_deref().ok_or_else(|| anyhow!("--mode hotp/totp needs --tokens FILE"))?;
             load_tokens(path)?
         }
         Mode::Password => {
-            let path = args
-                .users
-                .as_deref()
-                .ok_or_else(|| anyhow!("--mode password needs --users FILE"))?;
+            let path = args.users.as_deref().ok_or_else(|| anyhow!("--mode password needs --users FILE"))?;
             load_passwords(path)?
         }
     };
@@ -935,9 +855,7 @@ async fn run_async(args: RunArgs) -> Result<()> {
     let counters = Arc::new(Counters::default());
     let mut receivers = Vec::new();
     for channel in &channels {
-        receivers.push(tokio::spawn(
-            channel.clone().receive_loop(secret.clone(), counters.clone()),
-        ));
+        receivers.push(tokio::spawn(channel.clone().receive_loop(secret.clone(), counters.clone())));
     }
 
     let duration = match (args.duration, args.count) {

@@ -444,6 +444,8 @@ fn write_backup(backup: &radotp::service::Backup, path: &std::path::Path, force:
         options.create_new(true);
     }
     let file = options.open(path)?;
+    // An existing file (--force) keeps its mode on open: make it private too.
+    file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
     let mut writer = std::io::BufWriter::new(file);
     serde_json::to_writer(&mut writer, backup).map_err(std::io::Error::other)?;
     writer.write_all(b"\n")?;

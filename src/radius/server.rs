@@ -128,7 +128,7 @@ impl RadiusServer {
         }
         let request = match packet::decode_access_request(&frame, client.secret.expose()) {
             Ok(r) => r,
-            Err(e @ (RequestError::NoPassword | RequestError::NoUserName)) => {
+            Err(e @ (RequestError::NoPassword | RequestError::NoUserName | RequestError::BadUserName)) => {
                 // An authentic request we cannot serve (CHAP, MS-CHAP, EAP...):
                 // answer so the NAS does not wait for a timeout.
                 Metrics::count(&self.metrics().rejects);

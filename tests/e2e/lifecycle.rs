@@ -120,6 +120,9 @@ async fn a_bad_reload_keeps_the_running_configuration() {
         "old config in force"
     );
     assert!(daemon.log().contains("reload refused"));
+    let audit = daemon.ctl_json(&["audit", "--limit", "20"]);
+    let reload = audit.as_array().unwrap().iter().find(|e| e["operation"] == "reload").expect("audited");
+    assert_eq!(reload["result"], "refused", "{reload}");
     // A good change needing a restart is applied and reported.
     daemon.rewrite_config(&good.replace("  duplicate_cache_seconds: 30", "  duplicate_cache_seconds: 20"));
     let out = daemon.ctl_ok(&["reload"]);
@@ -297,6 +300,9 @@ async fn a_backup_taken_under_load_restores_into_a_store_that_authenticates() {
     assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
     assert!(!std::fs::read_to_string(&file).unwrap().contains(RFC_SEED_HEX), "seeds stay sealed");
     assert_eq!(daemon.ctl(&["backup", file.to_str().unwrap()]).status.code(), Some(1), "no silent overwrite");
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    daemon.ctl_ok(&["backup", file.to_str().unwrap(), "--force"]);
+    assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600, "--force makes it private too");
 
     // Restore into a fresh store that has the same master key.
     let mut restored = Daemon::prepare(|_| {});
