@@ -103,11 +103,19 @@ pub struct AuditQuery {
     pub since: Option<u64>,
 }
 
+/// Appends are cheap: an entry is chained and queued in memory, and the
+/// queue is written in batches by [`AuditLog::write_pending`], which the
+/// group-commit thread calls before every flush (so an Accept's entry is on
+/// disk with its counter) and a few times a second otherwise. Readers write
+/// the queue first, so they always see every entry.
 #[derive(Clone)]
 pub struct AuditLog {
     store: Arc<dyn TokenStore>,
     /// Sequence and hash of the newest entry; the lock orders appends.
     head: Arc<Mutex<(u64, String)>>,
+    pending: Arc<Mutex<Vec<AuditRecord>>>,
+    /// Held while a batch is taken and written, so batches land in order.
+    writer: Arc<Mutex<()>>,
 }
 
 impl AuditLog {
@@ -120,7 +128,7 @@ impl AuditLog {
                 (record.seq, entry.hash)
             }
         };
-        Ok(AuditLog { store, head: Arc::new(Mutex::new(head)) })
+        Ok(AuditLog { store, head: Arc::new(Mutex::new(head)), pending: Arc::default(), writer: Arc::default() })
     }
 
     pub fn append(&self, actor: &Actor, now: u64, event: AuditEvent) -> Result<u64, StoreError> {
@@ -141,13 +149,31 @@ impl AuditLog {
         entry.hash = entry.compute_hash();
         let bytes =
             serde_json::to_vec(&entry).map_err(|e| StoreError::Corrupt(format!("cannot encode audit entry: {e}")))?;
-        self.store.append_audit(&AuditRecord { seq: entry.seq, bytes })?;
+        self.pending.lock().unwrap_or_else(|p| p.into_inner()).push(AuditRecord { seq: entry.seq, bytes });
         *head = (entry.seq, entry.hash);
         Ok(head.0)
     }
 
+    /// Writes the queued entries to the store (not yet flushed to disk).
+    pub fn write_pending(&self) -> Result<(), StoreError> {
+        let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let batch = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|p| p.into_inner()));
+        if batch.is_empty() {
+            return Ok(());
+        }
+        if let Err(e) = self.store.append_audit_batch(&batch) {
+            // Keep them for the next attempt, in front of newer ones.
+            let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+            let newer = std::mem::replace(&mut *pending, batch);
+            pending.extend(newer);
+            return Err(e);
+        }
+        Ok(())
+    }
+
     /// Newest entries first, filtered.
     pub fn query(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError> {
+        self.write_pending()?;
         let mut found = Vec::new();
         let mut failure = None;
         self.store.audit_newest_first(&mut |record| match serde_json::from_slice::<AuditEntry>(&record.bytes) {
@@ -178,6 +204,7 @@ impl AuditLog {
 
     /// Walks the whole chain from the oldest entry and names the first broken one.
     pub fn verify(&self) -> Result<ChainReport, StoreError> {
+        self.write_pending()?;
         let mut report = ChainReport { entries: 0, ok: true, first_broken: None, problem: None };
         let mut previous_hash = String::new();
         let mut expected_seq = 1;
@@ -209,5 +236,35 @@ impl AuditLog {
             true
         })?;
         Ok(report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::sled_store::SledStore;
+
+    fn event(n: u32) -> AuditEvent {
+        AuditEvent { operation: format!("op{n}"), result: "ok".into(), ..AuditEvent::default() }
+    }
+
+    #[test]
+    fn queued_entries_reach_the_store_in_order_and_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn TokenStore> = Arc::new(SledStore::open(dir.path(), 1 << 20).unwrap());
+        let log = AuditLog::open(store.clone()).unwrap();
+        for n in 0..5 {
+            log.append(&Actor::Daemon, 100 + u64::from(n), event(n)).unwrap();
+        }
+        assert!(store.last_audit().unwrap().is_none(), "queued, not yet written");
+        let entries = log.query(&AuditQuery { limit: 0, ..AuditQuery::default() }).unwrap();
+        assert_eq!(entries.iter().map(|e| e.seq).collect::<Vec<_>>(), [5, 4, 3, 2, 1], "readers see every entry");
+        log.append(&Actor::Daemon, 200, event(9)).unwrap();
+        let report = log.verify().unwrap();
+        assert!(report.ok && report.entries == 6, "{report:?}");
+        // A reopened log continues the chain.
+        let reopened = AuditLog::open(store).unwrap();
+        reopened.append(&Actor::Daemon, 300, event(10)).unwrap();
+        assert!(reopened.verify().unwrap().ok);
     }
 }

@@ -315,7 +315,7 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<(), DaemonError
     if drained.is_err() {
         tracing::warn!("some requests did not finish within {DRAIN_DEADLINE:?}");
     }
-    if let Err(e) = store.flush() {
+    if let Err(e) = service.flush_all() {
         tracing::error!(error = %e, "final store flush failed");
     }
     let _ = std::fs::remove_file(&current.admin.socket);

@@ -218,8 +218,16 @@ impl Service {
         clock: Clock,
     ) -> Result<Self, ServiceError> {
         let audit = AuditLog::open(store.clone())?;
+        let queued = audit.clone();
+        let write_queued: crate::store::group_commit::BeforeFlush = Box::new(move || {
+            if let Err(e) = queued.write_pending() {
+                tracing::error!(error = %e, "cannot write audit entries");
+            }
+        });
+        let commit = GroupCommit::start(store.clone(), write_queued)
+            .map_err(|e| ServiceError::Store(StoreError::Io(format!("cannot start the flush thread: {e}"))))?;
         Ok(Service {
-            commit: GroupCommit::start(store.clone()),
+            commit,
             store,
             cipher,
             directory: RwLock::new(directory),
@@ -283,6 +291,12 @@ impl Service {
         if let Err(e) = self.audit.append(actor, self.now(), event) {
             tracing::error!(error = %e, "cannot append to the audit log");
         }
+    }
+
+    /// Writes queued audit entries and flushes the store (blocking): for shutdown.
+    pub fn flush_all(&self) -> Result<(), StoreError> {
+        self.audit.write_pending()?;
+        self.store.flush()
     }
 
     /// Makes every write so far durable.
@@ -793,6 +807,7 @@ impl Service {
     /// A consistent copy of tokens (seeds still sealed) and audit, taken while
     /// RADIUS keeps serving.
     pub fn backup(&self) -> Result<Backup, ServiceError> {
+        self.audit.write_pending()?;
         let snapshot = self.store.snapshot()?;
         Ok(Backup {
             format: BACKUP_FORMAT.into(),

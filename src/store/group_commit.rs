@@ -5,44 +5,59 @@
 //! thread runs flushes back to back; every waiter that arrived before a flush
 //! started is released when it ends. Under load hundreds of Accepts share one
 //! fsync, and no tokio worker ever blocks on the disk.
+//!
+//! Before each flush, and every [`IDLE_TICK`] when there is none, the thread
+//! runs a hook: the audit log writes its queued entries there.
 
 use std::sync::Arc;
+use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread;
+use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use super::{StoreError, TokenStore};
 
 type Waiter = oneshot::Sender<Result<(), String>>;
+/// Work done before every flush (and on idle ticks).
+pub type BeforeFlush = Box<dyn Fn() + Send>;
+
+/// How often queued work is written when no flush is asked for.
+pub const IDLE_TICK: Duration = Duration::from_millis(200);
 
 #[derive(Clone)]
 pub struct GroupCommit {
-    requests: mpsc::UnboundedSender<Waiter>,
+    requests: mpsc::Sender<Waiter>,
 }
 
 impl GroupCommit {
-    pub fn start(store: Arc<dyn TokenStore>) -> Self {
-        let (requests, mut queue) = mpsc::unbounded_channel::<Waiter>();
-        thread::Builder::new()
-            .name("radotp-flush".into())
-            .spawn(move || {
-                let mut batch: Vec<Waiter> = Vec::new();
-                while let Some(first) = queue.blocking_recv() {
-                    batch.push(first);
-                    while let Ok(more) = queue.try_recv() {
-                        batch.push(more);
+    pub fn start(store: Arc<dyn TokenStore>, before_flush: BeforeFlush) -> std::io::Result<Self> {
+        let (requests, queue) = mpsc::channel::<Waiter>();
+        thread::Builder::new().name("radotp-flush".into()).spawn(move || {
+            let mut batch: Vec<Waiter> = Vec::new();
+            loop {
+                match queue.recv_timeout(IDLE_TICK) {
+                    Ok(first) => batch.push(first),
+                    Err(RecvTimeoutError::Timeout) => {
+                        before_flush();
+                        continue;
                     }
-                    let result = store.flush().map_err(|e| e.to_string());
-                    if let Err(reason) = &result {
-                        tracing::error!(%reason, "store flush failed");
-                    }
-                    for waiter in batch.drain(..) {
-                        let _ = waiter.send(result.clone());
-                    }
+                    Err(RecvTimeoutError::Disconnected) => break,
                 }
-            })
-            .unwrap_or_else(|e| panic!("cannot start the flush thread: {e}"));
-        GroupCommit { requests }
+                while let Ok(more) = queue.try_recv() {
+                    batch.push(more);
+                }
+                before_flush();
+                let result = store.flush().map_err(|e| e.to_string());
+                if let Err(reason) = &result {
+                    tracing::error!(%reason, "store flush failed");
+                }
+                for waiter in batch.drain(..) {
+                    let _ = waiter.send(result.clone());
+                }
+            }
+        })?;
+        Ok(GroupCommit { requests })
     }
 
     /// Returns once every write made before the call is on disk.

@@ -72,6 +72,9 @@ pub trait TokenStore: Send + Sync {
     /// Appends an audit record at `seq` (which must be past the last one).
     fn append_audit(&self, record: &AuditRecord) -> Result<(), StoreError>;
 
+    /// Appends several audit records at once (all or none).
+    fn append_audit_batch(&self, records: &[AuditRecord]) -> Result<(), StoreError>;
+
     /// The newest audit record.
     fn last_audit(&self) -> Result<Option<AuditRecord>, StoreError>;
 

@@ -217,6 +217,15 @@ impl TokenStore for SledStore {
         Ok(())
     }
 
+    fn append_audit_batch(&self, records: &[AuditRecord]) -> Result<(), StoreError> {
+        let _writing = self.writing();
+        let mut batch = sled::Batch::default();
+        for record in records {
+            batch.insert(&record.seq.to_be_bytes(), record.bytes.as_slice());
+        }
+        self.audit.apply_batch(batch).map_err(io)
+    }
+
     fn last_audit(&self) -> Result<Option<AuditRecord>, StoreError> {
         Ok(self.audit.last().map_err(io)?.map(|(k, v)| AuditRecord { seq: seq_of(&k), bytes: v.to_vec() }))
     }
