@@ -146,9 +146,18 @@ impl AuditLog {
             prev_hash: head.1.clone(),
             hash: String::new(),
         };
-        entry.hash = entry.compute_hash();
-        let bytes =
+        // One serialization serves both: the hash covers the entry with an
+        // empty `hash`, which is its last field, so the stored bytes are the
+        // same text with the hash filled in.
+        let unhashed =
             serde_json::to_vec(&entry).map_err(|e| StoreError::Corrupt(format!("cannot encode audit entry: {e}")))?;
+        entry.hash = data_encoding::HEXLOWER.encode(&Sha256::digest(&unhashed));
+        const EMPTY_HASH_TAIL: &[u8] = b"\"hash\":\"\"}";
+        let bytes = match unhashed.strip_suffix(EMPTY_HASH_TAIL) {
+            Some(head) => [head, b"\"hash\":\"", entry.hash.as_bytes(), b"\"}"].concat(),
+            None => serde_json::to_vec(&entry)
+                .map_err(|e| StoreError::Corrupt(format!("cannot encode audit entry: {e}")))?,
+        };
         self.pending.lock().unwrap_or_else(|p| p.into_inner()).push(AuditRecord { seq: entry.seq, bytes });
         *head = (entry.seq, entry.hash);
         Ok(head.0)
@@ -262,6 +271,11 @@ mod tests {
         log.append(&Actor::Daemon, 200, event(9)).unwrap();
         let report = log.verify().unwrap();
         assert!(report.ok && report.entries == 6, "{report:?}");
+        // The stored bytes are exactly the entry's JSON.
+        let last = store.last_audit().unwrap().unwrap();
+        let entry: AuditEntry = serde_json::from_slice(&last.bytes).unwrap();
+        assert_eq!(serde_json::to_vec(&entry).unwrap(), last.bytes);
+        assert_eq!(entry.hash, entry.compute_hash());
         // A reopened log continues the chain.
         let reopened = AuditLog::open(store).unwrap();
         reopened.append(&Actor::Daemon, 300, event(10)).unwrap();
