@@ -813,7 +813,10 @@ impl Config {
                     require_message_authenticator: client.require_message_authenticator,
                     mode: client.mode,
                 }),
-                Err(message) => problems.push(Problem { path: format!("radius.clients[{i}].secret"), message }),
+                Err(message) => {
+                    let key = if client.secret_file.is_some() { "secret_file" } else { "secret" };
+                    problems.push(Problem { path: format!("radius.clients[{i}].{key}"), message })
+                }
             }
         }
         if problems.is_empty() { Ok(clients) } else { Err(ConfigError::Invalid { problems }) }

@@ -50,6 +50,9 @@ const STATE_BYTES: usize = 32;
 
 struct Pending {
     client: String,
+    /// The user name as the NAS sent it; its answer must name the same.
+    asked_as: String,
+    /// The directory's name of the user, which owns the tokens.
     user: String,
     expires: Instant,
     attempts_left: u32,
@@ -62,7 +65,7 @@ pub struct ChallengeStore {
 }
 
 impl ChallengeStore {
-    fn issue(&self, client: &str, user: &str, lifetime: Duration, attempts: u32) -> Option<Vec<u8>> {
+    fn issue(&self, client: &str, asked_as: &str, user: &str, lifetime: Duration, attempts: u32) -> Option<Vec<u8>> {
         let mut state = vec![0u8; STATE_BYTES];
         crate::crypto::random_bytes(&mut state).ok()?;
         let now = Instant::now();
@@ -73,8 +76,13 @@ impl ChallengeStore {
                 return None;
             }
         }
-        let entry =
-            Pending { client: client.into(), user: user.into(), expires: now + lifetime, attempts_left: attempts };
+        let entry = Pending {
+            client: client.into(),
+            asked_as: asked_as.into(),
+            user: user.into(),
+            expires: now + lifetime,
+            attempts_left: attempts,
+        };
         pending.insert(state.clone(), entry);
         Some(state)
     }
@@ -183,10 +191,15 @@ impl Service {
         }
     }
 
-    /// Checks the directory password; `Err` holds the outcome when it fails.
-    async fn check_directory_password(&self, actor: &Actor, user: &str, password: &Secret) -> Result<(), Outcome> {
-        let entry = self.directory_entry(actor, user).await?;
-        match self.directory_handle().check_password(&entry, password).await {
+    /// Checks the directory password of `entry`; `Err` holds the outcome when it fails.
+    async fn check_directory_password(
+        &self,
+        actor: &Actor,
+        entry: &DirectoryUser,
+        password: &Secret,
+    ) -> Result<(), Outcome> {
+        let user = entry.name.as_str();
+        match self.directory_handle().check_password(entry, password).await {
             Ok(true) => Ok(()),
             Ok(false) => {
                 self.record_radius(actor, user, "reject", RejectReason::WrongPassword, None);
@@ -200,7 +213,18 @@ impl Service {
         }
     }
 
-    async fn password_then_otp(&self, actor: &Actor, user: &str, password: &Secret) -> Result<Outcome, ServiceError> {
+    async fn password_then_otp(
+        &self,
+        actor: &Actor,
+        asked_as: &str,
+        password: &Secret,
+    ) -> Result<Outcome, ServiceError> {
+        // Tokens belong to the directory's spelling of the name, whatever the NAS sent.
+        let entry = match self.directory_entry(actor, asked_as).await {
+            Ok(entry) => entry,
+            Err(outcome) => return Ok(outcome),
+        };
+        let user = entry.name.as_str();
         let (directory_password, otp) = match split_scrv1(password.expose()) {
             Some(parts) => parts,
             None => match self.split_password_and_otp(user, password.expose())? {
@@ -210,7 +234,7 @@ impl Service {
                 None => return Ok(Outcome::Decided(self.authenticate(actor, user, "").await?)),
             },
         };
-        if let Err(outcome) = self.check_directory_password(actor, user, &directory_password).await {
+        if let Err(outcome) = self.check_directory_password(actor, &entry, &directory_password).await {
             return Ok(outcome);
         }
         Ok(Outcome::Decided(self.authenticate(actor, user, &otp).await?))
@@ -241,30 +265,36 @@ impl Service {
         &self,
         actor: &Actor,
         client: &str,
-        user: &str,
+        asked_as: &str,
         password: &Secret,
     ) -> Result<Outcome, ServiceError> {
-        if let Err(outcome) = self.check_directory_password(actor, user, password).await {
+        let entry = match self.directory_entry(actor, asked_as).await {
+            Ok(entry) => entry,
+            Err(outcome) => return Ok(outcome),
+        };
+        if let Err(outcome) = self.check_directory_password(actor, &entry, password).await {
             return Ok(outcome);
         }
+        let user = entry.name.as_str();
         if self.usable_tokens(user)?.is_empty() {
             self.record_radius(actor, user, "reject", RejectReason::NoUsableToken, Some("challenge".into()));
             return Ok(reject(RejectReason::NoUsableToken));
         }
         let auth = self.settings().auth.clone();
-        self.issue_challenge(actor, client, user, auth.challenge_max_attempts, auth.challenge_prompt.clone())
+        self.issue_challenge(actor, client, asked_as, user, auth.challenge_max_attempts, auth.challenge_prompt.clone())
     }
 
     fn issue_challenge(
         &self,
         actor: &Actor,
         client: &str,
+        asked_as: &str,
         user: &str,
         attempts: u32,
         prompt: String,
     ) -> Result<Outcome, ServiceError> {
         let lifetime = Duration::from_secs(self.settings().auth.challenge_timeout_seconds);
-        match self.challenges.issue(client, user, lifetime, attempts) {
+        match self.challenges.issue(client, asked_as, user, lifetime, attempts) {
             Some(state) => {
                 self.record(
                     actor,
@@ -296,10 +326,11 @@ impl Service {
         &self,
         actor: &Actor,
         client: &str,
-        user: &str,
+        asked_as: &str,
         password: &Secret,
         state: &[u8],
     ) -> Result<Outcome, ServiceError> {
+        let user = asked_as;
         let bad_state = |detail: &str| {
             self.record_radius(actor, user, "reject", RejectReason::BadState, Some(detail.into()));
             Ok(reject(RejectReason::BadState))
@@ -310,15 +341,16 @@ impl Service {
         if pending.expires <= Instant::now() {
             return bad_state("expired State");
         }
-        if pending.client != client || pending.user != user {
+        if pending.client != client || pending.asked_as != asked_as {
             return bad_state("State of another client or user");
         }
+        let user = pending.user.as_str();
         let otp = std::str::from_utf8(password.expose()).unwrap_or("");
         let decision = self.authenticate(actor, user, otp).await?;
         if let Decision::Reject { reason: RejectReason::WrongOtp | RejectReason::Replay, .. } = decision {
             if pending.attempts_left > 1 {
                 let prompt = "Wrong one-time password; try again".to_string();
-                return self.issue_challenge(actor, client, user, pending.attempts_left - 1, prompt);
+                return self.issue_challenge(actor, client, asked_as, user, pending.attempts_left - 1, prompt);
             }
         }
         Ok(Outcome::Decided(decision))
@@ -362,11 +394,11 @@ mod tests {
     #[test]
     fn challenge_states_are_single_use_and_bounded_in_time() {
         let store = ChallengeStore::default();
-        let state = store.issue("vpn", "alice", Duration::from_secs(60), 3).unwrap();
+        let state = store.issue("vpn", "alice", "alice", Duration::from_secs(60), 3).unwrap();
         assert_eq!(state.len(), STATE_BYTES);
         assert!(store.take(&state).is_some());
         assert!(store.take(&state).is_none(), "single use");
-        let other = store.issue("vpn", "alice", Duration::from_secs(60), 3).unwrap();
+        let other = store.issue("vpn", "alice", "alice", Duration::from_secs(60), 3).unwrap();
         assert_ne!(state, other, "random");
     }
 }

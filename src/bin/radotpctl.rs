@@ -156,7 +156,7 @@ Examples:\n  radotpctl token enroll alice --type hw-hotp --serial HW0002\n  rado
     /// Re-synchronise a token with two consecutive OTPs, oldest first.
     #[command(after_help = "HOTP: OTP1 must be the code for some counter c and OTP2 for c+1, with c within\n\
 auth.reset_window of the current counter; the counter then moves past OTP2, the fail count\n\
-is cleared and the token unlocked. TOTP types that allow it learn the token's clock drift.\n\n\
+is cleared and a lock lifted (a disabled token stays disabled). TOTP types that allow it learn the token's clock drift.\n\n\
 Example:\n  radotpctl token reset HW0001 338314 254676")]
     Reset { serial: String, otp1: String, otp2: String },
     /// Enable a disabled token (also clears its fail count).
@@ -254,12 +254,10 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> ExitCode {
     match &cli.command {
         Top::Completions { shell } => {
-            clap_complete::generate(
-                *shell,
-                &mut <Cli as clap::CommandFactory>::command(),
-                "radotpctl",
-                &mut std::io::stdout(),
-            );
+            // Into a buffer first: a closed pipe (`| head`) is not worth a panic.
+            let mut script = Vec::new();
+            clap_complete::generate(*shell, &mut <Cli as clap::CommandFactory>::command(), "radotpctl", &mut script);
+            let _ = std::io::Write::write_all(&mut std::io::stdout(), &script);
             return ExitCode::SUCCESS;
         }
         Top::Man { out_dir } => {
@@ -679,10 +677,11 @@ fn render(reply: &Reply, json: bool, qr: &QrOutput) -> ExitCode {
             let states: Vec<String> = s.tokens_by_state.iter().map(|(k, v)| format!("{k} {v}")).collect();
             println!("tokens    {} ({}; unassigned {})", s.tokens_total, states.join(", "), s.tokens_unassigned);
             println!(
-                "radius    requests {}  accepts {}  rejects {}  status-server {}  retransmissions {}",
+                "radius    requests {}  accepts {}  rejects {}  challenges {}  status-server {}  retransmissions {}",
                 s.radius.requests,
                 s.radius.accepts,
                 s.radius.rejects,
+                s.radius.challenges,
                 s.radius.status_server,
                 s.radius.retransmissions_answered
             );

@@ -155,6 +155,20 @@ async fn realm_stripping_and_case() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn tokens_belong_to_the_directory_spelling_of_the_name() {
+    let slapd = Slapd::start();
+    // No case folding configured: LDAP matches uid without regard to case,
+    // and the tokens are found under the directory's own spelling.
+    let daemon = daemon_with_modes(&slapd, false, "");
+    let mut client = daemon.client().await;
+    let pw = password_of("alice");
+    assert_eq!(client.authenticate("ALICE", &format!("{pw}{}", RFC_CODES[0])).await.unwrap().code, CODE_ACCESS_ACCEPT);
+    let mut asa = client_from(&daemon, CHALLENGE_CLIENT).await;
+    let state = asa.authenticate("Alice", &pw).await.unwrap().state.expect("challenge");
+    assert_eq!(asa.respond("Alice", RFC_CODES[1], &state).await.unwrap().code, CODE_ACCESS_ACCEPT);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_directory_outage_rejects_quickly_spares_otp_mode_and_recovers() {
     let mut slapd = Slapd::start();
     let daemon = daemon_with_modes(&slapd, false, "");
