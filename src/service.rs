@@ -21,7 +21,7 @@ use crate::metrics::{Metrics, RadiusCounters};
 use crate::otp::{self, HashAlg};
 use crate::secret::Secret;
 use crate::store::group_commit::GroupCommit;
-use crate::store::{Change, StoreError, TokenStore, Updated, update_with};
+use crate::store::{Change, StoreError, TokenStore, Updated, update_seen, update_with};
 use crate::token::{
     Algorithm, OtpParams, Owner, Token, TokenState, TokenType, TokenView, valid_serial, valid_user_name,
 };
@@ -397,7 +397,7 @@ impl Service {
             .is_some_and(|used| otp::search(seed.expose(), otp, used, used, p.digits, p.hash).is_some());
             return Ok(if replay { Consumed::Replay } else { Consumed::NoMatch });
         };
-        let outcome = update_with(self.store.as_ref(), &token.serial, |current| {
+        let outcome = update_seen(self.store.as_ref(), &token.serial, Some(token), |current| {
             if current.state() != TokenState::Active || current.owner != token.owner {
                 return Change::Keep(Consumed::NoMatch);
             }
@@ -428,7 +428,7 @@ impl Service {
 
     fn count_failure(&self, tokens: &[Token], max_failures: u32, _now: u64) -> Result<(), ServiceError> {
         for token in tokens.iter().filter(|t| t.state() == TokenState::Active) {
-            let locked = update_with(self.store.as_ref(), &token.serial, |current| {
+            let locked = update_seen(self.store.as_ref(), &token.serial, Some(token), |current| {
                 if current.state() != TokenState::Active {
                     return Change::Keep(false);
                 }

@@ -64,7 +64,15 @@ pub trait TokenStore: Send + Sync {
     /// Reads the token, lets `decide` choose, and writes its choice only if the
     /// token did not change in between (otherwise `decide` runs again on the
     /// fresh token). Owner changes move the owner index in the same atomic step.
-    fn update(&self, serial: &str, decide: &mut dyn FnMut(&Token) -> Change<()>) -> Result<Updated<()>, StoreError>;
+    ///
+    /// `seen` is the caller's copy of the token, if it has one: an engine may
+    /// use it to skip the first read.
+    fn update(
+        &self,
+        serial: &str,
+        seen: Option<&Token>,
+        decide: &mut dyn FnMut(&Token) -> Change<()>,
+    ) -> Result<Updated<()>, StoreError>;
 
     /// Removes a token and its index entry; returns it.
     fn remove(&self, serial: &str) -> Result<Option<Token>, StoreError>;
@@ -112,10 +120,20 @@ pub struct Snapshot {
 pub fn update_with<T>(
     store: &dyn TokenStore,
     serial: &str,
+    decide: impl FnMut(&Token) -> Change<T>,
+) -> Result<Updated<T>, StoreError> {
+    update_seen(store, serial, None, decide)
+}
+
+/// [`update_with`] starting from the caller's copy of the token.
+pub fn update_seen<T>(
+    store: &dyn TokenStore,
+    serial: &str,
+    seen: Option<&Token>,
     mut decide: impl FnMut(&Token) -> Change<T>,
 ) -> Result<Updated<T>, StoreError> {
     let mut outcome: Option<T> = None;
-    let updated = store.update(serial, &mut |token| match decide(token) {
+    let updated = store.update(serial, seen, &mut |token| match decide(token) {
         Change::Write(new, value) => {
             outcome = Some(value);
             Change::Write(new, ())

@@ -166,12 +166,31 @@ impl TokenStore for SledStore {
         }
     }
 
-    fn update(&self, serial: &str, decide: &mut dyn FnMut(&Token) -> Change<()>) -> Result<Updated<()>, StoreError> {
+    fn update(
+        &self,
+        serial: &str,
+        seen: Option<&Token>,
+        decide: &mut dyn FnMut(&Token) -> Change<()>,
+    ) -> Result<Updated<()>, StoreError> {
+        let _writing = self.writing();
+        // The caller's copy saves a read when it is still current (the
+        // encoding is deterministic, so its bytes are what the store holds);
+        // when it is not, the compare-and-swap fails and the loop reads afresh.
+        let mut known = match seen.filter(|t| t.serial == serial) {
+            Some(token) => Some((sled::IVec::from(encode(token)?), token.clone())),
+            None => None,
+        };
         loop {
-            let Some(old_bytes) = self.tokens.get(serial.as_bytes()).map_err(io)? else {
-                return Ok(Updated::NotFound);
+            let (old_bytes, old) = match known.take() {
+                Some(pair) => pair,
+                None => {
+                    let Some(bytes) = self.tokens.get(serial.as_bytes()).map_err(io)? else {
+                        return Ok(Updated::NotFound);
+                    };
+                    let token = decode(&bytes)?;
+                    (bytes, token)
+                }
             };
-            let old = decode(&old_bytes)?;
             let new = match decide(&old) {
                 Change::Keep(()) => return Ok(Updated::Done(())),
                 Change::Write(new, ()) => new,
@@ -323,7 +342,7 @@ mod tests {
             );
             assert!(store.get("C").unwrap().is_none(), "a failed batch writes nothing");
             store
-                .update("A", &mut |t| {
+                .update("A", None, &mut |t| {
                     let mut n = t.clone();
                     n.owner = Some(Owner { name: "bob".into(), display_name: None, dn: None });
                     Change::Write(Box::new(n), ())
@@ -338,6 +357,23 @@ mod tests {
         assert_eq!(store.count().unwrap(), 2);
         store.remove("A").unwrap();
         assert!(store.tokens_of("bob").unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_stale_copy_costs_a_retry_never_a_lost_update() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path(), 1 << 20).unwrap();
+        store.insert_all(&[token("A", Some("alice"))]).unwrap();
+        let stale = store.get("A").unwrap().unwrap();
+        let bump = |t: &Token| {
+            let mut n = t.clone();
+            n.counter += 1;
+            Change::Write(Box::new(n), ())
+        };
+        store.update("A", Some(&stale), &mut |t| bump(t)).unwrap();
+        // `stale` no longer matches the store: the update must read afresh.
+        store.update("A", Some(&stale), &mut |t| bump(t)).unwrap();
+        assert_eq!(store.get("A").unwrap().unwrap().counter, 2);
     }
 
     #[test]
