@@ -49,6 +49,11 @@ pub struct AuditRecord {
 pub trait TokenStore: Send + Sync {
     fn get(&self, serial: &str) -> Result<Option<Token>, StoreError>;
 
+    /// True when a token with this serial exists (cheaper than `get`).
+    fn contains(&self, serial: &str) -> Result<bool, StoreError> {
+        Ok(self.get(serial)?.is_some())
+    }
+
     /// The tokens owned by `user`, through the owner index.
     fn tokens_of(&self, user: &str) -> Result<Vec<Token>, StoreError>;
 

@@ -110,6 +110,10 @@ impl TokenStore for SledStore {
         self.tokens.get(serial.as_bytes()).map_err(io)?.map(|b| decode(&b)).transpose()
     }
 
+    fn contains(&self, serial: &str) -> Result<bool, StoreError> {
+        self.tokens.contains_key(serial.as_bytes()).map_err(io)
+    }
+
     fn tokens_of(&self, user: &str) -> Result<Vec<Token>, StoreError> {
         let mut prefix = user.as_bytes().to_vec();
         prefix.push(0);
