@@ -940,18 +940,25 @@ enum Consumed {
     NoMatch,
 }
 
-/// The moving factors an OTP may match now.
+/// The moving factors an OTP may match now. A token never used so far gets
+/// the wider first-use windows: its counter or clock may have moved on since
+/// it left the factory.
 fn acceptable_range(token: &Token, now: u64, auth: &AuthConfig) -> (u64, u64) {
+    let first_use = token.last_used_at.is_none();
     match token.params.algorithm {
-        Algorithm::Hotp => (token.counter, token.counter.saturating_add(auth.hotp_window)),
+        Algorithm::Hotp => {
+            let window = if first_use { auth.hotp_window.max(auth.first_use_window) } else { auth.hotp_window };
+            (token.counter, token.counter.saturating_add(window))
+        }
         Algorithm::Totp => {
+            let window = if first_use { auth.totp_window.max(auth.totp_first_use_window) } else { auth.totp_window };
             let step = otp::time_step(now, token.params.period).saturating_add_signed(token.drift);
-            let first = step.saturating_sub(auth.totp_window);
+            let first = step.saturating_sub(window);
             let first = match token.last_step {
                 Some(used) => first.max(used.saturating_add(1)),
                 None => first,
             };
-            (first, step.saturating_add(auth.totp_window))
+            (first, step.saturating_add(window))
         }
     }
 }
@@ -1031,4 +1038,42 @@ fn build_tokens(
         });
     }
     Ok((tokens, report))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token(algorithm: Algorithm, last_used_at: Option<u64>) -> Token {
+        Token {
+            serial: "T".into(),
+            type_id: "t".into(),
+            params: OtpParams { algorithm, digits: 6, hash: HashAlg::Sha1, period: 30 },
+            sealed_seed: Vec::new(),
+            counter: 5,
+            last_step: None,
+            drift: 0,
+            owner: None,
+            disabled: false,
+            locked: false,
+            fail_count: 0,
+            created_at: 0,
+            last_used_at,
+        }
+    }
+
+    #[test]
+    fn first_use_window_applies_until_the_first_success() {
+        let auth = AuthConfig::default();
+        assert_eq!((auth.first_use_window, auth.totp_first_use_window), (100, 10));
+        let now = 3000; // step 100
+        assert_eq!(acceptable_range(&token(Algorithm::Hotp, None), now, &auth), (5, 105));
+        assert_eq!(acceptable_range(&token(Algorithm::Hotp, Some(1)), now, &auth), (5, 15));
+        assert_eq!(acceptable_range(&token(Algorithm::Totp, None), now, &auth), (90, 110));
+        assert_eq!(acceptable_range(&token(Algorithm::Totp, Some(1)), now, &auth), (99, 101));
+        // 0 (or anything below the normal window) leaves the normal window.
+        let off = AuthConfig { first_use_window: 0, totp_first_use_window: 0, ..AuthConfig::default() };
+        assert_eq!(acceptable_range(&token(Algorithm::Hotp, None), now, &off), (5, 15));
+        assert_eq!(acceptable_range(&token(Algorithm::Totp, None), now, &off), (99, 101));
+    }
 }

@@ -871,8 +871,7 @@ fn unlock(header: &Header, options: &ImportOptions) -> Result<Unlocked, String> 
             let Some(key) = &key else {
                 return Err("the MAC key is encrypted: give --psk-file or --password-file".into());
             };
-            let cipher_alg =
-                AesCbc::parse(header.mac_key_algorithm.as_deref()).map_err(|e| format!("MACKey: {e}"))?;
+            let cipher_alg = AesCbc::parse(header.mac_key_algorithm.as_deref()).map_err(|e| format!("MACKey: {e}"))?;
             let mac_key = match cbc_decrypt(cipher_alg, key, &cipher) {
                 Ok(k) => k,
                 Err(DecryptError::KeyLength(e)) => return Err(e),
