@@ -189,6 +189,14 @@ pub struct AuthConfig {
     /// `reject` or `no_answer` while the directory cannot be reached.
     #[serde(default)]
     pub directory_unavailable: DirectoryUnavailable,
+    /// HOTP look-ahead for a token's first OTP (never used so far): a new
+    /// hardware token's button may have been pressed before it was handed out.
+    #[serde(default = "default_first_use_window")]
+    pub first_use_window: u64,
+    /// TOTP steps accepted either side of now for a token's first OTP: a new
+    /// token's clock may have drifted on the shelf.
+    #[serde(default = "default_totp_first_use_window")]
+    pub totp_first_use_window: u64,
 }
 
 impl Default for AuthConfig {
@@ -206,6 +214,8 @@ impl Default for AuthConfig {
             strip_realm: false,
             case_insensitive_users: false,
             directory_unavailable: DirectoryUnavailable::default(),
+            first_use_window: default_first_use_window(),
+            totp_first_use_window: default_totp_first_use_window(),
         }
     }
 }
@@ -572,6 +582,12 @@ fn default_challenge_prompt() -> String {
 fn default_totp_reset_window() -> u64 {
     240
 }
+fn default_first_use_window() -> u64 {
+    100
+}
+fn default_totp_first_use_window() -> u64 {
+    10
+}
 fn default_cache_mib() -> u64 {
     16
 }
@@ -743,6 +759,12 @@ impl Config {
         }
         if !(1..=10_000).contains(&auth.totp_reset_window) {
             problem("auth.totp_reset_window".into(), "must be between 1 and 10000".into());
+        }
+        if auth.first_use_window > 10_000 {
+            problem("auth.first_use_window".into(), "must be at most 10000".into());
+        }
+        if auth.totp_first_use_window > 1000 {
+            problem("auth.totp_first_use_window".into(), "must be at most 1000".into());
         }
         if self.store.cache_mib == 0 {
             problem("store.cache_mib".into(), "must be at least 1".into());
@@ -1074,6 +1096,7 @@ token_types:
         config.validate().unwrap();
         assert_eq!(config.auth.max_failures, 10);
         assert_eq!(config.auth.hotp_window, 10);
+        assert_eq!((config.auth.first_use_window, config.auth.totp_first_use_window), (100, 10));
         assert!(config.radius.clients[0].require_message_authenticator);
         assert_eq!(config.token_types[0].digits, 6);
     }

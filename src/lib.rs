@@ -7,7 +7,7 @@
 //! |---|---|---|
 //! | transport | [`radius::server`], [`admin::server`], [`daemon`] | sockets, signals, lifecycle |
 //! | protocol | [`radius::packet`], [`radius::dedup`], [`admin::wire`] | bytes <-> requests, replies |
-//! | domain | [`service`], [`otp`], [`token`], [`audit`] | the rules: OTP checks, replay, lockout, operations |
+//! | domain | [`service`], [`import`], [`otp`], [`token`], [`audit`] | the rules: OTP checks, replay, lockout, operations, import files |
 //! | storage | [`store`] (trait) and [`store::sled_store`]; [`directory`] | tokens on disk, users |
 //!
 //! RADIUS and the admin socket call the same [`service::Service`]
@@ -23,6 +23,7 @@ pub mod directory;
 pub mod flows;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod import;
 pub mod metrics;
 pub mod notify;
 pub mod otp;

@@ -7,7 +7,7 @@
 //! wrong OTP is a [`Decision::Reject`]); failures of the store or the
 //! directory are [`ServiceError`]s.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
@@ -17,14 +17,14 @@ use crate::audit::{Actor, AuditEntry, AuditEvent, AuditLog, AuditQuery, ChainRep
 use crate::config::AuthConfig;
 use crate::crypto::{CryptoError, SeedCipher};
 use crate::directory::{DirectoryError, DirectoryUser, UserDirectory};
+pub use crate::import::{ImportIssue, ImportReport, MAX_IMPORT_ROWS, MAX_SEED_BYTES, MIN_SEED_BYTES};
+use crate::import::{ImportOptions, ImportRow};
 use crate::metrics::{Metrics, RadiusCounters};
 use crate::otp::{self, HashAlg};
 use crate::secret::Secret;
 use crate::store::group_commit::GroupCommit;
 use crate::store::{Change, StoreError, TokenStore, Updated, update_seen, update_with};
-use crate::token::{
-    Algorithm, OtpParams, Owner, Token, TokenState, TokenType, TokenView, valid_serial, valid_user_name,
-};
+use crate::token::{Algorithm, OtpParams, Owner, Token, TokenState, TokenType, TokenView, valid_user_name};
 
 /// Settings that a reload may replace as one.
 #[derive(Debug, Clone)]
@@ -143,28 +143,6 @@ impl TokenFilter {
     }
 }
 
-/// The outcome of an import.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct ImportReport {
-    pub imported: usize,
-    /// Serials that already existed (in the store or earlier in the file).
-    pub skipped: Vec<ImportIssue>,
-    pub invalid: Vec<ImportIssue>,
-    pub dry_run: bool,
-    /// Rows that passed every check (imported unless the import was aborted or a dry run).
-    #[serde(default)]
-    pub valid: usize,
-    /// True when nothing was written because of invalid rows.
-    pub aborted: bool,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ImportIssue {
-    pub line: u64,
-    pub serial: Option<String>,
-    pub reason: String,
-}
-
 /// Result of an assignment.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Assignment {
@@ -189,12 +167,6 @@ pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
 pub fn system_clock() -> Clock {
     Arc::new(|| std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0))
 }
-
-/// Most rows one import may carry.
-pub const MAX_IMPORT_ROWS: usize = 1_000_000;
-/// Shortest and longest seed accepted (RFC 4226 asks for at least 128 bits).
-pub const MIN_SEED_BYTES: usize = 16;
-pub const MAX_SEED_BYTES: usize = 128;
 
 pub struct Service {
     store: Arc<dyn TokenStore>,
@@ -829,71 +801,53 @@ impl Service {
         skip_invalid: bool,
         dry_run: bool,
     ) -> Result<ImportReport, ServiceError> {
+        let options = ImportOptions { format: Some(crate::import::ImportFormat::Csv), ..ImportOptions::default() };
+        self.import(content.to_string(), options, skip_invalid, dry_run).await
+    }
+
+    /// Imports tokens from a CSV or PSKC file (see [`crate::import`]).
+    ///
+    /// The whole file is checked first. Serials that exist already (or earlier
+    /// in the file) are skipped; when any row is invalid nothing is written,
+    /// unless `skip_invalid`. The tokens are written in one atomic step.
+    pub async fn import(
+        &self,
+        content: String,
+        options: ImportOptions,
+        skip_invalid: bool,
+        dry_run: bool,
+    ) -> Result<ImportReport, ServiceError> {
         let settings = self.settings();
         let now = self.now();
-        let mut report = ImportReport { dry_run, ..ImportReport::default() };
-        let rows = parse_csv(content, &settings, &mut report)?;
-        let mut seen = HashSet::new();
-        let mut tokens = Vec::with_capacity(rows.len());
+        let started = Instant::now();
+        // Parsing, decrypting and sealing are CPU work: keep them off the async workers.
+        let (rows, report) = blocking(move || {
+            let mut report = ImportReport { dry_run, ..ImportReport::default() };
+            let rows = crate::import::parse(&content, &options, &settings, &mut report)?;
+            Ok((rows, report))
+        })
+        .await?;
+        let parsed = started.elapsed();
+        // Each user named in the file is looked up once.
         let directory = self.directory();
-        for row in rows {
-            if !seen.insert(row.serial.clone()) {
-                report.skipped.push(ImportIssue {
-                    line: row.line,
-                    serial: Some(row.serial),
-                    reason: "serial appears earlier in the file".into(),
-                });
-                continue;
-            }
-            if self.store.get(&row.serial)?.is_some() {
-                report.skipped.push(ImportIssue {
-                    line: row.line,
-                    serial: Some(row.serial),
-                    reason: "serial already exists".into(),
-                });
-                continue;
-            }
-            let owner = match &row.user {
-                None => None,
-                Some(name) => match directory.lookup(name).await {
-                    Ok(Some(u)) => Some(Owner { name: u.name, display_name: u.display_name, dn: u.dn }),
-                    Ok(None) => {
-                        report.invalid.push(ImportIssue {
-                            line: row.line,
-                            serial: Some(row.serial),
-                            reason: format!("user {name} is not in the directory"),
-                        });
-                        continue;
-                    }
+        let mut owners: HashMap<String, Result<Owner, String>> = HashMap::new();
+        for name in rows.iter().filter_map(|r| r.user.as_ref()) {
+            if !owners.contains_key(name) {
+                let owner = match directory.lookup(name).await {
+                    Ok(Some(u)) => Ok(Owner { name: u.name, display_name: u.display_name, dn: u.dn }),
+                    Ok(None) => Err(format!("user {name} is not in the directory")),
+                    // A directory that does not answer aborts the import ...
                     Err(e @ DirectoryError::Unavailable(_)) => return Err(e.into()),
-                    // Ambiguous, outside the required group, not a name: this row only.
-                    Err(e) => {
-                        report.invalid.push(ImportIssue {
-                            line: row.line,
-                            serial: Some(row.serial),
-                            reason: e.to_string(),
-                        });
-                        continue;
-                    }
-                },
-            };
-            let sealed_seed = self.cipher.seal(&row.serial, &row.seed)?;
-            tokens.push(Token {
-                serial: row.serial,
-                type_id: row.type_id,
-                params: row.params,
-                sealed_seed,
-                counter: row.counter,
-                last_step: None,
-                drift: 0,
-                owner,
-                disabled: false,
-                locked: false,
-                fail_count: 0,
-                created_at: now,
-                last_used_at: None,
-            });
+                    // ... ambiguous, outside the required group, not a name: those rows only.
+                    Err(e) => Err(e.to_string()),
+                };
+                owners.insert(name.clone(), owner);
+            }
         }
+        let store = self.store.clone();
+        let cipher = self.cipher.clone();
+        let (tokens, mut report) = blocking(move || build_tokens(rows, &owners, &*store, &cipher, now, report)).await?;
+        let checked = started.elapsed();
         report.invalid.sort_by_key(|i| i.line);
         report.valid = tokens.len();
         if !report.invalid.is_empty() && !skip_invalid {
@@ -901,10 +855,22 @@ impl Service {
             return Ok(report);
         }
         if !dry_run && !tokens.is_empty() {
-            self.store.insert_all(&tokens)?;
+            let store = self.store.clone();
+            blocking(move || Ok(store.insert_all(&tokens)?)).await?;
             self.commit.sync().await?;
         }
-        report.imported = tokens.len();
+        report.imported = report.valid;
+        tracing::info!(
+            format = report.format.as_deref().unwrap_or("-"),
+            valid = report.valid,
+            skipped = report.skipped.len(),
+            invalid = report.invalid.len(),
+            dry_run,
+            parse_ms = parsed.as_millis() as u64,
+            check_ms = (checked - parsed).as_millis() as u64,
+            write_ms = (started.elapsed() - checked).as_millis() as u64,
+            "import finished"
+        );
         Ok(report)
     }
 
@@ -1061,18 +1027,25 @@ enum Consumed {
     NoMatch,
 }
 
-/// The moving factors an OTP may match now.
+/// The moving factors an OTP may match now. A token never used so far gets
+/// the wider first-use windows: its counter or clock may have moved on since
+/// it left the factory.
 fn acceptable_range(token: &Token, now: u64, auth: &AuthConfig) -> (u64, u64) {
+    let first_use = token.last_used_at.is_none();
     match token.params.algorithm {
-        Algorithm::Hotp => (token.counter, token.counter.saturating_add(auth.hotp_window)),
+        Algorithm::Hotp => {
+            let window = if first_use { auth.hotp_window.max(auth.first_use_window) } else { auth.hotp_window };
+            (token.counter, token.counter.saturating_add(window))
+        }
         Algorithm::Totp => {
+            let window = if first_use { auth.totp_window.max(auth.totp_first_use_window) } else { auth.totp_window };
             let step = otp::time_step(now, token.params.period).saturating_add_signed(token.drift);
-            let first = step.saturating_sub(auth.totp_window);
+            let first = step.saturating_sub(window);
             let first = match token.last_step {
                 Some(used) => first.max(used.saturating_add(1)),
                 None => first,
             };
-            (first, step.saturating_add(auth.totp_window))
+            (first, step.saturating_add(window))
         }
     }
 }
@@ -1088,137 +1061,113 @@ fn radius_event(user: &str, result: &str, serial: Option<String>, reason: Option
     }
 }
 
-/// One valid row of an import file.
-struct ImportRow {
-    line: u64,
-    serial: String,
-    type_id: String,
-    params: OtpParams,
-    seed: Secret,
-    counter: u64,
-    user: Option<String>,
+/// Runs CPU or disk work off the async workers.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, ServiceError> + Send + 'static,
+) -> Result<T, ServiceError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .unwrap_or_else(|e| Err(ServiceError::Invalid(format!("internal error: {e}"))))
 }
 
-fn parse_csv(content: &str, settings: &Settings, report: &mut ImportReport) -> Result<Vec<ImportRow>, ServiceError> {
-    let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).flexible(false).from_reader(content.as_bytes());
-    let headers = reader
-        .headers()
-        .map_err(|e| ServiceError::Invalid(format!("line 1: cannot read the header: {e}")))?
-        .iter()
-        .map(|h| h.to_ascii_lowercase())
-        .collect::<Vec<_>>();
-    let column = |name: &str| headers.iter().position(|h| h == name);
-    const KNOWN: [&str; 9] = ["serial", "type", "seed", "seed_base32", "digits", "period", "counter", "hash", "user"];
-    if let Some(unknown) = headers.iter().find(|h| !KNOWN.contains(&h.as_str())) {
-        return Err(ServiceError::Invalid(format!(
-            "line 1: unknown column {unknown:?}; known columns: {}",
-            KNOWN.join(", ")
-        )));
-    }
-    let (Some(serial_col), Some(type_col)) = (column("serial"), column("type")) else {
-        return Err(ServiceError::Invalid("line 1: the header must name the columns serial, type and seed".into()));
-    };
-    let seed_col = column("seed");
-    let base32_col = column("seed_base32");
-    if seed_col.is_some() == base32_col.is_some() {
-        return Err(ServiceError::Invalid("line 1: give exactly one of the columns seed (hex) and seed_base32".into()));
-    }
-    let (digits_col, period_col, counter_col, hash_col, user_col) =
-        (column("digits"), column("period"), column("counter"), column("hash"), column("user"));
-
-    let mut rows = Vec::new();
-    for record in reader.records() {
-        let record = match record {
-            Ok(r) => r,
-            Err(e) => {
-                let line = e.position().map(|p| p.line()).unwrap_or(0);
-                report.invalid.push(ImportIssue { line, serial: None, reason: format!("unreadable row: {e}") });
-                continue;
-            }
+/// Turns checked rows into sealed tokens: skips serials seen earlier in the
+/// file or already stored, refuses users missing from the directory.
+fn build_tokens(
+    rows: Vec<ImportRow>,
+    owners: &HashMap<String, Result<Owner, String>>,
+    store: &dyn TokenStore,
+    cipher: &SeedCipher,
+    now: u64,
+    mut report: ImportReport,
+) -> Result<(Vec<Token>, ImportReport), ServiceError> {
+    let mut seen = HashSet::with_capacity(rows.len());
+    let mut tokens = Vec::with_capacity(rows.len());
+    let serials: Vec<&str> = rows.iter().map(|r| r.serial.as_str()).collect();
+    let existing = store.existing(&serials)?;
+    drop(serials);
+    for row in rows {
+        let issue = |reason: String| ImportIssue {
+            line: row.line,
+            serial: Some(row.serial.clone()),
+            reason,
+            key_id: row.key_id.clone(),
         };
-        let line = record.position().map(|p| p.line()).unwrap_or(0);
-        if rows.len() + report.invalid.len() >= MAX_IMPORT_ROWS {
-            return Err(ServiceError::Invalid(format!("more than {MAX_IMPORT_ROWS} rows; split the file")));
-        }
-        let field = |col: Option<usize>| col.and_then(|c| record.get(c)).filter(|v| !v.is_empty());
-        let serial = field(Some(serial_col)).unwrap_or("").to_string();
-        let mut fail = |reason: String| {
-            report.invalid.push(ImportIssue { line, serial: (!serial.is_empty()).then(|| serial.clone()), reason });
-        };
-        if !valid_serial(&serial) {
-            fail("serial must be 1 to 64 printable characters without spaces, commas or quotes".into());
+        if !seen.insert(row.serial.clone()) {
+            report.skipped.push(issue("serial appears earlier in the file".into()));
             continue;
         }
-        let type_id = field(Some(type_col)).unwrap_or("");
-        let Some(ty) = settings.token_type(type_id) else {
-            let known: Vec<_> = settings.token_types.iter().map(|t| t.id.as_str()).collect();
-            fail(format!("unknown token type {type_id:?} (defined: {})", known.join(", ")));
+        if existing.contains(&row.serial) {
+            report.skipped.push(issue("serial already exists".into()));
             continue;
-        };
-        let seed = match (field(seed_col), field(base32_col)) {
-            (Some(hex), _) => data_encoding::HEXLOWER_PERMISSIVE.decode(hex.as_bytes()).map_err(|_| "seed is not hex"),
-            (_, Some(b32)) => {
-                let cleaned: String =
-                    b32.chars().filter(|c| *c != ' ' && *c != '=').collect::<String>().to_ascii_uppercase();
-                data_encoding::BASE32_NOPAD.decode(cleaned.as_bytes()).map_err(|_| "seed_base32 is not base32")
-            }
-            _ => Err("seed is empty"),
-        };
-        let seed = match seed {
-            Ok(bytes) if (MIN_SEED_BYTES..=MAX_SEED_BYTES).contains(&bytes.len()) => Secret::new(bytes),
-            Ok(bytes) => {
-                fail(format!("seed is {} bytes; {MIN_SEED_BYTES} to {MAX_SEED_BYTES} are accepted", bytes.len()));
-                continue;
-            }
-            Err(reason) => {
-                fail(reason.into());
-                continue;
-            }
-        };
-        let mut params = OtpParams { algorithm: ty.algorithm, digits: ty.digits, hash: ty.hash, period: ty.period };
-        if let Some(text) = field(digits_col) {
-            match text.parse::<u8>() {
-                Ok(d) if (otp::MIN_DIGITS..=otp::MAX_DIGITS).contains(&d) => params.digits = d,
-                _ => {
-                    fail(format!("digits must be {} to {}", otp::MIN_DIGITS, otp::MAX_DIGITS));
+        }
+        let owner = match &row.user {
+            None => None,
+            Some(name) => match owners.get(name) {
+                Some(Ok(owner)) => Some(owner.clone()),
+                Some(Err(reason)) => {
+                    report.invalid.push(issue(reason.clone()));
                     continue;
                 }
-            }
-        }
-        if let Some(text) = field(period_col) {
-            match text.parse::<u32>() {
-                Ok(p) if (1..=3600).contains(&p) => params.period = p,
-                _ => {
-                    fail("period must be 1 to 3600 seconds".into());
-                    continue;
-                }
-            }
-        }
-        if let Some(text) = field(hash_col) {
-            match HashAlg::parse(text) {
-                Some(h) => params.hash = h,
                 None => {
-                    fail("hash must be sha1, sha256 or sha512".into());
+                    report.invalid.push(issue(format!("user {name} is not in the directory")));
                     continue;
                 }
-            }
-        }
-        let counter = match field(counter_col).map(str::parse::<u64>) {
-            None => 0,
-            Some(Ok(c)) if c < u64::MAX / 2 => c,
-            Some(_) => {
-                fail("counter must be a non-negative integer".into());
-                continue;
-            }
+            },
         };
-        let user = match field(user_col) {
-            Some(name) if !valid_user_name(name) => {
-                fail("user name must be 1 to 256 printable characters".into());
-                continue;
-            }
-            other => other.map(str::to_string),
-        };
-        rows.push(ImportRow { line, serial, type_id: type_id.to_string(), params, seed, counter, user });
+        let sealed_seed = cipher.seal(&row.serial, &row.seed)?;
+        tokens.push(Token {
+            serial: row.serial,
+            type_id: row.type_id,
+            params: row.params,
+            sealed_seed,
+            counter: row.counter,
+            last_step: None,
+            drift: row.drift,
+            owner,
+            disabled: false,
+            locked: false,
+            fail_count: 0,
+            created_at: now,
+            last_used_at: None,
+        });
     }
-    Ok(rows)
+    Ok((tokens, report))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token(algorithm: Algorithm, last_used_at: Option<u64>) -> Token {
+        Token {
+            serial: "T".into(),
+            type_id: "t".into(),
+            params: OtpParams { algorithm, digits: 6, hash: HashAlg::Sha1, period: 30 },
+            sealed_seed: Vec::new(),
+            counter: 5,
+            last_step: None,
+            drift: 0,
+            owner: None,
+            disabled: false,
+            locked: false,
+            fail_count: 0,
+            created_at: 0,
+            last_used_at,
+        }
+    }
+
+    #[test]
+    fn first_use_window_applies_until_the_first_success() {
+        let auth = AuthConfig::default();
+        assert_eq!((auth.first_use_window, auth.totp_first_use_window), (100, 10));
+        let now = 3000; // step 100
+        assert_eq!(acceptable_range(&token(Algorithm::Hotp, None), now, &auth), (5, 105));
+        assert_eq!(acceptable_range(&token(Algorithm::Hotp, Some(1)), now, &auth), (5, 15));
+        assert_eq!(acceptable_range(&token(Algorithm::Totp, None), now, &auth), (90, 110));
+        assert_eq!(acceptable_range(&token(Algorithm::Totp, Some(1)), now, &auth), (99, 101));
+        // 0 (or anything below the normal window) leaves the normal window.
+        let off = AuthConfig { first_use_window: 0, totp_first_use_window: 0, ..AuthConfig::default() };
+        assert_eq!(acceptable_range(&token(Algorithm::Hotp, None), now, &off), (5, 15));
+        assert_eq!(acceptable_range(&token(Algorithm::Totp, None), now, &off), (99, 101));
+    }
 }

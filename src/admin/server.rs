@@ -18,9 +18,11 @@ use tokio_util::task::TaskTracker;
 
 use super::wire::ReloadOutcome;
 use super::wire::{
-    Command, ErrorKind, MAX_REQUEST_BYTES, PROTOCOL_VERSION, Reply, Request, Response, Role, UserDetails,
+    Command, ErrorKind, MAX_OPERATOR_REQUEST_BYTES, MAX_REQUEST_BYTES, PROTOCOL_VERSION, Reply, Request, Response,
+    Role, UserDetails,
 };
 use crate::audit::{Actor, AuditEvent};
+use crate::import::ImportOptions;
 use crate::service::{Service, ServiceError, TokenFilter};
 
 /// Who may talk to the admin socket.
@@ -164,29 +166,39 @@ impl AdminServer {
             return;
         };
         let mut reader = BufReader::new(read_half);
+        // Only admins import, so only they may send large requests.
+        let max_request = if role >= Role::Admin { MAX_REQUEST_BYTES } else { MAX_OPERATOR_REQUEST_BYTES };
         loop {
             let mut line = Vec::new();
-            let mut limited = (&mut reader).take(MAX_REQUEST_BYTES as u64 + 1);
+            let mut limited = (&mut reader).take(max_request as u64 + 1);
             match tokio::time::timeout(REQUEST_READ_TIMEOUT, limited.read_until(b'\n', &mut line)).await {
                 Err(_) => return, // too slow: drop the connection
                 Ok(Err(_)) | Ok(Ok(0)) => return,
                 Ok(Ok(_)) => {}
             }
-            if line.len() > MAX_REQUEST_BYTES {
-                let response =
-                    Response::failure(ErrorKind::BadRequest, format!("request larger than {MAX_REQUEST_BYTES} bytes"));
+            if line.len() > max_request {
+                let response = Response::failure(
+                    ErrorKind::BadRequest,
+                    format!("request larger than {max_request} bytes (for the {role:?} role)"),
+                );
                 let _ = write_response(&mut write_half, &response).await;
                 return;
             }
-            let response = self.handle_line(&peer, role, &line).await;
+            let response = self.handle_line(&peer, role, line).await;
             if write_response(&mut write_half, &response).await.is_err() {
                 return;
             }
         }
     }
 
-    async fn handle_line(&self, peer: &Peer, role: Role, line: &[u8]) -> Response {
-        let request: Request = match serde_json::from_slice(line) {
+    async fn handle_line(&self, peer: &Peer, role: Role, mut line: Vec<u8>) -> Response {
+        let parsed = serde_json::from_slice::<Request>(&line);
+        // The line may hold an import's key or password, and is large: wipe and free it now.
+        if matches!(&parsed, Ok(Request { command: Command::TokenImport { .. }, .. })) {
+            zeroize::Zeroize::zeroize(&mut line);
+        }
+        drop(line);
+        let request = match parsed {
             Ok(r) => r,
             Err(e) => {
                 return Response::failure(ErrorKind::BadRequest, format!("cannot parse request: {e}"));
@@ -229,6 +241,7 @@ impl AdminServer {
                 map.insert("imported".into(), report.imported.into());
                 map.insert("skipped".into(), report.skipped.len().into());
                 map.insert("invalid".into(), report.invalid.len().into());
+                map.insert("format".into(), report.format.clone().into());
                 serde_json::Value::Object(map)
             }
             (Some(Reply::Assignment(a)), serde_json::Value::Null) => serde_json::json!({
@@ -276,8 +289,10 @@ impl AdminServer {
         Ok(match command {
             Command::Ping => Reply::Pong { daemon_version: env!("CARGO_PKG_VERSION").into() },
             Command::Status => Reply::Status(blocking(move || service.status()).await?),
-            Command::TokenImport { content, skip_invalid, dry_run } => {
-                Reply::Import(self.service.import_csv(&content, skip_invalid, dry_run).await?)
+            Command::TokenImport { content, skip_invalid, dry_run, format, psk_hex, password, token_type } => {
+                let options =
+                    ImportOptions::from_request(format, psk_hex.as_ref(), password.as_ref(), token_type.as_deref())?;
+                Reply::Import(self.service.import(content, options, skip_invalid, dry_run).await?)
             }
             Command::TokenList(filter) => Reply::Tokens(blocking(move || service.list(&filter)).await?),
             Command::TokenShow { serial } => Reply::Token(self.service.show(&serial)?),
@@ -344,14 +359,24 @@ fn error_kind(error: &ServiceError) -> ErrorKind {
     }
 }
 
-/// The arguments of a request as the audit log keeps them: never file contents.
+/// The arguments of a request as the audit log keeps them: never file
+/// contents, keys or passwords.
 fn audit_details(command: &Command) -> serde_json::Value {
     match command {
-        Command::TokenImport { content, skip_invalid, dry_run } => serde_json::json!({
-            "bytes": content.len(),
-            "skip_invalid": skip_invalid,
-            "dry_run": dry_run,
-        }),
+        Command::TokenImport { content, skip_invalid, dry_run, format: _, psk_hex, password, token_type } => {
+            let decryption = match (psk_hex, password) {
+                (Some(_), _) => Some("pre-shared key"),
+                (None, Some(_)) => Some("password"),
+                (None, None) => None,
+            };
+            serde_json::json!({
+                "bytes": content.len(),
+                "skip_invalid": skip_invalid,
+                "dry_run": dry_run,
+                "type": token_type,
+                "decryption": decryption,
+            })
+        }
         Command::TokenAssign { reassign, .. } => serde_json::json!({ "reassign": reassign }),
         Command::TokenEnroll { r#type, .. } => serde_json::json!({ "type": r#type }),
         Command::TokenList(filter) => serde_json::to_value(filter).unwrap_or_default(),

@@ -4,18 +4,24 @@
 //! several requests in turn. Every request and response names the protocol
 //! [`PROTOCOL_VERSION`]; a daemon refuses versions it does not speak with a
 //! typed error. Nothing here ever carries a seed, except the import file an
-//! operator sends in.
+//! operator sends in (and the key or password that opens it, which travel as
+//! [`Secret`]s: they never print).
 
 use serde::{Deserialize, Serialize};
 
 use crate::audit::{AuditEntry, AuditQuery, ChainReport};
 use crate::directory::DirectoryUser;
+use crate::import::ImportFormat;
+use crate::secret::Secret;
 use crate::service::{Assignment, Enrollment, ImportReport, ResetOutcome, StatusReport, TokenFilter};
 use crate::token::{TokenType, TokenView};
 
 pub const PROTOCOL_VERSION: u32 = 1;
-/// Largest request line accepted (imports travel inline).
-pub const MAX_REQUEST_BYTES: usize = 64 << 20;
+/// Largest request line accepted from an admin: imports travel inline,
+/// JSON-escaped, and a file may have [`crate::import::MAX_IMPORT_BYTES`].
+pub const MAX_REQUEST_BYTES: usize = 320 << 20;
+/// Largest request line accepted from an operator (who may not import).
+pub const MAX_OPERATOR_REQUEST_BYTES: usize = 1 << 20;
 /// Largest response line a client accepts.
 pub const MAX_RESPONSE_BYTES: usize = 512 << 20;
 
@@ -38,6 +44,18 @@ pub enum Command {
         skip_invalid: bool,
         #[serde(default)]
         dry_run: bool,
+        /// None: detected from the content.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        format: Option<ImportFormat>,
+        /// PSKC: the pre-shared key, in hex. Never audited or logged.
+        #[serde(default, skip_serializing_if = "Option::is_none", with = "secret_text")]
+        psk_hex: Option<Secret>,
+        /// PSKC: the password of a PBKDF2-derived key. Never audited or logged.
+        #[serde(default, skip_serializing_if = "Option::is_none", with = "secret_text")]
+        password: Option<Secret>,
+        /// The token type of the imported tokens (default: by algorithm, or the CSV column).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        token_type: Option<String>,
     },
     TokenList(TokenFilter),
     TokenShow {
@@ -94,6 +112,29 @@ pub enum Command {
 
 fn default_search_limit() -> usize {
     50
+}
+
+/// An optional [`Secret`] as a JSON string.
+mod secret_text {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use crate::secret::Secret;
+
+    pub fn serialize<S: Serializer>(value: &Option<Secret>, serializer: S) -> Result<S::Ok, S::Error> {
+        match value {
+            None => serializer.serialize_none(),
+            Some(secret) => {
+                let text = std::str::from_utf8(secret.expose()).map_err(serde::ser::Error::custom)?;
+                serializer.serialize_some(text)
+            }
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Secret>, D::Error> {
+        let text: Option<zeroize::Zeroizing<String>> =
+            Option::<String>::deserialize(deserializer)?.map(zeroize::Zeroizing::new);
+        Ok(text.map(|t| Secret::from(t.as_str())))
+    }
 }
 
 impl Command {
@@ -252,6 +293,42 @@ mod tests {
         assert_eq!(back.command.name(), "token.assign");
         let ping: Request = serde_json::from_str(r#"{"version":1,"op":"ping"}"#).unwrap();
         assert!(matches!(ping.command, Command::Ping));
+    }
+
+    #[test]
+    fn import_requests_without_the_new_fields_still_parse_and_secrets_never_print() {
+        let old: Request =
+            serde_json::from_str(r#"{"version":1,"op":"token_import","args":{"content":"serial,type,seed\n"}}"#)
+                .unwrap();
+        match &old.command {
+            Command::TokenImport { format, psk_hex, password, token_type, skip_invalid, .. } => {
+                assert!(format.is_none() && psk_hex.is_none() && password.is_none() && token_type.is_none());
+                assert!(!skip_invalid);
+            }
+            other => panic!("{other:?}"),
+        }
+        let request = Request {
+            version: PROTOCOL_VERSION,
+            command: Command::TokenImport {
+                content: "<KeyContainer/>".into(),
+                skip_invalid: false,
+                dry_run: true,
+                format: Some(ImportFormat::Pskc),
+                psk_hex: None,
+                password: Some(Secret::from("qwerty")),
+                token_type: Some("hw-hotp".into()),
+            },
+        };
+        assert!(!format!("{request:?}").contains("qwerty"));
+        let json = serde_json::to_string(&request).unwrap();
+        assert!(json.contains(r#""format":"pskc""#) && json.contains(r#""password":"qwerty""#), "{json}");
+        let back: Request = serde_json::from_str(&json).unwrap();
+        match back.command {
+            Command::TokenImport { password: Some(p), format: Some(ImportFormat::Pskc), .. } => {
+                assert_eq!(p.expose(), b"qwerty")
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

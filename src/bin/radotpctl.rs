@@ -8,7 +8,8 @@ use radotp::admin::client::{AdminClient, AdminClientError};
 use radotp::admin::wire::{Command, Reply, Response};
 use radotp::audit::{AuditEntry, AuditQuery};
 use radotp::config::DEFAULT_SOCKET_PATH;
-use radotp::service::{ImportReport, TokenFilter};
+use radotp::import::ImportFormat;
+use radotp::service::{ImportIssue, ImportReport, TokenFilter};
 use radotp::token::{TokenState, TokenView};
 
 const EXIT_FAILED: u8 = 1;
@@ -87,14 +88,35 @@ Example:\n  radotpctl backup /var/backups/radotp-$(date +%F).json")]
 
 #[derive(Subcommand)]
 enum TokenCommand {
-    /// Import tokens from a CSV file (columns serial,type,seed or seed_base32[,digits,period,counter,hash,user]).
-    #[command(after_help = "The whole file is checked first: a bad row is reported with its line number and\n\
-nothing is imported, unless --skip-invalid imports the good rows. Serials that already\n\
-exist are skipped and reported.\n\nExample:\n  radotpctl token import tokens.csv\n\n\
+    /// Import tokens from a CSV file or a PSKC (RFC 6030) key container from a token vendor.
+    #[command(after_help = "The format is recognised from the content (a PSKC file starts with '<'); --format\n\
+overrides. The whole file is checked first: a bad row or key is reported with its line\n\
+number (and key Id) and nothing is imported, unless --skip-invalid imports the good ones.\n\
+Serials that already exist are skipped and reported.\n\n\
+CSV columns: serial,type,seed or seed_base32[,digits,period,counter,hash,user].\n\
+PSKC: HOTP and TOTP keys, plain or encrypted (AES-CBC) under a pre-shared key\n\
+(--psk-file: a file holding the key in hex) or a password (--password-file, PBKDF2);\n\
+the MAC of every encrypted secret is checked. Serials come from DeviceInfo/SerialNo (else\n\
+the key Id); without --type each key gets the first configured type of its algorithm.\n\n\
+Examples:\n  radotpctl token import tokens.csv\n  radotpctl token import vendor.pskc --dry-run\n\
+  radotpctl token import vendor.pskc --psk-file transport.key --type hw-hotp\n\
+  radotpctl token import vendor.pskc --password-file pw.txt\n\n\
 tokens.csv:\n  serial,type,seed\n  HW0001,hw-hotp,3132333435363738393031323334353637383930")]
     Import {
-        /// The CSV file ("-" reads standard input).
+        /// The CSV or PSKC file ("-" reads standard input).
         file: PathBuf,
+        /// Read the file as this format instead of recognising it.
+        #[arg(long, value_enum)]
+        format: Option<ImportFormat>,
+        /// PSKC encrypted with a pre-shared key: a file holding the key in hex.
+        #[arg(long, value_name = "KEYFILE", conflicts_with = "password_file")]
+        psk_file: Option<PathBuf>,
+        /// PSKC whose key is derived from a password (PBKDF2): a file holding the password.
+        #[arg(long, value_name = "PWFILE")]
+        password_file: Option<PathBuf>,
+        /// Token type of the imported tokens (see `radotpctl types`); CSV: of rows without one.
+        #[arg(long = "type", value_name = "TYPE")]
+        token_type: Option<String>,
         /// Import the valid rows even when some are invalid.
         #[arg(long)]
         skip_invalid: bool,
@@ -286,7 +308,12 @@ async fn run(cli: Cli) -> ExitCode {
             return code;
         }
     }
-    let response = match call(&cli.socket, command).await {
+    let spinner = import_spinner(&cli);
+    let response = call(&cli.socket, command).await;
+    if let Some(spinner) = spinner {
+        spinner.finish_and_clear();
+    }
+    let response = match response {
         Ok(r) => r,
         Err(e @ AdminClientError::Unreachable { .. }) => {
             let hint = if e.to_string().contains("Permission denied") {
@@ -347,6 +374,26 @@ async fn run(cli: Cli) -> ExitCode {
         }
     }
     render(&reply, cli.json, &qr)
+}
+
+/// On a terminal, a spinner while the daemon imports (which may take a while
+/// for large files); nothing otherwise.
+fn import_spinner(cli: &Cli) -> Option<indicatif::ProgressBar> {
+    use std::io::IsTerminal;
+    let Top::Token(TokenCommand::Import { file, dry_run, .. }) = &cli.command else {
+        return None;
+    };
+    if cli.json || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let spinner = indicatif::ProgressBar::new_spinner();
+    if let Ok(style) = indicatif::ProgressStyle::with_template("{spinner} {msg} [{elapsed}]") {
+        spinner.set_style(style);
+    }
+    let verb = if *dry_run { "checking" } else { "importing" };
+    spinner.set_message(format!("{verb} {}: radotpd is reading, checking and sealing the tokens", file.display()));
+    spinner.enable_steady_tick(std::time::Duration::from_millis(120));
+    Some(spinner)
 }
 
 #[derive(Default)]
@@ -508,14 +555,23 @@ fn build_command(top: &Top) -> Result<Command, String> {
     Ok(match top {
         Top::Ping => Command::Ping,
         Top::Status => Command::Status,
-        Top::Token(TokenCommand::Import { file, skip_invalid, dry_run }) => {
-            let content = if file.as_os_str() == "-" {
-                std::io::read_to_string(std::io::stdin()).map_err(|e| format!("cannot read standard input: {e}"))?
-            } else {
-                std::fs::read_to_string(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?
-            };
-            Command::TokenImport { content, skip_invalid: *skip_invalid, dry_run: *dry_run }
-        }
+        Top::Token(TokenCommand::Import {
+            file,
+            format,
+            psk_file,
+            password_file,
+            token_type,
+            skip_invalid,
+            dry_run,
+        }) => Command::TokenImport {
+            content: read_import_file(file)?,
+            skip_invalid: *skip_invalid,
+            dry_run: *dry_run,
+            format: *format,
+            psk_hex: psk_file.as_deref().map(|path| read_secret_file(path, "key")).transpose()?,
+            password: password_file.as_deref().map(|path| read_secret_file(path, "password")).transpose()?,
+            token_type: token_type.clone(),
+        },
         Top::Token(TokenCommand::List(args)) => Command::TokenList(TokenFilter {
             serial: args.serial.clone(),
             r#type: args.token_type.clone(),
@@ -560,6 +616,51 @@ fn build_command(top: &Top) -> Result<Command, String> {
             }),
         },
     })
+}
+
+/// Reads an import file, refusing one larger than the daemon accepts.
+fn read_import_file(file: &std::path::Path) -> Result<String, String> {
+    use std::io::Read;
+    let limit = radotp::import::MAX_IMPORT_BYTES;
+    let too_large = || format!("{} is larger than {} MiB: split it", file.display(), limit >> 20);
+    let mut content = String::new();
+    if file.as_os_str() == "-" {
+        std::io::stdin()
+            .take(limit as u64 + 1)
+            .read_to_string(&mut content)
+            .map_err(|e| format!("cannot read standard input: {e}"))?;
+    } else {
+        let handle = std::fs::File::open(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+        if handle.metadata().is_ok_and(|m| m.is_file() && m.len() > limit as u64) {
+            return Err(too_large());
+        }
+        handle.take(limit as u64 + 1).read_to_string(&mut content).map_err(|e| {
+            format!("cannot read {}: {e} (import files are text: UTF-8 CSV or PSKC XML)", file.display())
+        })?;
+    }
+    if content.len() > limit {
+        return Err(too_large());
+    }
+    Ok(content)
+}
+
+/// Reads the pre-shared key (hex) or password of an encrypted PSKC file.
+/// The line ending at its end is not part of it.
+fn read_secret_file(path: &std::path::Path, what: &str) -> Result<radotp::secret::Secret, String> {
+    if let Err(problem) = radotp::crypto::check_private(path) {
+        if !problem.starts_with("cannot read") {
+            eprintln!("radotpctl: warning: {} ({what} file): {problem}", path.display());
+        }
+    }
+    let bytes =
+        zeroize::Zeroizing::new(std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?);
+    let text =
+        std::str::from_utf8(&bytes).map_err(|_| format!("{} ({what} file) is not UTF-8 text", path.display()))?;
+    let text = text.strip_suffix('\n').map(|t| t.strip_suffix('\r').unwrap_or(t)).unwrap_or(text);
+    if text.is_empty() {
+        return Err(format!("{} ({what} file) is empty", path.display()));
+    }
+    Ok(radotp::secret::Secret::from(text))
 }
 
 fn unix_now() -> u64 {
@@ -810,23 +911,32 @@ fn print_token(t: &TokenView) {
 }
 
 fn print_import(r: &ImportReport) {
+    // "line 12" for CSV rows; "line 12 (key Id K1)" for PSKC keys whose Id is not the serial.
+    let place = |issue: &ImportIssue| match &issue.key_id {
+        Some(id) if issue.serial.as_ref() != Some(id) => format!("line {} (key Id {id})", issue.line),
+        _ => format!("line {}", issue.line),
+    };
     for issue in &r.invalid {
         eprintln!(
-            "line {}: {}{}",
-            issue.line,
+            "{}: {}{}",
+            place(issue),
             issue.serial.as_ref().map(|s| format!("{s}: ")).unwrap_or_default(),
             issue.reason
         );
     }
     for issue in &r.skipped {
-        eprintln!("line {}: skipped {}: {}", issue.line, issue.serial.as_deref().unwrap_or("-"), issue.reason);
+        eprintln!("{}: skipped {}: {}", place(issue), issue.serial.as_deref().unwrap_or("-"), issue.reason);
     }
     if r.aborted {
+        let unit = if r.format.as_deref() == Some("pskc") { "key(s)" } else { "row(s)" };
         eprintln!(
-            "nothing imported: {} invalid row(s), {} valid; fix them or use --skip-invalid",
+            "nothing imported: {} invalid {unit}, {} valid; fix them or use --skip-invalid",
             r.invalid.len(),
             r.valid
         );
+    }
+    for note in &r.notes {
+        println!("note: {note}");
     }
     let verb = if r.dry_run { "would import" } else { "imported" };
     let imported = if r.dry_run { r.valid } else { r.imported };

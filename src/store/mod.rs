@@ -8,6 +8,8 @@
 pub mod group_commit;
 pub mod sled_store;
 
+use std::collections::HashSet;
+
 use crate::token::Token;
 
 /// Schema version written into a new store and checked on open.
@@ -49,6 +51,23 @@ pub struct AuditRecord {
 pub trait TokenStore: Send + Sync {
     fn get(&self, serial: &str) -> Result<Option<Token>, StoreError>;
 
+    /// True when a token with this serial exists (cheaper than `get`).
+    fn contains(&self, serial: &str) -> Result<bool, StoreError> {
+        Ok(self.get(serial)?.is_some())
+    }
+
+    /// Those of `serials` that exist. Engines may answer a large set in one
+    /// ordered pass instead of one look-up each.
+    fn existing(&self, serials: &[&str]) -> Result<HashSet<String>, StoreError> {
+        let mut found = HashSet::new();
+        for serial in serials {
+            if self.contains(serial)? {
+                found.insert(serial.to_string());
+            }
+        }
+        Ok(found)
+    }
+
     /// The tokens owned by `user`, through the owner index.
     fn tokens_of(&self, user: &str) -> Result<Vec<Token>, StoreError>;
 
@@ -57,8 +76,8 @@ pub trait TokenStore: Send + Sync {
 
     fn count(&self) -> Result<usize, StoreError>;
 
-    /// Inserts new tokens all together: nothing is written when any serial
-    /// already exists ([`StoreError::Exists`]).
+    /// Inserts new tokens all together, atomically: nothing is written when
+    /// any serial already exists or appears twice ([`StoreError::Exists`]).
     fn insert_all(&self, tokens: &[Token]) -> Result<(), StoreError>;
 
     /// Reads the token, lets `decide` choose, and writes its choice only if the

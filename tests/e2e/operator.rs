@@ -195,6 +195,8 @@ async fn totp_reset_learns_the_clock_drift() {
     let t = now();
     let at = |steps: u64| totp_code(RFC_KEY, t + steps * 30, 30, 6, HashAlg::Sha1);
     let mut client = daemon.client().await;
+    // A first use would have the wider auth.totp_first_use_window: use the token once.
+    assert_eq!(client.authenticate("carol", &at(0)).await.unwrap().code, CODE_ACCESS_ACCEPT);
     assert_eq!(client.authenticate("carol", &at(10)).await.unwrap().code, CODE_ACCESS_REJECT, "outside ±1 step");
     let reset = daemon.ctl_json(&["token", "reset", "TT1", &at(10), &at(11)]);
     let drift = reset["drift_steps"].as_i64().unwrap();

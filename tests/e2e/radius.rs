@@ -42,11 +42,38 @@ async fn code_outside_the_window_rejects() {
     let daemon = Daemon::start();
     daemon.import(&format!("serial,type,seed,user,counter\nHW1,hw-hotp,{},alice,0\n", crate::harness::RFC_SEED_HEX));
     let mut client = daemon.client().await;
-    // The window is 10 counters (0..=10); code for counter 11 is too far ahead.
-    let far = radotp::otp::hotp_code(b"12345678901234567890", 11, 6, radotp::otp::HashAlg::Sha1);
+    // The first use has the wider auth.first_use_window; from then on the window is 10.
+    assert_eq!(client.authenticate("alice", crate::harness::RFC_CODES[0]).await.unwrap().code, CODE_ACCESS_ACCEPT);
+    // The window is 10 counters past the next one (1..=11); code for counter 12 is too far ahead.
+    let far = radotp::otp::hotp_code(b"12345678901234567890", 12, 6, radotp::otp::HashAlg::Sha1);
     assert_eq!(client.authenticate("alice", &far).await.unwrap().code, CODE_ACCESS_REJECT);
-    let near = radotp::otp::hotp_code(b"12345678901234567890", 10, 6, radotp::otp::HashAlg::Sha1);
+    let near = radotp::otp::hotp_code(b"12345678901234567890", 11, 6, radotp::otp::HashAlg::Sha1);
     assert_eq!(client.authenticate("alice", &near).await.unwrap().code, CODE_ACCESS_ACCEPT);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_new_token_accepts_its_first_code_within_the_first_use_window_only_once() {
+    let daemon =
+        Daemon::start_with(|c| *c = c.replace("  hotp_window: 10\n", "  hotp_window: 10\n  first_use_window: 50\n"));
+    daemon.import(&format!(
+        "serial,type,seed,user\nHW1,hw-hotp,{s},alice\nTT1,hw-totp,{s},bob\n",
+        s = crate::harness::RFC_SEED_HEX
+    ));
+    let code = |counter| radotp::otp::hotp_code(b"12345678901234567890", counter, 6, radotp::otp::HashAlg::Sha1);
+    let mut client = daemon.client().await;
+    // The button was pressed 40 times before the token was handed out: still accepted the first time.
+    assert_eq!(client.authenticate("alice", &code(51)).await.unwrap().code, CODE_ACCESS_REJECT, "past 50");
+    assert_eq!(client.authenticate("alice", &code(40)).await.unwrap().code, CODE_ACCESS_ACCEPT);
+    // From now on the normal window (41..=51).
+    assert_eq!(client.authenticate("alice", &code(60)).await.unwrap().code, CODE_ACCESS_REJECT);
+    assert_eq!(client.authenticate("alice", &code(51)).await.unwrap().code, CODE_ACCESS_ACCEPT);
+    // TOTP: a clock 5 steps ahead is accepted for the first code (default 10 steps), then not.
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let at = |steps: u64| {
+        radotp::otp::totp_code(b"12345678901234567890", now + steps * 30, 30, 6, radotp::otp::HashAlg::Sha1)
+    };
+    assert_eq!(client.authenticate("bob", &at(5)).await.unwrap().code, CODE_ACCESS_ACCEPT);
+    assert_eq!(client.authenticate("bob", &at(8)).await.unwrap().code, CODE_ACCESS_REJECT, "normal ±1 window now");
 }
 
 #[tokio::test(flavor = "multi_thread")]
