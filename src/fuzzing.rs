@@ -63,3 +63,42 @@ pub fn config(data: &[u8]) {
         }
     }
 }
+
+/// An import file, CSV or PSKC (detected from the content as the daemon
+/// does), parsed and checked; PSKC with the RFC 6030 example key and password.
+pub fn import(data: &[u8]) {
+    use crate::import::{ImportOptions, ImportReport};
+    let Ok(content) = std::str::from_utf8(data) else { return };
+    let settings = crate::service::Settings {
+        auth: crate::config::AuthConfig::default(),
+        token_types: vec![
+            fuzz_type("hw-hotp", crate::token::Algorithm::Hotp),
+            fuzz_type("hw-totp", crate::token::Algorithm::Totp),
+        ],
+        enroll: crate::service::EnrollLabels::default(),
+        directory_gate: false,
+    };
+    let keyed = data.first().is_some_and(|b| b & 1 == 1);
+    let options = ImportOptions {
+        psk: keyed.then(|| Secret::new(b"\x12\x34\x56\x78\x90\x12\x34\x56\x78\x90\x12\x34\x56\x78\x90\x12".to_vec())),
+        password: (!keyed).then(|| Secret::from("qwerty")),
+        ..ImportOptions::default()
+    };
+    let mut report = ImportReport::default();
+    let _ = crate::import::parse(content, &options, &settings, &mut report);
+}
+
+fn fuzz_type(id: &str, algorithm: crate::token::Algorithm) -> crate::token::TokenType {
+    crate::token::TokenType {
+        id: id.into(),
+        label: id.into(),
+        algorithm,
+        digits: 6,
+        period: 30,
+        hash: crate::otp::HashAlg::Sha1,
+        operator_enroll: true,
+        generate_secret: false,
+        allow_reset: true,
+        deletable: true,
+    }
+}

@@ -121,6 +121,11 @@ fn fuzz_config() {
     run("config", fuzzing::config);
 }
 
+#[test]
+fn fuzz_import() {
+    run("import", fuzzing::import);
+}
+
 /// Writes the seed corpus (run once with RADOTP_WRITE_CORPUS=1 -- --ignored).
 #[test]
 #[ignore]
@@ -176,4 +181,9 @@ fn write_seed_corpus() {
         "production",
         &std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("conf/production.yaml")).unwrap(),
     );
+    write("import", "csv", b"serial,type,seed,user,digits,counter\nA1,hw-hotp,3132333435363738393031323334353637383930,alice,6,5\nA2,hw-totp,GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ,,8,\n");
+    for name in ["figure5", "figure6", "tampered-mac", "billion-laughs"] {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/data/pskc/{name}.pskcxml"));
+        write("import", name, &std::fs::read(path).unwrap());
+    }
 }
