@@ -4,5 +4,6 @@ mod admin;
 mod harness;
 mod lifecycle;
 mod operator;
+mod pskc;
 mod radius;
 mod store;
