@@ -391,7 +391,7 @@ fn import_spinner(cli: &Cli) -> Option<indicatif::ProgressBar> {
         spinner.set_style(style);
     }
     let verb = if *dry_run { "checking" } else { "importing" };
-    spinner.set_message(format!("{verb} {}: radotpd is reading, checking and sealing the tokens", file.display()));
+    spinner.set_message(format!("{verb} {}: radotpd is reading, checking and writing the tokens", file.display()));
     spinner.enable_steady_tick(std::time::Duration::from_millis(120));
     Some(spinner)
 }

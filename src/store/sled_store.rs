@@ -232,18 +232,29 @@ impl TokenStore for SledStore {
             return Ok(found);
         }
         // One ordered pass over the stored serials between the first and the
-        // last wanted one, merged with the sorted wanted ones.
+        // last wanted one, merged with the sorted wanted ones. Should that
+        // range hold many more tokens than are wanted (a few serials spread
+        // over a large store), the rest is looked up one by one instead.
+        let budget = sorted.len().saturating_mul(8).saturating_add(1024);
         let mut wanted = sorted.into_iter().peekable();
-        for key in self.tokens.range(first..=last).keys() {
+        for (scanned, key) in self.tokens.range(first..=last).keys().enumerate() {
+            if scanned > budget {
+                break;
+            }
             let key = key.map_err(io)?;
             while wanted.next_if(|w| *w < key.as_ref()).is_some() {}
             match wanted.peek() {
-                None => break,
+                None => return Ok(found),
                 Some(w) if *w == key.as_ref() => {
                     found.insert(String::from_utf8_lossy(w).into_owned());
                     wanted.next();
                 }
                 Some(_) => {}
+            }
+        }
+        for serial in wanted {
+            if self.tokens.contains_key(serial).map_err(io)? {
+                found.insert(String::from_utf8_lossy(serial).into_owned());
             }
         }
         Ok(found)
@@ -514,6 +525,13 @@ mod tests {
         let found = store.existing(&refs).unwrap();
         assert_eq!(found.len(), 1000);
         assert!(found.contains("B01998") && !found.contains("B02000"));
+        // A few serials spread over a larger range: the pass stops early, the rest is looked up.
+        let filler: Vec<Token> = (0..3000).map(|i| token(&format!("M{i:05}"), None)).collect();
+        store.insert_all(&filler).unwrap();
+        let mut spread: Vec<String> = (0..300).map(|i| format!("A{i:05}")).collect();
+        spread.extend(["B00001", "M02999", "Z"].map(String::from));
+        let refs: Vec<&str> = spread.iter().map(String::as_str).collect();
+        assert_eq!(store.existing(&refs).unwrap(), ["B00001", "M02999"].map(String::from).into());
     }
 
     #[test]

@@ -6,5 +6,6 @@ mod flood;
 mod harness;
 mod lifecycle;
 mod operator;
+mod pskc;
 mod radius;
 mod store;
