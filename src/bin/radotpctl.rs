@@ -517,7 +517,13 @@ fn write_qr_png(text: &str, path: &std::path::Path) -> Result<(), String> {
             }
         }
     }
-    let file = std::fs::File::create(path).map_err(|e| e.to_string())?;
+    // The QR code carries the seed: private to the operator, like a backup.
+    let file = {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)
+    }
+    .map_err(|e| e.to_string())?;
+    file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600)).map_err(|e| e.to_string())?;
     let mut encoder = png::Encoder::new(std::io::BufWriter::new(file), side as u32, side as u32);
     encoder.set_color(png::ColorType::Grayscale);
     encoder.set_depth(png::BitDepth::Eight);

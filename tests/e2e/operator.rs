@@ -128,6 +128,8 @@ async fn enrolled_app_token_uri_yields_codes_that_authenticate() {
     let secret = secret_from_uri(&uri);
     assert!(secret.len() >= 20, "at least 160 bits");
     assert_eq!(&std::fs::read(&png).unwrap()[..8], b"\x89PNG\r\n\x1a\n");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&png).unwrap().permissions().mode() & 0o777, 0o600, "the QR code holds the seed");
     let serial = enrolled["token"]["serial"].as_str().unwrap().to_string();
     let mut client = daemon.client().await;
     let code = totp_code(&secret, now(), 30, 6, HashAlg::Sha1);
