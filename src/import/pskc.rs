@@ -119,24 +119,33 @@ pub fn read_keys(
             Event::Start(e) => (Some(e), false),
             Event::Empty(e) => (Some(e), true),
             Event::End(_) => (None, true),
+            // Text matters only inside the elements whose value is read; the
+            // rest (mostly indentation) is skipped without decoding.
             Event::Text(e) => {
-                let chunk = e.decode().map_err(|e| format!("line {}: {e}", lines.at(before)))?;
-                push_text(&mut text, &chunk, &mut lines, before)?;
+                if stack.last().is_some_and(|t| t.holds_value()) {
+                    let chunk = e.decode().map_err(|e| format!("line {}: {e}", lines.at(before)))?;
+                    push_text(&mut text, &chunk, &mut lines, before)?;
+                }
                 continue;
             }
             Event::CData(e) => {
-                let chunk = e.decode().map_err(|e| format!("line {}: {e}", lines.at(before)))?;
-                push_text(&mut text, &chunk, &mut lines, before)?;
+                if stack.last().is_some_and(|t| t.holds_value()) {
+                    let chunk = e.decode().map_err(|e| format!("line {}: {e}", lines.at(before)))?;
+                    push_text(&mut text, &chunk, &mut lines, before)?;
+                }
                 continue;
             }
             Event::GeneralRef(r) => {
                 let line = lines.at(before);
+                let keep = stack.last().is_some_and(|t| t.holds_value());
                 match r.resolve_char_ref() {
-                    Ok(Some(c)) => push_text(&mut text, c.encode_utf8(&mut [0u8; 4]), &mut lines, before)?,
+                    Ok(Some(c)) if keep => push_text(&mut text, c.encode_utf8(&mut [0u8; 4]), &mut lines, before)?,
+                    Ok(Some(_)) => {}
                     Ok(None) => {
                         let name = r.decode().map_err(|e| format!("line {line}: {e}"))?;
                         match quick_xml::escape::resolve_predefined_entity(&name) {
-                            Some(s) => push_text(&mut text, s, &mut lines, before)?,
+                            Some(s) if keep => push_text(&mut text, s, &mut lines, before)?,
+                            Some(_) => {}
                             None => {
                                 return Err(format!(
                                     "line {line}: undefined entity &{name}; (entities are never expanded)"
@@ -254,8 +263,7 @@ pub fn read_keys(
             return Err(format!("line {}: an end tag without its start", lines.at(before)));
         };
         let parent = stack.len().checked_sub(2).map(|i| stack[i]);
-        let value = std::mem::take(&mut text);
-        let value = value.trim();
+        let value = text.trim();
         match tag {
             Tag::KeyName if parent == Some(Tag::EncryptionKey) => header.key_name = Some(value.to_string()),
             Tag::MasterKeyName if parent == Some(Tag::DerivedKey) => {
@@ -304,6 +312,7 @@ pub fn read_keys(
             }
             _ => {}
         }
+        text.clear();
         stack.pop();
         if stack.is_empty() {
             root_done = true;
@@ -486,6 +495,23 @@ enum Tag {
 }
 
 impl Tag {
+    /// Elements whose text is read.
+    fn holds_value(self) -> bool {
+        matches!(
+            self,
+            Tag::KeyName
+                | Tag::MasterKeyName
+                | Tag::Specified
+                | Tag::IterationCount
+                | Tag::KeyLength
+                | Tag::CipherValue
+                | Tag::PlainValue
+                | Tag::ValueMac
+                | Tag::SerialNo
+                | Tag::Suite
+        )
+    }
+
     fn of(local: &[u8]) -> Tag {
         match local {
             b"KeyContainer" => Tag::KeyContainer,
