@@ -483,27 +483,46 @@ impl Service {
     pub async fn assign(&self, serial: &str, user: &str, reassign: bool) -> Result<Assignment, ServiceError> {
         let entry = self.directory_user(user).await?;
         let owner = Owner { name: entry.name.clone(), display_name: entry.display_name.clone(), dn: entry.dn.clone() };
-        let outcome = update_with(self.store.as_ref(), serial, |current| {
-            let previous = current.owner_name().map(str::to_string);
-            match &previous {
-                Some(name) if name == &owner.name => {
-                    return Change::Keep(Err(ServiceError::Refused(format!(
-                        "token {serial} already belongs to {name}"
-                    ))));
-                }
-                Some(name) if !reassign => {
-                    return Change::Keep(Err(ServiceError::Refused(format!(
-                        "token {serial} belongs to {name}; use --reassign to move it to {}",
-                        owner.name
-                    ))));
-                }
-                _ => {}
+        self.move_owner(serial, |current| match current.owner_name() {
+            Some(name) if name == owner.name => {
+                Err(ServiceError::Refused(format!("token {serial} already belongs to {name}")))
             }
-            let mut next = current.clone();
-            next.owner = Some(owner.clone());
-            next.fail_count = 0;
-            next.locked = false;
-            Change::Write(Box::new(next.clone()), Ok((next, previous)))
+            Some(name) if !reassign => Err(ServiceError::Refused(format!(
+                "token {serial} belongs to {name}; use --reassign to move it to {}",
+                owner.name
+            ))),
+            _ => Ok(Some(owner.clone())),
+        })
+        .await
+    }
+
+    /// Takes a token from its owner. It stays active with its seed and
+    /// counter; its fail count is cleared and it is ready for a new owner.
+    pub async fn unassign(&self, serial: &str) -> Result<Assignment, ServiceError> {
+        self.move_owner(serial, |current| match current.owner_name() {
+            None => Err(ServiceError::Refused(format!("token {serial} is not assigned to anyone"))),
+            Some(_) => Ok(None),
+        })
+        .await
+    }
+
+    /// Gives the token the owner `pick` chooses (none: unassigned) in one
+    /// atomic step; the fail count and any lock go with the old owner.
+    async fn move_owner(
+        &self,
+        serial: &str,
+        mut pick: impl FnMut(&Token) -> Result<Option<Owner>, ServiceError>,
+    ) -> Result<Assignment, ServiceError> {
+        let outcome = update_with(self.store.as_ref(), serial, |current| match pick(current) {
+            Err(e) => Change::Keep(Err(e)),
+            Ok(owner) => {
+                let previous = current.owner_name().map(str::to_string);
+                let mut next = current.clone();
+                next.owner = owner;
+                next.fail_count = 0;
+                next.locked = false;
+                Change::Write(Box::new(next.clone()), Ok((next, previous)))
+            }
         })?;
         match outcome {
             Updated::NotFound => Err(ServiceError::NoSuchToken(serial.to_string())),
@@ -511,29 +530,6 @@ impl Service {
             Updated::Done(Ok((token, previous_owner))) => {
                 self.commit.sync().await?;
                 Ok(Assignment { token: self.view(&token, &self.settings()), previous_owner })
-            }
-        }
-    }
-
-    /// Takes a token from its owner. It stays active with its seed and
-    /// counter; its fail count is cleared and it is ready for a new owner.
-    pub async fn unassign(&self, serial: &str) -> Result<Assignment, ServiceError> {
-        let outcome = update_with(self.store.as_ref(), serial, |current| {
-            let Some(previous) = current.owner_name().map(str::to_string) else {
-                return Change::Keep(Err(ServiceError::Refused(format!("token {serial} is not assigned to anyone"))));
-            };
-            let mut next = current.clone();
-            next.owner = None;
-            next.fail_count = 0;
-            next.locked = false;
-            Change::Write(Box::new(next.clone()), Ok((next, previous)))
-        })?;
-        match outcome {
-            Updated::NotFound => Err(ServiceError::NoSuchToken(serial.to_string())),
-            Updated::Done(Err(e)) => Err(e),
-            Updated::Done(Ok((token, previous))) => {
-                self.commit.sync().await?;
-                Ok(Assignment { token: self.view(&token, &self.settings()), previous_owner: Some(previous) })
             }
         }
     }
