@@ -452,6 +452,18 @@ mod tests {
         }
     }
 
+    /// sled's background flusher holds the database (and its file lock) for
+    /// a moment after the last handle is dropped: wait for it, as a restart would.
+    fn reopen(path: &Path) -> SledStore {
+        for _ in 0..100 {
+            match SledStore::open(path, 1 << 20) {
+                Ok(store) => return store,
+                Err(_) => std::thread::sleep(std::time::Duration::from_millis(50)),
+            }
+        }
+        SledStore::open(path, 1 << 20).expect("reopen the store")
+    }
+
     #[test]
     fn owner_index_follows_updates_and_survives_reopen() {
         let dir = tempfile::tempdir().unwrap();
@@ -473,7 +485,7 @@ mod tests {
             assert_eq!(store.tokens_of("bob").unwrap().len(), 1);
             store.flush().unwrap();
         }
-        let store = SledStore::open(dir.path(), 1 << 20).unwrap();
+        let store = reopen(dir.path());
         assert_eq!(store.tokens_of("bob").unwrap()[0].serial, "A");
         assert_eq!(store.count().unwrap(), 2);
         store.remove("A").unwrap();
