@@ -244,6 +244,10 @@ pub struct AdminConfig {
     /// the daemon's own uid are admins.
     #[serde(default)]
     pub roles: RolesConfig,
+    /// Each request line must arrive within this many seconds, or the
+    /// connection is closed (a client that stalls holds one of the few slots).
+    #[serde(default = "default_admin_request_timeout_seconds")]
+    pub request_timeout_seconds: u64,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -582,6 +586,9 @@ fn default_challenge_prompt() -> String {
 fn default_totp_reset_window() -> u64 {
     240
 }
+fn default_admin_request_timeout_seconds() -> u64 {
+    60
+}
 fn default_first_use_window() -> u64 {
     100
 }
@@ -771,6 +778,9 @@ impl Config {
         }
         if self.admin.socket.as_os_str().is_empty() {
             problem("admin.socket".into(), "must not be empty".into());
+        }
+        if !(1..=3600).contains(&self.admin.request_timeout_seconds) {
+            problem("admin.request_timeout_seconds".into(), "must be between 1 and 3600".into());
         }
         for (i, group) in self.admin.allowed_groups.iter().enumerate() {
             if resolve_group(group).is_none() {
@@ -1099,6 +1109,7 @@ token_types:
         assert_eq!((config.auth.first_use_window, config.auth.totp_first_use_window), (100, 10));
         assert!(config.radius.clients[0].require_message_authenticator);
         assert_eq!(config.token_types[0].digits, 6);
+        assert_eq!(config.admin.request_timeout_seconds, 60);
     }
 
     #[test]
@@ -1129,6 +1140,49 @@ token_types:
         assert!(problems.contains(&"radius.clients[1].secret".to_string()), "{problems:?}");
         assert!(problems.contains(&"radius.clients[1].address".to_string()), "{problems:?}");
         assert!(problems.contains(&"token_types[0].digits".to_string()), "{problems:?}");
+    }
+
+    /// The documented bounds of the lockout and window settings, and of the
+    /// admin request timeout: the limit passes, one past it is refused by key.
+    #[test]
+    fn window_failure_and_timeout_limits_are_enforced_at_their_bounds() {
+        let with = |settings: &str| {
+            MINIMAL
+                .replace("admin: { socket: ./admin.sock }", &format!("admin: {{ socket: ./admin.sock }}\n{settings}"))
+        };
+        let problems = |settings: &str| -> Vec<String> {
+            let config = Config::parse(&with(settings)).unwrap();
+            config.validate().err().map(|e| e.problems().into_iter().map(|p| p.path).collect()).unwrap_or_default()
+        };
+        let at_the_limits = "auth: { hotp_window: 1000, totp_window: 100, first_use_window: 10000, \
+                             totp_first_use_window: 1000, max_failures: 1 }";
+        assert_eq!(problems(at_the_limits), Vec::<String>::new());
+        let past_the_limits = "auth: { hotp_window: 1001, totp_window: 101, first_use_window: 10001, \
+                               totp_first_use_window: 1001, max_failures: 0 }";
+        let mut found = problems(past_the_limits);
+        found.sort();
+        assert_eq!(
+            found,
+            [
+                "auth.first_use_window",
+                "auth.hotp_window",
+                "auth.max_failures",
+                "auth.totp_first_use_window",
+                "auth.totp_window"
+            ]
+        );
+        let timeout = |seconds: u64| -> Vec<String> {
+            let text = MINIMAL.replace(
+                "admin: { socket: ./admin.sock }",
+                &format!("admin: {{ socket: ./admin.sock, request_timeout_seconds: {seconds} }}"),
+            );
+            let config = Config::parse(&text).unwrap();
+            assert_eq!(config.admin.request_timeout_seconds, seconds);
+            config.validate().err().map(|e| e.problems().into_iter().map(|p| p.path).collect()).unwrap_or_default()
+        };
+        assert!(timeout(1).is_empty() && timeout(3600).is_empty());
+        assert_eq!(timeout(0), ["admin.request_timeout_seconds"]);
+        assert_eq!(timeout(3601), ["admin.request_timeout_seconds"]);
     }
 
     #[test]

@@ -218,7 +218,12 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<(), DaemonError
         config.radius.max_in_flight,
     ));
     let (reload_tx, mut reload_rx) = tokio::sync::mpsc::channel::<tokio::sync::oneshot::Sender<ReloadOutcome>>(4);
-    let admin = Arc::new(AdminServer::new(service.clone(), access_policy(&config), reload_tx));
+    let admin = Arc::new(AdminServer::new(
+        service.clone(),
+        access_policy(&config),
+        reload_tx,
+        Duration::from_secs(config.admin.request_timeout_seconds),
+    ));
 
     let tasks = TaskTracker::new();
     let request_tasks = TaskTracker::new();
@@ -275,6 +280,7 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<(), DaemonError
                 probe_directory(directory.clone());
                 service.replace_settings(settings_of(&new_config), directory);
                 admin.replace_policy(access_policy(&new_config));
+                admin.replace_request_timeout(Duration::from_secs(new_config.admin.request_timeout_seconds));
                 if let Ok(undefined) = undefined_types(store.as_ref(), &new_config) {
                     outcome.warnings.extend(undefined.into_iter().map(|(id, count)| {
                         format!("{count} stored token(s) have type {id:?}, which is no longer defined")

@@ -7,6 +7,7 @@
 //! is audited with its peer, arguments (never secrets) and result.
 
 use std::ffi::CString;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -81,10 +82,8 @@ impl Peer {
     }
 }
 
-/// Connections served at once.
-const MAX_CONNECTIONS: usize = 64;
-/// A client must send each request within this time.
-const REQUEST_READ_TIMEOUT: Duration = Duration::from_secs(60);
+/// Connections served at once; more are closed as soon as they are accepted.
+pub const MAX_CONNECTIONS: usize = 64;
 
 /// Asks the daemon's lifecycle loop to reload; it answers with the outcome.
 pub type ReloadRequests = tokio::sync::mpsc::Sender<tokio::sync::oneshot::Sender<ReloadOutcome>>;
@@ -93,15 +92,31 @@ pub struct AdminServer {
     service: Arc<Service>,
     policy: RwLock<AccessPolicy>,
     reload: ReloadRequests,
+    /// `admin.request_timeout_seconds`: each request line must arrive within it.
+    request_timeout_seconds: AtomicU64,
 }
 
 impl AdminServer {
-    pub fn new(service: Arc<Service>, policy: AccessPolicy, reload: ReloadRequests) -> Self {
-        AdminServer { service, policy: RwLock::new(policy), reload }
+    pub fn new(service: Arc<Service>, policy: AccessPolicy, reload: ReloadRequests, request_timeout: Duration) -> Self {
+        AdminServer {
+            service,
+            policy: RwLock::new(policy),
+            reload,
+            request_timeout_seconds: AtomicU64::new(request_timeout.as_secs()),
+        }
     }
 
     pub fn replace_policy(&self, policy: AccessPolicy) {
         *self.policy.write().unwrap_or_else(|p| p.into_inner()) = policy;
+    }
+
+    /// Applies to request lines read from now on (on reload).
+    pub fn replace_request_timeout(&self, timeout: Duration) {
+        self.request_timeout_seconds.store(timeout.as_secs(), Ordering::Relaxed);
+    }
+
+    fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.request_timeout_seconds.load(Ordering::Relaxed))
     }
 
     pub async fn serve(self: Arc<Self>, listener: UnixListener, shutdown: CancellationToken, tasks: TaskTracker) {
@@ -171,8 +186,11 @@ impl AdminServer {
         loop {
             let mut line = Vec::new();
             let mut limited = (&mut reader).take(max_request as u64 + 1);
-            match tokio::time::timeout(REQUEST_READ_TIMEOUT, limited.read_until(b'\n', &mut line)).await {
-                Err(_) => return, // too slow: drop the connection
+            match tokio::time::timeout(self.request_timeout(), limited.read_until(b'\n', &mut line)).await {
+                Err(_) => {
+                    tracing::debug!(uid = peer.uid, "admin request not received in time; closing the connection");
+                    return; // too slow: drop the connection
+                }
                 Ok(Err(_)) | Ok(Ok(0)) => return,
                 Ok(Ok(_)) => {}
             }
