@@ -1,6 +1,7 @@
 //! End-to-end tests against the real `radotpd` binary.
 
 mod admin;
+mod admin_limits;
 mod crash;
 mod flood;
 mod harness;
