@@ -386,3 +386,171 @@ async fn chap_requests_get_a_reject_instead_of_silence() {
     assert_eq!(reply.code, CODE_ACCESS_REJECT);
     assert_eq!(reply.reply_message.as_deref(), Some("only PAP is supported"));
 }
+
+/// A lenient client: one that does not require Message-Authenticator.
+fn lenient(config: &mut String) {
+    *config = config.replace(
+        "{ name: local, address: 127.0.0.1/32, secret: \"testing123\" }",
+        "{ name: local, address: 127.0.0.1/32, secret: \"testing123\", require_message_authenticator: false }",
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn status_server_without_message_authenticator_is_dropped_even_for_a_lenient_client() {
+    let daemon = Daemon::start_with(lenient);
+    let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    // RFC 5997: Status-Server always carries Message-Authenticator. Here: just the header.
+    let mut bare = vec![packet::CODE_STATUS_SERVER, 9, 0, HEADER_LEN as u8];
+    bare.extend_from_slice(b"0123456789abcdef");
+    assert!(silent(&daemon, &socket, &bare).await, "a Status-Server without Message-Authenticator was answered");
+    let drops = daemon.ctl_json(&["status"])["radius"]["drops"].clone();
+    assert_eq!(drops["missing_message_authenticator"], 1, "{drops}");
+    // The same client's signed Status-Server is answered.
+    let mut client = daemon.client().await;
+    assert_eq!(client.status_server().await.unwrap().code, CODE_ACCESS_ACCEPT);
+}
+
+/// A signed Access-Request for "alice" whose User-Name value is replaced by
+/// `name` (of the same length), re-signed.
+fn request_with_user_name_bytes(id: u8, name: &[u8; 5], password: &str) -> Vec<u8> {
+    let mut request = build_access_request(id, SECRET.as_bytes(), "alice", password.as_bytes(), None).unwrap();
+    let at = HEADER_LEN + 18;
+    assert_eq!(&request[at..at + 7], b"\x01\x07alice");
+    request[at + 2..at + 7].copy_from_slice(name);
+    packet::sign_request_in_place(&mut request, SECRET.as_bytes());
+    request
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_user_name_that_is_not_utf8_gets_the_pap_only_reject_and_consumes_nothing() {
+    let daemon = Daemon::start();
+    daemon.rfc_token("HW1", "alice");
+    let mut client = daemon.client().await;
+    // "alic" followed by a lone 0xE9 (Latin-1 é): not UTF-8. The OTP is alice's valid one.
+    for name in [b"alic\xe9", b"\xff\xfe\xfd\xfc\xfb", b"al\xc3\x28e"] {
+        let request = request_with_user_name_bytes(client_id(&name[..]), name, RFC_CODES[0]);
+        let reply = client.exchange(&request).await.unwrap();
+        assert_eq!(reply.code, CODE_ACCESS_REJECT, "{name:?}");
+        assert_eq!(reply.reply_message.as_deref(), Some("only PAP is supported"), "{name:?}");
+    }
+    let status = daemon.ctl_json(&["status"]);
+    assert_eq!(status["radius"]["reject_reasons"]["unsupported_request"], 3, "{status}");
+    assert_eq!(daemon.ctl_json(&["token", "show", "HW1"])["counter"], 0, "no OTP was checked");
+    assert_eq!(client.authenticate("alice", RFC_CODES[0]).await.unwrap().code, CODE_ACCESS_ACCEPT);
+}
+
+/// A distinct identifier per test packet, so that none is taken for a retransmission.
+fn client_id(bytes: &[u8]) -> u8 {
+    bytes.iter().fold(101u8, |a, b| a.wrapping_mul(31).wrapping_add(*b))
+}
+
+/// An Access-Request for "alice" with a User-Password attribute of `hidden`
+/// (already hidden bytes), optionally a second Message-Authenticator, signed.
+fn raw_request(id: u8, hidden: &[u8], extra_attributes: &[u8]) -> Vec<u8> {
+    let mut bytes = vec![packet::CODE_ACCESS_REQUEST, id, 0, 0];
+    bytes.extend_from_slice(b"fedcba9876543210");
+    bytes.extend_from_slice(&[ATTR_MESSAGE_AUTHENTICATOR, 18]);
+    bytes.extend_from_slice(&[0; 16]);
+    bytes.extend_from_slice(b"\x01\x07alice");
+    bytes.extend_from_slice(&[packet::ATTR_USER_PASSWORD, (hidden.len() + 2) as u8]);
+    bytes.extend_from_slice(hidden);
+    bytes.extend_from_slice(extra_attributes);
+    let len = bytes.len() as u16;
+    bytes[2..4].copy_from_slice(&len.to_be_bytes());
+    // HMAC-MD5 over the packet with every Message-Authenticator zero, into the first one.
+    use hmac::Mac;
+    let mut mac = <hmac::Hmac<md5::Md5> as Mac>::new_from_slice(SECRET.as_bytes()).unwrap();
+    mac.update(&bytes);
+    let sig = mac.finalize().into_bytes();
+    bytes[HEADER_LEN + 2..HEADER_LEN + 18].copy_from_slice(&sig);
+    bytes
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_overlong_user_password_and_a_doubled_or_short_message_authenticator_are_dropped_as_malformed() {
+    let daemon = Daemon::start();
+    daemon.rfc_token("HW1", "alice");
+    let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let drops = || daemon.ctl_json(&["status"])["radius"]["drops"].clone();
+    // The largest User-Password RFC 2865 allows (128 bytes) is decoded, checked and answered.
+    let request = raw_request(1, &[0x5a; 128], &[]);
+    socket.send_to(&request, daemon.radius).await.unwrap();
+    let mut buf = [0u8; 4096];
+    let (n, _) = tokio::time::timeout(Duration::from_secs(3), socket.recv_from(&mut buf)).await.unwrap().unwrap();
+    assert_eq!(verify_reply(&buf[..n], &request, SECRET.as_bytes()).unwrap().code, CODE_ACCESS_REJECT);
+    // 144 bytes cannot be decoded: dropped, not answered, not counted against the token.
+    assert!(silent(&daemon, &socket, &raw_request(2, &[0x5a; 144], &[])).await, "a 144-byte User-Password");
+    assert_eq!(drops()["malformed"], 1, "{}", drops());
+    // A second Message-Authenticator; the first one verifies over the packet as sent.
+    let second = [&[ATTR_MESSAGE_AUTHENTICATOR, 18][..], &[0; 16]].concat();
+    assert!(silent(&daemon, &socket, &raw_request(3, &[0x5a; 16], &second)).await, "two Message-Authenticators");
+    assert_eq!(drops()["malformed"], 2, "{}", drops());
+    // A Message-Authenticator of 10 bytes (after a valid one of 16).
+    let short = [&[ATTR_MESSAGE_AUTHENTICATOR, 12][..], &[0; 10]].concat();
+    assert!(silent(&daemon, &socket, &raw_request(4, &[0x5a; 16], &short)).await, "a 10-byte Message-Authenticator");
+    let drops = drops();
+    assert_eq!(drops["malformed"], 3, "{drops}");
+    assert!(drops["bad_message_authenticator"].as_u64().unwrap_or(0) == 0, "dropped for their shape: {drops}");
+    let token = daemon.ctl_json(&["token", "show", "HW1"]);
+    assert_eq!(token["fail_count"], 1, "only the 128-byte password was checked: {token}");
+    let mut client = daemon.client().await;
+    assert_eq!(client.authenticate("alice", RFC_CODES[0]).await.unwrap().code, CODE_ACCESS_ACCEPT);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_burst_of_parallel_wrong_codes_checks_at_most_max_failures_plus_workers_minus_one() {
+    // The bound depends on the daemon's worker threads: fix their number.
+    const WORKERS: u64 = 4;
+    const MAX_FAILURES: u64 = 10;
+    const BURST: usize = 200;
+    let mut daemon = Daemon::prepare(|c| *c = c.replace("max_failures: 5", &format!("max_failures: {MAX_FAILURES}")));
+    daemon.env("TOKIO_WORKER_THREADS", &WORKERS.to_string());
+    daemon.launch();
+    daemon.rfc_token("HW1", "alice");
+    let mut client = daemon.client().await;
+    // A used token: the normal window (counters 1 to 11) applies, not the first-use one.
+    assert_eq!(client.authenticate("alice", RFC_CODES[0]).await.unwrap().code, CODE_ACCESS_ACCEPT);
+    let valid: std::collections::HashSet<String> =
+        (0..=200).map(|c| radotp::otp::hotp_code(b"12345678901234567890", c, 6, radotp::otp::HashAlg::Sha1)).collect();
+    let wrong: Vec<String> =
+        (0..).map(|i| format!("{:06}", 100_003 + i * 4_099)).filter(|c| !valid.contains(c)).take(BURST).collect();
+    // Every request ready on its own socket first, then all sent at once.
+    let mut clients = Vec::new();
+    for _ in 0..BURST {
+        let mut c = daemon.client().await;
+        c.timeout = Duration::from_secs(10);
+        clients.push(c);
+    }
+    let start = std::sync::Arc::new(tokio::sync::Barrier::new(BURST));
+    let mut tasks = Vec::new();
+    for (mut c, code) in clients.into_iter().zip(wrong) {
+        let start = start.clone();
+        tasks.push(tokio::spawn(async move {
+            start.wait().await;
+            c.authenticate("alice", &code).await.map(|r| r.code)
+        }));
+    }
+    for task in tasks {
+        // An answer may be missing (overload drop); an Accept never comes.
+        if let Ok(code) = task.await.unwrap() {
+            assert_eq!(code, CODE_ACCESS_REJECT);
+        }
+    }
+    let token = daemon.ctl_json(&["token", "show", "HW1"]);
+    assert_eq!(
+        (token["state"].as_str(), token["fail_count"].as_u64()),
+        (Some("locked"), Some(MAX_FAILURES)),
+        "{token}"
+    );
+    let checked = daemon.ctl_json(&["status"])["radius"]["reject_reasons"]["wrong_otp"].as_u64().unwrap();
+    assert!(
+        (MAX_FAILURES..=MAX_FAILURES + WORKERS - 1).contains(&checked),
+        "{checked} wrong codes were checked; at most {} may be",
+        MAX_FAILURES + WORKERS - 1
+    );
+    let audit = daemon.ctl_json(&["audit", "--limit", "0", "--user", "alice"]);
+    let audited = audit.as_array().unwrap().iter().filter(|e| e["reason"] == "wrong_otp").count() as u64;
+    assert_eq!(audited, checked, "the audit log and the metrics agree");
+    let reasons = daemon.ctl_json(&["status"])["radius"]["reject_reasons"].clone();
+    eprintln!("{BURST} parallel wrong codes, {WORKERS} worker threads: {checked} checked; {reasons}");
+}
