@@ -103,6 +103,55 @@ fn a_bad_config_names_the_key_and_exits_78() {
 }
 
 #[test]
+fn a_loose_radius_secret_file_is_refused_by_check_config_and_start_with_78_and_by_reload() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("vpn-gw.secret");
+    std::fs::write(&secret, "testing123\n").unwrap();
+    let config = crate::harness::base_config(dir.path())
+        .replace("secret: \"testing123\" }", &format!("secret_file: {} }}", secret.display()));
+    let path = dir.path().join("radotp.yaml");
+    std::fs::write(&path, config).unwrap();
+    let radotpd = |check: bool| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_radotpd"));
+        if check {
+            command.arg("--check-config");
+        }
+        command.arg("--config").arg(&path).output().unwrap()
+    };
+    for mode in [0o644, 0o660, 0o604] {
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(mode)).unwrap();
+        for check in [true, false] {
+            let out = radotpd(check);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(78), "mode {mode:o}, --check-config {check}: {stderr}");
+            let expected = format!("radius.clients[0].secret_file: {}: permissions {mode:03o}", secret.display());
+            assert!(stderr.contains(&expected), "mode {mode:o}, --check-config {check}: {stderr}");
+            assert!(stderr.contains("chmod 640"), "{stderr}");
+        }
+    }
+    assert!(!dir.path().join("db").exists(), "nothing was started");
+    for mode in [0o600, 0o640] {
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(mode)).unwrap();
+        let out = radotpd(true);
+        assert_eq!(out.status.code(), Some(0), "mode {mode:o}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    // A reload that would switch to a loose secret file is refused; the running secret stays.
+    let mut daemon = Daemon::start();
+    let secret = daemon.dir.path().join("vpn-gw.secret");
+    std::fs::write(&secret, "testing123\n").unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let good = daemon.config_text();
+    daemon.rewrite_config(&good.replace("secret: \"testing123\" }", &format!("secret_file: {} }}", secret.display())));
+    let out = daemon.ctl(&["reload"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("radius.clients[0].secret_file") && stderr.contains("permissions 644"), "{stderr}");
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    daemon.ctl_ok(&["reload"]);
+}
+
+#[test]
 fn a_missing_key_file_is_not_replaced_when_the_store_holds_tokens() {
     let mut daemon = Daemon::start();
     daemon.import(&format!("serial,type,seed\nHW1,hw-hotp,{RFC_SEED_HEX}\n"));
