@@ -1239,6 +1239,24 @@ mod tests {
         assert!(ImportOptions::from_request(None, Some(&Secret::from("0011")), None, None).is_err());
     }
 
+    /// Each PBKDF2 iteration costs the daemon CPU time: a file may not ask for
+    /// more than MAX_PBKDF2_ITERATIONS (nor for none, nor for a count that is not a number).
+    #[test]
+    fn pbkdf2_iteration_counts_over_the_limit_are_refused() {
+        assert!(FIGURE6.contains("<IterationCount>1000</IterationCount>"));
+        for count in ["5000001", "4294967295", "4294967296", "99999999999999999999", "0", "-1", "1e9", ""] {
+            let hostile = FIGURE6
+                .replace("<IterationCount>1000</IterationCount>", &format!("<IterationCount>{count}</IterationCount>"));
+            let err = keys(&hostile, &password("qwerty")).unwrap_err();
+            assert!(err.contains("the PBKDF2 IterationCount must be 1 to 5000000"), "{count:?}: {err}");
+        }
+        assert_eq!(MAX_PBKDF2_ITERATIONS, 5_000_000);
+        // Within the limit the same file opens (figure6_pbkdf2_password_decrypts: 1000 iterations).
+        let fewer = FIGURE6.replace("<IterationCount>1000</IterationCount>", "<IterationCount>1</IterationCount>");
+        let err = keys(&fewer, &password("qwerty")).unwrap_err();
+        assert!(err.contains("password does not decrypt"), "1 iteration is allowed, but derives another key: {err}");
+    }
+
     #[test]
     fn malformed_xml_is_refused_with_its_line() {
         let err = keys(MALFORMED, &ImportOptions::default()).unwrap_err();
