@@ -176,6 +176,41 @@ async fn reset_with_otps_far_ahead_reports_the_distance() {
     assert!(human.contains("moved forward by 9"), "{human}");
 }
 
+#[test]
+fn the_two_reset_codes_appear_nowhere_in_the_audit_or_the_store() {
+    let mut daemon = Daemon::start();
+    daemon.rfc_token("HW1", "alice");
+    let (first, second) = (code(300), code(301));
+    // A refused reset (reversed order) and an accepted one, with the same codes.
+    assert_eq!(daemon.ctl(&["token", "reset", "HW1", &second, &first]).status.code(), Some(1));
+    let reset = daemon.ctl_json(&["token", "reset", "HW1", &first, &second]);
+    assert_eq!(reset["token"]["counter"], 302);
+    let audit = daemon.ctl_json(&["audit", "--limit", "0"]);
+    let entries = audit.as_array().unwrap();
+    let resets: Vec<&serde_json::Value> = entries.iter().filter(|e| e["operation"] == "token.reset").collect();
+    assert_eq!(resets.len(), 2, "{audit}");
+    assert_eq!((resets[0]["result"].as_str(), resets[1]["result"].as_str()), (Some("ok"), Some("refused")));
+    assert_eq!(resets[0]["details"]["counter_moved_by"], 302, "{}", resets[0]);
+    for entry in entries {
+        // Hashes and times are digits chosen by chance: search everything else.
+        let mut shown = entry.clone();
+        for field in ["hash", "prev_hash", "time"] {
+            shown.as_object_mut().unwrap().remove(field);
+        }
+        let text = shown.to_string();
+        assert!(!text.contains(&first) && !text.contains(&second), "a reset code in the audit: {text}");
+    }
+    let table = daemon.ctl_ok(&["audit", "--limit", "0"]);
+    assert!(table.contains("token.reset") && !table.contains(&first) && !table.contains(&second), "{table}");
+    daemon.terminate();
+    for file in crate::store::files_under(&daemon.dir.path().join("db")) {
+        let bytes = std::fs::read(&file).unwrap();
+        for otp in [&first, &second] {
+            assert!(!bytes.windows(6).any(|w| w == otp.as_bytes()), "reset code {otp} in {}", file.display());
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn reset_is_refused_for_types_that_do_not_allow_it() {
     let daemon = Daemon::start();

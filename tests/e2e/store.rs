@@ -31,7 +31,7 @@ async fn sigterm_exits_cleanly_and_removes_the_socket() {
     assert_eq!(daemon.ctl_json(&["token", "show", "HW1"])["user"], "alice");
 }
 
-fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+pub fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut files = Vec::new();
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
