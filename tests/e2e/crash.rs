@@ -1,5 +1,6 @@
 //! Crash consistency: SIGKILL under load, many times; an accepted OTP is
-//! never accepted again, every restart opens the store, the audit chain holds.
+//! never accepted again, every restart opens the store, the audit chain holds,
+//! and every Accept that left the daemon has its audit entry.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -16,6 +17,26 @@ fn seed_of(user: &str) -> Vec<u8> {
     format!("crash-test-seed-{user:>8}").into_bytes()
 }
 
+/// The `radius.auth` accept entries in the audit log, per user (in `USERS` order).
+fn audited_accepts(daemon: &Daemon) -> Vec<usize> {
+    let audit = daemon.ctl_json(&["audit", "--limit", "0"]);
+    let entries = audit.as_array().expect("audit entries");
+    USERS
+        .iter()
+        .map(|user| {
+            entries
+                .iter()
+                .filter(|e| e["operation"] == "radius.auth" && e["result"] == "accept" && e["user"] == *user)
+                .count()
+        })
+        .collect()
+}
+
+fn received_accepts(accepted: &Mutex<HashSet<(String, u64)>>) -> Vec<usize> {
+    let accepted = accepted.lock().unwrap();
+    USERS.iter().map(|user| accepted.iter().filter(|(u, _)| u == user).count()).collect()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn sigkill_under_load_never_lets_an_otp_through_twice() {
     let mut daemon = Daemon::start();
@@ -27,6 +48,7 @@ async fn sigkill_under_load_never_lets_an_otp_through_twice() {
     // Every (user, counter) the daemon ever accepted, from the generator's own record.
     let accepted: Arc<Mutex<HashSet<(String, u64)>>> = Arc::default();
     let mut next: Vec<u64> = vec![0; USERS.len()];
+    let (mut audited_before, mut received_before) = (vec![0; USERS.len()], vec![0; USERS.len()]);
     let mut pseudo_random = 0x2545_f491u32;
     for round in 0..22 {
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -70,6 +92,21 @@ async fn sigkill_under_load_never_lets_an_otp_through_twice() {
             next[i] = counter;
         }
         daemon.launch(); // panics if the store does not open
+        // An Accept's entry is written before the flush that lets the Accept
+        // leave: each Accept received this round has its entry. At most one
+        // more per user: the request in flight at the kill (or given up on
+        // after the client's timeout), flushed but never received.
+        let (audited, received) = (audited_accepts(&daemon), received_accepts(&accepted));
+        for i in 0..USERS.len() {
+            let new_entries = audited[i].checked_sub(audited_before[i]).expect("accept entries disappeared");
+            let new_accepts = received[i] - received_before[i];
+            assert!(
+                (new_accepts..=new_accepts + 1).contains(&new_entries),
+                "round {round}: {} received {new_accepts} Accepts, the audit gained {new_entries} accept entries",
+                USERS[i]
+            );
+        }
+        (audited_before, received_before) = (audited, received);
     }
     let accepted = accepted.lock().unwrap().len();
     assert!(accepted > 50, "the load produced too few accepts to mean anything: {accepted}");
