@@ -844,6 +844,28 @@ impl Config {
         if problems.is_empty() { Ok(clients) } else { Err(ConfigError::Invalid { problems }) }
     }
 
+    /// What is accepted but weak: shared secrets shorter than
+    /// [`RECOMMENDED_SECRET_BYTES`]. Logged at start and reload; never the secret itself.
+    pub fn warnings(&self) -> Vec<Problem> {
+        let mut warnings = Vec::new();
+        for (i, client) in self.radius.clients.iter().enumerate() {
+            if let Ok(secret) = client.read_secret() {
+                if secret.len() < RECOMMENDED_SECRET_BYTES {
+                    let key = if client.secret_file.is_some() { "secret_file" } else { "secret" };
+                    warnings.push(Problem {
+                        path: format!("radius.clients[{i}].{key}"),
+                        message: format!(
+                            "the shared secret of client {:?} is only {} bytes; RFC 2865 section 3 recommends at least {RECOMMENDED_SECRET_BYTES}, and a short secret lets whoever captures a request guess it offline (and then read the passwords)",
+                            client.name,
+                            secret.len()
+                        ),
+                    });
+                }
+            }
+        }
+        warnings
+    }
+
     pub fn token_type(&self, id: &str) -> Option<&TokenType> {
         self.token_types.iter().find(|t| t.id == id)
     }
@@ -869,12 +891,25 @@ impl ClientConfig {
         if secret.is_empty() {
             return Err("the shared secret must not be empty".into());
         }
+        if secret.len() < MIN_SECRET_BYTES {
+            return Err(format!(
+                "the shared secret is {} byte(s); at least {MIN_SECRET_BYTES} are required and {RECOMMENDED_SECRET_BYTES} or more recommended (RFC 2865 section 3): use a long random one, such as the output of `openssl rand -base64 24`",
+                secret.len()
+            ));
+        }
         if secret.len() > 128 {
             return Err("the shared secret must be at most 128 bytes".into());
         }
         Ok(secret)
     }
 }
+
+/// Shortest RADIUS shared secret accepted. A captured request with
+/// Message-Authenticator is an offline test for guesses of the secret, and
+/// the secret hides the passwords: a short one gives them away.
+pub const MIN_SECRET_BYTES: usize = 8;
+/// Shorter secrets are accepted with a warning (RFC 2865 section 3 asks for at least 16 octets).
+pub const RECOMMENDED_SECRET_BYTES: usize = 16;
 
 /// Longest accepted LDAP URL, DN, filter or attribute name, in bytes.
 const MAX_LDAP_TEXT: usize = 4096;
@@ -1081,8 +1116,8 @@ mod tests {
 radius:
   listen: ["127.0.0.1:1812"]
   clients:
-    - { name: a, address: 127.0.0.1, secret: s }
-    - { name: b, address: 10.0.0.0/8, secret: s }
+    - { name: a, address: 127.0.0.1, secret: "a long random secret" }
+    - { name: b, address: 10.0.0.0/8, secret: "another long secret" }
 store: { path: ./db, key_file: ./key }
 admin: { socket: ./admin.sock }
 directory: { kind: static, users: [ { name: alice } ] }
@@ -1121,7 +1156,10 @@ token_types:
     #[test]
     fn validation_lists_every_problem() {
         let text = MINIMAL
-            .replace("{ name: b, address: 10.0.0.0/8, secret: s }", "{ name: a, address: 127.0.0.1 }")
+            .replace(
+                "{ name: b, address: 10.0.0.0/8, secret: \"another long secret\" }",
+                "{ name: a, address: 127.0.0.1 }",
+            )
             .replace("algorithm: hotp }", "algorithm: hotp, digits: 9 }");
         let config = Config::parse(&text).unwrap();
         let problems: Vec<String> = config.validate().unwrap_err().problems().iter().map(|p| p.path.clone()).collect();
@@ -1129,6 +1167,43 @@ token_types:
         assert!(problems.contains(&"radius.clients[1].secret".to_string()), "{problems:?}");
         assert!(problems.contains(&"radius.clients[1].address".to_string()), "{problems:?}");
         assert!(problems.contains(&"token_types[0].digits".to_string()), "{problems:?}");
+    }
+
+    #[test]
+    fn short_shared_secrets_are_refused_and_short_ones_warned_about() {
+        use std::os::unix::fs::PermissionsExt;
+        let with_secret = |secret: &str| MINIMAL.replace("\"a long random secret\"", &format!("{secret:?}"));
+        let config = Config::parse(&with_secret("1234567")).unwrap();
+        let problems = config.validate().unwrap_err().problems();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].path, "radius.clients[0].secret");
+        assert!(problems[0].message.contains("7 byte(s); at least 8"), "{}", problems[0].message);
+        assert!(!problems[0].message.contains("1234567"), "the secret itself is never shown");
+        assert_eq!(problem_paths(&with_secret("x")), vec!["radius.clients[0].secret".to_string()]);
+        // 8 bytes pass, with a warning (radclient's default, testing123, is 10).
+        for short in ["12345678", "testing123", "fifteen bytes!!"] {
+            let config = Config::parse(&with_secret(short)).unwrap();
+            config.validate().unwrap();
+            let warnings = config.warnings();
+            assert_eq!(warnings.len(), 1, "{short}: {warnings:?}");
+            assert_eq!(warnings[0].path, "radius.clients[0].secret");
+            assert!(!warnings[0].message.contains(short), "the secret itself is never shown");
+        }
+        let config = Config::parse(&with_secret("sixteen bytes!!!")).unwrap();
+        config.validate().unwrap();
+        assert!(config.warnings().is_empty());
+        // The same rules for a secret file.
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("vpn.secret");
+        std::fs::write(&file, "short\n").unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let text = MINIMAL.replace("secret: \"a long random secret\"", &format!("secret_file: {}", file.display()));
+        assert_eq!(problem_paths(&text), vec!["radius.clients[0].secret_file".to_string()]);
+        std::fs::write(&file, "testing123\n").unwrap();
+        let config = Config::parse(&text).unwrap();
+        config.validate().unwrap();
+        assert_eq!(config.warnings()[0].path, "radius.clients[0].secret_file");
+        assert_eq!(config.radius_clients().unwrap()[0].secret.expose(), b"testing123");
     }
 
     #[test]

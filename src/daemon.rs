@@ -204,6 +204,9 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<(), DaemonError
     let cipher =
         SeedCipher::from_key_file(&config.store.key_file, store_is_new).map_err(|e| startup("store.key_file", e))?;
     let clients = config.radius_clients()?;
+    for warning in config.warnings() {
+        tracing::warn!("{warning}");
+    }
     let directory = build_directory(&config)?;
     probe_directory(directory.clone());
     let service = Arc::new(
@@ -332,6 +335,7 @@ fn reload(path: &Path, running: &Config) -> Result<(Config, ReloadOutcome, Arc<d
         problems: vec![crate::config::Problem { path: "directory".into(), message: e.to_string() }],
     })?;
     let mut outcome = ReloadOutcome { applied: true, ..Default::default() };
+    outcome.warnings.extend(new.warnings().iter().map(ToString::to_string));
     let mut restart = |changed: bool, key: &str| {
         if changed {
             outcome.restart_needed.push(format!("{key} changed; it takes effect at the next restart"));

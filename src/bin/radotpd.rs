@@ -61,6 +61,12 @@ fn main() -> ExitCode {
     if flags.check_config {
         return match daemon::check_config(&flags.config).and_then(|c| daemon::check_stored_types(&c)) {
             Ok(stored) => {
+                // Accepted but weak (short shared secrets): say so, still exit 0.
+                if let Ok(config) = radotp::config::Config::load(&flags.config) {
+                    for warning in config.warnings() {
+                        eprintln!("{}: warning: {warning}", flags.config.display());
+                    }
+                }
                 match stored {
                     Some(n) => {
                         println!("{}: configuration is valid ({n} stored tokens checked)", flags.config.display())
