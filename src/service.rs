@@ -798,7 +798,7 @@ impl Service {
         dry_run: bool,
     ) -> Result<ImportReport, ServiceError> {
         let options = ImportOptions { format: Some(crate::import::ImportFormat::Csv), ..ImportOptions::default() };
-        self.import(content.to_string(), options, skip_invalid, dry_run).await
+        self.import(zeroize::Zeroizing::new(content.to_string()), options, skip_invalid, dry_run).await
     }
 
     /// Imports tokens from a CSV or PSKC file (see [`crate::import`]).
@@ -806,9 +806,11 @@ impl Service {
     /// The whole file is checked first. Serials that exist already (or earlier
     /// in the file) are skipped; when any row is invalid nothing is written,
     /// unless `skip_invalid`. The tokens are written in one atomic step.
+    ///
+    /// `content` (for CSV, the seeds in clear) is wiped as soon as it is parsed.
     pub async fn import(
         &self,
-        content: String,
+        content: zeroize::Zeroizing<String>,
         options: ImportOptions,
         skip_invalid: bool,
         dry_run: bool,
@@ -820,6 +822,7 @@ impl Service {
         let (rows, report) = blocking(move || {
             let mut report = ImportReport { dry_run, ..ImportReport::default() };
             let rows = crate::import::parse(&content, &options, &settings, &mut report)?;
+            drop(content);
             Ok((rows, report))
         })
         .await?;
