@@ -156,6 +156,11 @@ pub struct AuthConfig {
     /// Consecutive failed OTPs that lock a token.
     #[serde(default = "default_max_failures")]
     pub max_failures: u32,
+    /// Seconds after which a token locked by failures unlocks itself, its
+    /// fail count restarting at 0; 0: it stays locked until an operator
+    /// unlocks it. Operator `disable` is not affected.
+    #[serde(default)]
+    pub lockout_seconds: u64,
     /// HOTP look-ahead: counters accepted past the expected one.
     #[serde(default = "default_hotp_window")]
     pub hotp_window: u64,
@@ -203,6 +208,7 @@ impl Default for AuthConfig {
     fn default() -> Self {
         AuthConfig {
             max_failures: default_max_failures(),
+            lockout_seconds: 0,
             hotp_window: default_hotp_window(),
             totp_window: default_totp_window(),
             reset_window: default_reset_window(),
@@ -722,6 +728,14 @@ impl Config {
         if auth.max_failures == 0 {
             problem("auth.max_failures".into(), "must be at least 1".into());
         }
+        if auth.lockout_seconds > MAX_LOCKOUT_SECONDS {
+            problem(
+                "auth.lockout_seconds".into(),
+                format!(
+                    "must be at most {MAX_LOCKOUT_SECONDS} (a year); 0 keeps tokens locked until an operator unlocks them"
+                ),
+            );
+        }
         if auth.hotp_window > 1000 {
             problem("auth.hotp_window".into(), "must be at most 1000".into());
         }
@@ -903,6 +917,9 @@ impl ClientConfig {
         Ok(secret)
     }
 }
+
+/// Longest `auth.lockout_seconds`: a year (a larger value is more likely a unit mistake).
+pub const MAX_LOCKOUT_SECONDS: u64 = 365 * 86_400;
 
 /// Shortest RADIUS shared secret accepted. A captured request with
 /// Message-Authenticator is an offline test for guesses of the secret, and
@@ -1132,6 +1149,7 @@ token_types:
         assert_eq!(config.auth.max_failures, 10);
         assert_eq!(config.auth.hotp_window, 10);
         assert_eq!((config.auth.first_use_window, config.auth.totp_first_use_window), (100, 10));
+        assert_eq!(config.auth.lockout_seconds, 0, "locked until an operator unlocks, as before");
         assert!(config.radius.clients[0].require_message_authenticator);
         assert_eq!(config.token_types[0].digits, 6);
     }
@@ -1167,6 +1185,16 @@ token_types:
         assert!(problems.contains(&"radius.clients[1].secret".to_string()), "{problems:?}");
         assert!(problems.contains(&"radius.clients[1].address".to_string()), "{problems:?}");
         assert!(problems.contains(&"token_types[0].digits".to_string()), "{problems:?}");
+    }
+
+    #[test]
+    fn lockout_and_password_failure_keys() {
+        let text = MINIMAL.replace("store:", "auth: { lockout_seconds: 900 }\nstore:");
+        let config = Config::parse(&text).unwrap();
+        config.validate().unwrap();
+        assert_eq!(config.auth.lockout_seconds, 900);
+        let text = MINIMAL.replace("store:", "auth: { lockout_seconds: 31536001 }\nstore:");
+        assert_eq!(problem_paths(&text), vec!["auth.lockout_seconds".to_string()]);
     }
 
     #[test]

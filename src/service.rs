@@ -134,11 +134,12 @@ pub struct TokenFilter {
 }
 
 impl TokenFilter {
-    fn matches(&self, token: &Token) -> bool {
+    /// `state` is the token's state as operators see it ([`Token::state_at`]).
+    fn matches(&self, token: &Token, state: TokenState) -> bool {
         self.serial.as_ref().is_none_or(|s| token.serial.contains(s.as_str()))
             && self.r#type.as_ref().is_none_or(|t| &token.type_id == t)
             && self.user.as_ref().is_none_or(|u| token.owner_name() == Some(u.as_str()))
-            && self.state.is_none_or(|s| token.state() == s)
+            && self.state.is_none_or(|s| state == s)
             && (!self.unassigned || token.owner.is_none())
     }
 }
@@ -225,12 +226,13 @@ impl Service {
         self.directory()
     }
 
-    /// The user's active tokens.
+    /// The user's active tokens (a lock that has run out counts as active).
     pub(crate) fn usable_tokens(&self, user: &str) -> Result<Vec<Token>, ServiceError> {
         if !valid_user_name(user) {
             return Ok(Vec::new());
         }
-        Ok(self.store.tokens_of(user)?.into_iter().filter(|t| t.state() == TokenState::Active).collect())
+        let (now, lockout) = (self.now(), self.settings().auth.lockout_seconds);
+        Ok(self.store.tokens_of(user)?.into_iter().filter(|t| t.state_at(now, lockout) == TokenState::Active).collect())
     }
 
     /// Whether one of the user's active tokens would accept `otp` now (nothing is consumed).
@@ -312,7 +314,7 @@ impl Service {
         }
         let settings = self.settings();
         let now = self.now();
-        let tokens = self.store.tokens_of(user)?;
+        let tokens = self.end_expired_locks(self.store.tokens_of(user)?, now, settings.auth.lockout_seconds)?;
         if tokens.is_empty() {
             // Spend about the time a real check takes, so timing does not tell
             // which user names own tokens.
@@ -398,7 +400,7 @@ impl Service {
         })
     }
 
-    fn count_failure(&self, tokens: &[Token], max_failures: u32, _now: u64) -> Result<(), ServiceError> {
+    fn count_failure(&self, tokens: &[Token], max_failures: u32, now: u64) -> Result<(), ServiceError> {
         for token in tokens.iter().filter(|t| t.state() == TokenState::Active) {
             let locked = update_seen(self.store.as_ref(), &token.serial, Some(token), |current| {
                 if current.state() != TokenState::Active {
@@ -407,6 +409,7 @@ impl Service {
                 let mut next = current.clone();
                 next.fail_count = current.fail_count.saturating_add(1);
                 next.locked = next.fail_count >= max_failures;
+                next.locked_at = next.locked.then_some(now);
                 let locked = next.locked;
                 Change::Write(Box::new(next), locked)
             })?;
@@ -417,10 +420,58 @@ impl Service {
         Ok(())
     }
 
+    /// Unlocks the tokens among `tokens` whose lock by failures has run out
+    /// (`auth.lockout_seconds`), with their fail counts back at 0, and
+    /// returns the tokens as they are now. A token that changed owner in the
+    /// meantime is left out.
+    fn end_expired_locks(&self, tokens: Vec<Token>, now: u64, lockout: u64) -> Result<Vec<Token>, ServiceError> {
+        if lockout == 0 || !tokens.iter().any(|t| t.lock_expired(now, lockout)) {
+            return Ok(tokens);
+        }
+        let mut current_tokens = Vec::with_capacity(tokens.len());
+        for token in tokens {
+            if !token.lock_expired(now, lockout) {
+                current_tokens.push(token);
+                continue;
+            }
+            let outcome = update_seen(self.store.as_ref(), &token.serial, Some(&token), |current| {
+                if current.owner != token.owner {
+                    return Change::Keep(None);
+                }
+                if !current.lock_expired(now, lockout) {
+                    return Change::Keep(Some((current.clone(), false)));
+                }
+                let mut next = current.clone();
+                next.locked = false;
+                next.locked_at = None;
+                next.fail_count = 0;
+                Change::Write(Box::new(next.clone()), Some((next, true)))
+            })?;
+            let Updated::Done(Some((current, unlocked))) = outcome else { continue };
+            if unlocked {
+                tracing::info!(serial = %token.serial, "token unlocked: its lockout of {lockout} s is over");
+                self.record(
+                    &Actor::Daemon,
+                    AuditEvent {
+                        operation: "token.unlock".into(),
+                        user: current.owner_name().map(str::to_string),
+                        serial: Some(current.serial.clone()),
+                        details: serde_json::json!({ "automatic": true, "lockout_seconds": lockout }),
+                        result: "ok".into(),
+                        reason: None,
+                    },
+                );
+            }
+            current_tokens.push(current);
+        }
+        Ok(current_tokens)
+    }
+
     // ----------------------------------------------------------------- admin
 
     fn view(&self, token: &Token, settings: &Settings) -> TokenView {
-        token.view(settings.token_type(&token.type_id).map(|t| t.label.as_str()))
+        let label = settings.token_type(&token.type_id).map(|t| t.label.as_str());
+        token.view_at(label, self.now(), settings.auth.lockout_seconds)
     }
 
     pub fn get_token(&self, serial: &str) -> Result<Token, ServiceError> {
@@ -449,16 +500,18 @@ impl Service {
 
     fn list_matching(&self, filter: &TokenFilter, settings: &Settings) -> Result<Vec<TokenView>, ServiceError> {
         let limit = if filter.limit == 0 { usize::MAX } else { filter.limit };
+        let (now, lockout) = (self.now(), settings.auth.lockout_seconds);
+        let matches = |token: &Token| filter.matches(token, token.state_at(now, lockout));
         let mut found = Vec::new();
         if let Some(user) = &filter.user {
             // The owner index answers without a scan.
             let mut tokens = self.store.tokens_of(user)?;
             tokens.sort_by(|a, b| a.serial.cmp(&b.serial));
-            found.extend(tokens.iter().filter(|t| filter.matches(t)).take(limit).map(|t| self.view(t, settings)));
+            found.extend(tokens.iter().filter(|t| matches(t)).take(limit).map(|t| self.view(t, settings)));
             return Ok(found);
         }
         self.store.scan(&mut |token| {
-            if filter.matches(&token) {
+            if matches(&token) {
                 found.push(self.view(&token, settings));
             }
             found.len() < limit
@@ -521,6 +574,7 @@ impl Service {
                 next.owner = owner;
                 next.fail_count = 0;
                 next.locked = false;
+                next.locked_at = None;
                 Change::Write(Box::new(next.clone()), Ok((next, previous)))
             }
         })?;
@@ -616,6 +670,7 @@ impl Service {
             fail_count: 0,
             created_at: now,
             last_used_at: None,
+            locked_at: None,
         };
         self.store.insert_all(std::slice::from_ref(&token))?;
         self.commit.sync().await?;
@@ -696,6 +751,7 @@ impl Service {
             };
             next.fail_count = 0;
             next.locked = false;
+            next.locked_at = None;
             Change::Write(Box::new(next.clone()), Ok((next, moved)))
         })?;
         match outcome {
@@ -719,6 +775,7 @@ impl Service {
             if !disabled {
                 token.fail_count = 0;
                 token.locked = false;
+                token.locked_at = None;
             }
             Ok(())
         })
@@ -729,6 +786,7 @@ impl Service {
     pub async fn unlock(&self, serial: &str) -> Result<TokenView, ServiceError> {
         self.change(serial, |token| {
             token.locked = false;
+            token.locked_at = None;
             token.fail_count = 0;
             Ok(())
         })
@@ -888,12 +946,13 @@ impl Service {
         }
         let mut total = 0u64;
         let mut unassigned = 0u64;
+        let (now, lockout) = (self.now(), self.settings().auth.lockout_seconds);
         self.store.scan(&mut |token| {
             total += 1;
             if token.owner.is_none() {
                 unassigned += 1;
             }
-            *by_state.entry(token.state().as_str().to_string()).or_default() += 1;
+            *by_state.entry(token.state_at(now, lockout).as_str().to_string()).or_default() += 1;
             true
         })?;
         Ok(StatusReport {
@@ -1128,14 +1187,194 @@ fn build_tokens(
             fail_count: 0,
             created_at: now,
             last_used_at: None,
+            locked_at: None,
         });
     }
     Ok((tokens, report))
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
+    use std::sync::atomic::{AtomicU64, Ordering};
+
     use super::*;
+
+    /// RFC 4226 appendix D: the seed, and its codes for counters 0 to 9.
+    pub(crate) const RFC_SEED_HEX: &str = "3132333435363738393031323334353637383930";
+    pub(crate) const RFC_CODES: [&str; 10] =
+        ["755224", "287082", "359152", "969429", "338314", "254676", "287922", "162583", "399871", "520489"];
+
+    /// A service on a store in a temporary directory, with a clock the test sets.
+    pub(crate) struct Fixture {
+        pub service: Service,
+        pub clock: Arc<AtomicU64>,
+        _dir: tempfile::TempDir,
+    }
+
+    impl Fixture {
+        pub(crate) fn new(auth: AuthConfig, directory: Arc<dyn UserDirectory>) -> Fixture {
+            let dir = tempfile::tempdir().unwrap();
+            let store: Arc<dyn TokenStore> =
+                Arc::new(crate::store::sled_store::SledStore::open(dir.path(), 1 << 20).unwrap());
+            let clock = Arc::new(AtomicU64::new(1_000_000));
+            let time = clock.clone();
+            let settings = Settings {
+                auth,
+                token_types: vec![TokenType {
+                    id: "hw-hotp".into(),
+                    label: "HOTP".into(),
+                    algorithm: Algorithm::Hotp,
+                    digits: 6,
+                    period: 30,
+                    hash: HashAlg::Sha1,
+                    operator_enroll: true,
+                    generate_secret: false,
+                    allow_reset: true,
+                    deletable: true,
+                }],
+                enroll: EnrollLabels::default(),
+                directory_gate: false,
+            };
+            let service = Service::new(
+                store,
+                SeedCipher::new(&[9u8; 32]),
+                directory,
+                settings,
+                Arc::new(move || time.load(Ordering::SeqCst)),
+            )
+            .unwrap();
+            Fixture { service, clock, _dir: dir }
+        }
+
+        /// A static directory with alice and bob, and an HOTP token of the RFC seed for each.
+        pub(crate) async fn with_tokens(auth: AuthConfig) -> Fixture {
+            let users = ["alice", "bob"].map(|name| crate::directory::DirectoryUser {
+                name: name.into(),
+                display_name: None,
+                email: None,
+                dn: None,
+            });
+            let fixture =
+                Fixture::new(auth, Arc::new(crate::directory::static_list::StaticDirectory::new(users.to_vec())));
+            fixture.import_tokens().await;
+            fixture
+        }
+
+        pub(crate) async fn import_tokens(&self) {
+            let csv =
+                format!("serial,type,seed,user\nA1,hw-hotp,{RFC_SEED_HEX},alice\nB1,hw-hotp,{RFC_SEED_HEX},bob\n");
+            let report = self.service.import_csv(&csv, false, false).await.unwrap();
+            assert_eq!(report.imported, 2, "{report:?}");
+        }
+
+        pub(crate) fn set_time(&self, now: u64) {
+            self.clock.store(now, Ordering::SeqCst);
+        }
+
+        pub(crate) async fn check(&self, user: &str, otp: &str) -> Decision {
+            self.service.authenticate(&Actor::Daemon, user, otp).await.unwrap()
+        }
+
+        pub(crate) fn token(&self, serial: &str) -> Token {
+            self.service.get_token(serial).unwrap()
+        }
+    }
+
+    fn accepted(decision: &Decision) -> bool {
+        matches!(decision, Decision::Accept { .. })
+    }
+
+    fn reason(decision: &Decision) -> Option<RejectReason> {
+        match decision {
+            Decision::Reject { reason, .. } => Some(*reason),
+            Decision::Accept { .. } => None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_lock_ends_by_itself_after_lockout_seconds_and_the_count_restarts() {
+        let auth = AuthConfig { max_failures: 3, lockout_seconds: 600, ..AuthConfig::default() };
+        let f = Fixture::with_tokens(auth).await;
+        f.set_time(1000);
+        for _ in 0..3 {
+            assert_eq!(reason(&f.check("alice", "000000").await), Some(RejectReason::WrongOtp));
+        }
+        let token = f.token("A1");
+        assert!(token.locked && token.locked_at == Some(1000), "{token:?}");
+        let view = f.service.show("A1").unwrap();
+        assert_eq!((view.state, view.locked_at, view.unlocks_at), (TokenState::Locked, Some(1000), Some(1600)));
+        assert_eq!(f.token("B1").fail_count, 0, "another user's token is not touched");
+
+        // One second before the end: still locked, even for the right code.
+        f.set_time(1599);
+        assert_eq!(reason(&f.check("alice", RFC_CODES[0]).await), Some(RejectReason::NoUsableToken));
+        assert_eq!(f.service.status().unwrap().tokens_by_state["locked"], 1);
+
+        // At the end: shown as active at once, unlocked in the store at its next use.
+        f.set_time(1600);
+        let view = f.service.show("A1").unwrap();
+        assert_eq!((view.state, view.fail_count, view.unlocks_at), (TokenState::Active, 0, None));
+        assert_eq!(f.service.status().unwrap().tokens_by_state["locked"], 0);
+        let locked = TokenFilter { state: Some(TokenState::Locked), ..TokenFilter::default() };
+        assert!(f.service.list(&locked).unwrap().is_empty());
+        // The fail count starts again from 0: a wrong code makes it 1, not 4.
+        assert_eq!(reason(&f.check("alice", "000000").await), Some(RejectReason::WrongOtp));
+        let token = f.token("A1");
+        assert_eq!((token.locked, token.fail_count, token.locked_at), (false, 1, None));
+        assert!(accepted(&f.check("alice", RFC_CODES[0]).await), "the code that was refused while locked");
+        let unlocks = f
+            .service
+            .audit(&AuditQuery { limit: 0, serial: Some("A1".into()), ..AuditQuery::default() })
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.operation == "token.unlock")
+            .collect::<Vec<_>>();
+        assert_eq!(unlocks.len(), 1, "{unlocks:?}");
+        assert_eq!((unlocks[0].actor.clone(), unlocks[0].details["automatic"].clone()), (Actor::Daemon, true.into()));
+
+        // The next lock runs from its own start.
+        f.set_time(5000);
+        for _ in 0..3 {
+            f.check("alice", "000000").await;
+        }
+        assert_eq!(f.service.show("A1").unwrap().unlocks_at, Some(5600));
+        f.set_time(5599);
+        assert_eq!(reason(&f.check("alice", RFC_CODES[1]).await), Some(RejectReason::NoUsableToken));
+        f.set_time(5600);
+        assert!(accepted(&f.check("alice", RFC_CODES[1]).await));
+    }
+
+    #[tokio::test]
+    async fn without_lockout_seconds_a_lock_lasts_and_disable_never_ends_by_itself() {
+        // lockout_seconds: 0 (the default): locked until an operator acts.
+        let f = Fixture::with_tokens(AuthConfig { max_failures: 2, ..AuthConfig::default() }).await;
+        f.set_time(1000);
+        f.check("alice", "000000").await;
+        f.check("alice", "000000").await;
+        assert_eq!(f.service.show("A1").unwrap().unlocks_at, None);
+        f.set_time(1000 + 10 * 365 * 86_400);
+        assert_eq!(reason(&f.check("alice", RFC_CODES[0]).await), Some(RejectReason::NoUsableToken));
+        assert_eq!(f.service.show("A1").unwrap().state, TokenState::Locked);
+        f.service.unlock("A1").await.unwrap();
+        assert_eq!(f.token("A1").locked_at, None);
+        assert!(accepted(&f.check("alice", RFC_CODES[0]).await));
+
+        // With lockout_seconds, an operator's disable stays, lock or not.
+        let f =
+            Fixture::with_tokens(AuthConfig { max_failures: 2, lockout_seconds: 60, ..AuthConfig::default() }).await;
+        f.set_time(1000);
+        f.check("alice", "000000").await;
+        f.check("alice", "000000").await;
+        f.service.set_disabled("A1", true).await.unwrap();
+        f.service.set_disabled("B1", true).await.unwrap();
+        f.set_time(2000);
+        assert_eq!(f.service.show("A1").unwrap().state, TokenState::Disabled);
+        assert_eq!(reason(&f.check("alice", RFC_CODES[0]).await), Some(RejectReason::NoUsableToken));
+        assert_eq!(reason(&f.check("bob", RFC_CODES[0]).await), Some(RejectReason::NoUsableToken));
+        assert!(f.token("A1").disabled && f.token("B1").disabled);
+        f.service.set_disabled("A1", false).await.unwrap();
+        assert!(accepted(&f.check("alice", RFC_CODES[0]).await));
+    }
 
     fn token(algorithm: Algorithm, last_used_at: Option<u64>) -> Token {
         Token {
@@ -1152,6 +1391,7 @@ mod tests {
             fail_count: 0,
             created_at: 0,
             last_used_at,
+            locked_at: None,
         }
     }
 

@@ -906,6 +906,13 @@ fn print_token(t: &TokenView) {
         None => println!("user          - (unassigned)"),
     }
     println!("state         {}", t.state.as_str());
+    if t.state == TokenState::Locked {
+        let since = t.locked_at.map(|at| format!("since {}, ", radotp::timefmt::format_utc(at))).unwrap_or_default();
+        match t.unlocks_at {
+            Some(at) => println!("locked        {since}unlocks by itself at {}", radotp::timefmt::format_utc(at)),
+            None => println!("locked        {since}until an operator unlocks it (radotpctl token unlock {})", t.serial),
+        }
+    }
     println!("fail count    {}", t.fail_count);
     if let Some(c) = t.counter {
         println!("counter       {c}");
