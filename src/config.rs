@@ -153,7 +153,8 @@ pub enum DirectoryUnavailable {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthConfig {
-    /// Consecutive failed OTPs that lock a token.
+    /// Consecutive failed attempts (wrong OTPs, and wrong directory
+    /// passwords unless `count_password_failures` is off) that lock a token.
     #[serde(default = "default_max_failures")]
     pub max_failures: u32,
     /// Seconds after which a token locked by failures unlocks itself, its
@@ -161,6 +162,11 @@ pub struct AuthConfig {
     /// unlocks it. Operator `disable` is not affected.
     #[serde(default)]
     pub lockout_seconds: u64,
+    /// A wrong directory password (`password+otp`, `challenge`) counts as a
+    /// failed attempt on the user's active tokens, like a wrong OTP; the OTP
+    /// typed with it is not consumed.
+    #[serde(default = "default_true")]
+    pub count_password_failures: bool,
     /// HOTP look-ahead: counters accepted past the expected one.
     #[serde(default = "default_hotp_window")]
     pub hotp_window: u64,
@@ -209,6 +215,7 @@ impl Default for AuthConfig {
         AuthConfig {
             max_failures: default_max_failures(),
             lockout_seconds: 0,
+            count_password_failures: true,
             hotp_window: default_hotp_window(),
             totp_window: default_totp_window(),
             reset_window: default_reset_window(),
@@ -1150,6 +1157,7 @@ token_types:
         assert_eq!(config.auth.hotp_window, 10);
         assert_eq!((config.auth.first_use_window, config.auth.totp_first_use_window), (100, 10));
         assert_eq!(config.auth.lockout_seconds, 0, "locked until an operator unlocks, as before");
+        assert!(config.auth.count_password_failures);
         assert!(config.radius.clients[0].require_message_authenticator);
         assert_eq!(config.token_types[0].digits, 6);
     }
@@ -1189,10 +1197,11 @@ token_types:
 
     #[test]
     fn lockout_and_password_failure_keys() {
-        let text = MINIMAL.replace("store:", "auth: { lockout_seconds: 900 }\nstore:");
+        let text = MINIMAL.replace("store:", "auth: { lockout_seconds: 900, count_password_failures: false }\nstore:");
         let config = Config::parse(&text).unwrap();
         config.validate().unwrap();
         assert_eq!(config.auth.lockout_seconds, 900);
+        assert!(!config.auth.count_password_failures);
         let text = MINIMAL.replace("store:", "auth: { lockout_seconds: 31536001 }\nstore:");
         assert_eq!(problem_paths(&text), vec!["auth.lockout_seconds".to_string()]);
     }

@@ -414,7 +414,7 @@ impl Service {
                 Change::Write(Box::new(next), locked)
             })?;
             if let Updated::Done(true) = locked {
-                tracing::warn!(serial = %token.serial, "token locked after {max_failures} failed OTPs");
+                tracing::warn!(serial = %token.serial, "token locked after {max_failures} failed attempts");
             }
         }
         Ok(())
@@ -465,6 +465,19 @@ impl Service {
             current_tokens.push(current);
         }
         Ok(current_tokens)
+    }
+
+    /// A wrong directory password: counts as a failed attempt on the user's
+    /// active tokens, as a wrong OTP does, unless `auth.count_password_failures`
+    /// is off. No code is consumed.
+    pub(crate) fn count_wrong_password(&self, user: &str) -> Result<(), ServiceError> {
+        let settings = self.settings();
+        if !settings.auth.count_password_failures || !valid_user_name(user) {
+            return Ok(());
+        }
+        let now = self.now();
+        let tokens = self.end_expired_locks(self.store.tokens_of(user)?, now, settings.auth.lockout_seconds)?;
+        self.count_failure(&tokens, settings.auth.max_failures, now)
     }
 
     // ----------------------------------------------------------------- admin
