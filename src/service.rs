@@ -848,13 +848,16 @@ impl Service {
     pub fn backup(&self) -> Result<Backup, ServiceError> {
         self.audit.write_pending()?;
         let snapshot = self.store.snapshot()?;
-        Ok(Backup {
+        let mut backup = Backup {
             format: BACKUP_FORMAT.into(),
             version: BACKUP_VERSION,
             created_at: self.now(),
             daemon_version: env!("CARGO_PKG_VERSION").into(),
             snapshot,
-        })
+            mac: None,
+        };
+        backup.sign(&self.cipher).map_err(|e| ServiceError::Invalid(format!("cannot encode the backup: {e}")))?;
+        Ok(backup)
     }
 
     pub fn token_types(&self) -> Vec<TokenType> {
@@ -983,7 +986,18 @@ impl Service {
 pub const BACKUP_FORMAT: &str = "radotp-backup";
 pub const BACKUP_VERSION: u32 = 1;
 
+/// What a backup's MAC covers first, before the JSON of its content.
+const BACKUP_MAC_DOMAIN: &[u8] = b"radotp-backup-v1\n";
+
 /// A backup file: tokens with sealed seeds, and the audit chain.
+///
+/// `mac` authenticates everything else: the hex HMAC-SHA256, under a key
+/// derived from the master key ([`SeedCipher::backup_mac`]), of
+/// `radotp-backup-v1\n` followed by the compact JSON of the other fields in
+/// the order they are declared here. A restore re-encodes what it read and
+/// compares, so fields added later to these types (tokens included) must be
+/// left out of the JSON while they have their default
+/// (`skip_serializing_if`), or the MACs of older backups stop verifying.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Backup {
     pub format: String,
@@ -991,6 +1005,90 @@ pub struct Backup {
     pub created_at: u64,
     pub daemon_version: String,
     pub snapshot: crate::store::Snapshot,
+    /// Absent from backups of versions before backups were signed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac: Option<String>,
+}
+
+/// Whether a backup's MAC verifies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackupMacStatus {
+    Valid,
+    /// The backup carries no MAC.
+    Missing,
+    /// The content was changed, or the MAC was made under another master key.
+    Invalid,
+}
+
+impl Backup {
+    fn content_mac(&self, cipher: &SeedCipher) -> Result<crate::crypto::BackupMac, serde_json::Error> {
+        use hmac::Mac;
+        #[derive(Serialize)]
+        struct Content<'a> {
+            format: &'a str,
+            version: u32,
+            created_at: u64,
+            daemon_version: &'a str,
+            snapshot: &'a crate::store::Snapshot,
+        }
+        /// Feeds the JSON to the MAC as it is written, without a copy of the whole backup.
+        struct Feed<'a>(&'a mut crate::crypto::BackupMac);
+        impl std::io::Write for Feed<'_> {
+            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+                self.0.update(bytes);
+                Ok(bytes.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut mac = cipher.backup_mac();
+        mac.update(BACKUP_MAC_DOMAIN);
+        let content = Content {
+            format: &self.format,
+            version: self.version,
+            created_at: self.created_at,
+            daemon_version: &self.daemon_version,
+            snapshot: &self.snapshot,
+        };
+        serde_json::to_writer(Feed(&mut mac), &content)?;
+        Ok(mac)
+    }
+
+    /// Sets `mac` for the current content.
+    pub fn sign(&mut self, cipher: &SeedCipher) -> Result<(), serde_json::Error> {
+        use hmac::Mac;
+        let tag = self.content_mac(cipher)?.finalize().into_bytes();
+        self.mac = Some(data_encoding::HEXLOWER.encode(&tag));
+        Ok(())
+    }
+
+    /// Checks `mac` against the content (in constant time).
+    pub fn mac_status(&self, cipher: &SeedCipher) -> BackupMacStatus {
+        use hmac::Mac;
+        let Some(text) = &self.mac else { return BackupMacStatus::Missing };
+        let Ok(tag) = data_encoding::HEXLOWER_PERMISSIVE.decode(text.as_bytes()) else {
+            return BackupMacStatus::Invalid;
+        };
+        match self.content_mac(cipher).map(|mac| mac.verify_slice(&tag)) {
+            Ok(Ok(())) => BackupMacStatus::Valid,
+            _ => BackupMacStatus::Invalid,
+        }
+    }
+
+    /// Checks the audit chain the backup carries.
+    pub fn verify_audit_chain(&self) -> ChainReport {
+        crate::audit::verify_chain(self.snapshot.audit.iter().map(|(seq, text)| (*seq, text.as_bytes())))
+    }
+}
+
+/// What a restore wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestoreReport {
+    pub tokens: usize,
+    pub audit_entries: usize,
+    /// Checks that failed and were overridden with `force` (empty without it).
+    pub overridden: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -1003,18 +1101,54 @@ pub enum RestoreError {
         "the configured key file does not open the backup's seeds (token {0}): restore the key file that was in use when the backup was made"
     )]
     WrongKey(String),
+    #[error(
+        "the backup has no MAC: it was made by a radotp version that did not sign backups, or the MAC was removed, so changes to its owners, counters or states cannot be detected; if you trust where it came from, restore it with --force"
+    )]
+    Unsigned,
+    #[error(
+        "the backup's MAC does not verify: the file was changed after `radotpctl backup` wrote it (owners, counters or states may have been edited), or it was made under another master key; nothing was written (--force restores it anyway)"
+    )]
+    BadMac,
+    #[error(
+        "the backup's audit chain does not verify at entry {seq}: {problem}; nothing was written (--force restores it anyway)"
+    )]
+    BrokenChain { seq: u64, problem: String },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
 
 /// Writes a backup into an empty store. Checks first that the master key
-/// opens the seeds, so a restore with the wrong key file fails loudly.
-pub fn restore(store: &dyn TokenStore, cipher: &SeedCipher, backup: &Backup) -> Result<(usize, usize), RestoreError> {
+/// opens the seeds, so a restore with the wrong key file fails loudly; then
+/// that the backup's MAC and its audit chain verify. A backup that fails
+/// either check (or has no MAC) is refused unless `force`; then the report
+/// names what was overridden. Nothing is written when a check refuses.
+pub fn restore(
+    store: &dyn TokenStore,
+    cipher: &SeedCipher,
+    backup: &Backup,
+    force: bool,
+) -> Result<RestoreReport, RestoreError> {
     if store.count()? > 0 || store.last_audit()?.is_some() {
         return Err(RestoreError::NotEmpty(String::new()));
     }
     if let Some(token) = backup.snapshot.tokens.first() {
         cipher.open(&token.serial, &token.sealed_seed).map_err(|_| RestoreError::WrongKey(token.serial.clone()))?;
+    }
+    let mut problems = Vec::new();
+    match backup.mac_status(cipher) {
+        BackupMacStatus::Valid => {}
+        BackupMacStatus::Missing => problems.push(RestoreError::Unsigned),
+        BackupMacStatus::Invalid => problems.push(RestoreError::BadMac),
+    }
+    let chain = backup.verify_audit_chain();
+    if !chain.ok {
+        problems.push(RestoreError::BrokenChain {
+            seq: chain.first_broken.unwrap_or_default(),
+            problem: chain.problem.unwrap_or_default(),
+        });
+    }
+    if !force && !problems.is_empty() {
+        return Err(problems.remove(0));
     }
     for chunk in backup.snapshot.tokens.chunks(10_000) {
         store.insert_all(chunk)?;
@@ -1023,7 +1157,11 @@ pub fn restore(store: &dyn TokenStore, cipher: &SeedCipher, backup: &Backup) -> 
         store.append_audit(&crate::store::AuditRecord { seq: *seq, bytes: text.clone().into_bytes() })?;
     }
     store.flush()?;
-    Ok((backup.snapshot.tokens.len(), backup.snapshot.audit.len()))
+    Ok(RestoreReport {
+        tokens: backup.snapshot.tokens.len(),
+        audit_entries: backup.snapshot.audit.len(),
+        overridden: problems.iter().map(ToString::to_string).collect(),
+    })
 }
 
 /// Issuer and account label of the `otpauth://` URI of soft tokens.
@@ -1387,6 +1525,68 @@ pub(crate) mod tests {
         assert!(f.token("A1").disabled && f.token("B1").disabled);
         f.service.set_disabled("A1", false).await.unwrap();
         assert!(accepted(&f.check("alice", RFC_CODES[0]).await));
+    }
+
+    #[tokio::test]
+    async fn backups_are_signed_and_restore_checks_the_mac_and_the_audit_chain() {
+        let f = Fixture::with_tokens(AuthConfig::default()).await;
+        assert!(accepted(&f.check("alice", RFC_CODES[0]).await));
+        f.check("bob", "000000").await;
+        let backup = f.service.backup().unwrap();
+        assert_eq!(backup.mac_status(&f.service.cipher), BackupMacStatus::Valid);
+        assert!(backup.verify_audit_chain().ok);
+        // As radotpctl writes it and radotpd --restore reads it.
+        let text = serde_json::to_string_pretty(&backup).unwrap();
+        let read: Backup = serde_json::from_str(&text).unwrap();
+        assert_eq!(read.mac_status(&f.service.cipher), BackupMacStatus::Valid);
+
+        let restore_into = |backup: &Backup, force: bool| {
+            let dir = tempfile::tempdir().unwrap();
+            let store = crate::store::sled_store::SledStore::open(dir.path(), 1 << 20).unwrap();
+            let result = restore(&store, &f.service.cipher, backup, force);
+            let tokens = store.count().unwrap();
+            (result, tokens)
+        };
+        let (result, tokens) = restore_into(&read, false);
+        let report = result.unwrap();
+        assert_eq!((report.tokens, tokens, report.overridden.len()), (2, 2, 0));
+
+        // Bob takes alice's token in the file: refused, nothing written; --force writes it.
+        let edited: Backup = serde_json::from_str(&text.replace(r#""name": "alice""#, r#""name": "bob""#)).unwrap();
+        assert_eq!(edited.snapshot.tokens.iter().filter(|t| t.owner_name() == Some("bob")).count(), 2);
+        assert_eq!(edited.mac_status(&f.service.cipher), BackupMacStatus::Invalid);
+        let (result, tokens) = restore_into(&edited, false);
+        assert!(matches!(result, Err(RestoreError::BadMac)), "{result:?}");
+        assert_eq!(tokens, 0, "nothing written");
+        let (result, tokens) = restore_into(&edited, true);
+        assert_eq!((result.unwrap().overridden.len(), tokens), (1, 2));
+
+        // A rolled-back counter, an unlocked token: the same.
+        let counter = text.replacen(r#""counter": 1"#, r#""counter": 0"#, 1);
+        assert_ne!(counter, text);
+        let counter: Backup = serde_json::from_str(&counter).unwrap();
+        assert!(matches!(restore_into(&counter, false).0, Err(RestoreError::BadMac)));
+
+        // No MAC (a backup of an older version): refused unless forced.
+        let mut unsigned = read.clone();
+        unsigned.mac = None;
+        assert_eq!(unsigned.mac_status(&f.service.cipher), BackupMacStatus::Missing);
+        assert!(matches!(restore_into(&unsigned, false).0, Err(RestoreError::Unsigned)));
+        assert_eq!(restore_into(&unsigned, true).1, 2);
+
+        // Another master key: the MAC does not verify.
+        assert_eq!(read.mac_status(&SeedCipher::new(&[1u8; 32])), BackupMacStatus::Invalid);
+
+        // An audit entry edited and the MAC made again (by someone holding
+        // the key): the chain check still refuses it.
+        let mut rewritten = read.clone();
+        let (_, entry) = &mut rewritten.snapshot.audit[0];
+        *entry = entry.replace("\"accept\"", "\"reject\"");
+        rewritten.sign(&f.service.cipher).unwrap();
+        assert_eq!(rewritten.mac_status(&f.service.cipher), BackupMacStatus::Valid);
+        let (result, tokens) = restore_into(&rewritten, false);
+        assert!(matches!(result, Err(RestoreError::BrokenChain { seq: 1, .. })), "{result:?}");
+        assert_eq!(tokens, 0);
     }
 
     fn token(algorithm: Algorithm, last_used_at: Option<u64>) -> Token {

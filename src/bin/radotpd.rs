@@ -27,6 +27,11 @@ struct Flags {
     /// empty, then exit. Stop the daemon first.
     #[arg(long, value_name = "FILE", conflicts_with = "check_config")]
     restore: Option<PathBuf>,
+    /// With --restore: restore a backup even when its MAC does not verify, it has none (made
+    /// before backups were signed), or its audit chain is broken. The restore is audited
+    /// with what was overridden.
+    #[arg(long, requires = "restore")]
+    force: bool,
 }
 
 fn init_logging(level: Option<&str>) {
@@ -95,9 +100,17 @@ fn main() -> ExitCode {
     };
     init_logging(config.log.level.as_deref());
     if let Some(file) = &flags.restore {
-        return match daemon::restore(&config, file) {
-            Ok((tokens, audit)) => {
-                println!("restored {tokens} token(s) and {audit} audit entries into {}", config.store.path.display());
+        return match daemon::restore(&config, file, flags.force) {
+            Ok(report) => {
+                for problem in &report.overridden {
+                    eprintln!("radotpd: warning: restored despite (--force): {problem}");
+                }
+                println!(
+                    "restored {} token(s) and {} audit entries into {}",
+                    report.tokens,
+                    report.audit_entries,
+                    config.store.path.display()
+                );
                 ExitCode::SUCCESS
             }
             Err(e) => {
