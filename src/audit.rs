@@ -214,37 +214,71 @@ impl AuditLog {
     /// Walks the whole chain from the oldest entry and names the first broken one.
     pub fn verify(&self) -> Result<ChainReport, StoreError> {
         self.write_pending()?;
-        let mut report = ChainReport { entries: 0, ok: true, first_broken: None, problem: None };
-        let mut previous_hash = String::new();
-        let mut expected_seq = 1;
-        self.store.audit_oldest_first(&mut |record| {
-            report.entries += 1;
-            let problem = match serde_json::from_slice::<AuditEntry>(&record.bytes) {
-                Err(e) => Some(format!("unreadable: {e}")),
-                Ok(entry) if entry.seq != record.seq || record.seq != expected_seq => {
-                    Some(format!("sequence gap: expected {expected_seq}, found {}", record.seq))
-                }
-                Ok(entry) if entry.prev_hash != previous_hash => {
-                    Some("does not link to the previous entry (an entry was removed or changed)".into())
-                }
-                Ok(entry) if entry.compute_hash() != entry.hash => {
-                    Some("content does not match its hash (the entry was modified)".into())
-                }
-                Ok(entry) => {
-                    previous_hash = entry.hash;
-                    None
-                }
-            };
-            expected_seq = record.seq + 1;
-            if let Some(problem) = problem {
-                report.ok = false;
-                report.first_broken = Some(record.seq);
-                report.problem = Some(problem);
-                return false;
+        let mut walk = ChainWalk::default();
+        self.store.audit_oldest_first(&mut |record| walk.step(record.seq, &record.bytes))?;
+        Ok(walk.report)
+    }
+}
+
+/// Checks audit records (sequence, stored bytes), oldest first, as
+/// [`AuditLog::verify`] does: for records that are not in a store, such as
+/// those of a backup.
+pub fn verify_chain<'a>(records: impl IntoIterator<Item = (u64, &'a [u8])>) -> ChainReport {
+    let mut walk = ChainWalk::default();
+    for (seq, bytes) in records {
+        if !walk.step(seq, bytes) {
+            break;
+        }
+    }
+    walk.report
+}
+
+/// One walk along the chain.
+struct ChainWalk {
+    report: ChainReport,
+    previous_hash: String,
+    expected_seq: u64,
+}
+
+impl Default for ChainWalk {
+    fn default() -> Self {
+        ChainWalk {
+            report: ChainReport { entries: 0, ok: true, first_broken: None, problem: None },
+            previous_hash: String::new(),
+            expected_seq: 1,
+        }
+    }
+}
+
+impl ChainWalk {
+    /// Checks the next record; false once the chain is broken.
+    fn step(&mut self, seq: u64, bytes: &[u8]) -> bool {
+        self.report.entries += 1;
+        let expected_seq = self.expected_seq;
+        let problem = match serde_json::from_slice::<AuditEntry>(bytes) {
+            Err(e) => Some(format!("unreadable: {e}")),
+            Ok(entry) if entry.seq != seq || seq != expected_seq => {
+                Some(format!("sequence gap: expected {expected_seq}, found {seq}"))
             }
-            true
-        })?;
-        Ok(report)
+            Ok(entry) if entry.prev_hash != self.previous_hash => {
+                Some("does not link to the previous entry (an entry was removed or changed)".into())
+            }
+            Ok(entry) if entry.compute_hash() != entry.hash => {
+                Some("content does not match its hash (the entry was modified)".into())
+            }
+            Ok(entry) => {
+                self.previous_hash = entry.hash;
+                None
+            }
+        };
+        self.expected_seq = seq + 1;
+        if let Some(problem) = problem {
+            self.report.ok = false;
+            self.report.first_broken = Some(seq);
+            self.report.problem = Some(problem);
+            return false;
+        }
+        true
     }
 }
 
@@ -280,5 +314,33 @@ mod tests {
         let reopened = AuditLog::open(store).unwrap();
         reopened.append(&Actor::Daemon, 300, event(10)).unwrap();
         assert!(reopened.verify().unwrap().ok);
+    }
+
+    #[test]
+    fn records_outside_a_store_verify_the_same_way() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn TokenStore> = Arc::new(SledStore::open(dir.path(), 1 << 20).unwrap());
+        let log = AuditLog::open(store.clone()).unwrap();
+        for n in 0..4 {
+            log.append(&Actor::Daemon, 100 + u64::from(n), event(n)).unwrap();
+        }
+        log.write_pending().unwrap();
+        let mut records = Vec::new();
+        store
+            .audit_oldest_first(&mut |r| {
+                records.push((r.seq, String::from_utf8(r.bytes).unwrap()));
+                true
+            })
+            .unwrap();
+        let check = |records: &[(u64, String)]| verify_chain(records.iter().map(|(seq, t)| (*seq, t.as_bytes())));
+        assert_eq!(check(&records), log.verify().unwrap());
+        assert!(check(&records).ok && check(&records).entries == 4);
+        let mut edited = records.clone();
+        edited[1].1 = edited[1].1.replace("op1", "op7");
+        let report = check(&edited);
+        assert_eq!((report.ok, report.first_broken), (false, Some(2)), "{report:?}");
+        let mut removed = records.clone();
+        removed.remove(2);
+        assert_eq!(check(&removed).first_broken, Some(4));
     }
 }

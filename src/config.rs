@@ -153,9 +153,20 @@ pub enum DirectoryUnavailable {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthConfig {
-    /// Consecutive failed OTPs that lock a token.
+    /// Consecutive failed attempts (wrong OTPs, and wrong directory
+    /// passwords unless `count_password_failures` is off) that lock a token.
     #[serde(default = "default_max_failures")]
     pub max_failures: u32,
+    /// Seconds after which a token locked by failures unlocks itself, its
+    /// fail count restarting at 0; 0: it stays locked until an operator
+    /// unlocks it. Operator `disable` is not affected.
+    #[serde(default)]
+    pub lockout_seconds: u64,
+    /// A wrong directory password (`password+otp`, `challenge`) counts as a
+    /// failed attempt on the user's active tokens, like a wrong OTP; the OTP
+    /// typed with it is not consumed.
+    #[serde(default = "default_true")]
+    pub count_password_failures: bool,
     /// HOTP look-ahead: counters accepted past the expected one.
     #[serde(default = "default_hotp_window")]
     pub hotp_window: u64,
@@ -203,6 +214,8 @@ impl Default for AuthConfig {
     fn default() -> Self {
         AuthConfig {
             max_failures: default_max_failures(),
+            lockout_seconds: 0,
+            count_password_failures: true,
             hotp_window: default_hotp_window(),
             totp_window: default_totp_window(),
             reset_window: default_reset_window(),
@@ -729,6 +742,14 @@ impl Config {
         if auth.max_failures == 0 {
             problem("auth.max_failures".into(), "must be at least 1".into());
         }
+        if auth.lockout_seconds > MAX_LOCKOUT_SECONDS {
+            problem(
+                "auth.lockout_seconds".into(),
+                format!(
+                    "must be at most {MAX_LOCKOUT_SECONDS} (a year); 0 keeps tokens locked until an operator unlocks them"
+                ),
+            );
+        }
         if auth.hotp_window > 1000 {
             problem("auth.hotp_window".into(), "must be at most 1000".into());
         }
@@ -854,6 +875,28 @@ impl Config {
         if problems.is_empty() { Ok(clients) } else { Err(ConfigError::Invalid { problems }) }
     }
 
+    /// What is accepted but weak: shared secrets shorter than
+    /// [`RECOMMENDED_SECRET_BYTES`]. Logged at start and reload; never the secret itself.
+    pub fn warnings(&self) -> Vec<Problem> {
+        let mut warnings = Vec::new();
+        for (i, client) in self.radius.clients.iter().enumerate() {
+            if let Ok(secret) = client.read_secret() {
+                if secret.len() < RECOMMENDED_SECRET_BYTES {
+                    let key = if client.secret_file.is_some() { "secret_file" } else { "secret" };
+                    warnings.push(Problem {
+                        path: format!("radius.clients[{i}].{key}"),
+                        message: format!(
+                            "the shared secret of client {:?} is only {} bytes; RFC 2865 section 3 recommends at least {RECOMMENDED_SECRET_BYTES}, and a short secret lets whoever captures a request guess it offline (and then read the passwords)",
+                            client.name,
+                            secret.len()
+                        ),
+                    });
+                }
+            }
+        }
+        warnings
+    }
+
     pub fn token_type(&self, id: &str) -> Option<&TokenType> {
         self.token_types.iter().find(|t| t.id == id)
     }
@@ -879,12 +922,28 @@ impl ClientConfig {
         if secret.is_empty() {
             return Err("the shared secret must not be empty".into());
         }
+        if secret.len() < MIN_SECRET_BYTES {
+            return Err(format!(
+                "the shared secret is {} byte(s); at least {MIN_SECRET_BYTES} are required and {RECOMMENDED_SECRET_BYTES} or more recommended (RFC 2865 section 3): use a long random one, such as the output of `openssl rand -base64 24`",
+                secret.len()
+            ));
+        }
         if secret.len() > 128 {
             return Err("the shared secret must be at most 128 bytes".into());
         }
         Ok(secret)
     }
 }
+
+/// Longest `auth.lockout_seconds`: a year (a larger value is more likely a unit mistake).
+pub const MAX_LOCKOUT_SECONDS: u64 = 365 * 86_400;
+
+/// Shortest RADIUS shared secret accepted. A captured request with
+/// Message-Authenticator is an offline test for guesses of the secret, and
+/// the secret hides the passwords: a short one gives them away.
+pub const MIN_SECRET_BYTES: usize = 8;
+/// Shorter secrets are accepted with a warning (RFC 2865 section 3 asks for at least 16 octets).
+pub const RECOMMENDED_SECRET_BYTES: usize = 16;
 
 /// Longest accepted LDAP URL, DN, filter or attribute name, in bytes.
 const MAX_LDAP_TEXT: usize = 4096;
@@ -1091,8 +1150,8 @@ mod tests {
 radius:
   listen: ["127.0.0.1:1812"]
   clients:
-    - { name: a, address: 127.0.0.1, secret: s }
-    - { name: b, address: 10.0.0.0/8, secret: s }
+    - { name: a, address: 127.0.0.1, secret: "a long random secret" }
+    - { name: b, address: 10.0.0.0/8, secret: "another long secret" }
 store: { path: ./db, key_file: ./key }
 admin: { socket: ./admin.sock }
 directory: { kind: static, users: [ { name: alice } ] }
@@ -1107,6 +1166,8 @@ token_types:
         assert_eq!(config.auth.max_failures, 10);
         assert_eq!(config.auth.hotp_window, 10);
         assert_eq!((config.auth.first_use_window, config.auth.totp_first_use_window), (100, 10));
+        assert_eq!(config.auth.lockout_seconds, 0, "locked until an operator unlocks, as before");
+        assert!(config.auth.count_password_failures);
         assert!(config.radius.clients[0].require_message_authenticator);
         assert_eq!(config.token_types[0].digits, 6);
         assert_eq!(config.admin.request_timeout_seconds, 60);
@@ -1132,7 +1193,10 @@ token_types:
     #[test]
     fn validation_lists_every_problem() {
         let text = MINIMAL
-            .replace("{ name: b, address: 10.0.0.0/8, secret: s }", "{ name: a, address: 127.0.0.1 }")
+            .replace(
+                "{ name: b, address: 10.0.0.0/8, secret: \"another long secret\" }",
+                "{ name: a, address: 127.0.0.1 }",
+            )
             .replace("algorithm: hotp }", "algorithm: hotp, digits: 9 }");
         let config = Config::parse(&text).unwrap();
         let problems: Vec<String> = config.validate().unwrap_err().problems().iter().map(|p| p.path.clone()).collect();
@@ -1183,6 +1247,54 @@ token_types:
         assert!(timeout(1).is_empty() && timeout(3600).is_empty());
         assert_eq!(timeout(0), ["admin.request_timeout_seconds"]);
         assert_eq!(timeout(3601), ["admin.request_timeout_seconds"]);
+    }
+
+    #[test]
+    fn lockout_and_password_failure_keys() {
+        let text = MINIMAL.replace("store:", "auth: { lockout_seconds: 900, count_password_failures: false }\nstore:");
+        let config = Config::parse(&text).unwrap();
+        config.validate().unwrap();
+        assert_eq!(config.auth.lockout_seconds, 900);
+        assert!(!config.auth.count_password_failures);
+        let text = MINIMAL.replace("store:", "auth: { lockout_seconds: 31536001 }\nstore:");
+        assert_eq!(problem_paths(&text), vec!["auth.lockout_seconds".to_string()]);
+    }
+
+    #[test]
+    fn short_shared_secrets_are_refused_and_short_ones_warned_about() {
+        use std::os::unix::fs::PermissionsExt;
+        let with_secret = |secret: &str| MINIMAL.replace("\"a long random secret\"", &format!("{secret:?}"));
+        let config = Config::parse(&with_secret("1234567")).unwrap();
+        let problems = config.validate().unwrap_err().problems();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].path, "radius.clients[0].secret");
+        assert!(problems[0].message.contains("7 byte(s); at least 8"), "{}", problems[0].message);
+        assert!(!problems[0].message.contains("1234567"), "the secret itself is never shown");
+        assert_eq!(problem_paths(&with_secret("x")), vec!["radius.clients[0].secret".to_string()]);
+        // 8 bytes pass, with a warning (radclient's default, testing123, is 10).
+        for short in ["12345678", "testing123", "fifteen bytes!!"] {
+            let config = Config::parse(&with_secret(short)).unwrap();
+            config.validate().unwrap();
+            let warnings = config.warnings();
+            assert_eq!(warnings.len(), 1, "{short}: {warnings:?}");
+            assert_eq!(warnings[0].path, "radius.clients[0].secret");
+            assert!(!warnings[0].message.contains(short), "the secret itself is never shown");
+        }
+        let config = Config::parse(&with_secret("sixteen bytes!!!")).unwrap();
+        config.validate().unwrap();
+        assert!(config.warnings().is_empty());
+        // The same rules for a secret file.
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("vpn.secret");
+        std::fs::write(&file, "short\n").unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let text = MINIMAL.replace("secret: \"a long random secret\"", &format!("secret_file: {}", file.display()));
+        assert_eq!(problem_paths(&text), vec!["radius.clients[0].secret_file".to_string()]);
+        std::fs::write(&file, "testing123\n").unwrap();
+        let config = Config::parse(&text).unwrap();
+        config.validate().unwrap();
+        assert_eq!(config.warnings()[0].path, "radius.clients[0].secret_file");
+        assert_eq!(config.radius_clients().unwrap()[0].secret.expose(), b"testing123");
     }
 
     #[test]

@@ -4,6 +4,10 @@
 //! from `store.key_file`. The token's serial is the associated data, so a
 //! sealed seed copied onto another token fails to open. The storage engines
 //! only ever see sealed bytes.
+//!
+//! Backups are authenticated with HMAC-SHA256 under a key derived from the
+//! master key ([`SeedCipher::backup_mac`]), so that owners, counters and
+//! states in a backup file cannot be edited unnoticed.
 
 use std::fs;
 use std::io::Write;
@@ -20,6 +24,11 @@ const KEY_LEN: usize = 32;
 const NONCE_LEN: usize = 24;
 /// First byte of every sealed seed: the format, so keys and ciphers can change later.
 const SEALED_FORMAT_V1: u8 = 1;
+/// Derives the backup MAC key from the master key: HMAC-SHA256(master, this label).
+const BACKUP_MAC_LABEL: &[u8] = b"radotp backup mac v1";
+
+/// HMAC-SHA256, as used for backups.
+pub type BackupMac = hmac::Hmac<sha2::Sha256>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CryptoError {
@@ -40,6 +49,8 @@ pub fn random_bytes(buf: &mut [u8]) -> Result<(), CryptoError> {
 #[derive(Clone)]
 pub struct SeedCipher {
     aead: XChaCha20Poly1305,
+    /// The key of backup MACs, derived from the master key.
+    backup_key: Zeroizing<[u8; KEY_LEN]>,
 }
 
 impl std::fmt::Debug for SeedCipher {
@@ -50,7 +61,18 @@ impl std::fmt::Debug for SeedCipher {
 
 impl SeedCipher {
     pub fn new(key: &[u8; KEY_LEN]) -> Self {
-        SeedCipher { aead: XChaCha20Poly1305::new(key.into()) }
+        use hmac::Mac;
+        let mut derive = hmac_sha256(key);
+        derive.update(BACKUP_MAC_LABEL);
+        let mut backup_key = Zeroizing::new([0u8; KEY_LEN]);
+        backup_key.copy_from_slice(&derive.finalize().into_bytes());
+        SeedCipher { aead: XChaCha20Poly1305::new(key.into()), backup_key }
+    }
+
+    /// A fresh HMAC-SHA256 under the backup key (derived from the master
+    /// key, never the master key itself), for signing and checking backups.
+    pub fn backup_mac(&self) -> BackupMac {
+        hmac_sha256(self.backup_key.as_ref())
     }
 
     /// Loads the key file, creating it (mode 0600, random key) when missing.
@@ -123,6 +145,13 @@ impl SeedCipher {
     }
 }
 
+fn hmac_sha256(key: &[u8]) -> BackupMac {
+    match <BackupMac as hmac::Mac>::new_from_slice(key) {
+        Ok(mac) => mac,
+        Err(_) => unreachable!("HMAC accepts keys of any length"),
+    }
+}
+
 fn file_mode(path: &Path) -> Result<u32, String> {
     let meta = fs::metadata(path).map_err(|e| format!("cannot read: {e}"))?;
     if !meta.is_file() {
@@ -168,6 +197,23 @@ mod tests {
         assert!(cipher.open("T2", &sealed).is_err());
         let other = SeedCipher::new(&[8u8; 32]);
         assert!(other.open("T1", &sealed).is_err());
+    }
+
+    #[test]
+    fn backup_mac_key_is_derived_from_the_master_key() {
+        use hmac::Mac;
+        let tag = |cipher: &SeedCipher| {
+            let mut mac = cipher.backup_mac();
+            mac.update(b"backup");
+            mac.finalize().into_bytes().to_vec()
+        };
+        let one = SeedCipher::new(&[7u8; 32]);
+        assert_eq!(tag(&one), tag(&SeedCipher::new(&[7u8; 32])), "same key, same tag");
+        assert_ne!(tag(&one), tag(&SeedCipher::new(&[8u8; 32])), "another key, another tag");
+        // Not keyed with the master key itself.
+        let mut direct = <BackupMac as Mac>::new_from_slice(&[7u8; 32]).unwrap();
+        direct.update(b"backup");
+        assert_ne!(tag(&one), direct.finalize().into_bytes().to_vec());
     }
 
     #[test]

@@ -110,11 +110,15 @@ fn undefined_types(store: &dyn TokenStore, config: &Config) -> Result<Vec<(Strin
 }
 
 /// `radotpd --restore FILE`: loads a backup into the (empty) configured store.
-pub fn restore(config: &Config, file: &Path) -> Result<(usize, usize), DaemonError> {
+///
+/// The backup's MAC and audit chain must verify, unless `force`; the restore
+/// itself is audited (`backup.restore`), with any check that `force` overrode.
+pub fn restore(config: &Config, file: &Path, force: bool) -> Result<crate::service::RestoreReport, DaemonError> {
     let text = std::fs::read_to_string(file).map_err(|e| startup(format!("cannot read {}", file.display()), e))?;
     let backup: crate::service::Backup = serde_json::from_str(&text).map_err(|e| {
         startup("restore", crate::service::RestoreError::NotABackup(file.display().to_string(), e.to_string()))
     })?;
+    drop(text);
     if backup.format != crate::service::BACKUP_FORMAT || backup.version != crate::service::BACKUP_VERSION {
         return Err(startup(
             "restore",
@@ -122,15 +126,37 @@ pub fn restore(config: &Config, file: &Path) -> Result<(usize, usize), DaemonErr
         ));
     }
     let cipher = SeedCipher::from_key_file(&config.store.key_file, false).map_err(|e| startup("store.key_file", e))?;
-    let store = SledStore::open(&config.store.path, config.store.cache_mib << 20).map_err(|e| {
-        startup(format!("cannot open the store at {} (is radotpd still running?)", config.store.path.display()), e)
-    })?;
-    crate::service::restore(&store, &cipher, &backup).map_err(|e| match e {
+    let store: Arc<dyn TokenStore> =
+        Arc::new(SledStore::open(&config.store.path, config.store.cache_mib << 20).map_err(|e| {
+            startup(format!("cannot open the store at {} (is radotpd still running?)", config.store.path.display()), e)
+        })?);
+    let report = crate::service::restore(store.as_ref(), &cipher, &backup, force).map_err(|e| match e {
         crate::service::RestoreError::NotEmpty(_) => {
             startup("restore", crate::service::RestoreError::NotEmpty(config.store.path.display().to_string()))
         }
         other => startup("restore", other),
-    })
+    })?;
+    let audit = crate::audit::AuditLog::open(store.clone()).map_err(|e| startup("restore: audit log", e))?;
+    let now = (system_clock())();
+    let event = crate::audit::AuditEvent {
+        operation: "backup.restore".into(),
+        details: serde_json::json!({
+            "file": file.display().to_string(),
+            "backup_created_at": backup.created_at,
+            "tokens": report.tokens,
+            "audit_entries": report.audit_entries,
+            "overridden": report.overridden,
+        }),
+        result: "ok".into(),
+        reason: (!report.overridden.is_empty()).then(|| "forced".to_string()),
+        ..Default::default()
+    };
+    audit
+        .append(&crate::audit::Actor::Daemon, now, event)
+        .and_then(|_| audit.write_pending())
+        .and_then(|()| store.flush())
+        .map_err(|e| startup("restore: audit log", e))?;
+    Ok(report)
 }
 
 /// The directory of `config`. Nothing connects yet (an LDAP directory
@@ -204,6 +230,9 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<(), DaemonError
     let cipher =
         SeedCipher::from_key_file(&config.store.key_file, store_is_new).map_err(|e| startup("store.key_file", e))?;
     let clients = config.radius_clients()?;
+    for warning in config.warnings() {
+        tracing::warn!("{warning}");
+    }
     let directory = build_directory(&config)?;
     probe_directory(directory.clone());
     let service = Arc::new(
@@ -338,6 +367,7 @@ fn reload(path: &Path, running: &Config) -> Result<(Config, ReloadOutcome, Arc<d
         problems: vec![crate::config::Problem { path: "directory".into(), message: e.to_string() }],
     })?;
     let mut outcome = ReloadOutcome { applied: true, ..Default::default() };
+    outcome.warnings.extend(new.warnings().iter().map(ToString::to_string));
     let mut restart = |changed: bool, key: &str| {
         if changed {
             outcome.restart_needed.push(format!("{key} changed; it takes effect at the next restart"));

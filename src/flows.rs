@@ -192,6 +192,10 @@ impl Service {
     }
 
     /// Checks the directory password of `entry`; `Err` holds the outcome when it fails.
+    ///
+    /// A wrong password counts as a failed attempt on the user's tokens
+    /// (`auth.count_password_failures`), so that password guesses are bounded
+    /// by the lockout like OTP guesses; the OTP typed with it is not consumed.
     async fn check_directory_password(
         &self,
         actor: &Actor,
@@ -199,18 +203,19 @@ impl Service {
         password: &Secret,
     ) -> Result<(), Outcome> {
         let user = entry.name.as_str();
-        match self.directory_handle().check_password(entry, password).await {
-            Ok(true) => Ok(()),
+        let detail = match self.directory_handle().check_password(entry, password).await {
+            Ok(true) => return Ok(()),
             Ok(false) => {
-                self.record_radius(actor, user, "reject", RejectReason::WrongPassword, None);
-                Err(reject(RejectReason::WrongPassword))
+                if let Err(e) = self.count_wrong_password(user) {
+                    tracing::error!(error = %e, "cannot count a wrong directory password");
+                }
+                None
             }
-            Err(DirectoryError::Unavailable(e)) => Err(self.directory_down(actor, user, e)),
-            Err(e) => {
-                self.record_radius(actor, user, "reject", RejectReason::WrongPassword, Some(e.to_string()));
-                Err(reject(RejectReason::WrongPassword))
-            }
-        }
+            Err(DirectoryError::Unavailable(e)) => return Err(self.directory_down(actor, user, e)),
+            Err(e) => Some(e.to_string()),
+        };
+        self.record_radius(actor, user, "reject", RejectReason::WrongPassword, detail);
+        Err(reject(RejectReason::WrongPassword))
     }
 
     async fn password_then_otp(
@@ -389,6 +394,93 @@ mod tests {
         assert_eq!((password.expose(), otp.as_str()), (&b"secret"[..], "123456"));
         assert!(split_scrv1(b"SCRV1:not base64:MTIz").is_none());
         assert!(split_scrv1(b"secret123456").is_none());
+    }
+
+    /// A directory whose every user has the password "right".
+    struct PasswordDirectory;
+
+    impl crate::directory::UserDirectory for PasswordDirectory {
+        fn lookup<'a>(&'a self, name: &'a str) -> crate::directory::DirectoryFuture<'a, Option<DirectoryUser>> {
+            let user = DirectoryUser { name: name.into(), display_name: None, email: None, dn: None };
+            Box::pin(async move { Ok(["alice", "bob"].contains(&name).then_some(user)) })
+        }
+
+        fn search<'a>(&'a self, _: &'a str, _: usize) -> crate::directory::DirectoryFuture<'a, Vec<DirectoryUser>> {
+            Box::pin(async { Ok(Vec::new()) })
+        }
+
+        fn check_password<'a>(
+            &'a self,
+            _: &'a DirectoryUser,
+            password: &'a Secret,
+        ) -> crate::directory::DirectoryFuture<'a, bool> {
+            Box::pin(async move { Ok(password.expose() == b"right") })
+        }
+    }
+
+    async fn login(service: &Service, mode: AuthMode, user: &str, password: &str) -> Outcome {
+        let password = Secret::from(password);
+        let request = RadiusRequest { client: "vpn", mode: Some(mode), user, password: &password, state: None };
+        service.radius_authenticate(&Actor::Daemon, request).await.unwrap()
+    }
+
+    fn rejected_because(outcome: &Outcome) -> Option<RejectReason> {
+        match outcome {
+            Outcome::Decided(Decision::Reject { reason, .. }) => Some(*reason),
+            _ => None,
+        }
+    }
+
+    #[tokio::test]
+    async fn wrong_directory_passwords_count_towards_the_lockout_without_burning_the_otp() {
+        use crate::service::tests::{Fixture, RFC_CODES};
+        let auth = crate::config::AuthConfig { max_failures: 3, ..Default::default() };
+        let f = Fixture::new(auth, std::sync::Arc::new(PasswordDirectory));
+        f.import_tokens().await;
+        let pw = |password: &str, code: &str| format!("{password}{code}");
+
+        // password+otp: a wrong password with a valid code counts, the code stays unused.
+        let outcome = login(&f.service, AuthMode::PasswordOtp, "alice", &pw("wrong", RFC_CODES[0])).await;
+        assert_eq!(rejected_because(&outcome), Some(RejectReason::WrongPassword));
+        assert_eq!((f.token("A1").fail_count, f.token("A1").counter), (1, 0));
+        let outcome = login(&f.service, AuthMode::PasswordOtp, "alice", &pw("right", RFC_CODES[0])).await;
+        assert!(matches!(outcome, Outcome::Decided(Decision::Accept { .. })), "{outcome:?}");
+        assert_eq!(f.token("A1").fail_count, 0, "a success resets the count");
+
+        // One unused code does not buy unlimited password guesses: the token locks.
+        for _ in 0..3 {
+            let outcome = login(&f.service, AuthMode::PasswordOtp, "alice", &pw("guess", RFC_CODES[1])).await;
+            assert_eq!(rejected_because(&outcome), Some(RejectReason::WrongPassword));
+        }
+        assert!(f.token("A1").locked);
+        let outcome = login(&f.service, AuthMode::PasswordOtp, "alice", &pw("right", RFC_CODES[1])).await;
+        assert_eq!(rejected_because(&outcome), Some(RejectReason::NoUsableToken));
+        assert_eq!(f.token("B1").fail_count, 0, "another user's token is not touched");
+
+        // challenge: a wrong password counts too.
+        let outcome = login(&f.service, AuthMode::Challenge, "bob", "wrong").await;
+        assert_eq!(rejected_because(&outcome), Some(RejectReason::WrongPassword));
+        assert_eq!(f.token("B1").fail_count, 1);
+        let outcome = login(&f.service, AuthMode::Challenge, "bob", "right").await;
+        assert!(matches!(outcome, Outcome::Challenge { .. }), "{outcome:?}");
+        assert_eq!(f.token("B1").fail_count, 1, "a right password alone does not reset the count");
+    }
+
+    #[tokio::test]
+    async fn count_password_failures_off_leaves_the_fail_count_alone() {
+        use crate::service::tests::{Fixture, RFC_CODES};
+        let auth = crate::config::AuthConfig { max_failures: 3, count_password_failures: false, ..Default::default() };
+        let f = Fixture::new(auth, std::sync::Arc::new(PasswordDirectory));
+        f.import_tokens().await;
+        for _ in 0..5 {
+            let outcome = login(&f.service, AuthMode::PasswordOtp, "alice", &format!("wrong{}", RFC_CODES[0])).await;
+            assert_eq!(rejected_because(&outcome), Some(RejectReason::WrongPassword));
+            let outcome = login(&f.service, AuthMode::Challenge, "bob", "wrong").await;
+            assert_eq!(rejected_because(&outcome), Some(RejectReason::WrongPassword));
+        }
+        assert_eq!((f.token("A1").fail_count, f.token("B1").fail_count), (0, 0));
+        let outcome = login(&f.service, AuthMode::PasswordOtp, "alice", &format!("right{}", RFC_CODES[0])).await;
+        assert!(matches!(outcome, Outcome::Decided(Decision::Accept { .. })), "{outcome:?}");
     }
 
     #[test]

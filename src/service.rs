@@ -134,11 +134,12 @@ pub struct TokenFilter {
 }
 
 impl TokenFilter {
-    fn matches(&self, token: &Token) -> bool {
+    /// `state` is the token's state as operators see it ([`Token::state_at`]).
+    fn matches(&self, token: &Token, state: TokenState) -> bool {
         self.serial.as_ref().is_none_or(|s| token.serial.contains(s.as_str()))
             && self.r#type.as_ref().is_none_or(|t| &token.type_id == t)
             && self.user.as_ref().is_none_or(|u| token.owner_name() == Some(u.as_str()))
-            && self.state.is_none_or(|s| token.state() == s)
+            && self.state.is_none_or(|s| state == s)
             && (!self.unassigned || token.owner.is_none())
     }
 }
@@ -225,12 +226,13 @@ impl Service {
         self.directory()
     }
 
-    /// The user's active tokens.
+    /// The user's active tokens (a lock that has run out counts as active).
     pub(crate) fn usable_tokens(&self, user: &str) -> Result<Vec<Token>, ServiceError> {
         if !valid_user_name(user) {
             return Ok(Vec::new());
         }
-        Ok(self.store.tokens_of(user)?.into_iter().filter(|t| t.state() == TokenState::Active).collect())
+        let (now, lockout) = (self.now(), self.settings().auth.lockout_seconds);
+        Ok(self.store.tokens_of(user)?.into_iter().filter(|t| t.state_at(now, lockout) == TokenState::Active).collect())
     }
 
     /// Whether one of the user's active tokens would accept `otp` now (nothing is consumed).
@@ -312,7 +314,7 @@ impl Service {
         }
         let settings = self.settings();
         let now = self.now();
-        let tokens = self.store.tokens_of(user)?;
+        let tokens = self.end_expired_locks(self.store.tokens_of(user)?, now, settings.auth.lockout_seconds)?;
         if tokens.is_empty() {
             // Spend about the time a real check takes, so timing does not tell
             // which user names own tokens.
@@ -398,7 +400,7 @@ impl Service {
         })
     }
 
-    fn count_failure(&self, tokens: &[Token], max_failures: u32, _now: u64) -> Result<(), ServiceError> {
+    fn count_failure(&self, tokens: &[Token], max_failures: u32, now: u64) -> Result<(), ServiceError> {
         for token in tokens.iter().filter(|t| t.state() == TokenState::Active) {
             let locked = update_seen(self.store.as_ref(), &token.serial, Some(token), |current| {
                 if current.state() != TokenState::Active {
@@ -407,20 +409,82 @@ impl Service {
                 let mut next = current.clone();
                 next.fail_count = current.fail_count.saturating_add(1);
                 next.locked = next.fail_count >= max_failures;
+                next.locked_at = next.locked.then_some(now);
                 let locked = next.locked;
                 Change::Write(Box::new(next), locked)
             })?;
             if let Updated::Done(true) = locked {
-                tracing::warn!(serial = %token.serial, "token locked after {max_failures} failed OTPs");
+                tracing::warn!(serial = %token.serial, "token locked after {max_failures} failed attempts");
             }
         }
         Ok(())
     }
 
+    /// Unlocks the tokens among `tokens` whose lock by failures has run out
+    /// (`auth.lockout_seconds`), with their fail counts back at 0, and
+    /// returns the tokens as they are now. A token that changed owner in the
+    /// meantime is left out.
+    fn end_expired_locks(&self, tokens: Vec<Token>, now: u64, lockout: u64) -> Result<Vec<Token>, ServiceError> {
+        if lockout == 0 || !tokens.iter().any(|t| t.lock_expired(now, lockout)) {
+            return Ok(tokens);
+        }
+        let mut current_tokens = Vec::with_capacity(tokens.len());
+        for token in tokens {
+            if !token.lock_expired(now, lockout) {
+                current_tokens.push(token);
+                continue;
+            }
+            let outcome = update_seen(self.store.as_ref(), &token.serial, Some(&token), |current| {
+                if current.owner != token.owner {
+                    return Change::Keep(None);
+                }
+                if !current.lock_expired(now, lockout) {
+                    return Change::Keep(Some((current.clone(), false)));
+                }
+                let mut next = current.clone();
+                next.locked = false;
+                next.locked_at = None;
+                next.fail_count = 0;
+                Change::Write(Box::new(next.clone()), Some((next, true)))
+            })?;
+            let Updated::Done(Some((current, unlocked))) = outcome else { continue };
+            if unlocked {
+                tracing::info!(serial = %token.serial, "token unlocked: its lockout of {lockout} s is over");
+                self.record(
+                    &Actor::Daemon,
+                    AuditEvent {
+                        operation: "token.unlock".into(),
+                        user: current.owner_name().map(str::to_string),
+                        serial: Some(current.serial.clone()),
+                        details: serde_json::json!({ "automatic": true, "lockout_seconds": lockout }),
+                        result: "ok".into(),
+                        reason: None,
+                    },
+                );
+            }
+            current_tokens.push(current);
+        }
+        Ok(current_tokens)
+    }
+
+    /// A wrong directory password: counts as a failed attempt on the user's
+    /// active tokens, as a wrong OTP does, unless `auth.count_password_failures`
+    /// is off. No code is consumed.
+    pub(crate) fn count_wrong_password(&self, user: &str) -> Result<(), ServiceError> {
+        let settings = self.settings();
+        if !settings.auth.count_password_failures || !valid_user_name(user) {
+            return Ok(());
+        }
+        let now = self.now();
+        let tokens = self.end_expired_locks(self.store.tokens_of(user)?, now, settings.auth.lockout_seconds)?;
+        self.count_failure(&tokens, settings.auth.max_failures, now)
+    }
+
     // ----------------------------------------------------------------- admin
 
     fn view(&self, token: &Token, settings: &Settings) -> TokenView {
-        token.view(settings.token_type(&token.type_id).map(|t| t.label.as_str()))
+        let label = settings.token_type(&token.type_id).map(|t| t.label.as_str());
+        token.view_at(label, self.now(), settings.auth.lockout_seconds)
     }
 
     pub fn get_token(&self, serial: &str) -> Result<Token, ServiceError> {
@@ -449,16 +513,18 @@ impl Service {
 
     fn list_matching(&self, filter: &TokenFilter, settings: &Settings) -> Result<Vec<TokenView>, ServiceError> {
         let limit = if filter.limit == 0 { usize::MAX } else { filter.limit };
+        let (now, lockout) = (self.now(), settings.auth.lockout_seconds);
+        let matches = |token: &Token| filter.matches(token, token.state_at(now, lockout));
         let mut found = Vec::new();
         if let Some(user) = &filter.user {
             // The owner index answers without a scan.
             let mut tokens = self.store.tokens_of(user)?;
             tokens.sort_by(|a, b| a.serial.cmp(&b.serial));
-            found.extend(tokens.iter().filter(|t| filter.matches(t)).take(limit).map(|t| self.view(t, settings)));
+            found.extend(tokens.iter().filter(|t| matches(t)).take(limit).map(|t| self.view(t, settings)));
             return Ok(found);
         }
         self.store.scan(&mut |token| {
-            if filter.matches(&token) {
+            if matches(&token) {
                 found.push(self.view(&token, settings));
             }
             found.len() < limit
@@ -521,6 +587,7 @@ impl Service {
                 next.owner = owner;
                 next.fail_count = 0;
                 next.locked = false;
+                next.locked_at = None;
                 Change::Write(Box::new(next.clone()), Ok((next, previous)))
             }
         })?;
@@ -616,6 +683,7 @@ impl Service {
             fail_count: 0,
             created_at: now,
             last_used_at: None,
+            locked_at: None,
         };
         self.store.insert_all(std::slice::from_ref(&token))?;
         self.commit.sync().await?;
@@ -696,6 +764,7 @@ impl Service {
             };
             next.fail_count = 0;
             next.locked = false;
+            next.locked_at = None;
             Change::Write(Box::new(next.clone()), Ok((next, moved)))
         })?;
         match outcome {
@@ -719,6 +788,7 @@ impl Service {
             if !disabled {
                 token.fail_count = 0;
                 token.locked = false;
+                token.locked_at = None;
             }
             Ok(())
         })
@@ -729,6 +799,7 @@ impl Service {
     pub async fn unlock(&self, serial: &str) -> Result<TokenView, ServiceError> {
         self.change(serial, |token| {
             token.locked = false;
+            token.locked_at = None;
             token.fail_count = 0;
             Ok(())
         })
@@ -777,13 +848,16 @@ impl Service {
     pub fn backup(&self) -> Result<Backup, ServiceError> {
         self.audit.write_pending()?;
         let snapshot = self.store.snapshot()?;
-        Ok(Backup {
+        let mut backup = Backup {
             format: BACKUP_FORMAT.into(),
             version: BACKUP_VERSION,
             created_at: self.now(),
             daemon_version: env!("CARGO_PKG_VERSION").into(),
             snapshot,
-        })
+            mac: None,
+        };
+        backup.sign(&self.cipher).map_err(|e| ServiceError::Invalid(format!("cannot encode the backup: {e}")))?;
+        Ok(backup)
     }
 
     pub fn token_types(&self) -> Vec<TokenType> {
@@ -798,7 +872,7 @@ impl Service {
         dry_run: bool,
     ) -> Result<ImportReport, ServiceError> {
         let options = ImportOptions { format: Some(crate::import::ImportFormat::Csv), ..ImportOptions::default() };
-        self.import(content.to_string(), options, skip_invalid, dry_run).await
+        self.import(zeroize::Zeroizing::new(content.to_string()), options, skip_invalid, dry_run).await
     }
 
     /// Imports tokens from a CSV or PSKC file (see [`crate::import`]).
@@ -806,9 +880,11 @@ impl Service {
     /// The whole file is checked first. Serials that exist already (or earlier
     /// in the file) are skipped; when any row is invalid nothing is written,
     /// unless `skip_invalid`. The tokens are written in one atomic step.
+    ///
+    /// `content` (for CSV, the seeds in clear) is wiped as soon as it is parsed.
     pub async fn import(
         &self,
-        content: String,
+        content: zeroize::Zeroizing<String>,
         options: ImportOptions,
         skip_invalid: bool,
         dry_run: bool,
@@ -820,6 +896,7 @@ impl Service {
         let (rows, report) = blocking(move || {
             let mut report = ImportReport { dry_run, ..ImportReport::default() };
             let rows = crate::import::parse(&content, &options, &settings, &mut report)?;
+            drop(content);
             Ok((rows, report))
         })
         .await?;
@@ -885,12 +962,13 @@ impl Service {
         }
         let mut total = 0u64;
         let mut unassigned = 0u64;
+        let (now, lockout) = (self.now(), self.settings().auth.lockout_seconds);
         self.store.scan(&mut |token| {
             total += 1;
             if token.owner.is_none() {
                 unassigned += 1;
             }
-            *by_state.entry(token.state().as_str().to_string()).or_default() += 1;
+            *by_state.entry(token.state_at(now, lockout).as_str().to_string()).or_default() += 1;
             true
         })?;
         Ok(StatusReport {
@@ -908,7 +986,18 @@ impl Service {
 pub const BACKUP_FORMAT: &str = "radotp-backup";
 pub const BACKUP_VERSION: u32 = 1;
 
+/// What a backup's MAC covers first, before the JSON of its content.
+const BACKUP_MAC_DOMAIN: &[u8] = b"radotp-backup-v1\n";
+
 /// A backup file: tokens with sealed seeds, and the audit chain.
+///
+/// `mac` authenticates everything else: the hex HMAC-SHA256, under a key
+/// derived from the master key ([`SeedCipher::backup_mac`]), of
+/// `radotp-backup-v1\n` followed by the compact JSON of the other fields in
+/// the order they are declared here. A restore re-encodes what it read and
+/// compares, so fields added later to these types (tokens included) must be
+/// left out of the JSON while they have their default
+/// (`skip_serializing_if`), or the MACs of older backups stop verifying.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Backup {
     pub format: String,
@@ -916,6 +1005,90 @@ pub struct Backup {
     pub created_at: u64,
     pub daemon_version: String,
     pub snapshot: crate::store::Snapshot,
+    /// Absent from backups of versions before backups were signed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac: Option<String>,
+}
+
+/// Whether a backup's MAC verifies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackupMacStatus {
+    Valid,
+    /// The backup carries no MAC.
+    Missing,
+    /// The content was changed, or the MAC was made under another master key.
+    Invalid,
+}
+
+impl Backup {
+    fn content_mac(&self, cipher: &SeedCipher) -> Result<crate::crypto::BackupMac, serde_json::Error> {
+        use hmac::Mac;
+        #[derive(Serialize)]
+        struct Content<'a> {
+            format: &'a str,
+            version: u32,
+            created_at: u64,
+            daemon_version: &'a str,
+            snapshot: &'a crate::store::Snapshot,
+        }
+        /// Feeds the JSON to the MAC as it is written, without a copy of the whole backup.
+        struct Feed<'a>(&'a mut crate::crypto::BackupMac);
+        impl std::io::Write for Feed<'_> {
+            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+                self.0.update(bytes);
+                Ok(bytes.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut mac = cipher.backup_mac();
+        mac.update(BACKUP_MAC_DOMAIN);
+        let content = Content {
+            format: &self.format,
+            version: self.version,
+            created_at: self.created_at,
+            daemon_version: &self.daemon_version,
+            snapshot: &self.snapshot,
+        };
+        serde_json::to_writer(Feed(&mut mac), &content)?;
+        Ok(mac)
+    }
+
+    /// Sets `mac` for the current content.
+    pub fn sign(&mut self, cipher: &SeedCipher) -> Result<(), serde_json::Error> {
+        use hmac::Mac;
+        let tag = self.content_mac(cipher)?.finalize().into_bytes();
+        self.mac = Some(data_encoding::HEXLOWER.encode(&tag));
+        Ok(())
+    }
+
+    /// Checks `mac` against the content (in constant time).
+    pub fn mac_status(&self, cipher: &SeedCipher) -> BackupMacStatus {
+        use hmac::Mac;
+        let Some(text) = &self.mac else { return BackupMacStatus::Missing };
+        let Ok(tag) = data_encoding::HEXLOWER_PERMISSIVE.decode(text.as_bytes()) else {
+            return BackupMacStatus::Invalid;
+        };
+        match self.content_mac(cipher).map(|mac| mac.verify_slice(&tag)) {
+            Ok(Ok(())) => BackupMacStatus::Valid,
+            _ => BackupMacStatus::Invalid,
+        }
+    }
+
+    /// Checks the audit chain the backup carries.
+    pub fn verify_audit_chain(&self) -> ChainReport {
+        crate::audit::verify_chain(self.snapshot.audit.iter().map(|(seq, text)| (*seq, text.as_bytes())))
+    }
+}
+
+/// What a restore wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestoreReport {
+    pub tokens: usize,
+    pub audit_entries: usize,
+    /// Checks that failed and were overridden with `force` (empty without it).
+    pub overridden: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -928,18 +1101,54 @@ pub enum RestoreError {
         "the configured key file does not open the backup's seeds (token {0}): restore the key file that was in use when the backup was made"
     )]
     WrongKey(String),
+    #[error(
+        "the backup has no MAC: it was made by a radotp version that did not sign backups, or the MAC was removed, so changes to its owners, counters or states cannot be detected; if you trust where it came from, restore it with --force"
+    )]
+    Unsigned,
+    #[error(
+        "the backup's MAC does not verify: the file was changed after `radotpctl backup` wrote it (owners, counters or states may have been edited), or it was made under another master key; nothing was written (--force restores it anyway)"
+    )]
+    BadMac,
+    #[error(
+        "the backup's audit chain does not verify at entry {seq}: {problem}; nothing was written (--force restores it anyway)"
+    )]
+    BrokenChain { seq: u64, problem: String },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
 
 /// Writes a backup into an empty store. Checks first that the master key
-/// opens the seeds, so a restore with the wrong key file fails loudly.
-pub fn restore(store: &dyn TokenStore, cipher: &SeedCipher, backup: &Backup) -> Result<(usize, usize), RestoreError> {
+/// opens the seeds, so a restore with the wrong key file fails loudly; then
+/// that the backup's MAC and its audit chain verify. A backup that fails
+/// either check (or has no MAC) is refused unless `force`; then the report
+/// names what was overridden. Nothing is written when a check refuses.
+pub fn restore(
+    store: &dyn TokenStore,
+    cipher: &SeedCipher,
+    backup: &Backup,
+    force: bool,
+) -> Result<RestoreReport, RestoreError> {
     if store.count()? > 0 || store.last_audit()?.is_some() {
         return Err(RestoreError::NotEmpty(String::new()));
     }
     if let Some(token) = backup.snapshot.tokens.first() {
         cipher.open(&token.serial, &token.sealed_seed).map_err(|_| RestoreError::WrongKey(token.serial.clone()))?;
+    }
+    let mut problems = Vec::new();
+    match backup.mac_status(cipher) {
+        BackupMacStatus::Valid => {}
+        BackupMacStatus::Missing => problems.push(RestoreError::Unsigned),
+        BackupMacStatus::Invalid => problems.push(RestoreError::BadMac),
+    }
+    let chain = backup.verify_audit_chain();
+    if !chain.ok {
+        problems.push(RestoreError::BrokenChain {
+            seq: chain.first_broken.unwrap_or_default(),
+            problem: chain.problem.unwrap_or_default(),
+        });
+    }
+    if !force && !problems.is_empty() {
+        return Err(problems.remove(0));
     }
     for chunk in backup.snapshot.tokens.chunks(10_000) {
         store.insert_all(chunk)?;
@@ -948,7 +1157,11 @@ pub fn restore(store: &dyn TokenStore, cipher: &SeedCipher, backup: &Backup) -> 
         store.append_audit(&crate::store::AuditRecord { seq: *seq, bytes: text.clone().into_bytes() })?;
     }
     store.flush()?;
-    Ok((backup.snapshot.tokens.len(), backup.snapshot.audit.len()))
+    Ok(RestoreReport {
+        tokens: backup.snapshot.tokens.len(),
+        audit_entries: backup.snapshot.audit.len(),
+        overridden: problems.iter().map(ToString::to_string).collect(),
+    })
 }
 
 /// Issuer and account label of the `otpauth://` URI of soft tokens.
@@ -1125,14 +1338,256 @@ fn build_tokens(
             fail_count: 0,
             created_at: now,
             last_used_at: None,
+            locked_at: None,
         });
     }
     Ok((tokens, report))
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
+    use std::sync::atomic::{AtomicU64, Ordering};
+
     use super::*;
+
+    /// RFC 4226 appendix D: the seed, and its codes for counters 0 to 9.
+    pub(crate) const RFC_SEED_HEX: &str = "3132333435363738393031323334353637383930";
+    pub(crate) const RFC_CODES: [&str; 10] =
+        ["755224", "287082", "359152", "969429", "338314", "254676", "287922", "162583", "399871", "520489"];
+
+    /// A service on a store in a temporary directory, with a clock the test sets.
+    pub(crate) struct Fixture {
+        pub service: Service,
+        pub clock: Arc<AtomicU64>,
+        _dir: tempfile::TempDir,
+    }
+
+    impl Fixture {
+        pub(crate) fn new(auth: AuthConfig, directory: Arc<dyn UserDirectory>) -> Fixture {
+            let dir = tempfile::tempdir().unwrap();
+            let store: Arc<dyn TokenStore> =
+                Arc::new(crate::store::sled_store::SledStore::open(dir.path(), 1 << 20).unwrap());
+            let clock = Arc::new(AtomicU64::new(1_000_000));
+            let time = clock.clone();
+            let settings = Settings {
+                auth,
+                token_types: vec![TokenType {
+                    id: "hw-hotp".into(),
+                    label: "HOTP".into(),
+                    algorithm: Algorithm::Hotp,
+                    digits: 6,
+                    period: 30,
+                    hash: HashAlg::Sha1,
+                    operator_enroll: true,
+                    generate_secret: false,
+                    allow_reset: true,
+                    deletable: true,
+                }],
+                enroll: EnrollLabels::default(),
+                directory_gate: false,
+            };
+            let service = Service::new(
+                store,
+                SeedCipher::new(&[9u8; 32]),
+                directory,
+                settings,
+                Arc::new(move || time.load(Ordering::SeqCst)),
+            )
+            .unwrap();
+            Fixture { service, clock, _dir: dir }
+        }
+
+        /// A static directory with alice and bob, and an HOTP token of the RFC seed for each.
+        pub(crate) async fn with_tokens(auth: AuthConfig) -> Fixture {
+            let users = ["alice", "bob"].map(|name| crate::directory::DirectoryUser {
+                name: name.into(),
+                display_name: None,
+                email: None,
+                dn: None,
+            });
+            let fixture =
+                Fixture::new(auth, Arc::new(crate::directory::static_list::StaticDirectory::new(users.to_vec())));
+            fixture.import_tokens().await;
+            fixture
+        }
+
+        pub(crate) async fn import_tokens(&self) {
+            let csv =
+                format!("serial,type,seed,user\nA1,hw-hotp,{RFC_SEED_HEX},alice\nB1,hw-hotp,{RFC_SEED_HEX},bob\n");
+            let report = self.service.import_csv(&csv, false, false).await.unwrap();
+            assert_eq!(report.imported, 2, "{report:?}");
+        }
+
+        pub(crate) fn set_time(&self, now: u64) {
+            self.clock.store(now, Ordering::SeqCst);
+        }
+
+        pub(crate) async fn check(&self, user: &str, otp: &str) -> Decision {
+            self.service.authenticate(&Actor::Daemon, user, otp).await.unwrap()
+        }
+
+        pub(crate) fn token(&self, serial: &str) -> Token {
+            self.service.get_token(serial).unwrap()
+        }
+    }
+
+    fn accepted(decision: &Decision) -> bool {
+        matches!(decision, Decision::Accept { .. })
+    }
+
+    fn reason(decision: &Decision) -> Option<RejectReason> {
+        match decision {
+            Decision::Reject { reason, .. } => Some(*reason),
+            Decision::Accept { .. } => None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_lock_ends_by_itself_after_lockout_seconds_and_the_count_restarts() {
+        let auth = AuthConfig { max_failures: 3, lockout_seconds: 600, ..AuthConfig::default() };
+        let f = Fixture::with_tokens(auth).await;
+        f.set_time(1000);
+        for _ in 0..3 {
+            assert_eq!(reason(&f.check("alice", "000000").await), Some(RejectReason::WrongOtp));
+        }
+        let token = f.token("A1");
+        assert!(token.locked && token.locked_at == Some(1000), "{token:?}");
+        let view = f.service.show("A1").unwrap();
+        assert_eq!((view.state, view.locked_at, view.unlocks_at), (TokenState::Locked, Some(1000), Some(1600)));
+        assert_eq!(f.token("B1").fail_count, 0, "another user's token is not touched");
+
+        // One second before the end: still locked, even for the right code.
+        f.set_time(1599);
+        assert_eq!(reason(&f.check("alice", RFC_CODES[0]).await), Some(RejectReason::NoUsableToken));
+        assert_eq!(f.service.status().unwrap().tokens_by_state["locked"], 1);
+
+        // At the end: shown as active at once, unlocked in the store at its next use.
+        f.set_time(1600);
+        let view = f.service.show("A1").unwrap();
+        assert_eq!((view.state, view.fail_count, view.unlocks_at), (TokenState::Active, 0, None));
+        assert_eq!(f.service.status().unwrap().tokens_by_state["locked"], 0);
+        let locked = TokenFilter { state: Some(TokenState::Locked), ..TokenFilter::default() };
+        assert!(f.service.list(&locked).unwrap().is_empty());
+        // The fail count starts again from 0: a wrong code makes it 1, not 4.
+        assert_eq!(reason(&f.check("alice", "000000").await), Some(RejectReason::WrongOtp));
+        let token = f.token("A1");
+        assert_eq!((token.locked, token.fail_count, token.locked_at), (false, 1, None));
+        assert!(accepted(&f.check("alice", RFC_CODES[0]).await), "the code that was refused while locked");
+        let unlocks = f
+            .service
+            .audit(&AuditQuery { limit: 0, serial: Some("A1".into()), ..AuditQuery::default() })
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.operation == "token.unlock")
+            .collect::<Vec<_>>();
+        assert_eq!(unlocks.len(), 1, "{unlocks:?}");
+        assert_eq!((unlocks[0].actor.clone(), unlocks[0].details["automatic"].clone()), (Actor::Daemon, true.into()));
+
+        // The next lock runs from its own start.
+        f.set_time(5000);
+        for _ in 0..3 {
+            f.check("alice", "000000").await;
+        }
+        assert_eq!(f.service.show("A1").unwrap().unlocks_at, Some(5600));
+        f.set_time(5599);
+        assert_eq!(reason(&f.check("alice", RFC_CODES[1]).await), Some(RejectReason::NoUsableToken));
+        f.set_time(5600);
+        assert!(accepted(&f.check("alice", RFC_CODES[1]).await));
+    }
+
+    #[tokio::test]
+    async fn without_lockout_seconds_a_lock_lasts_and_disable_never_ends_by_itself() {
+        // lockout_seconds: 0 (the default): locked until an operator acts.
+        let f = Fixture::with_tokens(AuthConfig { max_failures: 2, ..AuthConfig::default() }).await;
+        f.set_time(1000);
+        f.check("alice", "000000").await;
+        f.check("alice", "000000").await;
+        assert_eq!(f.service.show("A1").unwrap().unlocks_at, None);
+        f.set_time(1000 + 10 * 365 * 86_400);
+        assert_eq!(reason(&f.check("alice", RFC_CODES[0]).await), Some(RejectReason::NoUsableToken));
+        assert_eq!(f.service.show("A1").unwrap().state, TokenState::Locked);
+        f.service.unlock("A1").await.unwrap();
+        assert_eq!(f.token("A1").locked_at, None);
+        assert!(accepted(&f.check("alice", RFC_CODES[0]).await));
+
+        // With lockout_seconds, an operator's disable stays, lock or not.
+        let f =
+            Fixture::with_tokens(AuthConfig { max_failures: 2, lockout_seconds: 60, ..AuthConfig::default() }).await;
+        f.set_time(1000);
+        f.check("alice", "000000").await;
+        f.check("alice", "000000").await;
+        f.service.set_disabled("A1", true).await.unwrap();
+        f.service.set_disabled("B1", true).await.unwrap();
+        f.set_time(2000);
+        assert_eq!(f.service.show("A1").unwrap().state, TokenState::Disabled);
+        assert_eq!(reason(&f.check("alice", RFC_CODES[0]).await), Some(RejectReason::NoUsableToken));
+        assert_eq!(reason(&f.check("bob", RFC_CODES[0]).await), Some(RejectReason::NoUsableToken));
+        assert!(f.token("A1").disabled && f.token("B1").disabled);
+        f.service.set_disabled("A1", false).await.unwrap();
+        assert!(accepted(&f.check("alice", RFC_CODES[0]).await));
+    }
+
+    #[tokio::test]
+    async fn backups_are_signed_and_restore_checks_the_mac_and_the_audit_chain() {
+        let f = Fixture::with_tokens(AuthConfig::default()).await;
+        assert!(accepted(&f.check("alice", RFC_CODES[0]).await));
+        f.check("bob", "000000").await;
+        let backup = f.service.backup().unwrap();
+        assert_eq!(backup.mac_status(&f.service.cipher), BackupMacStatus::Valid);
+        assert!(backup.verify_audit_chain().ok);
+        // As radotpctl writes it and radotpd --restore reads it.
+        let text = serde_json::to_string_pretty(&backup).unwrap();
+        let read: Backup = serde_json::from_str(&text).unwrap();
+        assert_eq!(read.mac_status(&f.service.cipher), BackupMacStatus::Valid);
+
+        let restore_into = |backup: &Backup, force: bool| {
+            let dir = tempfile::tempdir().unwrap();
+            let store = crate::store::sled_store::SledStore::open(dir.path(), 1 << 20).unwrap();
+            let result = restore(&store, &f.service.cipher, backup, force);
+            let tokens = store.count().unwrap();
+            (result, tokens)
+        };
+        let (result, tokens) = restore_into(&read, false);
+        let report = result.unwrap();
+        assert_eq!((report.tokens, tokens, report.overridden.len()), (2, 2, 0));
+
+        // Bob takes alice's token in the file: refused, nothing written; --force writes it.
+        let edited: Backup = serde_json::from_str(&text.replace(r#""name": "alice""#, r#""name": "bob""#)).unwrap();
+        assert_eq!(edited.snapshot.tokens.iter().filter(|t| t.owner_name() == Some("bob")).count(), 2);
+        assert_eq!(edited.mac_status(&f.service.cipher), BackupMacStatus::Invalid);
+        let (result, tokens) = restore_into(&edited, false);
+        assert!(matches!(result, Err(RestoreError::BadMac)), "{result:?}");
+        assert_eq!(tokens, 0, "nothing written");
+        let (result, tokens) = restore_into(&edited, true);
+        assert_eq!((result.unwrap().overridden.len(), tokens), (1, 2));
+
+        // A rolled-back counter, an unlocked token: the same.
+        let counter = text.replacen(r#""counter": 1"#, r#""counter": 0"#, 1);
+        assert_ne!(counter, text);
+        let counter: Backup = serde_json::from_str(&counter).unwrap();
+        assert!(matches!(restore_into(&counter, false).0, Err(RestoreError::BadMac)));
+
+        // No MAC (a backup of an older version): refused unless forced.
+        let mut unsigned = read.clone();
+        unsigned.mac = None;
+        assert_eq!(unsigned.mac_status(&f.service.cipher), BackupMacStatus::Missing);
+        assert!(matches!(restore_into(&unsigned, false).0, Err(RestoreError::Unsigned)));
+        assert_eq!(restore_into(&unsigned, true).1, 2);
+
+        // Another master key: the MAC does not verify.
+        assert_eq!(read.mac_status(&SeedCipher::new(&[1u8; 32])), BackupMacStatus::Invalid);
+
+        // An audit entry edited and the MAC made again (by someone holding
+        // the key): the chain check still refuses it.
+        let mut rewritten = read.clone();
+        let (_, entry) = &mut rewritten.snapshot.audit[0];
+        *entry = entry.replace("\"accept\"", "\"reject\"");
+        rewritten.sign(&f.service.cipher).unwrap();
+        assert_eq!(rewritten.mac_status(&f.service.cipher), BackupMacStatus::Valid);
+        let (result, tokens) = restore_into(&rewritten, false);
+        assert!(matches!(result, Err(RestoreError::BrokenChain { seq: 1, .. })), "{result:?}");
+        assert_eq!(tokens, 0);
+    }
 
     fn token(algorithm: Algorithm, last_used_at: Option<u64>) -> Token {
         Token {
@@ -1149,6 +1604,7 @@ mod tests {
             fail_count: 0,
             created_at: 0,
             last_used_at,
+            locked_at: None,
         }
     }
 

@@ -108,6 +108,13 @@ pub struct Token {
     /// Unix seconds.
     pub created_at: u64,
     pub last_used_at: Option<u64>,
+    /// Unix seconds when failures locked the token; with `auth.lockout_seconds`
+    /// the lock ends that long after. None while unlocked, and for tokens
+    /// locked before radotp recorded the time (those wait for an operator).
+    /// Absent from tokens stored by older versions, and left out when None
+    /// so that backups of older versions keep their MAC (see [`crate::service::Backup`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locked_at: Option<u64>,
 }
 
 /// What operators see of a token's state.
@@ -140,6 +147,26 @@ impl Token {
         }
     }
 
+    /// When a lock set by failures ends with `auth.lockout_seconds` (0: never).
+    pub fn unlocks_at(&self, lockout_seconds: u64) -> Option<u64> {
+        if lockout_seconds == 0 || !self.locked {
+            return None;
+        }
+        self.locked_at.map(|at| at.saturating_add(lockout_seconds))
+    }
+
+    /// True for a token locked by failures whose lock has run out at `now`
+    /// (it is active again; the store is updated at its next use). A
+    /// disabled token stays disabled.
+    pub fn lock_expired(&self, now: u64, lockout_seconds: u64) -> bool {
+        self.state() == TokenState::Locked && self.unlocks_at(lockout_seconds).is_some_and(|at| now >= at)
+    }
+
+    /// The state at `now`: [`Token::state`], with an expired lock counted as active.
+    pub fn state_at(&self, now: u64, lockout_seconds: u64) -> TokenState {
+        if self.lock_expired(now, lockout_seconds) { TokenState::Active } else { self.state() }
+    }
+
     pub fn owner_name(&self) -> Option<&str> {
         self.owner.as_ref().map(|o| o.name.as_str())
     }
@@ -165,7 +192,23 @@ impl Token {
             drift: if hotp { None } else { Some(self.drift) },
             created_at: self.created_at,
             last_used_at: self.last_used_at,
+            locked_at: if self.locked { self.locked_at } else { None },
+            unlocks_at: None,
         }
+    }
+
+    /// The public view at `now` under `auth.lockout_seconds`: an expired lock
+    /// shows as active (fail count 0), a running one with its end.
+    pub fn view_at(&self, type_label: Option<&str>, now: u64, lockout_seconds: u64) -> TokenView {
+        let mut view = self.view(type_label);
+        if self.lock_expired(now, lockout_seconds) {
+            view.state = TokenState::Active;
+            view.fail_count = 0;
+            view.locked_at = None;
+        } else if self.state() == TokenState::Locked {
+            view.unlocks_at = self.unlocks_at(lockout_seconds);
+        }
+        view
     }
 }
 
@@ -197,6 +240,14 @@ pub struct TokenView {
     pub drift: Option<i64>,
     pub created_at: u64,
     pub last_used_at: Option<u64>,
+    /// Unix seconds when failures locked the token (absent when not locked,
+    /// or locked before radotp recorded the time).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locked_at: Option<u64>,
+    /// Unix seconds when the lock ends by itself (`auth.lockout_seconds`);
+    /// absent when it lasts until an operator unlocks the token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unlocks_at: Option<u64>,
 }
 
 /// Keeps `"field": null` apart from an absent field (serde folds both into `None`).
@@ -224,5 +275,55 @@ mod hex_bytes {
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
         let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
         data_encoding::HEXLOWER_PERMISSIVE.decode(text.as_bytes()).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A token as radotp stored it before `locked_at` existed.
+    const STORED_BEFORE_LOCKED_AT: &str = r#"{"serial":"HW1","type_id":"hw-hotp","params":{"algorithm":"hotp","digits":6,"hash":"sha1","period":30},"sealed_seed":"01ff","counter":3,"last_step":null,"drift":0,"owner":{"name":"alice","display_name":null},"disabled":false,"locked":true,"fail_count":10,"created_at":5,"last_used_at":null}"#;
+
+    #[test]
+    fn tokens_stored_before_locked_at_read_and_write_back_unchanged() {
+        let token: Token = serde_json::from_str(STORED_BEFORE_LOCKED_AT).unwrap();
+        assert_eq!(token.locked_at, None);
+        // Byte for byte: backups made before the field keep their MAC.
+        assert_eq!(serde_json::to_string(&token).unwrap(), STORED_BEFORE_LOCKED_AT);
+        // Such a lock has no known start: it waits for an operator, whatever lockout_seconds says.
+        assert_eq!(token.unlocks_at(600), None);
+        assert!(!token.lock_expired(u64::MAX, 600));
+        assert_eq!(token.state_at(u64::MAX, 600), TokenState::Locked);
+    }
+
+    #[test]
+    fn a_lock_with_its_start_ends_after_lockout_seconds_only() {
+        let mut token: Token = serde_json::from_str(STORED_BEFORE_LOCKED_AT).unwrap();
+        token.locked_at = Some(1000);
+        assert!(serde_json::to_string(&token).unwrap().contains(r#""locked_at":1000"#));
+        assert_eq!(token.unlocks_at(0), None, "0: until an operator unlocks");
+        assert_eq!(token.state_at(u64::MAX, 0), TokenState::Locked);
+        assert_eq!(token.unlocks_at(600), Some(1600));
+        assert_eq!(token.state_at(1599, 600), TokenState::Locked);
+        assert_eq!(token.state_at(1600, 600), TokenState::Active);
+        assert_eq!(token.unlocks_at(u64::MAX), Some(u64::MAX), "no overflow");
+
+        let view = token.view_at(None, 1599, 600);
+        assert_eq!(
+            (view.state, view.fail_count, view.locked_at, view.unlocks_at),
+            (TokenState::Locked, 10, Some(1000), Some(1600))
+        );
+        let view = token.view_at(None, 1600, 600);
+        assert_eq!((view.state, view.fail_count, view.locked_at, view.unlocks_at), (TokenState::Active, 0, None, None));
+        let json = serde_json::to_value(token.view_at(None, 1599, 600)).unwrap();
+        assert_eq!((json["locked_at"].as_u64(), json["unlocks_at"].as_u64()), (Some(1000), Some(1600)));
+        let json = serde_json::to_value(token.view_at(None, 1600, 600)).unwrap();
+        assert!(json.get("locked_at").is_none() && json.get("unlocks_at").is_none(), "{json}");
+
+        // An operator's disable is not a lock that ends.
+        token.disabled = true;
+        assert_eq!(token.state_at(u64::MAX, 600), TokenState::Disabled);
+        assert_eq!(token.view_at(None, 1599, 600).unlocks_at, None);
     }
 }

@@ -33,7 +33,10 @@ impl AdminClient {
 
     pub async fn call(&mut self, command: Command) -> Result<Response, AdminClientError> {
         let request = Request { version: PROTOCOL_VERSION, command };
-        let mut bytes = serde_json::to_vec(&request).map_err(|e| AdminClientError::Protocol(e.to_string()))?;
+        // The request may carry an import file (seeds in clear) or its key: wipe it once sent.
+        let mut bytes = zeroize::Zeroizing::new(
+            serde_json::to_vec(&request).map_err(|e| AdminClientError::Protocol(e.to_string()))?,
+        );
         bytes.push(b'\n');
         // A refused peer gets its answer without reading the request: a failed
         // write still leaves that answer to read.

@@ -38,8 +38,9 @@ pub enum Command {
     Ping,
     Status,
     TokenImport {
-        /// The file's content.
-        content: String,
+        /// The file's content (for CSV, seeds in clear): wiped from memory when dropped.
+        #[serde(with = "import_text")]
+        content: zeroize::Zeroizing<String>,
         #[serde(default)]
         skip_invalid: bool,
         #[serde(default)]
@@ -112,6 +113,20 @@ pub enum Command {
 
 fn default_search_limit() -> usize {
     50
+}
+
+/// An import file's text as a JSON string, held in a buffer that is wiped when dropped.
+mod import_text {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use zeroize::Zeroizing;
+
+    pub fn serialize<S: Serializer>(value: &Zeroizing<String>, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(value)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Zeroizing<String>, D::Error> {
+        String::deserialize(deserializer).map(Zeroizing::new)
+    }
 }
 
 /// An optional [`Secret`] as a JSON string.
@@ -310,7 +325,7 @@ mod tests {
         let request = Request {
             version: PROTOCOL_VERSION,
             command: Command::TokenImport {
-                content: "<KeyContainer/>".into(),
+                content: zeroize::Zeroizing::new("<KeyContainer/>".into()),
                 skip_invalid: false,
                 dry_run: true,
                 format: Some(ImportFormat::Pskc),

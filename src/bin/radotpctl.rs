@@ -624,12 +624,13 @@ fn build_command(top: &Top) -> Result<Command, String> {
     })
 }
 
-/// Reads an import file, refusing one larger than the daemon accepts.
-fn read_import_file(file: &std::path::Path) -> Result<String, String> {
+/// Reads an import file, refusing one larger than the daemon accepts. The
+/// text (for CSV, seeds in clear) is wiped from memory when dropped.
+fn read_import_file(file: &std::path::Path) -> Result<zeroize::Zeroizing<String>, String> {
     use std::io::Read;
     let limit = radotp::import::MAX_IMPORT_BYTES;
     let too_large = || format!("{} is larger than {} MiB: split it", file.display(), limit >> 20);
-    let mut content = String::new();
+    let mut content = zeroize::Zeroizing::new(String::new());
     if file.as_os_str() == "-" {
         std::io::stdin()
             .take(limit as u64 + 1)
@@ -637,8 +638,11 @@ fn read_import_file(file: &std::path::Path) -> Result<String, String> {
             .map_err(|e| format!("cannot read standard input: {e}"))?;
     } else {
         let handle = std::fs::File::open(file).map_err(|e| format!("cannot read {}: {e}", file.display()))?;
-        if handle.metadata().is_ok_and(|m| m.is_file() && m.len() > limit as u64) {
-            return Err(too_large());
+        match handle.metadata() {
+            Ok(m) if m.is_file() && m.len() > limit as u64 => return Err(too_large()),
+            // Room for the whole file at once: no copy is left behind by a growing buffer.
+            Ok(m) if m.is_file() => content.reserve_exact(m.len() as usize + 1),
+            _ => {}
         }
         handle.take(limit as u64 + 1).read_to_string(&mut content).map_err(|e| {
             format!("cannot read {}: {e} (import files are text: UTF-8 CSV or PSKC XML)", file.display())
@@ -902,6 +906,13 @@ fn print_token(t: &TokenView) {
         None => println!("user          - (unassigned)"),
     }
     println!("state         {}", t.state.as_str());
+    if t.state == TokenState::Locked {
+        let since = t.locked_at.map(|at| format!("since {}, ", radotp::timefmt::format_utc(at))).unwrap_or_default();
+        match t.unlocks_at {
+            Some(at) => println!("locked        {since}unlocks by itself at {}", radotp::timefmt::format_utc(at)),
+            None => println!("locked        {since}until an operator unlocks it (radotpctl token unlock {})", t.serial),
+        }
+    }
     println!("fail count    {}", t.fail_count);
     if let Some(c) = t.counter {
         println!("counter       {c}");

@@ -27,6 +27,11 @@ struct Flags {
     /// empty, then exit. Stop the daemon first.
     #[arg(long, value_name = "FILE", conflicts_with = "check_config")]
     restore: Option<PathBuf>,
+    /// With --restore: restore a backup even when its MAC does not verify, it has none (made
+    /// before backups were signed), or its audit chain is broken. The restore is audited
+    /// with what was overridden.
+    #[arg(long, requires = "restore")]
+    force: bool,
 }
 
 fn init_logging(level: Option<&str>) {
@@ -61,6 +66,12 @@ fn main() -> ExitCode {
     if flags.check_config {
         return match daemon::check_config(&flags.config).and_then(|c| daemon::check_stored_types(&c)) {
             Ok(stored) => {
+                // Accepted but weak (short shared secrets): say so, still exit 0.
+                if let Ok(config) = radotp::config::Config::load(&flags.config) {
+                    for warning in config.warnings() {
+                        eprintln!("{}: warning: {warning}", flags.config.display());
+                    }
+                }
                 match stored {
                     Some(n) => {
                         println!("{}: configuration is valid ({n} stored tokens checked)", flags.config.display())
@@ -89,9 +100,17 @@ fn main() -> ExitCode {
     };
     init_logging(config.log.level.as_deref());
     if let Some(file) = &flags.restore {
-        return match daemon::restore(&config, file) {
-            Ok((tokens, audit)) => {
-                println!("restored {tokens} token(s) and {audit} audit entries into {}", config.store.path.display());
+        return match daemon::restore(&config, file, flags.force) {
+            Ok(report) => {
+                for problem in &report.overridden {
+                    eprintln!("radotpd: warning: restored despite (--force): {problem}");
+                }
+                println!(
+                    "restored {} token(s) and {} audit entries into {}",
+                    report.tokens,
+                    report.audit_entries,
+                    config.store.path.display()
+                );
                 ExitCode::SUCCESS
             }
             Err(e) => {

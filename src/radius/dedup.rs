@@ -6,6 +6,13 @@
 //! answered, copies get the same reply bytes. The OpenVPN plugin retransmits
 //! from a new source port, so entries are also found without the port.
 //! Bounded in entries; entries expire after the configured lifetime.
+//!
+//! Entries are keyed by the Request Authenticator too, and a new request never
+//! removes another's entry: a packet that reuses the source address, port and
+//! identifier of a cached request (a spoofed packet from a client that does
+//! not require Message-Authenticator, or an old request replayed) is a request
+//! of its own and leaves the real one's entry, and its answer, in place. Only
+//! age and the entry limit remove entries.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
@@ -43,10 +50,8 @@ struct Entry {
 
 struct Inner {
     entries: HashMap<RequestKey, Entry>,
-    /// (ip, port, code, identifier) -> the request last seen on that slot,
-    /// so a new request reusing the slot replaces the old entry.
-    slots: HashMap<(IpAddr, u16, u8, u8), RequestKey>,
-    order: VecDeque<(Instant, RequestKey, u16)>,
+    /// Entries in the order they were created, oldest first.
+    order: VecDeque<(Instant, RequestKey)>,
 }
 
 pub struct DuplicateCache {
@@ -58,13 +63,15 @@ pub struct DuplicateCache {
 impl DuplicateCache {
     pub fn new(lifetime: Duration, max_entries: usize) -> Self {
         DuplicateCache {
-            inner: Mutex::new(Inner { entries: HashMap::new(), slots: HashMap::new(), order: VecDeque::new() }),
+            inner: Mutex::new(Inner { entries: HashMap::new(), order: VecDeque::new() }),
             lifetime,
             max_entries: max_entries.max(1),
         }
     }
 
-    pub fn check(&self, key: RequestKey, port: u16, now: Instant) -> Seen {
+    /// Looks `key` up; a key not seen yet is entered as in progress. The
+    /// source port is not part of the key (see the module documentation).
+    pub fn check(&self, key: RequestKey, now: Instant) -> Seen {
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         self.expire(&mut inner, now);
         if let Some(entry) = inner.entries.get(&key) {
@@ -73,20 +80,17 @@ impl DuplicateCache {
                 State::Answered(bytes) => Seen::Answered(bytes.clone()),
             };
         }
-        // A new request on a slot (same port and identifier, new authenticator)
-        // replaces whatever the slot held.
-        let slot = (key.ip, port, key.code, key.identifier);
-        if let Some(old) = inner.slots.insert(slot, key) {
-            inner.entries.remove(&old);
-        }
+        // A new request on the same port and identifier with another
+        // authenticator is a request of its own: it does not replace the
+        // entry of the earlier one, which may be the real request (issue #8).
         while inner.entries.len() >= self.max_entries {
             match inner.order.pop_front() {
-                Some((created, old, old_port)) => Self::forget(&mut inner, created, &old, old_port),
+                Some((created, old)) => Self::forget(&mut inner, created, &old),
                 None => break,
             }
         }
         inner.entries.insert(key, Entry { state: State::InProgress, created: now });
-        inner.order.push_back((now, key, port));
+        inner.order.push_back((now, key));
         Seen::New
     }
 
@@ -112,24 +116,20 @@ impl DuplicateCache {
     }
 
     fn expire(&self, inner: &mut Inner, now: Instant) {
-        while let Some((created, key, port)) = inner.order.front().copied() {
+        while let Some((created, key)) = inner.order.front().copied() {
             if now.duration_since(created) < self.lifetime {
                 break;
             }
             inner.order.pop_front();
-            Self::forget(inner, created, &key, port);
+            Self::forget(inner, created, &key);
         }
     }
 
     /// Removes the entry a queue record stands for, unless the key was
     /// re-inserted since (then a later queue record stands for it).
-    fn forget(inner: &mut Inner, created: Instant, key: &RequestKey, port: u16) {
+    fn forget(inner: &mut Inner, created: Instant, key: &RequestKey) {
         if inner.entries.get(key).is_some_and(|e| e.created == created) {
             inner.entries.remove(key);
-        }
-        let slot = (key.ip, port, key.code, key.identifier);
-        if inner.slots.get(&slot) == Some(key) {
-            inner.slots.remove(&slot);
         }
     }
 }
@@ -146,21 +146,40 @@ mod tests {
     fn copies_are_dropped_then_answered_from_any_port() {
         let cache = DuplicateCache::new(Duration::from_secs(30), 100);
         let t = Instant::now();
-        assert_eq!(cache.check(key(1), 1000, t), Seen::New);
-        assert_eq!(cache.check(key(1), 1000, t), Seen::InProgress);
+        assert_eq!(cache.check(key(1), t), Seen::New);
+        assert_eq!(cache.check(key(1), t), Seen::InProgress);
         cache.complete(&key(1), Arc::from(&b"reply"[..]));
-        assert_eq!(cache.check(key(1), 1000, t), Seen::Answered(Arc::from(&b"reply"[..])));
-        assert_eq!(cache.check(key(1), 2000, t), Seen::Answered(Arc::from(&b"reply"[..])));
+        assert_eq!(cache.check(key(1), t), Seen::Answered(Arc::from(&b"reply"[..])));
     }
 
     #[test]
     fn new_authenticator_on_same_slot_is_a_new_request() {
         let cache = DuplicateCache::new(Duration::from_secs(30), 100);
         let t = Instant::now();
-        assert_eq!(cache.check(key(1), 1000, t), Seen::New);
+        assert_eq!(cache.check(key(1), t), Seen::New);
         cache.complete(&key(1), Arc::from(&b"r"[..]));
-        assert_eq!(cache.check(key(2), 1000, t), Seen::New);
-        assert_eq!(cache.len(), 1);
+        assert_eq!(cache.check(key(2), t), Seen::New);
+        assert_eq!(cache.len(), 2);
+    }
+
+    #[test]
+    fn a_spoofed_packet_on_the_same_slot_does_not_evict_the_real_request() {
+        // Same address, identifier (and port, which the key leaves out), another
+        // authenticator: what an attacker can send for a client that does not
+        // require Message-Authenticator, or by replaying an older request.
+        let cache = DuplicateCache::new(Duration::from_secs(30), 100);
+        let t = Instant::now();
+        let (real, spoofed) = (key(1), key(2));
+        // While the real request is being processed ...
+        assert_eq!(cache.check(real, t), Seen::New);
+        assert_eq!(cache.check(spoofed, t), Seen::New);
+        assert_eq!(cache.check(real, t), Seen::InProgress, "a copy of the real request is still dropped");
+        cache.complete(&real, Arc::from(&b"accept"[..]));
+        cache.complete(&spoofed, Arc::from(&b"reject"[..]));
+        // ... and after it was answered.
+        assert_eq!(cache.check(key(3), t), Seen::New);
+        assert_eq!(cache.check(real, t), Seen::Answered(Arc::from(&b"accept"[..])), "the real retransmission");
+        assert_eq!(cache.check(spoofed, t), Seen::Answered(Arc::from(&b"reject"[..])));
     }
 
     #[test]
@@ -170,11 +189,11 @@ mod tests {
         for i in 0..10u8 {
             let mut k = key(i);
             k.identifier = i;
-            assert_eq!(cache.check(k, 1000, t), Seen::New);
+            assert_eq!(cache.check(k, t), Seen::New);
         }
         assert_eq!(cache.len(), 3);
         let later = t + Duration::from_secs(31);
-        assert_eq!(cache.check(key(99), 1000, later), Seen::New);
+        assert_eq!(cache.check(key(99), later), Seen::New);
         assert_eq!(cache.len(), 1);
     }
 }

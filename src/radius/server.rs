@@ -107,7 +107,7 @@ impl RadiusServer {
             identifier: frame.identifier,
             authenticator: frame.authenticator,
         };
-        match self.dedup.check(key, source.port(), received) {
+        match self.dedup.check(key, received) {
             Seen::New => {}
             Seen::InProgress => {
                 self.drop_packet(DropReason::Duplicate, source, None);

@@ -449,6 +449,7 @@ mod tests {
             fail_count: 0,
             created_at: 0,
             last_used_at: None,
+            locked_at: None,
         }
     }
 

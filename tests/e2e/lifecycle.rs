@@ -195,6 +195,11 @@ fn check_config_passes_on_shipped_samples_and_names_the_key_of_broken_ones() {
             let only_host_files =
                 stderr.lines().all(|l| l.contains("No such file or directory") && l.contains(": /etc/radotp/"));
             assert!(out.status.success() || only_host_files, "{}: {stderr}", path.display());
+            if path.ends_with("radotp.yaml") {
+                // The demo's testing123 (radclient's default) is accepted, with a warning.
+                assert!(stderr.contains("warning: radius.clients[0].secret: "), "{stderr}");
+                assert!(!stderr.contains("testing123"), "the secret itself is never shown: {stderr}");
+            }
             checked += 1;
         }
     }
@@ -215,7 +220,7 @@ fn check_config_passes_on_shipped_samples_and_names_the_key_of_broken_ones() {
         assert!(stderr.contains(&format!("{expected}:")), "{name}: expected {expected} in {stderr}");
         broken += 1;
     }
-    assert!(broken >= 4);
+    assert!(broken >= 5);
 }
 
 #[test]
@@ -372,4 +377,98 @@ async fn prometheus_endpoint_counts_decisions() {
     }
     let status = daemon.ctl_json(&["status"]);
     assert_eq!(status["radius"]["reject_reasons"]["wrong_otp"], 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn restore_refuses_an_edited_or_unsigned_backup_unless_forced() {
+    let daemon = Daemon::start();
+    daemon
+        .import(&format!("serial,type,seed,user\nHW1,hw-hotp,{RFC_SEED_HEX},alice\nHW2,hw-hotp,{RFC_SEED_HEX},bob\n"));
+    let mut client = daemon.client().await;
+    assert_eq!(client.authenticate("bob", RFC_CODES[0]).await.unwrap().code, CODE_ACCESS_ACCEPT);
+    let file = daemon.dir.path().join("backup.json");
+    daemon.ctl_ok(&["backup", file.to_str().unwrap()]);
+    let text = std::fs::read_to_string(&file).unwrap();
+    let backup: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(backup["mac"].as_str().map(str::len), Some(64), "signed: HMAC-SHA256 in hex");
+
+    // Each attempt restores into a fresh store with the same master key.
+    let restore = |file: &std::path::Path, force: bool| {
+        let target = Daemon::prepare(|_| {});
+        std::fs::copy(daemon.dir.path().join("master.key"), target.dir.path().join("master.key")).unwrap();
+        std::fs::write(target.config_path(), target.config_text()).unwrap();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_radotpd"));
+        command.arg("--restore").arg(file).arg("--config").arg(target.config_path());
+        if force {
+            command.arg("--force");
+        }
+        let out = command.output().unwrap();
+        (out, target)
+    };
+    let write = |name: &str, value: &serde_json::Value| {
+        let path = daemon.dir.path().join(name);
+        std::fs::write(&path, serde_json::to_string(value).unwrap()).unwrap();
+        path
+    };
+
+    // Alice's token handed to bob in the file (whoever holds alice's token
+    // could then log in as bob): refused, before anything is written.
+    let mut edited = backup.clone();
+    let tokens = edited["snapshot"]["tokens"].as_array_mut().unwrap();
+    let hw1 = tokens.iter_mut().find(|t| t["serial"] == "HW1").unwrap();
+    assert_eq!(hw1["owner"]["name"], "alice");
+    hw1["owner"]["name"] = "bob".into();
+    let edited = write("edited.json", &edited);
+    let (out, target) = restore(&edited, false);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("MAC does not verify"), "{stderr}");
+    assert!(!target.dir.path().join("db").exists() || sled_is_empty(&target), "nothing written");
+
+    // A rolled-back counter: refused too.
+    let mut rolled_back = backup.clone();
+    let tokens = rolled_back["snapshot"]["tokens"].as_array_mut().unwrap();
+    let hw2 = tokens.iter_mut().find(|t| t["serial"] == "HW2").unwrap();
+    assert_eq!(hw2["counter"], 1);
+    hw2["counter"] = 0.into();
+    let (out, _) = restore(&write("rolled-back.json", &rolled_back), false);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("MAC does not verify"));
+
+    // No MAC (as written by versions before backups were signed): refused unless --force.
+    let mut unsigned = backup.clone();
+    unsigned.as_object_mut().unwrap().remove("mac");
+    let unsigned = write("unsigned.json", &unsigned);
+    let (out, _) = restore(&unsigned, false);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("has no MAC"), "{stderr}");
+    let (out, mut target) = restore(&unsigned, true);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && stderr.contains("warning: restored despite (--force)"), "{stderr}");
+    target.launch();
+    let audit = target.ctl_json(&["audit", "--limit", "1"]);
+    let entry = &audit[0];
+    assert_eq!((entry["operation"].as_str(), entry["reason"].as_str()), (Some("backup.restore"), Some("forced")));
+    assert_eq!(target.ctl_json(&["audit", "verify"])["ok"], true);
+    drop(target);
+
+    // --force is for restores only.
+    let out = Command::new(env!("CARGO_BIN_EXE_radotpd")).arg("--force").arg("--check-config").output().unwrap();
+    assert!(!out.status.success());
+
+    // The untouched file restores, and the restore is audited.
+    let (out, mut target) = restore(&file, false);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    target.launch();
+    let audit = target.ctl_json(&["audit", "--limit", "1"]);
+    assert_eq!((audit[0]["operation"].as_str(), audit[0]["reason"].as_str()), (Some("backup.restore"), None));
+    assert_eq!(target.ctl_json(&["audit", "verify"])["ok"], true);
+    let mut client = target.client().await;
+    assert_eq!(client.authenticate("alice", RFC_CODES[0]).await.unwrap().code, CODE_ACCESS_ACCEPT);
+}
+
+/// True when the store of a daemon that was never started holds nothing.
+fn sled_is_empty(daemon: &Daemon) -> bool {
+    let store = radotp::store::sled_store::SledStore::open(&daemon.dir.path().join("db"), 1 << 20).unwrap();
+    use radotp::store::TokenStore;
+    store.count().unwrap() == 0 && store.last_audit().unwrap().is_none()
 }

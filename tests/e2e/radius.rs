@@ -554,3 +554,28 @@ async fn a_burst_of_parallel_wrong_codes_checks_at_most_max_failures_plus_worker
     let reasons = daemon.ctl_json(&["status"])["radius"]["reject_reasons"].clone();
     eprintln!("{BURST} parallel wrong codes, {WORKERS} worker threads: {checked} checked; {reasons}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_lockout_seconds_token_show_says_when_the_lock_ends() {
+    // max_failures: 5 (harness); a lock of an hour. Its end is checked by
+    // the unit tests with a set clock (src/service.rs), not by waiting here.
+    let daemon = Daemon::start_with(|config| *config = config.replace("auth:\n", "auth:\n  lockout_seconds: 3600\n"));
+    daemon.rfc_token("HW1", "alice");
+    let mut client = daemon.client().await;
+    for _ in 0..5 {
+        assert_eq!(client.authenticate("alice", "000000").await.unwrap().code, CODE_ACCESS_REJECT);
+    }
+    let token = daemon.ctl_json(&["token", "show", "HW1"]);
+    assert_eq!(token["state"], "locked", "{token}");
+    let locked_at = token["locked_at"].as_u64().expect("locked_at");
+    assert_eq!(token["unlocks_at"].as_u64(), Some(locked_at + 3600), "{token}");
+    assert_eq!(client.authenticate("alice", RFC_CODES[0]).await.unwrap().code, CODE_ACCESS_REJECT);
+    let text = daemon.ctl_ok(&["token", "show", "HW1"]);
+    let when = radotp::timefmt::format_utc(locked_at + 3600);
+    assert!(text.contains(&format!("unlocks by itself at {when}")), "{text}");
+    // An operator can still end it at once.
+    daemon.ctl_ok(&["token", "unlock", "HW1"]);
+    let token = daemon.ctl_json(&["token", "show", "HW1"]);
+    assert!(token.get("locked_at").is_none() && token.get("unlocks_at").is_none(), "{token}");
+    assert_eq!(client.authenticate("alice", RFC_CODES[0]).await.unwrap().code, CODE_ACCESS_ACCEPT);
+}

@@ -93,6 +93,72 @@ async fn password_plus_otp_checks_both() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn wrong_directory_passwords_count_towards_the_lockout_in_both_password_modes() {
+    // The harness has auth.max_failures: 5.
+    let slapd = Slapd::start();
+    let daemon = daemon_with_modes(&slapd, false, "");
+    let token = |serial: &str| daemon.ctl_json(&["token", "show", serial]);
+    let mut client = daemon.client().await;
+    let pw = password_of("alice");
+    let code = |otp: &str, password: &str| format!("{password}{otp}");
+
+    // password+otp: a wrong password counts, the OTP typed with it stays unused.
+    for _ in 0..2 {
+        let reply = client.authenticate("alice", &code(RFC_CODES[0], "wrong")).await.unwrap();
+        assert_eq!(reply.code, CODE_ACCESS_REJECT);
+    }
+    assert_eq!((token("A1")["fail_count"].as_u64(), token("A1")["counter"].as_u64()), (Some(2), Some(0)));
+    let reply = client.authenticate("alice", &code(RFC_CODES[0], &pw)).await.unwrap();
+    assert_eq!(reply.code, CODE_ACCESS_ACCEPT, "the OTP was not burnt");
+    assert_eq!(token("A1")["fail_count"], 0);
+
+    // One unused HOTP code no longer buys unlimited password guesses.
+    for _ in 0..5 {
+        let reply = client.authenticate("alice", &code(RFC_CODES[1], "guess")).await.unwrap();
+        assert_eq!(reply.code, CODE_ACCESS_REJECT);
+    }
+    assert_eq!(token("A1")["state"], "locked");
+    let reply = client.authenticate("alice", &code(RFC_CODES[1], &pw)).await.unwrap();
+    assert_eq!(reply.code, CODE_ACCESS_REJECT, "locked: even the right password and code");
+    assert_eq!(token("B1")["fail_count"], 0, "another user's token is not touched");
+
+    // challenge: wrong passwords were never counted before; now they lock too.
+    let mut asa = client_from(&daemon, CHALLENGE_CLIENT).await;
+    for _ in 0..5 {
+        assert_eq!(asa.authenticate("bob", "wrong").await.unwrap().code, CODE_ACCESS_REJECT);
+    }
+    assert_eq!(token("B1")["state"], "locked");
+    let reply = asa.authenticate("bob", &password_of("bob")).await.unwrap();
+    assert_eq!(reply.code, CODE_ACCESS_REJECT, "no challenge for a user whose tokens are all locked");
+    let reasons = daemon.ctl_json(&["status"])["radius"]["reject_reasons"].clone();
+    assert_eq!(reasons["wrong_password"].as_u64(), Some(12), "{reasons}");
+
+    // An operator unlock restores both, and the OTP refused while locked still works.
+    daemon.ctl_ok(&["token", "unlock", "A1"]);
+    let reply = client.authenticate("alice", &code(RFC_CODES[1], &pw)).await.unwrap();
+    assert_eq!(reply.code, CODE_ACCESS_ACCEPT);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn count_password_failures_false_leaves_the_fail_count_alone() {
+    let slapd = Slapd::start();
+    let daemon = daemon_with_modes(&slapd, false, "  count_password_failures: false\n");
+    let mut client = daemon.client().await;
+    let mut asa = client_from(&daemon, CHALLENGE_CLIENT).await;
+    for _ in 0..6 {
+        let reply = client.authenticate("alice", &format!("wrong{}", RFC_CODES[0])).await.unwrap();
+        assert_eq!(reply.code, CODE_ACCESS_REJECT);
+        assert_eq!(asa.authenticate("bob", "wrong").await.unwrap().code, CODE_ACCESS_REJECT);
+    }
+    for serial in ["A1", "B1"] {
+        let token = daemon.ctl_json(&["token", "show", serial]);
+        assert_eq!((token["state"].as_str(), token["fail_count"].as_u64()), (Some("active"), Some(0)), "{token}");
+    }
+    let reply = client.authenticate("alice", &format!("{}{}", password_of("alice"), RFC_CODES[0])).await.unwrap();
+    assert_eq!(reply.code, CODE_ACCESS_ACCEPT);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn otp_mode_also_enforces_required_group() {
     let slapd = Slapd::start();
     let daemon = daemon_with_modes(&slapd, true, "");
