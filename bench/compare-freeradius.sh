@@ -40,6 +40,8 @@
 #
 # Environment knobs (defaults in brackets): USERS [10000], RUN_SECONDS [10],
 # CONCURRENCIES ["1 16 64 256"], REJECT_CONCURRENCY [64],
+# DURABILITY [full: radotpd's store.durability; `process` skips the fdatasync
+# after each group commit, see docs/configuration.md],
 # LOG_LEVEL [warn: radotpd's log level; FreeRADIUS logs no line per request
 # either; `info` adds radotpd's line per decision, as shipped],
 # FR_THREADS [2 x nproc], FR_PORT [18120: the first free UDP port from there],
@@ -56,12 +58,15 @@ RUN_SECONDS=${RUN_SECONDS:-10}
 CONCURRENCIES=${CONCURRENCIES:-"1 16 64 256"}
 REJECT_CONCURRENCY=${REJECT_CONCURRENCY:-64}
 LOG_LEVEL=${LOG_LEVEL:-warn}
+DURABILITY=${DURABILITY:-full}
 FR_THREADS=${FR_THREADS:-$(($(nproc) * 2))}
 FR_PORT=${FR_PORT:-18120}
 PERF_CALLGRAPH=${PERF_CALLGRAPH:-dwarf}
 SECRET=cmp-secret-$$
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 cd "$ROOT"
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 BIN=$TARGET/release
@@ -198,10 +203,7 @@ done
 
 DIR=$(mktemp -d /tmp/radotp-cmp.XXXXXX)
 
-now() { date +%s.%N; }
-elapsed_ms() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", (b - a) * 1000 }'; }
 kib_of() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
-mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 TICKS=$(getconf CLK_TCK)
 cpu_ticks() { # pid: utime + stime of all its threads, in clock ticks
     awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat" 2>/dev/null || echo 0
@@ -391,6 +393,7 @@ auth:
 store:
   path: $DIR/db
   key_file: $DIR/master.key
+  durability: $DURABILITY
 
 admin:
   socket: $DIR/admin.sock
@@ -416,25 +419,7 @@ echo "== starting radotpd"
 t0=$(now)
 "$BIN/radotpd" --config "$DIR/radotp.yaml" 2>"$DIR/radotpd.log" &
 DAEMON_PID=$!
-PORT=
-for _ in $(seq 1 300); do
-    if ! kill -0 "$DAEMON_PID" 2>/dev/null; then
-        echo "radotpd exited during start-up:" >&2
-        cat "$DIR/radotpd.log" >&2
-        exit 1
-    fi
-    # The ready line is at info level; with a quieter LOG_LEVEL, ask the admin socket.
-    if grep -q "radotpd ready" "$DIR/radotpd.log" ||
-        { [ -S "$DIR/admin.sock" ] && timeout 5 "$BIN/radotpctl" --socket "$DIR/admin.sock" ping >/dev/null 2>&1; }; then
-        PORT=$(sed -n 's/.*listening for RADIUS on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$DIR/radotpd.log" | head -n1)
-        if [ -z "$PORT" ]; then
-            PORT=$(ss -Hulnp 2>/dev/null | awk -v p="pid=$DAEMON_PID," 'index($0, p) && $4 ~ /^127\.0\.0\.1:/ { sub(/.*:/, "", $4); print $4; exit }')
-        fi
-        [ -n "$PORT" ] && break
-    fi
-    sleep 0.1
-done
-[ -n "$PORT" ] || { echo "radotpd did not become ready in 30 s" >&2; cat "$DIR/radotpd.log" >&2; exit 1; }
+wait_radotpd_ready "$DAEMON_PID" "$DIR/radotpd.log" "$DIR/admin.sock" "$BIN/radotpctl" || exit 1
 RADOTP_STARTUP_MS=$(elapsed_ms "$t0" "$(now)")
 RADOTP_SERVER=127.0.0.1:$PORT
 echo "radotpd pid $DAEMON_PID on $RADOTP_SERVER (ready in ${RADOTP_STARTUP_MS} ms)"
@@ -541,7 +526,7 @@ errors() { # timeouts / bad / unexpected accepts+rejects
     echo "- nproc: $(nproc); CPU: $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1); RAM: $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo); kernel $(uname -r)"
     echo "- shared machine: load average $LOAD_BEFORE before the script, $LOAD_AFTER after"
     echo "- FreeRADIUS ${FR_VERSION:-?} ($FREERADIUS), files + pap, $USERS users, $FR_THREADS worker threads ($FR_THREADS_SEEN threads in all), reject_delay 0, cleanup_delay 5, recv_buff 4 MiB"
-    echo "- radotpd ($BIN/radotpd), $USERS hw-hotp tokens one per user, static directory, log level $LOG_LEVEL, $RADOTP_THREADS_SEEN threads"
+    echo "- radotpd ($BIN/radotpd), $USERS hw-hotp tokens one per user, static directory, store.durability $DURABILITY, log level $LOG_LEVEL, $RADOTP_THREADS_SEEN threads"
     echo "- radotp-bench: ${RUN_SECONDS} s per run, timeout 2000 ms, never retransmitted; password mode against FreeRADIUS, hotp mode against radotpd"
     echo
     echo "## Side by side (radotpd / FreeRADIUS)"

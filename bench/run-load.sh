@@ -24,7 +24,8 @@
 #
 # Environment knobs (defaults in brackets): TOKENS [100000], ASSIGNED [10000],
 # TOTP_TOKENS [1000], RUN_SECONDS [10], CONCURRENCIES ["1 16 64 256"],
-# LOG_LEVEL [info, as in conf/radotp.yaml], KEEP_DIR [unset: remove the temp dir],
+# LOG_LEVEL [info, as in conf/radotp.yaml], CACHE_MIB [16: store.cache_mib],
+# DURABILITY [full: store.durability, full or process], KEEP_DIR [unset: remove the temp dir],
 # RESTART_AFTER_IMPORT [unset: set to restart radotpd between import and load],
 # IMPORT_DURING_LOAD [1: after the admin timings, a hotp run at concurrency 16
 # during which TOKENS more tokens are imported; 0 skips it],
@@ -40,9 +41,13 @@ TOTP_TOKENS=${TOTP_TOKENS:-1000}
 RUN_SECONDS=${RUN_SECONDS:-10}
 CONCURRENCIES=${CONCURRENCIES:-"1 16 64 256"}
 LOG_LEVEL=${LOG_LEVEL:-info}
+CACHE_MIB=${CACHE_MIB:-16}
+DURABILITY=${DURABILITY:-full}
 SECRET=bench-secret-$$
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 cd "$ROOT"
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 BIN=$TARGET/release
@@ -91,10 +96,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-now() { date +%s.%N; }
-elapsed_ms() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", (b - a) * 1000 }'; }
 kib_of() { awk -v k="$1:" '$1 == k { print $2 }' "/proc/$DAEMON_PID/status" 2>/dev/null || echo 0; }
-mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 
 TICKS=$(getconf CLK_TCK)
 cpu_ticks() { # utime + stime of the daemon, in clock ticks
@@ -138,6 +140,8 @@ auth:
 store:
   path: $DIR/db
   key_file: $DIR/master.key
+  cache_mib: $CACHE_MIB
+  durability: $DURABILITY
 
 admin:
   socket: $DIR/admin.sock
@@ -167,20 +171,7 @@ start_daemon() { # sets DAEMON_PID, PORT, SERVER, STARTUP_MS; log in radotpd-N.l
     t0=$(now)
     "$BIN/radotpd" --config "$DIR/radotp.yaml" 2>"$log" &
     DAEMON_PID=$!
-    PORT=
-    for _ in $(seq 1 300); do
-        if ! kill -0 "$DAEMON_PID" 2>/dev/null; then
-            echo "radotpd exited during start-up:" >&2
-            cat "$log" >&2
-            exit 1
-        fi
-        if grep -q "radotpd ready" "$log"; then
-            PORT=$(sed -n 's/.*listening for RADIUS on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$log" | head -n1)
-            break
-        fi
-        sleep 0.1
-    done
-    [ -n "$PORT" ] || { echo "radotpd did not become ready in 30 s" >&2; cat "$log" >&2; exit 1; }
+    wait_radotpd_ready "$DAEMON_PID" "$log" "$DIR/admin.sock" "$BIN/radotpctl" || exit 1
     t1=$(now)
     STARTUP_MS=$(elapsed_ms "$t0" "$t1")
     SERVER=127.0.0.1:$PORT
