@@ -241,6 +241,10 @@ pub struct StoreConfig {
     /// Page cache of the embedded store, in MiB.
     #[serde(default = "default_cache_mib")]
     pub cache_mib: u64,
+    /// What must hold before an Accept leaves: `full` (its counter survives a
+    /// power cut: fdatasync) or `process` (it survives a crash of radotpd).
+    #[serde(default)]
+    pub durability: crate::store::Durability,
 }
 
 #[derive(Debug, Clone, Deserialize)]

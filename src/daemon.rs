@@ -213,7 +213,8 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<(), DaemonError
 
     let store: Arc<dyn TokenStore> = Arc::new(
         SledStore::open(&config.store.path, config.store.cache_mib << 20)
-            .map_err(|e| startup(format!("cannot open the store at {}", config.store.path.display()), e))?,
+            .map_err(|e| startup(format!("cannot open the store at {}", config.store.path.display()), e))?
+            .with_durability(config.store.durability),
     );
     // A new key only for a new store: a fresh key would open none of the stored seeds.
     let store_is_new = store.count().unwrap_or(0) == 0 && matches!(store.last_audit(), Ok(None));
@@ -385,6 +386,7 @@ fn reload(path: &Path, running: &Config) -> Result<(Config, ReloadOutcome, Arc<d
     );
     restart(new.radius.receive_buffer_bytes != running.radius.receive_buffer_bytes, "radius.receive_buffer_bytes");
     restart(new.store.cache_mib != running.store.cache_mib, "store.cache_mib");
+    restart(new.store.durability != running.store.durability, "store.durability");
     restart(new.log.level != running.log.level, "log.level");
     restart(new.store.path != running.store.path, "store.path");
     restart(new.store.key_file != running.store.key_file, "store.key_file");

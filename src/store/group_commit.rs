@@ -7,7 +7,9 @@
 //! fsync, and no tokio worker ever blocks on the disk.
 //!
 //! Before each flush, and every [`IDLE_TICK`] when there is none, the thread
-//! runs a hook: the audit log writes its queued entries there.
+//! runs a hook: the audit log writes its queued entries there. On idle ticks
+//! it also asks the store to write changes it holds in memory
+//! ([`TokenStore::write_behind`]).
 
 use std::sync::Arc;
 use std::sync::mpsc::{self, RecvTimeoutError};
@@ -40,6 +42,9 @@ impl GroupCommit {
                     Ok(first) => batch.push(first),
                     Err(RecvTimeoutError::Timeout) => {
                         before_flush();
+                        if let Err(e) = store.write_behind() {
+                            tracing::error!(error = %e, "cannot write changed tokens to the store");
+                        }
                         continue;
                     }
                     Err(RecvTimeoutError::Disconnected) => break,

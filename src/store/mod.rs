@@ -13,7 +13,19 @@ use std::collections::HashSet;
 use crate::token::Token;
 
 /// Schema version written into a new store and checked on open.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
+
+/// What [`TokenStore::flush`] guarantees once it returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Durability {
+    /// The data is on stable storage: it survives a power cut (`fdatasync`).
+    #[default]
+    Full,
+    /// The data is in the operating system's hands: it survives a crash or
+    /// kill of radotpd, but a power cut may lose the last moments of writes.
+    Process,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -117,6 +129,13 @@ pub trait TokenStore: Send + Sync {
 
     /// Makes every write so far durable (blocking).
     fn flush(&self) -> Result<(), StoreError>;
+
+    /// Hands changes kept in memory to the storage without waiting for them
+    /// to be durable. Engines that write through need not do anything; the
+    /// group-commit thread calls it when idle.
+    fn write_behind(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 
     /// Bytes on disk, for status output.
     fn size_on_disk(&self) -> Result<u64, StoreError>;

@@ -1,29 +1,79 @@
-//! The embedded storage engine: sled.
+//! The embedded storage engine: sled, with every token also held in memory.
 //!
-//! Trees: `tokens` (serial -> token JSON), `owners` (user NUL serial -> empty,
-//! the owner index), `audit` (big-endian sequence -> entry bytes), `meta`
-//! (schema version). A counter advance is a compare-and-swap on `tokens`; an
-//! owner change is a transaction over `tokens` and `owners`, so the index
-//! never disagrees with the token.
+//! Trees: `tokens` (serial -> token JSON), `audit` (big-endian sequence ->
+//! entry bytes), `meta` (schema version).
+//!
+//! This engine is the only process using its store, so it keeps the whole
+//! `tokens` tree in memory as well (the stored bytes, in serial order) with an
+//! owner index beside it. Reads and updates work on that copy under one lock:
+//! RADIUS never waits for sled. A change marks the token dirty; dirty tokens
+//! are written to sled as one batch by [`SledStore::write_behind`], which
+//! [`TokenStore::flush`] runs first, so whatever a caller made durable with
+//! `flush` is on disk with it. The group-commit thread calls `write_behind`
+//! on its idle ticks too, so changes nobody waits for (a fail count) reach
+//! sled within a few hundred milliseconds.
+//!
+//! Durability: sled's own flush ends with `sync_file_range`, which survives a
+//! crash of the process but neither flushes the file's metadata nor the
+//! disk's write cache. With [`Durability::Full`] (the default) every flush
+//! also runs `fdatasync` on sled's log file, so a flushed counter survives a
+//! power cut as well.
 
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use std::collections::HashSet;
-
-use sled::transaction::{ConflictableTransactionError, TransactionError, Transactional};
-
-use super::{AuditRecord, Change, SCHEMA_VERSION, Snapshot, StoreError, TokenStore, Updated};
+use super::{AuditRecord, Change, Durability, SCHEMA_VERSION, Snapshot, StoreError, TokenStore, Updated};
 use crate::token::Token;
 
 const SCHEMA_KEY: &[u8] = b"schema_version";
+/// Schema 1 kept an owner index tree on disk; schema 2 rebuilds it in memory.
+const SCHEMA_WITH_OWNER_TREE: u32 = 1;
+/// Tokens written per sled batch by [`SledStore::write_behind`].
+const WRITE_CHUNK: usize = 2000;
+
+/// The in-memory copy of the `tokens` tree.
+#[derive(Default)]
+struct Mirror {
+    /// Serial -> the token's bytes as stored in sled.
+    tokens: BTreeMap<Box<str>, Arc<[u8]>>,
+    /// User -> serials of the tokens the user owns.
+    owners: HashMap<Box<str>, Vec<Box<str>>>,
+    /// Serials changed or removed since they were last written to sled.
+    dirty: HashSet<Box<str>>,
+}
+
+impl Mirror {
+    fn put(&mut self, token: &Token, bytes: Arc<[u8]>) {
+        if let Some(name) = token.owner_name() {
+            self.owners.entry(name.into()).or_default().push(token.serial.as_str().into());
+        }
+        self.tokens.insert(token.serial.as_str().into(), bytes);
+        self.dirty.insert(token.serial.as_str().into());
+    }
+
+    fn forget_owner(&mut self, name: &str, serial: &str) {
+        if let Some(serials) = self.owners.get_mut(name) {
+            serials.retain(|s| &**s != serial);
+            if serials.is_empty() {
+                self.owners.remove(name);
+            }
+        }
+    }
+}
 
 pub struct SledStore {
     db: sled::Db,
     tokens: sled::Tree,
-    owners: sled::Tree,
     audit: sled::Tree,
-    /// Writers share it; a snapshot takes it alone, so it sees one instant.
-    write_gate: std::sync::RwLock<()>,
+    mirror: RwLock<Mirror>,
+    /// Held while dirty tokens are taken and written, so writes land in order.
+    writer: Mutex<()>,
+    /// Audit appends share it; a snapshot takes it alone, so it sees one instant.
+    write_gate: RwLock<()>,
+    /// sled's log file, opened again for `fdatasync` ([`Durability::Full`]).
+    log_file: std::fs::File,
+    durability: Durability,
 }
 
 fn io(e: sled::Error) -> StoreError {
@@ -41,22 +91,9 @@ fn decode(bytes: &[u8]) -> Result<Token, StoreError> {
     serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(format!("cannot decode token: {e}")))
 }
 
-fn owner_key(user: &str, serial: &str) -> Vec<u8> {
-    let mut key = Vec::with_capacity(user.len() + 1 + serial.len());
-    key.extend_from_slice(user.as_bytes());
-    key.push(0);
-    key.extend_from_slice(serial.as_bytes());
-    key
-}
-
-/// Sets larger than this are checked in one ordered pass over the tree and
-/// inserted as one batch (see [`SledStore::insert_batch`]).
-/// Tokens written per batch by a large insert.
-const INSERT_CHUNK: usize = 2000;
-const ORDERED_PASS_ABOVE: usize = 256;
-
 impl SledStore {
-    /// Opens (or creates) the store at `path`. `cache_bytes` bounds sled's page cache.
+    /// Opens (or creates) the store at `path` with [`Durability::Full`].
+    /// `cache_bytes` bounds sled's page cache.
     pub fn open(path: &Path, cache_bytes: u64) -> Result<Self, StoreError> {
         let db =
             sled::Config::new().path(path).cache_capacity(cache_bytes).flush_every_ms(Some(500)).open().map_err(io)?;
@@ -70,140 +107,94 @@ impl SledStore {
                 let found = <[u8; 4]>::try_from(bytes.as_ref())
                     .map(u32::from_be_bytes)
                     .map_err(|_| StoreError::Corrupt("schema version is unreadable".into()))?;
-                if found != SCHEMA_VERSION {
+                if found == SCHEMA_WITH_OWNER_TREE {
+                    // The owner index now lives in memory only.
+                    db.drop_tree("owners").map_err(io)?;
+                    meta.insert(SCHEMA_KEY, &SCHEMA_VERSION.to_be_bytes()).map_err(io)?;
+                    db.flush().map_err(io)?;
+                } else if found != SCHEMA_VERSION {
                     return Err(StoreError::Schema { found, supported: SCHEMA_VERSION });
                 }
             }
         }
+        let tokens = db.open_tree("tokens").map_err(io)?;
+        let mut mirror = Mirror::default();
+        for entry in tokens.iter() {
+            let (key, bytes) = entry.map_err(io)?;
+            let token = decode(&bytes)?;
+            if token.serial.as_bytes() != key.as_ref() {
+                return Err(StoreError::Corrupt(format!("token {} is stored under another serial", token.serial)));
+            }
+            mirror.put(&token, Arc::from(bytes.as_ref()));
+        }
+        mirror.dirty.clear();
+        let log_path = path.join("db");
+        let log_file = std::fs::File::open(&log_path)
+            .map_err(|e| StoreError::Io(format!("cannot open {}: {e}", log_path.display())))?;
         Ok(SledStore {
-            tokens: db.open_tree("tokens").map_err(io)?,
-            owners: db.open_tree("owners").map_err(io)?,
+            tokens,
             audit: db.open_tree("audit").map_err(io)?,
             db,
-            write_gate: std::sync::RwLock::new(()),
+            mirror: RwLock::new(mirror),
+            writer: Mutex::new(()),
+            write_gate: RwLock::new(()),
+            log_file,
+            durability: Durability::Full,
         })
     }
 
-    fn writing(&self) -> std::sync::RwLockReadGuard<'_, ()> {
+    /// Chooses what a flush guarantees.
+    pub fn with_durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
+        self
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, Mirror> {
+        self.mirror.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, Mirror> {
+        self.mirror.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn writing(&self) -> RwLockReadGuard<'_, ()> {
         self.write_gate.read().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Inserts many tokens as one atomic sled batch per tree.
-    ///
-    /// A sled transaction reads every key back before writing it, which makes
-    /// an import of 100,000 tokens several times slower. Here no other writer
-    /// runs (the write gate is held alone; updates never create tokens) while
-    /// the serials are checked in one ordered pass and the batches applied.
-    /// The owner index goes first: should the process die between the two
-    /// batches, index entries without their token are ignored by
-    /// [`TokenStore::tokens_of`], and no token is visible.
-    fn insert_batch(&self, tokens: &[Token]) -> Result<(), StoreError> {
-        let mut serials = HashSet::with_capacity(tokens.len());
-        for token in tokens {
-            if !serials.insert(token.serial.as_str()) {
-                return Err(StoreError::Exists(token.serial.clone()));
-            }
-        }
-        let serials: Vec<&str> = serials.into_iter().collect();
-        if let Some(serial) = self.existing(&serials)?.into_iter().min() {
-            return Err(StoreError::Exists(serial));
-        }
-        // Written in chunks, so RADIUS is never held up for the whole import
-        // (sled serialises every write behind a batch); a serial that appears
-        // meanwhile undoes the chunks already written: all or nothing still.
-        let mut written: Vec<&Token> = Vec::with_capacity(tokens.len());
-        for chunk in tokens.chunks(INSERT_CHUNK) {
-            let chunk_serials: Vec<&str> = chunk.iter().map(|t| t.serial.as_str()).collect();
-            let mut token_batch = sled::Batch::default();
-            let mut owner_batch = sled::Batch::default();
-            for token in chunk {
-                token_batch.insert(token.serial.as_bytes(), encode(token)?);
-                if let Some(name) = token.owner_name() {
-                    owner_batch.insert(owner_key(name, &token.serial), &[]);
-                }
-            }
-            let _alone = self.write_gate.write().unwrap_or_else(|p| p.into_inner());
-            if let Some(serial) = self.existing(&chunk_serials)?.into_iter().min() {
-                drop(_alone);
-                self.undo_inserts(&written)?;
-                return Err(StoreError::Exists(serial));
-            }
-            self.owners.apply_batch(owner_batch).map_err(io)?;
-            self.tokens.apply_batch(token_batch).map_err(io)?;
-            written.extend(chunk);
-        }
-        Ok(())
-    }
-
-    fn undo_inserts(&self, tokens: &[&Token]) -> Result<(), StoreError> {
-        let _writing = self.writing();
-        let mut token_batch = sled::Batch::default();
-        let mut owner_batch = sled::Batch::default();
-        for token in tokens {
-            token_batch.remove(token.serial.as_bytes());
-            if let Some(name) = token.owner_name() {
-                owner_batch.remove(owner_key(name, &token.serial));
-            }
-        }
-        self.owners.apply_batch(owner_batch).map_err(io)?;
-        self.tokens.apply_batch(token_batch).map_err(io)
-    }
-
-    fn write_with_index(&self, old_bytes: &sled::IVec, old: &Token, new: &Token) -> Result<bool, StoreError> {
-        let new_bytes = encode(new)?;
-        let serial = old.serial.as_bytes();
-        let result = (&self.tokens, &self.owners).transaction(|(tokens, owners)| {
-            match tokens.get(serial)? {
-                Some(current) if current == *old_bytes => {}
-                _ => return Err(ConflictableTransactionError::Abort(())),
-            }
-            tokens.insert(serial, new_bytes.as_slice())?;
-            if let Some(name) = old.owner_name() {
-                owners.remove(owner_key(name, &old.serial))?;
-            }
-            if let Some(name) = new.owner_name() {
-                owners.insert(owner_key(name, &new.serial), &[])?;
-            }
-            Ok(())
-        });
-        match result {
-            Ok(()) => Ok(true),
-            Err(TransactionError::Abort(())) => Ok(false),
-            Err(TransactionError::Storage(e)) => Err(io(e)),
-        }
     }
 }
 
 impl TokenStore for SledStore {
     fn get(&self, serial: &str) -> Result<Option<Token>, StoreError> {
-        self.tokens.get(serial.as_bytes()).map_err(io)?.map(|b| decode(&b)).transpose()
+        let bytes = self.read().tokens.get(serial).cloned();
+        bytes.map(|b| decode(&b)).transpose()
     }
 
     fn contains(&self, serial: &str) -> Result<bool, StoreError> {
-        self.tokens.contains_key(serial.as_bytes()).map_err(io)
+        Ok(self.read().tokens.contains_key(serial))
+    }
+
+    fn existing(&self, serials: &[&str]) -> Result<HashSet<String>, StoreError> {
+        let mirror = self.read();
+        Ok(serials.iter().filter(|s| mirror.tokens.contains_key(**s)).map(|s| s.to_string()).collect())
     }
 
     fn tokens_of(&self, user: &str) -> Result<Vec<Token>, StoreError> {
-        let mut prefix = user.as_bytes().to_vec();
-        prefix.push(0);
-        let mut found = Vec::new();
-        for entry in self.owners.scan_prefix(&prefix) {
-            let (key, _) = entry.map_err(io)?;
-            let serial = &key[prefix.len()..];
-            if let Some(bytes) = self.tokens.get(serial).map_err(io)? {
-                let token = decode(&bytes)?;
-                // The index and the token are written together; double-check anyway.
-                if token.owner_name() == Some(user) {
-                    found.push(token);
-                }
-            }
+        let stored: Vec<Arc<[u8]>> = {
+            let mirror = self.read();
+            let Some(serials) = mirror.owners.get(user) else { return Ok(Vec::new()) };
+            serials.iter().filter_map(|s| mirror.tokens.get(s).cloned()).collect()
+        };
+        let mut found = Vec::with_capacity(stored.len());
+        for bytes in stored {
+            found.push(decode(&bytes)?);
         }
+        found.sort_by(|a, b| a.serial.cmp(&b.serial));
         Ok(found)
     }
 
     fn scan(&self, visit: &mut dyn FnMut(Token) -> bool) -> Result<(), StoreError> {
-        for entry in self.tokens.iter() {
-            let (_, bytes) = entry.map_err(io)?;
+        // Copy the references, then decode without holding the lock.
+        let stored: Vec<Arc<[u8]>> = self.read().tokens.values().cloned().collect();
+        for bytes in stored {
             if !visit(decode(&bytes)?) {
                 break;
             }
@@ -212,143 +203,69 @@ impl TokenStore for SledStore {
     }
 
     fn count(&self) -> Result<usize, StoreError> {
-        Ok(self.tokens.len())
-    }
-
-    fn existing(&self, serials: &[&str]) -> Result<HashSet<String>, StoreError> {
-        let mut sorted: Vec<&[u8]> = serials.iter().map(|s| s.as_bytes()).collect();
-        sorted.sort_unstable();
-        sorted.dedup();
-        let mut found = HashSet::new();
-        let (Some(first), Some(last)) = (sorted.first().copied(), sorted.last().copied()) else {
-            return Ok(found);
-        };
-        if sorted.len() < ORDERED_PASS_ABOVE {
-            for serial in sorted {
-                if self.tokens.contains_key(serial).map_err(io)? {
-                    found.insert(String::from_utf8_lossy(serial).into_owned());
-                }
-            }
-            return Ok(found);
-        }
-        // One ordered pass over the stored serials between the first and the
-        // last wanted one, merged with the sorted wanted ones. Should that
-        // range hold many more tokens than are wanted (a few serials spread
-        // over a large store), the rest is looked up one by one instead.
-        let budget = sorted.len().saturating_mul(8).saturating_add(1024);
-        let mut wanted = sorted.into_iter().peekable();
-        for (scanned, key) in self.tokens.range(first..=last).keys().enumerate() {
-            if scanned > budget {
-                break;
-            }
-            let key = key.map_err(io)?;
-            while wanted.next_if(|w| *w < key.as_ref()).is_some() {}
-            match wanted.peek() {
-                None => return Ok(found),
-                Some(w) if *w == key.as_ref() => {
-                    found.insert(String::from_utf8_lossy(w).into_owned());
-                    wanted.next();
-                }
-                Some(_) => {}
-            }
-        }
-        for serial in wanted {
-            if self.tokens.contains_key(serial).map_err(io)? {
-                found.insert(String::from_utf8_lossy(serial).into_owned());
-            }
-        }
-        Ok(found)
+        Ok(self.read().tokens.len())
     }
 
     fn insert_all(&self, tokens: &[Token]) -> Result<(), StoreError> {
-        if tokens.len() > ORDERED_PASS_ABOVE {
-            return self.insert_batch(tokens);
-        }
-        let _writing = self.writing();
         let mut encoded = Vec::with_capacity(tokens.len());
+        let mut serials = HashSet::with_capacity(tokens.len());
         for token in tokens {
-            encoded.push(encode(token)?);
-        }
-        let result = (&self.tokens, &self.owners).transaction(|(tree, owners)| {
-            for (token, bytes) in tokens.iter().zip(&encoded) {
-                if tree.insert(token.serial.as_bytes(), bytes.as_slice())?.is_some() {
-                    return Err(ConflictableTransactionError::Abort(token.serial.clone()));
-                }
-                if let Some(name) = token.owner_name() {
-                    owners.insert(owner_key(name, &token.serial), &[])?;
-                }
+            if !serials.insert(token.serial.as_str()) {
+                return Err(StoreError::Exists(token.serial.clone()));
             }
-            Ok(())
-        });
-        match result {
-            Ok(()) => Ok(()),
-            Err(TransactionError::Abort(serial)) => Err(StoreError::Exists(serial)),
-            Err(TransactionError::Storage(e)) => Err(io(e)),
+            encoded.push(Arc::<[u8]>::from(encode(token)?));
         }
+        let mut mirror = self.write();
+        if let Some(serial) = serials.iter().filter(|s| mirror.tokens.contains_key(**s)).min() {
+            return Err(StoreError::Exists(serial.to_string()));
+        }
+        for (token, bytes) in tokens.iter().zip(encoded) {
+            mirror.put(token, bytes);
+        }
+        Ok(())
     }
 
     fn update(
         &self,
         serial: &str,
-        seen: Option<&Token>,
+        _seen: Option<&Token>,
         decide: &mut dyn FnMut(&Token) -> Change<()>,
     ) -> Result<Updated<()>, StoreError> {
-        let _writing = self.writing();
-        // The caller's copy saves a read when it is still current (the
-        // encoding is deterministic, so its bytes are what the store holds);
-        // when it is not, the compare-and-swap fails and the loop reads afresh.
-        let mut known = match seen.filter(|t| t.serial == serial) {
-            Some(token) => Some((sled::IVec::from(encode(token)?), token.clone())),
-            None => None,
+        // The lock is held from the read to the write: no other change can
+        // come in between, so `decide` runs exactly once.
+        let mut mirror = self.write();
+        let Some(bytes) = mirror.tokens.get(serial) else { return Ok(Updated::NotFound) };
+        let old = decode(bytes)?;
+        let new = match decide(&old) {
+            Change::Keep(()) => return Ok(Updated::Done(())),
+            Change::Write(new, ()) => new,
         };
-        loop {
-            let (old_bytes, old) = match known.take() {
-                Some(pair) => pair,
-                None => {
-                    let Some(bytes) = self.tokens.get(serial.as_bytes()).map_err(io)? else {
-                        return Ok(Updated::NotFound);
-                    };
-                    let token = decode(&bytes)?;
-                    (bytes, token)
-                }
-            };
-            let new = match decide(&old) {
-                Change::Keep(()) => return Ok(Updated::Done(())),
-                Change::Write(new, ()) => new,
-            };
-            if new.serial != old.serial {
-                return Err(StoreError::Corrupt("an update may not change the serial".into()));
-            }
-            let written = if new.owner == old.owner {
-                let new_bytes = encode(&new)?;
-                self.tokens.compare_and_swap(serial.as_bytes(), Some(&old_bytes), Some(new_bytes)).map_err(io)?.is_ok()
-            } else {
-                self.write_with_index(&old_bytes, &old, &new)?
-            };
-            if written {
-                return Ok(Updated::Done(()));
-            }
-            // Someone else changed the token between our read and write: decide again.
+        if new.serial != old.serial {
+            return Err(StoreError::Corrupt("an update may not change the serial".into()));
         }
+        let bytes = Arc::<[u8]>::from(encode(&new)?);
+        if new.owner != old.owner {
+            if let Some(name) = old.owner_name() {
+                mirror.forget_owner(name, serial);
+            }
+            if let Some(name) = new.owner_name() {
+                mirror.owners.entry(name.into()).or_default().push(serial.into());
+            }
+        }
+        mirror.tokens.insert(serial.into(), bytes);
+        mirror.dirty.insert(serial.into());
+        Ok(Updated::Done(()))
     }
 
     fn remove(&self, serial: &str) -> Result<Option<Token>, StoreError> {
-        let _writing = self.writing();
-        let result = (&self.tokens, &self.owners).transaction(|(tokens, owners)| {
-            let Some(bytes) = tokens.remove(serial.as_bytes())? else {
-                return Ok(None);
-            };
-            let token = decode(&bytes).map_err(ConflictableTransactionError::Abort)?;
-            if let Some(name) = token.owner_name() {
-                owners.remove(owner_key(name, serial))?;
-            }
-            Ok(Some(token))
-        });
-        match result {
-            Ok(token) => Ok(token),
-            Err(TransactionError::Abort(e)) => Err(e),
-            Err(TransactionError::Storage(e)) => Err(io(e)),
+        let mut mirror = self.write();
+        let Some(bytes) = mirror.tokens.remove(serial) else { return Ok(None) };
+        let token = decode(&bytes)?;
+        if let Some(name) = token.owner_name() {
+            mirror.forget_owner(name, serial);
         }
+        mirror.dirty.insert(serial.into());
+        Ok(Some(token))
     }
 
     fn append_audit(&self, record: &AuditRecord) -> Result<(), StoreError> {
@@ -394,8 +311,45 @@ impl TokenStore for SledStore {
         self.append_audit(record)
     }
 
+    fn write_behind(&self) -> Result<(), StoreError> {
+        let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let changes: Vec<(Box<str>, Option<Arc<[u8]>>)> = {
+            let mut mirror = self.write();
+            let dirty = std::mem::take(&mut mirror.dirty);
+            dirty
+                .into_iter()
+                .map(|serial| {
+                    let bytes = mirror.tokens.get(&serial).cloned();
+                    (serial, bytes)
+                })
+                .collect()
+        };
+        for (done, chunk) in changes.chunks(WRITE_CHUNK).enumerate() {
+            let mut batch = sled::Batch::default();
+            for (serial, bytes) in chunk {
+                match bytes {
+                    Some(bytes) => batch.insert(serial.as_bytes(), bytes.as_ref()),
+                    None => batch.remove(serial.as_bytes()),
+                }
+            }
+            if let Err(e) = self.tokens.apply_batch(batch) {
+                // Whatever was not written is dirty again (and written with its newest value).
+                let mut mirror = self.write();
+                for (serial, _) in &changes[done * WRITE_CHUNK..] {
+                    mirror.dirty.insert(serial.clone());
+                }
+                return Err(io(e));
+            }
+        }
+        Ok(())
+    }
+
     fn flush(&self) -> Result<(), StoreError> {
+        self.write_behind()?;
         self.db.flush().map_err(io)?;
+        if self.durability == Durability::Full {
+            self.log_file.sync_data().map_err(|e| StoreError::Io(format!("fdatasync of the store: {e}")))?;
+        }
         Ok(())
     }
 
@@ -404,10 +358,11 @@ impl TokenStore for SledStore {
     }
 
     fn snapshot(&self) -> Result<Snapshot, StoreError> {
-        // Copy the raw values (reference-counted, cheap) under the gate; decode after.
+        // Copy the references under the gate and the mirror's lock; decode after.
         let (token_values, audit_values) = {
             let _alone = self.write_gate.write().unwrap_or_else(|p| p.into_inner());
-            let tokens = self.tokens.iter().values().collect::<Result<Vec<_>, _>>().map_err(io)?;
+            let mirror = self.read();
+            let tokens: Vec<Arc<[u8]>> = mirror.tokens.values().cloned().collect();
             let audit = self.audit.iter().collect::<Result<Vec<_>, _>>().map_err(io)?;
             (tokens, audit)
         };
@@ -553,5 +508,98 @@ mod tests {
         let store = SledStore::open(dir.path(), 1 << 20).unwrap();
         store.insert_all(&[token("A", Some("al")), token("B", Some("alice"))]).unwrap();
         assert_eq!(store.tokens_of("al").unwrap().len(), 1);
+    }
+
+    #[test]
+    fn changes_held_in_memory_reach_disk_with_flush_and_survive_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = SledStore::open(dir.path(), 1 << 20).unwrap();
+            store.insert_all(&[token("A", Some("alice")), token("B", Some("bob")), token("C", None)]).unwrap();
+            store.flush().unwrap();
+            // Changed in memory only, then made durable by one flush.
+            store
+                .update("A", None, &mut |t| {
+                    let mut n = t.clone();
+                    n.counter = 7;
+                    n.owner = Some(Owner { name: "carol".into(), display_name: None, dn: None });
+                    Change::Write(Box::new(n), ())
+                })
+                .unwrap();
+            store.remove("B").unwrap();
+            assert_eq!(store.tokens_of("carol").unwrap()[0].counter, 7, "reads see the change at once");
+            assert!(store.tokens_of("alice").unwrap().is_empty());
+            assert!(store.get("B").unwrap().is_none());
+            store.flush().unwrap();
+        }
+        let store = reopen(dir.path());
+        assert_eq!(store.count().unwrap(), 2);
+        assert_eq!(store.tokens_of("carol").unwrap()[0].counter, 7);
+        assert!(store.tokens_of("alice").unwrap().is_empty());
+        assert!(store.tokens_of("bob").unwrap().is_empty() && store.get("B").unwrap().is_none());
+    }
+
+    #[test]
+    fn concurrent_updates_are_never_lost() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(SledStore::open(dir.path(), 1 << 20).unwrap());
+        store.insert_all(&[token("A", Some("alice"))]).unwrap();
+        let workers: Vec<_> = (0..4)
+            .map(|_| {
+                let store = store.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..250 {
+                        store
+                            .update("A", None, &mut |t| {
+                                let mut n = t.clone();
+                                n.counter += 1;
+                                Change::Write(Box::new(n), ())
+                            })
+                            .unwrap();
+                        let _ = store.write_behind();
+                    }
+                })
+            })
+            .collect();
+        for worker in workers {
+            worker.join().unwrap();
+        }
+        assert_eq!(store.get("A").unwrap().unwrap().counter, 1000);
+        store.flush().unwrap();
+        assert_eq!(decode(&store.tokens.get("A").unwrap().unwrap()).unwrap().counter, 1000, "sled has the last value");
+    }
+
+    #[test]
+    fn a_schema_1_store_loses_its_owner_tree_and_a_newer_schema_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            // What schema 1 wrote: tokens, an owner index tree, version 1.
+            let db = sled::Config::new().path(dir.path()).open().unwrap();
+            db.open_tree("meta").unwrap().insert(SCHEMA_KEY, &1u32.to_be_bytes()).unwrap();
+            let t = token("A", Some("alice"));
+            db.open_tree("tokens").unwrap().insert("A", encode(&t).unwrap()).unwrap();
+            db.open_tree("owners").unwrap().insert(b"alice\0A", &[]).unwrap();
+            db.flush().unwrap();
+        }
+        {
+            let store = reopen(dir.path());
+            assert_eq!(store.tokens_of("alice").unwrap()[0].serial, "A");
+            assert!(!store.db.tree_names().iter().any(|n| n.as_ref() == b"owners"));
+            let version = store.db.open_tree("meta").unwrap().get(SCHEMA_KEY).unwrap().unwrap();
+            assert_eq!(version.as_ref(), &SCHEMA_VERSION.to_be_bytes());
+            store.db.open_tree("meta").unwrap().insert(SCHEMA_KEY, &(SCHEMA_VERSION + 1).to_be_bytes()).unwrap();
+            store.flush().unwrap();
+        }
+        let mut refused = None;
+        for _ in 0..100 {
+            match SledStore::open(dir.path(), 1 << 20) {
+                Err(StoreError::Schema { found, .. }) => {
+                    refused = Some(found);
+                    break;
+                }
+                _ => std::thread::sleep(std::time::Duration::from_millis(50)),
+            }
+        }
+        assert_eq!(refused, Some(SCHEMA_VERSION + 1));
     }
 }
