@@ -1,7 +1,8 @@
 //! The embedded storage engine: sled, with every token also held in memory.
 //!
 //! Trees: `tokens` (serial -> token JSON), `audit` (big-endian sequence ->
-//! entry bytes), `meta` (schema version).
+//! entry bytes, or a chunk of consecutive entries keyed by the first one's
+//! sequence: see [`AuditChunk`]), `meta` (schema version).
 //!
 //! This engine is the only process using its store, so it keeps the whole
 //! `tokens` tree in memory as well (the stored bytes, in serial order) with an
@@ -276,22 +277,31 @@ impl TokenStore for SledStore {
 
     fn append_audit_batch(&self, records: &[AuditRecord]) -> Result<(), StoreError> {
         let _writing = self.writing();
+        // A few large values cost sled much less than many small ones.
         let mut batch = sled::Batch::default();
-        for record in records {
-            batch.insert(&record.seq.to_be_bytes(), record.bytes.as_slice());
+        let mut rest = records;
+        while let Some(first) = rest.first() {
+            let (chunk, taken) = AuditChunk::encode(rest);
+            batch.insert(&first.seq.to_be_bytes(), chunk);
+            rest = &rest[taken..];
         }
         self.audit.apply_batch(batch).map_err(io)
     }
 
     fn last_audit(&self) -> Result<Option<AuditRecord>, StoreError> {
-        Ok(self.audit.last().map_err(io)?.map(|(k, v)| AuditRecord { seq: seq_of(&k), bytes: v.to_vec() }))
+        match self.audit.last().map_err(io)? {
+            None => Ok(None),
+            Some((key, value)) => Ok(AuditChunk::decode(&key, &value)?.pop()),
+        }
     }
 
     fn audit_newest_first(&self, visit: &mut dyn FnMut(AuditRecord) -> bool) -> Result<(), StoreError> {
         for entry in self.audit.iter().rev() {
-            let (k, v) = entry.map_err(io)?;
-            if !visit(AuditRecord { seq: seq_of(&k), bytes: v.to_vec() }) {
-                break;
+            let (key, value) = entry.map_err(io)?;
+            for record in AuditChunk::decode(&key, &value)?.into_iter().rev() {
+                if !visit(record) {
+                    return Ok(());
+                }
             }
         }
         Ok(())
@@ -299,16 +309,30 @@ impl TokenStore for SledStore {
 
     fn audit_oldest_first(&self, visit: &mut dyn FnMut(AuditRecord) -> bool) -> Result<(), StoreError> {
         for entry in self.audit.iter() {
-            let (k, v) = entry.map_err(io)?;
-            if !visit(AuditRecord { seq: seq_of(&k), bytes: v.to_vec() }) {
-                break;
+            let (key, value) = entry.map_err(io)?;
+            for record in AuditChunk::decode(&key, &value)? {
+                if !visit(record) {
+                    return Ok(());
+                }
             }
         }
         Ok(())
     }
 
     fn overwrite_audit_for_test(&self, record: &AuditRecord) -> Result<(), StoreError> {
-        self.append_audit(record)
+        let _writing = self.writing();
+        let Some((key, value)) = self.audit.range(..=record.seq.to_be_bytes()).next_back().transpose().map_err(io)?
+        else {
+            return self.append_audit(record);
+        };
+        let mut records = AuditChunk::decode(&key, &value)?;
+        match records.iter_mut().find(|r| r.seq == record.seq) {
+            Some(stored) => stored.bytes = record.bytes.clone(),
+            None => return self.append_audit(record),
+        }
+        let (chunk, _) = AuditChunk::encode(&records);
+        self.audit.insert(key, chunk).map_err(io)?;
+        Ok(())
     }
 
     fn write_behind(&self) -> Result<(), StoreError> {
@@ -367,20 +391,67 @@ impl TokenStore for SledStore {
             (tokens, audit)
         };
         let tokens = token_values.iter().map(|v| decode(v)).collect::<Result<Vec<_>, _>>()?;
-        let audit = audit_values
-            .into_iter()
-            .map(|(k, v)| {
-                String::from_utf8(v.to_vec())
-                    .map(|text| (seq_of(&k), text))
-                    .map_err(|_| StoreError::Corrupt(format!("audit entry {} is not UTF-8", seq_of(&k))))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut audit = Vec::with_capacity(audit_values.len());
+        for (key, value) in audit_values {
+            for record in AuditChunk::decode(&key, &value)? {
+                let text = String::from_utf8(record.bytes)
+                    .map_err(|_| StoreError::Corrupt(format!("audit entry {} is not UTF-8", record.seq)))?;
+                audit.push((record.seq, text));
+            }
+        }
         Ok(Snapshot { schema_version: SCHEMA_VERSION, tokens, audit })
     }
 }
 
 fn seq_of(key: &[u8]) -> u64 {
     <[u8; 8]>::try_from(key).map(u64::from_be_bytes).unwrap_or(0)
+}
+
+/// Consecutive audit entries stored as one value.
+///
+/// An audit value is either one entry's JSON (it starts with `{`), keyed by
+/// its sequence, or a chunk: the byte [`AuditChunk::MAGIC`], then for each
+/// entry its sequence (u64) and length (u32), big-endian, and its bytes;
+/// keyed by the first entry's sequence. Chunks stay far below the size at
+/// which sled moves a value to a blob file of its own.
+struct AuditChunk;
+
+impl AuditChunk {
+    const MAGIC: u8 = 0;
+    const MAX_BYTES: usize = 64 * 1024;
+
+    /// Encodes the first records (at least one) that fit in a chunk; returns the chunk and how many it holds.
+    fn encode(records: &[AuditRecord]) -> (Vec<u8>, usize) {
+        let mut chunk = vec![Self::MAGIC];
+        let mut taken = 0;
+        for record in records {
+            if taken > 0 && chunk.len() + 12 + record.bytes.len() > Self::MAX_BYTES {
+                break;
+            }
+            chunk.extend_from_slice(&record.seq.to_be_bytes());
+            chunk.extend_from_slice(&(record.bytes.len() as u32).to_be_bytes());
+            chunk.extend_from_slice(&record.bytes);
+            taken += 1;
+        }
+        (chunk, taken)
+    }
+
+    fn decode(key: &[u8], value: &[u8]) -> Result<Vec<AuditRecord>, StoreError> {
+        let Some((&Self::MAGIC, mut rest)) = value.split_first() else {
+            return Ok(vec![AuditRecord { seq: seq_of(key), bytes: value.to_vec() }]);
+        };
+        let corrupt = || StoreError::Corrupt(format!("audit chunk {} is truncated", seq_of(key)));
+        let mut records = Vec::new();
+        while !rest.is_empty() {
+            let (seq, after) = rest.split_first_chunk::<8>().ok_or_else(corrupt)?;
+            let (len, after) = after.split_first_chunk::<4>().ok_or_else(corrupt)?;
+            let len = u32::from_be_bytes(*len) as usize;
+            let bytes = after.get(..len).ok_or_else(corrupt)?;
+            records.push(AuditRecord { seq: u64::from_be_bytes(*seq), bytes: bytes.to_vec() });
+            rest = &after[len..];
+        }
+        Ok(records)
+    }
 }
 
 #[cfg(test)]
@@ -601,5 +672,48 @@ mod tests {
             }
         }
         assert_eq!(refused, Some(SCHEMA_VERSION + 1));
+    }
+
+    #[test]
+    fn audit_entries_written_in_chunks_read_back_in_order_with_single_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path(), 1 << 20).unwrap();
+        let entry = |seq: u64| AuditRecord {
+            seq,
+            bytes: format!("{{\"seq\":{seq},\"pad\":\"{}\"}}", "x".repeat(900)).into_bytes(),
+        };
+        store.append_audit(&entry(1)).unwrap();
+        // 200 entries of ~1 KB: more than one 64 KiB chunk.
+        store.append_audit_batch(&(2..=201).map(entry).collect::<Vec<_>>()).unwrap();
+        store.append_audit_batch(&[entry(202)]).unwrap();
+        assert!(store.audit.len() >= 4, "several chunks and the single entry: {}", store.audit.len());
+        let mut oldest = Vec::new();
+        store
+            .audit_oldest_first(&mut |r| {
+                assert_eq!(r.bytes, entry(r.seq).bytes);
+                oldest.push(r.seq);
+                true
+            })
+            .unwrap();
+        assert_eq!(oldest, (1..=202).collect::<Vec<_>>());
+        let mut newest = Vec::new();
+        store
+            .audit_newest_first(&mut |r| {
+                newest.push(r.seq);
+                newest.len() < 150
+            })
+            .unwrap();
+        assert_eq!(newest, (53..=202).rev().collect::<Vec<_>>());
+        assert_eq!(store.last_audit().unwrap().unwrap().seq, 202);
+        // An entry inside a chunk can be overwritten (tamper tests), and only it changes.
+        store.overwrite_audit_for_test(&AuditRecord { seq: 100, bytes: b"{\"edited\":1}".to_vec() }).unwrap();
+        let snapshot = store.snapshot().unwrap();
+        assert_eq!(snapshot.audit.len(), 202);
+        assert_eq!(snapshot.audit[99], (100, "{\"edited\":1}".to_string()));
+        assert_eq!(snapshot.audit[100].1.as_bytes(), entry(101).bytes.as_slice());
+        // A damaged chunk is reported, not misread.
+        let (key, value) = store.audit.iter().nth(1).unwrap().unwrap();
+        store.audit.insert(key, &value[..value.len() - 3]).unwrap();
+        assert!(matches!(store.audit_oldest_first(&mut |_| true), Err(StoreError::Corrupt(_))));
     }
 }
