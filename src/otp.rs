@@ -42,30 +42,52 @@ impl HashAlg {
 pub const MIN_DIGITS: u8 = 6;
 pub const MAX_DIGITS: u8 = 8;
 
-fn hmac_digest(hash: HashAlg, key: &[u8], message: &[u8]) -> Vec<u8> {
-    fn run<M: Mac + hmac::digest::KeyInit>(key: &[u8], message: &[u8]) -> Vec<u8> {
-        // HMAC accepts keys of any length, so new_from_slice cannot fail.
-        let mut mac = <M as hmac::digest::KeyInit>::new_from_slice(key)
-            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
-        mac.update(message);
-        mac.finalize().into_bytes().to_vec()
+/// The HMAC of one seed, keyed once and reused for every moving factor of
+/// a window search (keying costs as much as the HMAC of a counter itself).
+enum KeyedMac {
+    Sha1(Hmac<sha1::Sha1>),
+    Sha256(Hmac<sha2::Sha256>),
+    Sha512(Hmac<sha2::Sha512>),
+}
+
+impl KeyedMac {
+    fn new(hash: HashAlg, key: &[u8]) -> Self {
+        fn keyed<M: Mac + hmac::digest::KeyInit>(key: &[u8]) -> M {
+            // HMAC accepts keys of any length, so new_from_slice cannot fail.
+            <M as hmac::digest::KeyInit>::new_from_slice(key)
+                .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"))
+        }
+        match hash {
+            HashAlg::Sha1 => KeyedMac::Sha1(keyed(key)),
+            HashAlg::Sha256 => KeyedMac::Sha256(keyed(key)),
+            HashAlg::Sha512 => KeyedMac::Sha512(keyed(key)),
+        }
     }
-    match hash {
-        HashAlg::Sha1 => run::<Hmac<sha1::Sha1>>(key, message),
-        HashAlg::Sha256 => run::<Hmac<sha2::Sha256>>(key, message),
-        HashAlg::Sha512 => run::<Hmac<sha2::Sha512>>(key, message),
+
+    /// The HOTP value for `counter` (RFC 4226 section 5.3), reduced to `digits`.
+    fn hotp(&self, counter: u64, digits: u8) -> u32 {
+        let message = counter.to_be_bytes();
+        match self {
+            KeyedMac::Sha1(mac) => truncate(&mac.clone().chain_update(message).finalize().into_bytes(), digits),
+            KeyedMac::Sha256(mac) => truncate(&mac.clone().chain_update(message).finalize().into_bytes(), digits),
+            KeyedMac::Sha512(mac) => truncate(&mac.clone().chain_update(message).finalize().into_bytes(), digits),
+        }
     }
 }
 
-/// The HOTP value for `counter` (RFC 4226 section 5.3), already reduced to `digits`.
-pub fn hotp(key: &[u8], counter: u64, digits: u8, hash: HashAlg) -> u32 {
-    let digest = hmac_digest(hash, key, &counter.to_be_bytes());
+/// Dynamic truncation of an HMAC digest to a `digits` decimal value.
+fn truncate(digest: &[u8], digits: u8) -> u32 {
     let offset = (digest[digest.len() - 1] & 0x0f) as usize;
     let binary = ((u32::from(digest[offset]) & 0x7f) << 24)
         | (u32::from(digest[offset + 1]) << 16)
         | (u32::from(digest[offset + 2]) << 8)
         | u32::from(digest[offset + 3]);
     binary % 10u32.pow(u32::from(digits))
+}
+
+/// The HOTP value for `counter` (RFC 4226 section 5.3), already reduced to `digits`.
+pub fn hotp(key: &[u8], counter: u64, digits: u8, hash: HashAlg) -> u32 {
+    KeyedMac::new(hash, key).hotp(counter, digits)
 }
 
 /// The code as the user types it: zero-padded to `digits`.
@@ -104,14 +126,15 @@ pub fn codes_equal(expected: &str, given: &str) -> bool {
 /// time taken does not tell where in the window a code matched. Returns the
 /// lowest matching moving factor.
 pub fn search(key: &[u8], otp: &str, first: u64, last: u64, digits: u8, hash: HashAlg) -> Option<u64> {
-    if !well_formed(otp, digits) || last < first {
+    let Some(wanted) = code_value(otp, digits) else { return None };
+    if last < first {
         return None;
     }
+    let mac = KeyedMac::new(hash, key);
     let mut found = None;
     let mut factor = first;
     loop {
-        let candidate = hotp_code(key, factor, digits, hash);
-        if codes_equal(&candidate, otp) && found.is_none() {
+        if bool::from(mac.hotp(factor, digits).ct_eq(&wanted)) && found.is_none() {
             found = Some(factor);
         }
         if factor == last {
@@ -133,23 +156,33 @@ pub fn search_pair(
     digits: u8,
     hash: HashAlg,
 ) -> Option<u64> {
-    if !well_formed(first_otp, digits) || !well_formed(second_otp, digits) {
+    let (Some(first), Some(second)) = (code_value(first_otp, digits), code_value(second_otp, digits)) else {
         return None;
-    }
+    };
+    let mac = KeyedMac::new(hash, key);
     let last = from.saturating_add(window);
     let mut previous_matched = false;
     let mut factor = from;
     loop {
-        let candidate = hotp_code(key, factor, digits, hash);
-        if previous_matched && codes_equal(&candidate, second_otp) {
+        let candidate = mac.hotp(factor, digits);
+        if previous_matched && bool::from(candidate.ct_eq(&second)) {
             return Some(factor - 1);
         }
-        previous_matched = codes_equal(&candidate, first_otp);
+        previous_matched = candidate.ct_eq(&first).into();
         if factor == last.saturating_add(1) {
             return None;
         }
         factor += 1;
     }
+}
+
+/// The value of a well-formed code of `digits` digits (leading zeros are
+/// part of the length check, so equal values mean equal codes).
+fn code_value(otp: &str, digits: u8) -> Option<u32> {
+    if !well_formed(otp, digits) {
+        return None;
+    }
+    otp.parse().ok()
 }
 
 #[cfg(test)]
