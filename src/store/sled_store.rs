@@ -36,8 +36,8 @@ const WRITE_CHUNK: usize = 2000;
 /// The in-memory copy of the `tokens` tree.
 #[derive(Default)]
 struct Mirror {
-    /// Serial -> the token's bytes as stored in sled.
-    tokens: BTreeMap<Box<str>, Arc<[u8]>>,
+    /// Serial -> the token (as it is, or will be, stored in sled).
+    tokens: BTreeMap<Box<str>, Arc<Token>>,
     /// User -> serials of the tokens the user owns.
     owners: HashMap<Box<str>, Vec<Box<str>>>,
     /// Serials changed or removed since they were last written to sled.
@@ -45,12 +45,12 @@ struct Mirror {
 }
 
 impl Mirror {
-    fn put(&mut self, token: &Token, bytes: Arc<[u8]>) {
+    fn put(&mut self, token: Arc<Token>) {
         if let Some(name) = token.owner_name() {
             self.owners.entry(name.into()).or_default().push(token.serial.as_str().into());
         }
-        self.tokens.insert(token.serial.as_str().into(), bytes);
         self.dirty.insert(token.serial.as_str().into());
+        self.tokens.insert(token.serial.as_str().into(), token);
     }
 
     fn forget_owner(&mut self, name: &str, serial: &str) {
@@ -126,7 +126,7 @@ impl SledStore {
             if token.serial.as_bytes() != key.as_ref() {
                 return Err(StoreError::Corrupt(format!("token {} is stored under another serial", token.serial)));
             }
-            mirror.put(&token, Arc::from(bytes.as_ref()));
+            mirror.put(Arc::new(token));
         }
         mirror.dirty.clear();
         let log_path = path.join("db");
@@ -158,6 +158,18 @@ impl SledStore {
         self.mirror.write().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// One sled batch writing (or removing) each token of `changes`.
+    fn encode_batch(changes: &[(Box<str>, Option<Arc<Token>>)]) -> Result<sled::Batch, StoreError> {
+        let mut batch = sled::Batch::default();
+        for (serial, token) in changes {
+            match token {
+                Some(token) => batch.insert(serial.as_bytes(), encode(token)?),
+                None => batch.remove(serial.as_bytes()),
+            }
+        }
+        Ok(batch)
+    }
+
     fn writing(&self) -> RwLockReadGuard<'_, ()> {
         self.write_gate.read().unwrap_or_else(|p| p.into_inner())
     }
@@ -165,8 +177,8 @@ impl SledStore {
 
 impl TokenStore for SledStore {
     fn get(&self, serial: &str) -> Result<Option<Token>, StoreError> {
-        let bytes = self.read().tokens.get(serial).cloned();
-        bytes.map(|b| decode(&b)).transpose()
+        let token = self.read().tokens.get(serial).cloned();
+        Ok(token.map(|t| Token::clone(&t)))
     }
 
     fn contains(&self, serial: &str) -> Result<bool, StoreError> {
@@ -179,24 +191,21 @@ impl TokenStore for SledStore {
     }
 
     fn tokens_of(&self, user: &str) -> Result<Vec<Token>, StoreError> {
-        let stored: Vec<Arc<[u8]>> = {
+        let stored: Vec<Arc<Token>> = {
             let mirror = self.read();
             let Some(serials) = mirror.owners.get(user) else { return Ok(Vec::new()) };
             serials.iter().filter_map(|s| mirror.tokens.get(s).cloned()).collect()
         };
-        let mut found = Vec::with_capacity(stored.len());
-        for bytes in stored {
-            found.push(decode(&bytes)?);
-        }
+        let mut found: Vec<Token> = stored.iter().map(|t| Token::clone(t)).collect();
         found.sort_by(|a, b| a.serial.cmp(&b.serial));
         Ok(found)
     }
 
     fn scan(&self, visit: &mut dyn FnMut(Token) -> bool) -> Result<(), StoreError> {
         // Copy the references, then decode without holding the lock.
-        let stored: Vec<Arc<[u8]>> = self.read().tokens.values().cloned().collect();
-        for bytes in stored {
-            if !visit(decode(&bytes)?) {
+        let stored: Vec<Arc<Token>> = self.read().tokens.values().cloned().collect();
+        for token in stored {
+            if !visit(Token::clone(&token)) {
                 break;
             }
         }
@@ -208,20 +217,18 @@ impl TokenStore for SledStore {
     }
 
     fn insert_all(&self, tokens: &[Token]) -> Result<(), StoreError> {
-        let mut encoded = Vec::with_capacity(tokens.len());
         let mut serials = HashSet::with_capacity(tokens.len());
         for token in tokens {
             if !serials.insert(token.serial.as_str()) {
                 return Err(StoreError::Exists(token.serial.clone()));
             }
-            encoded.push(Arc::<[u8]>::from(encode(token)?));
         }
         let mut mirror = self.write();
         if let Some(serial) = serials.iter().filter(|s| mirror.tokens.contains_key(**s)).min() {
             return Err(StoreError::Exists(serial.to_string()));
         }
-        for (token, bytes) in tokens.iter().zip(encoded) {
-            mirror.put(token, bytes);
+        for token in tokens {
+            mirror.put(Arc::new(token.clone()));
         }
         Ok(())
     }
@@ -235,8 +242,7 @@ impl TokenStore for SledStore {
         // The lock is held from the read to the write: no other change can
         // come in between, so `decide` runs exactly once.
         let mut mirror = self.write();
-        let Some(bytes) = mirror.tokens.get(serial) else { return Ok(Updated::NotFound) };
-        let old = decode(bytes)?;
+        let Some(old) = mirror.tokens.get(serial).cloned() else { return Ok(Updated::NotFound) };
         let new = match decide(&old) {
             Change::Keep(()) => return Ok(Updated::Done(())),
             Change::Write(new, ()) => new,
@@ -244,7 +250,6 @@ impl TokenStore for SledStore {
         if new.serial != old.serial {
             return Err(StoreError::Corrupt("an update may not change the serial".into()));
         }
-        let bytes = Arc::<[u8]>::from(encode(&new)?);
         if new.owner != old.owner {
             if let Some(name) = old.owner_name() {
                 mirror.forget_owner(name, serial);
@@ -253,20 +258,19 @@ impl TokenStore for SledStore {
                 mirror.owners.entry(name.into()).or_default().push(serial.into());
             }
         }
-        mirror.tokens.insert(serial.into(), bytes);
+        mirror.tokens.insert(serial.into(), Arc::from(new));
         mirror.dirty.insert(serial.into());
         Ok(Updated::Done(()))
     }
 
     fn remove(&self, serial: &str) -> Result<Option<Token>, StoreError> {
         let mut mirror = self.write();
-        let Some(bytes) = mirror.tokens.remove(serial) else { return Ok(None) };
-        let token = decode(&bytes)?;
+        let Some(token) = mirror.tokens.remove(serial) else { return Ok(None) };
         if let Some(name) = token.owner_name() {
             mirror.forget_owner(name, serial);
         }
         mirror.dirty.insert(serial.into());
-        Ok(Some(token))
+        Ok(Some(Token::clone(&token)))
     }
 
     fn append_audit(&self, record: &AuditRecord) -> Result<(), StoreError> {
@@ -337,32 +341,26 @@ impl TokenStore for SledStore {
 
     fn write_behind(&self) -> Result<(), StoreError> {
         let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        let changes: Vec<(Box<str>, Option<Arc<[u8]>>)> = {
+        let changes: Vec<(Box<str>, Option<Arc<Token>>)> = {
             let mut mirror = self.write();
             let dirty = std::mem::take(&mut mirror.dirty);
             dirty
                 .into_iter()
                 .map(|serial| {
-                    let bytes = mirror.tokens.get(&serial).cloned();
-                    (serial, bytes)
+                    let token = mirror.tokens.get(&serial).cloned();
+                    (serial, token)
                 })
                 .collect()
         };
         for (done, chunk) in changes.chunks(WRITE_CHUNK).enumerate() {
-            let mut batch = sled::Batch::default();
-            for (serial, bytes) in chunk {
-                match bytes {
-                    Some(bytes) => batch.insert(serial.as_bytes(), bytes.as_ref()),
-                    None => batch.remove(serial.as_bytes()),
-                }
-            }
-            if let Err(e) = self.tokens.apply_batch(batch) {
+            let written = Self::encode_batch(chunk).and_then(|batch| self.tokens.apply_batch(batch).map_err(io));
+            if let Err(e) = written {
                 // Whatever was not written is dirty again (and written with its newest value).
                 let mut mirror = self.write();
                 for (serial, _) in &changes[done * WRITE_CHUNK..] {
                     mirror.dirty.insert(serial.clone());
                 }
-                return Err(io(e));
+                return Err(e);
             }
         }
         Ok(())
@@ -386,11 +384,11 @@ impl TokenStore for SledStore {
         let (token_values, audit_values) = {
             let _alone = self.write_gate.write().unwrap_or_else(|p| p.into_inner());
             let mirror = self.read();
-            let tokens: Vec<Arc<[u8]>> = mirror.tokens.values().cloned().collect();
+            let tokens: Vec<Arc<Token>> = mirror.tokens.values().cloned().collect();
             let audit = self.audit.iter().collect::<Result<Vec<_>, _>>().map_err(io)?;
             (tokens, audit)
         };
-        let tokens = token_values.iter().map(|v| decode(v)).collect::<Result<Vec<_>, _>>()?;
+        let tokens = token_values.iter().map(|t| Token::clone(t)).collect();
         let mut audit = Vec::with_capacity(audit_values.len());
         for (key, value) in audit_values {
             for record in AuditChunk::decode(&key, &value)? {
