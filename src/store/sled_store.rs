@@ -45,11 +45,14 @@ struct Mirror {
 }
 
 impl Mirror {
-    fn put(&mut self, token: Arc<Token>) {
+    /// Adds a token; `dirty` when sled does not have it yet.
+    fn put(&mut self, token: Arc<Token>, dirty: bool) {
         if let Some(name) = token.owner_name() {
             self.owners.entry(name.into()).or_default().push(token.serial.as_str().into());
         }
-        self.dirty.insert(token.serial.as_str().into());
+        if dirty {
+            self.dirty.insert(token.serial.as_str().into());
+        }
         self.tokens.insert(token.serial.as_str().into(), token);
     }
 
@@ -70,6 +73,8 @@ pub struct SledStore {
     mirror: RwLock<Mirror>,
     /// Held while dirty tokens are taken and written, so writes land in order.
     writer: Mutex<()>,
+    /// Held by an insert from its check of the serials to its last write.
+    inserting: Mutex<()>,
     /// Audit appends share it; a snapshot takes it alone, so it sees one instant.
     write_gate: RwLock<()>,
     /// sled's log file, opened again for `fdatasync` ([`Durability::Full`]).
@@ -126,9 +131,8 @@ impl SledStore {
             if token.serial.as_bytes() != key.as_ref() {
                 return Err(StoreError::Corrupt(format!("token {} is stored under another serial", token.serial)));
             }
-            mirror.put(Arc::new(token));
+            mirror.put(Arc::new(token), false);
         }
-        mirror.dirty.clear();
         let log_path = path.join("db");
         let log_file = std::fs::File::open(&log_path)
             .map_err(|e| StoreError::Io(format!("cannot open {}: {e}", log_path.display())))?;
@@ -138,6 +142,7 @@ impl SledStore {
             db,
             mirror: RwLock::new(mirror),
             writer: Mutex::new(()),
+            inserting: Mutex::new(()),
             write_gate: RwLock::new(()),
             log_file,
             durability: Durability::Full,
@@ -223,12 +228,42 @@ impl TokenStore for SledStore {
                 return Err(StoreError::Exists(token.serial.clone()));
             }
         }
-        let mut mirror = self.write();
-        if let Some(serial) = serials.iter().filter(|s| mirror.tokens.contains_key(**s)).min() {
-            return Err(StoreError::Exists(serial.to_string()));
+        // One insert at a time: no serial can appear between this check and the put.
+        let _inserting = self.inserting.lock().unwrap_or_else(|p| p.into_inner());
+        {
+            let mirror = self.read();
+            if let Some(serial) = serials.iter().filter(|s| mirror.tokens.contains_key(**s)).min() {
+                return Err(StoreError::Exists(serial.to_string()));
+            }
         }
-        for token in tokens {
-            mirror.put(Arc::new(token.clone()));
+        // A large insert (an import) is written to sled here, by the caller's
+        // thread, before its tokens become visible: the flush thread, which
+        // the Accepts wait for, never carries an import.
+        let written_here = tokens.len() > WRITE_CHUNK;
+        if written_here {
+            for (done, chunk) in tokens.chunks(WRITE_CHUNK).enumerate() {
+                let changes: Vec<(Box<str>, Option<Arc<Token>>)> =
+                    chunk.iter().map(|t| (t.serial.as_str().into(), Some(Arc::new(t.clone())))).collect();
+                let written = Self::encode_batch(&changes).and_then(|b| self.tokens.apply_batch(b).map_err(io));
+                if let Err(e) = written {
+                    // All or nothing: take back the chunks already written.
+                    let mut undo = sled::Batch::default();
+                    for token in &tokens[..done * WRITE_CHUNK] {
+                        undo.remove(token.serial.as_bytes());
+                    }
+                    let _ = self.tokens.apply_batch(undo);
+                    return Err(e);
+                }
+            }
+        }
+        // Made visible a chunk at a time, so RADIUS never waits for the whole
+        // file (the tokens are new: nobody looks for them yet).
+        for chunk in tokens.chunks(WRITE_CHUNK) {
+            let added: Vec<Arc<Token>> = chunk.iter().map(|t| Arc::new(t.clone())).collect();
+            let mut mirror = self.write();
+            for token in added {
+                mirror.put(token, !written_here);
+            }
         }
         Ok(())
     }
@@ -713,5 +748,21 @@ mod tests {
         let (key, value) = store.audit.iter().nth(1).unwrap().unwrap();
         store.audit.insert(key, &value[..value.len() - 3]).unwrap();
         assert!(matches!(store.audit_oldest_first(&mut |_| true), Err(StoreError::Corrupt(_))));
+    }
+
+    #[test]
+    fn a_large_insert_is_written_by_the_caller_and_is_all_or_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path(), 1 << 20).unwrap();
+        store.insert_all(&[token("X00042", None)]).unwrap();
+        let many: Vec<Token> = (0..5000).map(|i| token(&format!("X{i:05}"), Some("alice"))).collect();
+        assert!(matches!(store.insert_all(&many), Err(StoreError::Exists(s)) if s == "X00042"));
+        assert_eq!((store.count().unwrap(), store.tokens.len()), (1, 0), "nothing of it, in memory or in sled");
+        let many: Vec<Token> = (0..5000).map(|i| token(&format!("Y{i:05}"), Some("alice"))).collect();
+        store.insert_all(&many).unwrap();
+        // In sled already (not left to the flush thread), and nothing dirty.
+        assert_eq!(store.tokens.len(), 5000);
+        assert!(store.read().dirty.iter().all(|s| s.starts_with('X')));
+        assert_eq!(store.tokens_of("alice").unwrap().len(), 5000);
     }
 }
