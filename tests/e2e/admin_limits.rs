@@ -8,7 +8,6 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use radotp::admin::server::MAX_CONNECTIONS;
@@ -85,22 +84,14 @@ fn an_operator_line_over_1_mib_is_refused_but_the_same_line_from_an_admin_is_rea
     }
     use std::os::unix::fs::PermissionsExt;
     let daemon = Daemon::start(); // admin.roles.operator.uids: [65533]
-    std::fs::set_permissions(daemon.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    std::fs::set_permissions(&daemon.socket, std::fs::Permissions::from_mode(0o666)).unwrap();
+    daemon.open_socket_to_all_users();
     // An import (the one request that carries a file) a little over the operator's limit.
     let csv = daemon.dir.path().join("big.csv");
     let content =
         format!("serial,type,seed\nX,hw-hotp,{}\n", "ab".repeat((MAX_OPERATOR_REQUEST_BYTES + (256 << 10)) / 2));
     std::fs::write(&csv, &content).unwrap();
     std::fs::set_permissions(&csv, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let as_operator = |args: &[&str]| {
-        Command::new("setpriv")
-            .args(["--reuid=65533", "--regid=65533", "--clear-groups", env!("CARGO_BIN_EXE_radotpctl"), "--socket"])
-            .arg(&daemon.socket)
-            .args(args)
-            .output()
-            .expect("setpriv (util-linux)")
-    };
+    let as_operator = |args: &[&str]| daemon.ctl_as(65533, args);
     let out = as_operator(&["token", "import", csv.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let expected = format!("request larger than {MAX_OPERATOR_REQUEST_BYTES} bytes (for the Operator role)");

@@ -216,6 +216,28 @@ impl Daemon {
             .expect("run radotpctl")
     }
 
+    /// Lets every local user reach the admin socket file (directory 0755,
+    /// socket 0666), so that the daemon's own peer check is what decides.
+    pub fn open_socket_to_all_users(&self) {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(self.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(&self.socket, std::fs::Permissions::from_mode(0o666)).unwrap();
+    }
+
+    /// Runs radotpctl as `uid` (group `uid`, no other groups) through
+    /// `setpriv`, which needs root; see [`Daemon::open_socket_to_all_users`].
+    pub fn ctl_as(&self, uid: u32, args: &[&str]) -> Output {
+        Command::new("setpriv")
+            .args([&format!("--reuid={uid}"), &format!("--regid={uid}"), "--clear-groups"])
+            .arg(env!("CARGO_BIN_EXE_radotpctl"))
+            .arg("--socket")
+            .arg(&self.socket)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("setpriv (util-linux)")
+    }
+
     /// Runs radotpctl and insists on success; returns stdout.
     pub fn ctl_ok(&self, args: &[&str]) -> String {
         let out = self.ctl(args);

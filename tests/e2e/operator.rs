@@ -280,19 +280,11 @@ fn an_operator_cannot_import_or_delete() {
     use std::os::unix::fs::PermissionsExt;
     let daemon = Daemon::start(); // admin.roles.operator.uids: [65533]
     daemon.import(&format!("serial,type,seed\nHW1,hw-hotp,{RFC_SEED_HEX}\n"));
-    std::fs::set_permissions(daemon.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    std::fs::set_permissions(&daemon.socket, std::fs::Permissions::from_mode(0o666)).unwrap();
+    daemon.open_socket_to_all_users();
     let csv = daemon.dir.path().join("op.csv");
     std::fs::write(&csv, format!("serial,type,seed\nHW2,hw-hotp,{RFC_SEED_HEX}\n")).unwrap();
     std::fs::set_permissions(&csv, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let as_operator = |args: &[&str]| {
-        Command::new("setpriv")
-            .args(["--reuid=65533", "--regid=65533", "--clear-groups", env!("CARGO_BIN_EXE_radotpctl"), "--socket"])
-            .arg(&daemon.socket)
-            .args(args)
-            .output()
-            .expect("setpriv")
-    };
+    let as_operator = |args: &[&str]| daemon.ctl_as(65533, args);
     let list = as_operator(&["token", "list"]);
     assert!(list.status.success(), "{}", stderr(&list));
     assert!(as_operator(&["token", "assign", "HW1", "alice"]).status.success());
