@@ -445,13 +445,16 @@ fn seq_of(key: &[u8]) -> u64 {
 /// An audit value is either one entry's JSON (it starts with `{`), keyed by
 /// its sequence, or a chunk: the byte [`AuditChunk::MAGIC`], then for each
 /// entry its sequence (u64) and length (u32), big-endian, and its bytes;
-/// keyed by the first entry's sequence. Chunks stay far below the size at
-/// which sled moves a value to a blob file of its own.
+/// keyed by the first entry's sequence.
+///
+/// Chunks are small (4 KiB): sled keeps up to 17 values in a leaf and writes
+/// a leaf larger than a quarter of its 512 KiB segment as a separate blob
+/// file, which larger chunks made happen on every audit write.
 struct AuditChunk;
 
 impl AuditChunk {
     const MAGIC: u8 = 0;
-    const MAX_BYTES: usize = 64 * 1024;
+    const MAX_BYTES: usize = 4 * 1024;
 
     /// Encodes the first records (at least one) that fit in a chunk; returns the chunk and how many it holds.
     fn encode(records: &[AuditRecord]) -> (Vec<u8>, usize) {
@@ -716,7 +719,7 @@ mod tests {
             bytes: format!("{{\"seq\":{seq},\"pad\":\"{}\"}}", "x".repeat(900)).into_bytes(),
         };
         store.append_audit(&entry(1)).unwrap();
-        // 200 entries of ~1 KB: more than one 64 KiB chunk.
+        // 200 entries of ~1 KB: many 4 KiB chunks.
         store.append_audit_batch(&(2..=201).map(entry).collect::<Vec<_>>()).unwrap();
         store.append_audit_batch(&[entry(202)]).unwrap();
         assert!(store.audit.len() >= 4, "several chunks and the single entry: {}", store.audit.len());
