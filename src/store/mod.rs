@@ -4,6 +4,8 @@
 //! never leave [`sled_store`]. Engines store what they are given: seeds arrive
 //! sealed, audit entries arrive hashed. An engine's job is atomicity (compare
 //! and swap on a token, owner index kept in step) and durability (`flush`).
+//! An engine may keep state in memory and write it behind, as the sled
+//! engine does, as long as `flush` makes everything durable.
 
 pub mod group_commit;
 pub mod sled_store;
