@@ -126,7 +126,7 @@ pub fn codes_equal(expected: &str, given: &str) -> bool {
 /// time taken does not tell where in the window a code matched. Returns the
 /// lowest matching moving factor.
 pub fn search(key: &[u8], otp: &str, first: u64, last: u64, digits: u8, hash: HashAlg) -> Option<u64> {
-    let Some(wanted) = code_value(otp, digits) else { return None };
+    let wanted = code_value(otp, digits)?;
     if last < first {
         return None;
     }
