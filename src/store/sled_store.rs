@@ -1,6 +1,8 @@
 //! The embedded storage engine: sled, with every token also held in memory.
 //!
-//! Trees: `tokens` (serial -> token JSON), `audit` (big-endian sequence ->
+//! Trees: `tokens` (serial -> token JSON), `progress` (serial -> the fields a
+//! RADIUS decision changes, see [`Progress`]: they override the JSON's),
+//! `audit` (big-endian sequence ->
 //! entry bytes, or a chunk of consecutive entries keyed by the first one's
 //! sequence: see [`AuditChunk`]), `meta` (schema version).
 //!
@@ -40,8 +42,27 @@ struct Mirror {
     tokens: BTreeMap<Box<str>, Arc<Token>>,
     /// User -> serials of the tokens the user owns.
     owners: HashMap<Box<str>, Vec<Box<str>>>,
-    /// Serials changed or removed since they were last written to sled.
-    dirty: HashSet<Box<str>>,
+    /// Serials changed or removed since they were last written to sled,
+    /// and how much of them changed.
+    dirty: HashMap<Box<str>, Dirty>,
+}
+
+/// What a token needs written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Dirty {
+    /// Only its [`Progress`] (a RADIUS decision).
+    Progress,
+    /// The whole token (or its removal).
+    Whole,
+}
+
+impl Mirror {
+    fn mark(&mut self, serial: &str, dirty: Dirty) {
+        let entry = self.dirty.entry(serial.into()).or_insert(dirty);
+        if dirty == Dirty::Whole {
+            *entry = Dirty::Whole;
+        }
+    }
 }
 
 impl Mirror {
@@ -51,7 +72,7 @@ impl Mirror {
             self.owners.entry(name.into()).or_default().push(token.serial.as_str().into());
         }
         if dirty {
-            self.dirty.insert(token.serial.as_str().into());
+            self.mark(&token.serial, Dirty::Whole);
         }
         self.tokens.insert(token.serial.as_str().into(), token);
     }
@@ -69,6 +90,7 @@ impl Mirror {
 pub struct SledStore {
     db: sled::Db,
     tokens: sled::Tree,
+    progress: sled::Tree,
     audit: sled::Tree,
     mirror: RwLock<Mirror>,
     /// Held while dirty tokens are taken and written, so writes land in order.
@@ -124,20 +146,37 @@ impl SledStore {
             }
         }
         let tokens = db.open_tree("tokens").map_err(io)?;
+        let progress = db.open_tree("progress").map_err(io)?;
+        let mut progress_of = HashMap::new();
+        for entry in progress.iter() {
+            let (key, bytes) = entry.map_err(io)?;
+            let serial = String::from_utf8_lossy(&key).into_owned();
+            let decoded = Progress::decode(&bytes)
+                .ok_or_else(|| StoreError::Corrupt(format!("progress record of token {serial} is unreadable")))?;
+            progress_of.insert(key, decoded);
+        }
         let mut mirror = Mirror::default();
         for entry in tokens.iter() {
             let (key, bytes) = entry.map_err(io)?;
-            let token = decode(&bytes)?;
+            let mut token = decode(&bytes)?;
             if token.serial.as_bytes() != key.as_ref() {
                 return Err(StoreError::Corrupt(format!("token {} is stored under another serial", token.serial)));
             }
+            if let Some(newer) = progress_of.remove(&key) {
+                newer.apply(&mut token);
+            }
             mirror.put(Arc::new(token), false);
+        }
+        // Records of tokens that are gone (a removal cut short by a crash).
+        for orphan in progress_of.into_keys() {
+            progress.remove(orphan).map_err(io)?;
         }
         let log_path = path.join("db");
         let log_file = std::fs::File::open(&log_path)
             .map_err(|e| StoreError::Io(format!("cannot open {}: {e}", log_path.display())))?;
         Ok(SledStore {
             tokens,
+            progress,
             audit: db.open_tree("audit").map_err(io)?,
             db,
             mirror: RwLock::new(mirror),
@@ -163,16 +202,37 @@ impl SledStore {
         self.mirror.write().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// One sled batch writing (or removing) each token of `changes`.
-    fn encode_batch(changes: &[(Box<str>, Option<Arc<Token>>)]) -> Result<sled::Batch, StoreError> {
-        let mut batch = sled::Batch::default();
-        for (serial, token) in changes {
-            match token {
-                Some(token) => batch.insert(serial.as_bytes(), encode(token)?),
-                None => batch.remove(serial.as_bytes()),
+    /// Writes `changes` to sled: a token (`Some`) or its removal (`None`).
+    ///
+    /// Four batches, in an order that leaves a usable store wherever a
+    /// crash cuts it short (sled recovers its log in order): removed tokens
+    /// first, then progress records (of every changed token), then whole
+    /// tokens, then the progress records of removed tokens. A progress
+    /// record never goes back, and a removed token never comes back with
+    /// older progress.
+    fn apply_changes(&self, changes: &[Pending]) -> Result<(), StoreError> {
+        let mut removed = sled::Batch::default();
+        let mut progress = sled::Batch::default();
+        let mut whole = sled::Batch::default();
+        let mut progress_removed = sled::Batch::default();
+        for (serial, change) in changes {
+            match change {
+                Some((token, dirty)) => {
+                    progress.insert(serial.as_bytes(), Progress::of(token).encode());
+                    if *dirty == Dirty::Whole {
+                        whole.insert(serial.as_bytes(), encode(token)?);
+                    }
+                }
+                None => {
+                    removed.remove(serial.as_bytes());
+                    progress_removed.remove(serial.as_bytes());
+                }
             }
         }
-        Ok(batch)
+        self.tokens.apply_batch(removed).map_err(io)?;
+        self.progress.apply_batch(progress).map_err(io)?;
+        self.tokens.apply_batch(whole).map_err(io)?;
+        self.progress.apply_batch(progress_removed).map_err(io)
     }
 
     fn writing(&self) -> RwLockReadGuard<'_, ()> {
@@ -239,12 +299,17 @@ impl TokenStore for SledStore {
         // A large insert (an import) is written to sled here, by the caller's
         // thread, before its tokens become visible: the flush thread, which
         // the Accepts wait for, never carries an import.
-        let written_here = tokens.len() > WRITE_CHUNK;
+        // (Not when one of the serials still has a removal to be written
+        // behind: that write must see the new token. Inserts are serialised,
+        // so no such removal can come after this check.)
+        let written_here = tokens.len() > WRITE_CHUNK && !serials.iter().any(|s| self.read().dirty.contains_key(*s));
         if written_here {
             for (done, chunk) in tokens.chunks(WRITE_CHUNK).enumerate() {
-                let changes: Vec<(Box<str>, Option<Arc<Token>>)> =
-                    chunk.iter().map(|t| (t.serial.as_str().into(), Some(Arc::new(t.clone())))).collect();
-                let written = Self::encode_batch(&changes).and_then(|b| self.tokens.apply_batch(b).map_err(io));
+                let changes: Vec<Pending> = chunk
+                    .iter()
+                    .map(|t| (t.serial.as_str().into(), Some((Arc::new(t.clone()), Dirty::Whole))))
+                    .collect();
+                let written = self.apply_changes(&changes);
                 if let Err(e) = written {
                     // All or nothing: take back the chunks already written.
                     let mut undo = sled::Batch::default();
@@ -293,8 +358,9 @@ impl TokenStore for SledStore {
                 mirror.owners.entry(name.into()).or_default().push(serial.into());
             }
         }
+        let dirty = if Progress::is_all_that_changed(&old, &new) { Dirty::Progress } else { Dirty::Whole };
         mirror.tokens.insert(serial.into(), Arc::from(new));
-        mirror.dirty.insert(serial.into());
+        mirror.mark(serial, dirty);
         Ok(Updated::Done(()))
     }
 
@@ -304,7 +370,7 @@ impl TokenStore for SledStore {
         if let Some(name) = token.owner_name() {
             mirror.forget_owner(name, serial);
         }
-        mirror.dirty.insert(serial.into());
+        mirror.mark(serial, Dirty::Whole);
         Ok(Some(Token::clone(&token)))
     }
 
@@ -376,24 +442,23 @@ impl TokenStore for SledStore {
 
     fn write_behind(&self) -> Result<(), StoreError> {
         let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        let changes: Vec<(Box<str>, Option<Arc<Token>>)> = {
+        let changes: Vec<Pending> = {
             let mut mirror = self.write();
             let dirty = std::mem::take(&mut mirror.dirty);
             dirty
                 .into_iter()
-                .map(|serial| {
-                    let token = mirror.tokens.get(&serial).cloned();
+                .map(|(serial, dirty)| {
+                    let token = mirror.tokens.get(&serial).map(|t| (t.clone(), dirty));
                     (serial, token)
                 })
                 .collect()
         };
         for (done, chunk) in changes.chunks(WRITE_CHUNK).enumerate() {
-            let written = Self::encode_batch(chunk).and_then(|batch| self.tokens.apply_batch(batch).map_err(io));
-            if let Err(e) = written {
+            if let Err(e) = self.apply_changes(chunk) {
                 // Whatever was not written is dirty again (and written with its newest value).
                 let mut mirror = self.write();
                 for (serial, _) in &changes[done * WRITE_CHUNK..] {
-                    mirror.dirty.insert(serial.clone());
+                    mirror.mark(serial, Dirty::Whole);
                 }
                 return Err(e);
             }
@@ -433,6 +498,95 @@ impl TokenStore for SledStore {
             }
         }
         Ok(Snapshot { schema_version: SCHEMA_VERSION, tokens, audit })
+    }
+}
+
+/// A token to write behind with how much of it changed, or `None` for a removal.
+type Pending = (Box<str>, Option<(Arc<Token>, Dirty)>);
+
+/// The fields of a token that RADIUS decisions change, written on their own
+/// (41 bytes instead of the whole token's JSON) when nothing else changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Progress {
+    counter: u64,
+    last_step: Option<u64>,
+    fail_count: u32,
+    locked: bool,
+    locked_at: Option<u64>,
+    last_used_at: Option<u64>,
+}
+
+impl Progress {
+    const VERSION: u8 = 1;
+    const LEN: usize = 41;
+
+    fn of(token: &Token) -> Self {
+        Progress {
+            counter: token.counter,
+            last_step: token.last_step,
+            fail_count: token.fail_count,
+            locked: token.locked,
+            locked_at: token.locked_at,
+            last_used_at: token.last_used_at,
+        }
+    }
+
+    fn apply(self, token: &mut Token) {
+        token.counter = self.counter;
+        token.last_step = self.last_step;
+        token.fail_count = self.fail_count;
+        token.locked = self.locked;
+        token.locked_at = self.locked_at;
+        token.last_used_at = self.last_used_at;
+    }
+
+    /// True when `new` is `old` with other progress: any other field that
+    /// changed (including one added to [`Token`] later) needs a whole write.
+    fn is_all_that_changed(old: &Token, new: &Token) -> bool {
+        let mut probe = old.clone();
+        Progress::of(new).apply(&mut probe);
+        probe == *new
+    }
+
+    fn encode(self) -> Vec<u8> {
+        fn optional(out: &mut Vec<u8>, value: Option<u64>) {
+            out.push(u8::from(value.is_some()));
+            out.extend_from_slice(&value.unwrap_or(0).to_be_bytes());
+        }
+        let mut out = Vec::with_capacity(Self::LEN);
+        out.push(Self::VERSION);
+        out.extend_from_slice(&self.counter.to_be_bytes());
+        optional(&mut out, self.last_step);
+        out.extend_from_slice(&self.fail_count.to_be_bytes());
+        out.push(u8::from(self.locked));
+        optional(&mut out, self.locked_at);
+        optional(&mut out, self.last_used_at);
+        out
+    }
+
+    fn decode(bytes: &[u8]) -> Option<Self> {
+        let bytes: &[u8; Self::LEN] = bytes.try_into().ok()?;
+        if bytes[0] != Self::VERSION {
+            return None;
+        }
+        let u64_at = |at: usize| bytes[at..at + 8].try_into().ok().map(u64::from_be_bytes);
+        let optional = |at: usize| match bytes[at] {
+            0 => Some(None),
+            1 => u64_at(at + 1).map(Some),
+            _ => None,
+        };
+        Some(Progress {
+            counter: u64_at(1)?,
+            last_step: optional(9)?,
+            fail_count: u32::from_be_bytes(bytes[18..22].try_into().ok()?),
+            locked: match bytes[22] {
+                0 => false,
+                1 => true,
+                _ => return None,
+            },
+            locked_at: optional(23)?,
+            last_used_at: optional(32)?,
+        })
     }
 }
 
@@ -673,7 +827,8 @@ mod tests {
         }
         assert_eq!(store.get("A").unwrap().unwrap().counter, 1000);
         store.flush().unwrap();
-        assert_eq!(decode(&store.tokens.get("A").unwrap().unwrap()).unwrap().counter, 1000, "sled has the last value");
+        let stored = Progress::decode(&store.progress.get("A").unwrap().unwrap()).unwrap();
+        assert_eq!(stored.counter, 1000, "sled has the last value");
     }
 
     #[test]
@@ -765,7 +920,94 @@ mod tests {
         store.insert_all(&many).unwrap();
         // In sled already (not left to the flush thread), and nothing dirty.
         assert_eq!(store.tokens.len(), 5000);
-        assert!(store.read().dirty.iter().all(|s| s.starts_with('X')));
+        assert!(store.read().dirty.keys().all(|s| s.starts_with('X')));
         assert_eq!(store.tokens_of("alice").unwrap().len(), 5000);
+    }
+
+    #[test]
+    fn a_decision_writes_only_the_progress_record_and_it_wins_on_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = SledStore::open(dir.path(), 1 << 20).unwrap();
+            store.insert_all(&[token("A", Some("alice")), token("B", Some("bob"))]).unwrap();
+            store.flush().unwrap();
+            let stored_json = store.tokens.get("A").unwrap().unwrap();
+            let advance = |t: &Token| {
+                let mut n = t.clone();
+                n.counter += 5;
+                n.fail_count = 0;
+                n.last_used_at = Some(1_700_000_000);
+                Change::Write(Box::new(n), ())
+            };
+            store.update("A", None, &mut |t| advance(t)).unwrap();
+            assert_eq!(store.read().dirty.get("A"), Some(&Dirty::Progress));
+            store.flush().unwrap();
+            assert_eq!(store.tokens.get("A").unwrap().unwrap(), stored_json, "the token's JSON is not rewritten");
+            assert!(store.progress.get("A").unwrap().is_some());
+            // Anything else that changes is a whole write.
+            store
+                .update("B", None, &mut |t| {
+                    let mut n = t.clone();
+                    n.disabled = true;
+                    n.counter = 9;
+                    Change::Write(Box::new(n), ())
+                })
+                .unwrap();
+            assert_eq!(store.read().dirty.get("B"), Some(&Dirty::Whole));
+            store.flush().unwrap();
+            assert_eq!(decode(&store.tokens.get("B").unwrap().unwrap()).unwrap().counter, 9);
+            // A removal takes the progress record with it.
+            store.remove("A").unwrap();
+            store.insert_all(&[token("C", None)]).unwrap();
+            store.flush().unwrap();
+            assert!(store.progress.get("A").unwrap().is_none());
+            // An orphan record (a removal cut short) is dropped at the next open.
+            store.progress.insert("GONE", Progress::of(&token("GONE", None)).encode()).unwrap();
+            store.flush().unwrap();
+        }
+        let store = reopen(dir.path());
+        assert!(store.get("A").unwrap().is_none());
+        let b = store.get("B").unwrap().unwrap();
+        assert!(b.disabled && b.counter == 9);
+        assert!(store.progress.get("GONE").unwrap().is_none());
+        // The progress record overrides an older whole token.
+        store.progress.insert("C", Progress { counter: 77, ..Progress::of(&token("C", None)) }.encode()).unwrap();
+        store.flush().unwrap();
+        drop(store);
+        let store = reopen(dir.path());
+        assert_eq!(store.get("C").unwrap().unwrap().counter, 77);
+    }
+
+    #[test]
+    fn progress_records_round_trip_and_refuse_garbage() {
+        let full = Progress {
+            counter: u64::MAX,
+            last_step: Some(123),
+            fail_count: 7,
+            locked: true,
+            locked_at: Some(9),
+            last_used_at: None,
+        };
+        for progress in [full, Progress::of(&token("A", None))] {
+            let bytes = progress.encode();
+            assert_eq!(bytes.len(), Progress::LEN);
+            assert_eq!(Progress::decode(&bytes), Some(progress));
+        }
+        let mut bad = full.encode();
+        bad[22] = 2;
+        assert_eq!(Progress::decode(&bad), None);
+        assert_eq!(Progress::decode(&full.encode()[..40]), None);
+        let mut version = full.encode();
+        version[0] = 9;
+        assert_eq!(Progress::decode(&version), None);
+        // An owner change is never "progress only".
+        let old = token("A", Some("alice"));
+        let mut moved = old.clone();
+        moved.owner = None;
+        assert!(!Progress::is_all_that_changed(&old, &moved));
+        let mut used = old.clone();
+        used.counter = 3;
+        used.locked_at = Some(1);
+        assert!(Progress::is_all_that_changed(&old, &used));
     }
 }
