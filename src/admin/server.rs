@@ -160,7 +160,12 @@ impl AdminServer {
         let (read_half, mut write_half) = stream.into_split();
         let policy = self.policy.read().unwrap_or_else(|p| p.into_inner()).clone();
         let Some(role) = policy.role_of(&peer) else {
-            tracing::warn!(uid = peer.uid, user = ?peer.user, pid = ?peer.pid, "admin peer refused");
+            tracing::warn!(
+                uid = peer.uid,
+                user = peer.user.as_deref().unwrap_or("-"),
+                pid = peer.pid.unwrap_or(0),
+                "admin peer refused"
+            );
             self.service.record(
                 &peer.actor(),
                 AuditEvent {
@@ -296,7 +301,7 @@ impl AdminServer {
             Some(Reply::Assignment(a)) => user = user.or_else(|| a.previous_owner.clone()),
             _ => {}
         }
-        tracing::info!(operation, peer_uid = peer.uid, peer = ?peer.user, %result, "admin request");
+        tracing::info!(operation, peer_uid = peer.uid, peer = peer.user.as_deref().unwrap_or("-"), %result, "admin request");
         self.service
             .record(&peer.actor(), AuditEvent { operation: operation.into(), user, serial, details, result, reason });
         response
