@@ -119,6 +119,10 @@ fn every_admin_request_is_audited_and_the_chain_verifies() {
     daemon.import(&format!("serial,type,seed\nH1,hw-hotp,{RFC_SEED_HEX}\n"));
     daemon.ctl_ok(&["token", "assign", "H1", "alice"]);
     let _ = daemon.ctl(&["token", "assign", "H1", "bob"]);
+    // The log line of each request names the peer plainly (it once read `peer=Some("root")`).
+    let log = daemon.log();
+    let line = log.lines().find(|l| l.contains("admin request") && l.contains("token.assign")).expect("logged");
+    assert!(line.contains("peer_uid=") && !line.contains("Some("), "{line}");
     let entries = daemon.ctl_json(&["audit", "--limit", "10"]);
     let ops: Vec<String> = entries
         .as_array()
