@@ -340,13 +340,22 @@ impl Service {
                 Consumed::NoMatch => {}
             }
         }
+        // The log line and audit entry name the token when there is only one
+        // it can be about, so operators see which token took the failure.
+        let only = |candidates: Vec<&Token>| match candidates.as_slice() {
+            [token] => Some(token.serial.clone()),
+            _ => None,
+        };
         if !any_usable {
-            return Ok(Decision::Reject { reason: RejectReason::NoUsableToken, serial: None });
+            return Ok(Decision::Reject { reason: RejectReason::NoUsableToken, serial: only(tokens.iter().collect()) });
         }
         self.count_failure(&tokens, settings.auth.max_failures, now)?;
         Ok(match replayed {
             Some(serial) => Decision::Reject { reason: RejectReason::Replay, serial: Some(serial) },
-            None => Decision::Reject { reason: RejectReason::WrongOtp, serial: None },
+            None => Decision::Reject {
+                reason: RejectReason::WrongOtp,
+                serial: only(tokens.iter().filter(|t| t.state() == TokenState::Active).collect()),
+            },
         })
     }
 

@@ -342,6 +342,12 @@ async fn failures_lock_the_token_and_a_success_resets_the_count() {
     );
     let locked = daemon.ctl_json(&["token", "list", "--state", "locked"]);
     assert_eq!(locked.as_array().unwrap().len(), 1);
+    // With one token the audit names it, for wrong codes and for the refusals while locked.
+    let audit = daemon.ctl_json(&["audit", "--limit", "0", "--user", "alice"]);
+    for reason in ["wrong_otp", "no_usable_token"] {
+        let entry = audit.as_array().unwrap().iter().find(|e| e["reason"] == reason).expect(reason);
+        assert_eq!(entry["serial"], "HW1", "{entry}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
