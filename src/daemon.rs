@@ -70,7 +70,7 @@ pub fn check_stored_types(config: &Config) -> Result<Option<usize>, ConfigError>
     if !config.store.path.exists() {
         return Ok(None);
     }
-    let store = match SledStore::open(&config.store.path, 8 << 20) {
+    let store = match SledStore::open_to_check(&config.store.path, 8 << 20) {
         Ok(store) => store,
         Err(e @ (crate::store::StoreError::Schema { .. } | crate::store::StoreError::Corrupt(_))) => {
             return Err(ConfigError::Invalid {

@@ -121,8 +121,20 @@ fn decode(bytes: &[u8]) -> Result<Token, StoreError> {
 
 impl SledStore {
     /// Opens (or creates) the store at `path` with [`Durability::Full`].
-    /// `cache_bytes` bounds sled's page cache.
+    /// `cache_bytes` bounds sled's page cache. A store of an older schema is
+    /// migrated.
     pub fn open(path: &Path, cache_bytes: u64) -> Result<Self, StoreError> {
+        Self::open_with(path, cache_bytes, true)
+    }
+
+    /// Opens the store to look at it (`--check-config`): an older schema is
+    /// read as it is and left so, so that checking a configuration with a
+    /// newer radotpd never makes the store unreadable for the installed one.
+    pub fn open_to_check(path: &Path, cache_bytes: u64) -> Result<Self, StoreError> {
+        Self::open_with(path, cache_bytes, false)
+    }
+
+    fn open_with(path: &Path, cache_bytes: u64, migrate: bool) -> Result<Self, StoreError> {
         let db =
             sled::Config::new().path(path).cache_capacity(cache_bytes).flush_every_ms(Some(500)).open().map_err(io)?;
         let meta = db.open_tree("meta").map_err(io)?;
@@ -135,7 +147,9 @@ impl SledStore {
                 let found = <[u8; 4]>::try_from(bytes.as_ref())
                     .map(u32::from_be_bytes)
                     .map_err(|_| StoreError::Corrupt("schema version is unreadable".into()))?;
-                if found == SCHEMA_WITH_OWNER_TREE {
+                if found == SCHEMA_WITH_OWNER_TREE && !migrate {
+                    // Readable as it is: the owner tree is simply not used.
+                } else if found == SCHEMA_WITH_OWNER_TREE {
                     // The owner index now lives in memory only.
                     db.drop_tree("owners").map_err(io)?;
                     meta.insert(SCHEMA_KEY, &SCHEMA_VERSION.to_be_bytes()).map_err(io)?;
@@ -842,6 +856,14 @@ mod tests {
             db.open_tree("tokens").unwrap().insert("A", encode(&t).unwrap()).unwrap();
             db.open_tree("owners").unwrap().insert(b"alice\0A", &[]).unwrap();
             db.flush().unwrap();
+        }
+        {
+            // Checking a configuration reads the old store and leaves it as it is.
+            let checked = SledStore::open_to_check(dir.path(), 1 << 20).unwrap();
+            assert_eq!(checked.tokens_of("alice").unwrap()[0].serial, "A");
+            assert!(checked.db.tree_names().iter().any(|n| n.as_ref() == b"owners"));
+            let version = checked.db.open_tree("meta").unwrap().get(SCHEMA_KEY).unwrap().unwrap();
+            assert_eq!(version.as_ref(), &1u32.to_be_bytes());
         }
         {
             let store = reopen(dir.path());
