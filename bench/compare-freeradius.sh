@@ -79,22 +79,6 @@ PERF_PID=
 POLICY_BACKUP=
 POLICY_CREATED=
 
-stop_pid() { # pid, name: SIGTERM, up to 20 s, then SIGKILL
-    local pid=$1 name=$2
-    [ -n "$pid" ] || return 0
-    kill -0 "$pid" 2>/dev/null || return 0
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 1 200); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-        echo "$name (pid $pid) did not stop within 20 s of SIGTERM; killing it" >&2
-        kill -KILL "$pid" 2>/dev/null || true
-    fi
-    wait "$pid" 2>/dev/null || true
-}
-
 restore_policy() {
     if [ -n "$POLICY_BACKUP" ]; then
         mv -f "$POLICY_BACKUP" /usr/sbin/policy-rc.d
@@ -374,46 +358,7 @@ mem_row "started, $USERS users loaded" "$FR_PID" FreeRADIUS
 
 # ---------------------------------------------------------------- radotpd
 
-{
-    cat <<EOF
-radius:
-  listen: ["127.0.0.1:0"]
-  clients:
-    - name: bench
-      address: 127.0.0.1/32
-      secret: "$SECRET"
-      require_message_authenticator: true
-
-auth:
-  max_failures: 1000000000
-  hotp_window: 10
-  totp_window: 1
-  reset_window: 1000
-
-store:
-  path: $DIR/db
-  key_file: $DIR/master.key
-  durability: $DURABILITY
-
-admin:
-  socket: $DIR/admin.sock
-  allowed_uids: []
-  allowed_groups: []
-
-directory:
-  kind: static
-  users:
-EOF
-    cat "$DIR/hotp-users.yaml"
-    cat <<EOF
-
-token_types:
-  - { id: hw-hotp, label: "Hardware token (HOTP)", algorithm: hotp, digits: 6, hash: sha1 }
-
-log:
-  level: $LOG_LEVEL
-EOF
-} >"$DIR/radotp.yaml"
+radotpd_bench_config "$DIR" "$SECRET" "$LOG_LEVEL" 16 "$DURABILITY" hotp "$DIR/hotp-users.yaml" >"$DIR/radotp.yaml"
 
 echo "== starting radotpd"
 t0=$(now)

@@ -74,18 +74,7 @@ cleanup() {
         kill "$SAMPLER_PID" 2>/dev/null || true
         wait "$SAMPLER_PID" 2>/dev/null || true
     fi
-    if [ -n "$DAEMON_PID" ] && kill -0 "$DAEMON_PID" 2>/dev/null; then
-        kill -TERM "$DAEMON_PID" 2>/dev/null || true
-        for _ in $(seq 1 200); do
-            kill -0 "$DAEMON_PID" 2>/dev/null || break
-            sleep 0.1
-        done
-        if kill -0 "$DAEMON_PID" 2>/dev/null; then
-            echo "radotpd did not stop within 20 s of SIGTERM; killing it" >&2
-            kill -KILL "$DAEMON_PID" 2>/dev/null || true
-        fi
-        wait "$DAEMON_PID" 2>/dev/null || true
-    fi
+    stop_pid "$DAEMON_PID" radotpd
     if [ -n "${KEEP_DIR:-}" ]; then
         echo "kept $DIR"
     else
@@ -119,50 +108,8 @@ echo "== generating tokens in $DIR"
     --serial-prefix TBENCH --type hw-totp \
     --out-import "$DIR/totp-import.csv" --out-bench "$DIR/totp-bench.csv" --out-users "$DIR/totp-users.yaml"
 
-# The shape of conf/radotp.yaml. max_failures is raised so that the reject run
-# measures the wrong-OTP path instead of tokens locked after 10 failures.
-{
-    cat <<EOF
-radius:
-  listen: ["127.0.0.1:0"]
-  clients:
-    - name: bench
-      address: 127.0.0.1/32
-      secret: "$SECRET"
-      require_message_authenticator: true
-
-auth:
-  max_failures: 1000000000
-  hotp_window: 10
-  totp_window: 1
-  reset_window: 1000
-
-store:
-  path: $DIR/db
-  key_file: $DIR/master.key
-  cache_mib: $CACHE_MIB
-  durability: $DURABILITY
-
-admin:
-  socket: $DIR/admin.sock
-  allowed_uids: []
-  allowed_groups: []
-
-directory:
-  kind: static
-  users:
-EOF
-    cat "$DIR/hotp-users.yaml" "$DIR/totp-users.yaml"
-    cat <<EOF
-
-token_types:
-  - { id: hw-hotp, label: "Hardware token (HOTP)", algorithm: hotp, digits: 6, hash: sha1 }
-  - { id: hw-totp, label: "Hardware token (TOTP)", algorithm: totp, digits: 6, period: 30, hash: sha1 }
-
-log:
-  level: $LOG_LEVEL
-EOF
-} >"$DIR/radotp.yaml"
+radotpd_bench_config "$DIR" "$SECRET" "$LOG_LEVEL" "$CACHE_MIB" "$DURABILITY" "hotp totp" \
+    "$DIR/hotp-users.yaml" "$DIR/totp-users.yaml" >"$DIR/radotp.yaml"
 
 STARTS=0
 start_daemon() { # sets DAEMON_PID, PORT, SERVER, STARTUP_MS; log in radotpd-N.log
