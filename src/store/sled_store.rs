@@ -304,44 +304,42 @@ impl TokenStore for SledStore {
         }
         // One insert at a time: no serial can appear between this check and the put.
         let _inserting = self.inserting.lock().unwrap_or_else(|p| p.into_inner());
-        {
+        // A large insert (an import) is written to sled here, by the caller's
+        // thread, before its tokens become visible: the flush thread, which
+        // the Accepts wait for, never carries an import. Not when one of the
+        // serials still has a removal to be written behind: that write must
+        // see the new token (inserts are serialised, so no such removal can
+        // come after this check).
+        let written_here = {
             let mirror = self.read();
             if let Some(serial) = serials.iter().filter(|s| mirror.tokens.contains_key(**s)).min() {
                 return Err(StoreError::Exists(serial.to_string()));
             }
-        }
-        // A large insert (an import) is written to sled here, by the caller's
-        // thread, before its tokens become visible: the flush thread, which
-        // the Accepts wait for, never carries an import.
-        // (Not when one of the serials still has a removal to be written
-        // behind: that write must see the new token. Inserts are serialised,
-        // so no such removal can come after this check.)
-        let written_here = tokens.len() > WRITE_CHUNK && !serials.iter().any(|s| self.read().dirty.contains_key(*s));
+            tokens.len() > WRITE_CHUNK && !serials.iter().any(|s| mirror.dirty.contains_key(*s))
+        };
+        let added: Vec<Arc<Token>> = tokens.iter().map(|t| Arc::new(t.clone())).collect();
         if written_here {
-            for (done, chunk) in tokens.chunks(WRITE_CHUNK).enumerate() {
-                let changes: Vec<Pending> = chunk
-                    .iter()
-                    .map(|t| (t.serial.as_str().into(), Some((Arc::new(t.clone()), Dirty::Whole))))
-                    .collect();
-                let written = self.apply_changes(&changes);
-                if let Err(e) = written {
+            for (done, chunk) in added.chunks(WRITE_CHUNK).enumerate() {
+                let changes: Vec<Pending> =
+                    chunk.iter().map(|t| (t.serial.as_str().into(), Some((t.clone(), Dirty::Whole)))).collect();
+                if let Err(e) = self.apply_changes(&changes) {
                     // All or nothing: take back the chunks already written.
                     let mut undo = sled::Batch::default();
                     for token in &tokens[..done * WRITE_CHUNK] {
                         undo.remove(token.serial.as_bytes());
                     }
-                    let _ = self.tokens.apply_batch(undo);
+                    let _ = self.tokens.apply_batch(undo.clone());
+                    let _ = self.progress.apply_batch(undo);
                     return Err(e);
                 }
             }
         }
         // Made visible a chunk at a time, so RADIUS never waits for the whole
         // file (the tokens are new: nobody looks for them yet).
-        for chunk in tokens.chunks(WRITE_CHUNK) {
-            let added: Vec<Arc<Token>> = chunk.iter().map(|t| Arc::new(t.clone())).collect();
+        for chunk in added.chunks(WRITE_CHUNK) {
             let mut mirror = self.write();
-            for token in added {
-                mirror.put(token, !written_here);
+            for token in chunk {
+                mirror.put(token.clone(), !written_here);
             }
         }
         Ok(())
