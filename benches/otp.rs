@@ -1,5 +1,5 @@
 //! Micro-benchmarks of the OTP checks the daemon runs per request
-//! (`radotp::otp`): the HOTP look-ahead window, the TOTP ±1 step window and
+//! (`radotp::model::otp`): the HOTP look-ahead window, the TOTP ±1 step window and
 //! the two-code reset search.
 //!
 //!   cargo bench --bench otp -- --measurement-time 3 --warm-up-time 1
@@ -11,7 +11,7 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use radotp::otp::{self, HashAlg};
+use radotp::model::otp::{self, HashAlg};
 
 /// A 20-byte seed, as hw-hotp/hw-totp tokens have (SHA-1).
 const SEED: &[u8] = b"12345678901234567890";

@@ -10,7 +10,7 @@ use std::io::Write;
 use clap::Parser;
 use radotp::import::ImportFormat;
 use radotp::import::sample::{self, Protection};
-use radotp::token::Algorithm;
+use radotp::model::token::Algorithm;
 
 #[derive(Parser)]
 struct Args {

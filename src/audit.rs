@@ -7,101 +7,8 @@
 
 use std::sync::{Arc, Mutex};
 
-use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
-
+pub use crate::model::audit::*;
 use crate::store::{AuditRecord, StoreError, TokenStore};
-
-/// Who did it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase")]
-pub enum Actor {
-    /// An operator through the admin socket.
-    Admin { uid: u32, user: Option<String> },
-    /// A NAS through RADIUS.
-    Radius { client: String, address: String },
-    /// The daemon itself.
-    Daemon,
-}
-
-impl std::fmt::Display for Actor {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Actor::Admin { uid, user: Some(name) } => write!(f, "{name}(uid {uid})"),
-            Actor::Admin { uid, user: None } => write!(f, "uid {uid}"),
-            Actor::Radius { client, address } => write!(f, "radius:{client}@{address}"),
-            Actor::Daemon => f.write_str("radotpd"),
-        }
-    }
-}
-
-/// One audit entry.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AuditEntry {
-    pub seq: u64,
-    /// Unix seconds.
-    pub time: u64,
-    pub actor: Actor,
-    /// `radius.auth`, `token.import`, `token.assign`, ...
-    pub operation: String,
-    /// The user the operation concerns, if any.
-    #[serde(default)]
-    pub user: Option<String>,
-    /// The token the operation concerns, if any.
-    #[serde(default)]
-    pub serial: Option<String>,
-    /// Arguments without secrets.
-    #[serde(default)]
-    pub details: serde_json::Value,
-    /// `ok`, `accept`, `reject`, `refused`, `error`...
-    pub result: String,
-    #[serde(default)]
-    pub reason: Option<String>,
-    /// Hex SHA-256 of the previous entry ("" for the first).
-    pub prev_hash: String,
-    /// Hex SHA-256 of this entry with `hash` empty.
-    pub hash: String,
-}
-
-impl AuditEntry {
-    fn compute_hash(&self) -> String {
-        let mut unhashed = self.clone();
-        unhashed.hash = String::new();
-        let bytes = serde_json::to_vec(&unhashed).unwrap_or_default();
-        data_encoding::HEXLOWER.encode(&Sha256::digest(&bytes))
-    }
-}
-
-/// What a caller hands to [`AuditLog::append`]; the log fills sequence, time and hashes.
-#[derive(Debug, Clone, Default)]
-pub struct AuditEvent {
-    pub operation: String,
-    pub user: Option<String>,
-    pub serial: Option<String>,
-    pub details: serde_json::Value,
-    pub result: String,
-    pub reason: Option<String>,
-}
-
-/// The outcome of [`AuditLog::verify`].
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ChainReport {
-    pub entries: u64,
-    pub ok: bool,
-    /// Sequence number of the first entry that does not verify.
-    pub first_broken: Option<u64>,
-    pub problem: Option<String>,
-}
-
-/// Filters for reading the log.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct AuditQuery {
-    pub limit: usize,
-    pub serial: Option<String>,
-    pub user: Option<String>,
-    /// Unix seconds.
-    pub since: Option<u64>,
-}
 
 /// Appends are cheap: an entry is chained and queued in memory, and the
 /// queue is written in batches by [`AuditLog::write_pending`], which the
@@ -112,7 +19,7 @@ pub struct AuditQuery {
 pub struct AuditLog {
     store: Arc<dyn TokenStore>,
     /// Sequence and hash of the newest entry; the lock orders appends.
-    head: Arc<Mutex<(u64, String)>>,
+    head: Arc<Mutex<Chain>>,
     pending: Arc<Mutex<Vec<AuditRecord>>>,
     /// Held while a batch is taken and written, so batches land in order.
     writer: Arc<Mutex<()>>,
@@ -121,46 +28,17 @@ pub struct AuditLog {
 impl AuditLog {
     pub fn open(store: Arc<dyn TokenStore>) -> Result<Self, StoreError> {
         let head = match store.last_audit()? {
-            None => (0, String::new()),
-            Some(record) => {
-                let entry: AuditEntry = serde_json::from_slice(&record.bytes)
-                    .map_err(|e| StoreError::Corrupt(format!("audit entry {}: {e}", record.seq)))?;
-                (record.seq, entry.hash)
-            }
+            None => Chain::default(),
+            Some(record) => Chain::after_stored(None, record.seq, &record.bytes).map_err(StoreError::Corrupt)?,
         };
         Ok(AuditLog { store, head: Arc::new(Mutex::new(head)), pending: Arc::default(), writer: Arc::default() })
     }
 
     pub fn append(&self, actor: &Actor, now: u64, event: AuditEvent) -> Result<u64, StoreError> {
         let mut head = self.head.lock().unwrap_or_else(|p| p.into_inner());
-        let mut entry = AuditEntry {
-            seq: head.0 + 1,
-            time: now,
-            actor: actor.clone(),
-            operation: event.operation,
-            user: event.user,
-            serial: event.serial,
-            details: event.details,
-            result: event.result,
-            reason: event.reason,
-            prev_hash: head.1.clone(),
-            hash: String::new(),
-        };
-        // One serialization serves both: the hash covers the entry with an
-        // empty `hash`, which is its last field, so the stored bytes are the
-        // same text with the hash filled in.
-        let unhashed =
-            serde_json::to_vec(&entry).map_err(|e| StoreError::Corrupt(format!("cannot encode audit entry: {e}")))?;
-        entry.hash = data_encoding::HEXLOWER.encode(&Sha256::digest(&unhashed));
-        const EMPTY_HASH_TAIL: &[u8] = b"\"hash\":\"\"}";
-        let bytes = match unhashed.strip_suffix(EMPTY_HASH_TAIL) {
-            Some(head) => [head, b"\"hash\":\"", entry.hash.as_bytes(), b"\"}"].concat(),
-            None => serde_json::to_vec(&entry)
-                .map_err(|e| StoreError::Corrupt(format!("cannot encode audit entry: {e}")))?,
-        };
-        self.pending.lock().unwrap_or_else(|p| p.into_inner()).push(AuditRecord { seq: entry.seq, bytes });
-        *head = (entry.seq, entry.hash);
-        Ok(head.0)
+        let (seq, bytes) = head.seal(AuditWrite::new(actor, now, event)).map_err(StoreError::Corrupt)?;
+        self.pending.lock().unwrap_or_else(|p| p.into_inner()).push(AuditRecord { seq, bytes });
+        Ok(seq)
     }
 
     /// Writes the queued entries to the store (not yet flushed to disk).
@@ -217,68 +95,6 @@ impl AuditLog {
         let mut walk = ChainWalk::default();
         self.store.audit_oldest_first(&mut |record| walk.step(record.seq, &record.bytes))?;
         Ok(walk.report)
-    }
-}
-
-/// Checks audit records (sequence, stored bytes), oldest first, as
-/// [`AuditLog::verify`] does: for records that are not in a store, such as
-/// those of a backup.
-pub fn verify_chain<'a>(records: impl IntoIterator<Item = (u64, &'a [u8])>) -> ChainReport {
-    let mut walk = ChainWalk::default();
-    for (seq, bytes) in records {
-        if !walk.step(seq, bytes) {
-            break;
-        }
-    }
-    walk.report
-}
-
-/// One walk along the chain.
-struct ChainWalk {
-    report: ChainReport,
-    previous_hash: String,
-    expected_seq: u64,
-}
-
-impl Default for ChainWalk {
-    fn default() -> Self {
-        ChainWalk {
-            report: ChainReport { entries: 0, ok: true, first_broken: None, problem: None },
-            previous_hash: String::new(),
-            expected_seq: 1,
-        }
-    }
-}
-
-impl ChainWalk {
-    /// Checks the next record; false once the chain is broken.
-    fn step(&mut self, seq: u64, bytes: &[u8]) -> bool {
-        self.report.entries += 1;
-        let expected_seq = self.expected_seq;
-        let problem = match serde_json::from_slice::<AuditEntry>(bytes) {
-            Err(e) => Some(format!("unreadable: {e}")),
-            Ok(entry) if entry.seq != seq || seq != expected_seq => {
-                Some(format!("sequence gap: expected {expected_seq}, found {seq}"))
-            }
-            Ok(entry) if entry.prev_hash != self.previous_hash => {
-                Some("does not link to the previous entry (an entry was removed or changed)".into())
-            }
-            Ok(entry) if entry.compute_hash() != entry.hash => {
-                Some("content does not match its hash (the entry was modified)".into())
-            }
-            Ok(entry) => {
-                self.previous_hash = entry.hash;
-                None
-            }
-        };
-        self.expected_seq = seq + 1;
-        if let Some(problem) = problem {
-            self.report.ok = false;
-            self.report.first_broken = Some(seq);
-            self.report.problem = Some(problem);
-            return false;
-        }
-        true
     }
 }
 

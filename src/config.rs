@@ -14,9 +14,9 @@ use ipnet::IpNet;
 use serde::{Deserialize, Deserializer};
 
 use crate::directory::DirectoryUser;
-use crate::otp::{MAX_DIGITS, MIN_DIGITS};
+use crate::model::otp::{MAX_DIGITS, MIN_DIGITS};
+use crate::model::token::TokenType;
 use crate::secret::Secret;
-use crate::token::TokenType;
 
 /// Where `radotpd` looks without `--config`.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/radotp/radotp.yaml";
@@ -816,7 +816,7 @@ impl Config {
             DirectoryConfig::Static { users } => {
                 let mut names = HashSet::new();
                 for (i, user) in users.iter().enumerate() {
-                    if !crate::token::valid_user_name(&user.name) {
+                    if !crate::model::token::valid_user_name(&user.name) {
                         problem(format!("directory.users[{i}].name"), "must be 1 to 256 printable characters".into());
                     } else if !names.insert(user.name.as_str()) {
                         problem(format!("directory.users[{i}].name"), format!("{:?} appears twice", user.name));

@@ -72,8 +72,8 @@ pub fn import(data: &[u8]) {
     let settings = crate::service::Settings {
         auth: crate::config::AuthConfig::default(),
         token_types: vec![
-            fuzz_type("hw-hotp", crate::token::Algorithm::Hotp),
-            fuzz_type("hw-totp", crate::token::Algorithm::Totp),
+            fuzz_type("hw-hotp", crate::model::token::Algorithm::Hotp),
+            fuzz_type("hw-totp", crate::model::token::Algorithm::Totp),
         ],
         enroll: crate::service::EnrollLabels::default(),
         directory_gate: false,
@@ -88,14 +88,14 @@ pub fn import(data: &[u8]) {
     let _ = crate::import::parse(content, &options, &settings, &mut report);
 }
 
-fn fuzz_type(id: &str, algorithm: crate::token::Algorithm) -> crate::token::TokenType {
-    crate::token::TokenType {
+fn fuzz_type(id: &str, algorithm: crate::model::token::Algorithm) -> crate::model::token::TokenType {
+    crate::model::token::TokenType {
         id: id.into(),
         label: id.into(),
         algorithm,
         digits: 6,
         period: 30,
-        hash: crate::otp::HashAlg::Sha1,
+        hash: crate::model::otp::HashAlg::Sha1,
         operator_enroll: true,
         generate_secret: false,
         allow_reset: true,

@@ -20,11 +20,11 @@ use crate::directory::{DirectoryError, DirectoryUser, UserDirectory};
 pub use crate::import::{ImportIssue, ImportReport, MAX_IMPORT_ROWS, MAX_SEED_BYTES, MIN_SEED_BYTES};
 use crate::import::{ImportOptions, ImportRow};
 use crate::metrics::{Metrics, RadiusCounters};
-use crate::otp::{self, HashAlg};
+use crate::model::otp::{self, HashAlg};
+use crate::model::token::{Algorithm, OtpParams, Owner, Token, TokenState, TokenType, TokenView, valid_user_name};
 use crate::secret::Secret;
 use crate::store::group_commit::GroupCommit;
 use crate::store::{Change, StoreError, TokenStore, Updated, update_seen, update_with};
-use crate::token::{Algorithm, OtpParams, Owner, Token, TokenState, TokenType, TokenView, valid_user_name};
 
 /// Settings that a reload may replace as one.
 #[derive(Debug, Clone)]
@@ -198,7 +198,7 @@ impl Service {
             }
         });
         let commit = GroupCommit::start(store.clone(), write_queued)
-            .map_err(|e| ServiceError::Store(StoreError::Io(format!("cannot start the flush thread: {e}"))))?;
+            .map_err(|e| ServiceError::Store(StoreError::Unavailable(format!("cannot start the flush thread: {e}"))))?;
         Ok(Service {
             commit,
             store,
@@ -693,6 +693,7 @@ impl Service {
             created_at: now,
             last_used_at: None,
             locked_at: None,
+            version: 0,
         };
         self.store.insert_all(std::slice::from_ref(&token))?;
         self.commit.sync().await?;
@@ -1348,6 +1349,7 @@ fn build_tokens(
             created_at: now,
             last_used_at: None,
             locked_at: None,
+            version: 0,
         });
     }
     Ok((tokens, report))
@@ -1614,6 +1616,7 @@ pub(crate) mod tests {
             created_at: 0,
             last_used_at,
             locked_at: None,
+            version: 0,
         }
     }
 

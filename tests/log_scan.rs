@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use radotp::otp::{HashAlg, hotp_code, totp_code};
+use radotp::model::otp::{HashAlg, hotp_code, totp_code};
 
 const RFC_SEED: &[u8] = b"12345678901234567890";
 /// The seed of tests/e2e/store.rs `seeds_never_appear_in_the_store_files`.

@@ -12,9 +12,9 @@ use serde::{Deserialize, Serialize};
 use crate::audit::{AuditEntry, AuditQuery, ChainReport};
 use crate::directory::DirectoryUser;
 use crate::import::ImportFormat;
+use crate::model::token::{TokenType, TokenView};
 use crate::secret::Secret;
 use crate::service::{Assignment, Enrollment, ImportReport, ResetOutcome, StatusReport, TokenFilter};
-use crate::token::{TokenType, TokenView};
 
 pub const PROTOCOL_VERSION: u32 = 1;
 /// Largest request line accepted from an admin: imports travel inline,

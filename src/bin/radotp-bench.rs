@@ -38,7 +38,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use radotp::otp::{self, HashAlg};
+use radotp::model::otp::{self, HashAlg};
 use radotp::radius::packet::{CODE_ACCESS_ACCEPT, CODE_ACCESS_REJECT, build_access_request, verify_reply};
 use serde::{Deserialize, Serialize};
 use sha1::{Digest, Sha1};

@@ -9,8 +9,8 @@ use radotp::admin::wire::{Command, Reply, Response};
 use radotp::audit::{AuditEntry, AuditQuery};
 use radotp::config::DEFAULT_SOCKET_PATH;
 use radotp::import::ImportFormat;
+use radotp::model::token::{TokenState, TokenView};
 use radotp::service::{ImportIssue, ImportReport, TokenFilter};
-use radotp::token::{TokenState, TokenView};
 
 const EXIT_FAILED: u8 = 1;
 const EXIT_UNREACHABLE: u8 = 3;
@@ -619,6 +619,7 @@ fn build_command(top: &Top) -> Result<Command, String> {
                         format!("--since {text:?}: use 2026-11-28, 2026-11-28T09:30Z, Unix seconds, or 30m / 12h / 7d")
                     })?),
                 },
+                ..AuditQuery::default()
             }),
         },
     })
@@ -713,14 +714,14 @@ fn render(reply: &Reply, json: bool, qr: &QrOutput) -> ExitCode {
         Reply::Pong { daemon_version } => println!("radotpd {daemon_version} is answering"),
         Reply::Enrollment(e) => print_enrollment(e, qr),
         Reply::Reset(r) => match r.token.algorithm {
-            radotp::token::Algorithm::Hotp => println!(
+            radotp::model::token::Algorithm::Hotp => println!(
                 "token {} reset: counter moved forward by {} to {}; fail count cleared; state {}",
                 r.token.serial,
                 r.counter_moved_by,
                 r.token.counter.unwrap_or(0),
                 r.token.state.as_str()
             ),
-            radotp::token::Algorithm::Totp => println!(
+            radotp::model::token::Algorithm::Totp => println!(
                 "token {} reset: clock drift {} step(s) stored; fail count cleared; state {}",
                 r.token.serial,
                 r.drift_steps,
@@ -756,7 +757,7 @@ fn render(reply: &Reply, json: bool, qr: &QrOutput) -> ExitCode {
                             t.algorithm.as_str(),
                             t.hash.as_str(),
                             t.digits,
-                            if t.algorithm == radotp::token::Algorithm::Totp {
+                            if t.algorithm == radotp::model::token::Algorithm::Totp {
                                 format!(" {}s", t.period)
                             } else {
                                 String::new()

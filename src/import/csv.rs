@@ -4,10 +4,10 @@
 //! `digits`, `period`, `counter`, `hash`, `user` (see docs/configuration.md).
 
 use super::{ImportIssue, ImportReport, ImportRow, MAX_IMPORT_ROWS, MAX_SEED_BYTES, MIN_SEED_BYTES};
-use crate::otp::{self, HashAlg};
+use crate::model::otp::{self, HashAlg};
+use crate::model::token::{OtpParams, valid_serial, valid_user_name};
 use crate::secret::Secret;
 use crate::service::{ServiceError, Settings};
-use crate::token::{OtpParams, valid_serial, valid_user_name};
 
 /// Reads CSV rows. `default_type` is the type of rows that name none (or of
 /// every row when the file has no `type` column).

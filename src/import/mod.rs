@@ -16,9 +16,9 @@ pub mod sample;
 
 use serde::{Deserialize, Serialize};
 
+use crate::model::token::{Algorithm, OtpParams, TokenType};
 use crate::secret::Secret;
 use crate::service::{ServiceError, Settings};
-use crate::token::{Algorithm, OtpParams, TokenType};
 
 /// Most rows (CSV) or keys (PSKC) one import may carry.
 pub const MAX_IMPORT_ROWS: usize = 1_000_000;

@@ -36,10 +36,10 @@ use zeroize::Zeroizing;
 use super::{
     ImportIssue, ImportOptions, ImportReport, ImportRow, MAX_IMPORT_ROWS, MAX_SEED_BYTES, MIN_SEED_BYTES, default_type,
 };
-use crate::otp::{self, HashAlg};
+use crate::model::otp::{self, HashAlg};
+use crate::model::token::{Algorithm, OtpParams, valid_serial};
 use crate::secret::Secret;
 use crate::service::{ServiceError, Settings};
-use crate::token::{Algorithm, OtpParams, valid_serial};
 
 /// Deepest element nesting accepted (RFC 6030 documents need about 8).
 pub const MAX_DEPTH: usize = 32;
@@ -1079,8 +1079,8 @@ fn hash_of_suite(suite: &str) -> Option<HashAlg> {
 mod tests {
     use super::*;
     use crate::config::AuthConfig;
+    use crate::model::token::TokenType;
     use crate::service::EnrollLabels;
-    use crate::token::TokenType;
 
     const FIGURE2: &str = include_str!("../../tests/data/pskc/figure2.pskcxml");
     const FIGURE3: &str = include_str!("../../tests/data/pskc/figure3.pskcxml");

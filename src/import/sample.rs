@@ -8,7 +8,7 @@ use aes::cipher::{BlockEncryptMut, KeyIvInit, block_padding::Pkcs7};
 use hmac::{Hmac, Mac};
 use sha1::{Digest, Sha1};
 
-use crate::token::Algorithm;
+use crate::model::token::Algorithm;
 
 /// The made-up 20-byte seed of sample token `index`.
 pub fn seed(index: u64) -> [u8; 20] {

@@ -68,11 +68,11 @@ impl GroupCommit {
     /// Returns once every write made before the call is on disk.
     pub async fn sync(&self) -> Result<(), StoreError> {
         let (tx, rx) = oneshot::channel();
-        self.requests.send(tx).map_err(|_| StoreError::Io("flush thread has stopped".into()))?;
+        self.requests.send(tx).map_err(|_| StoreError::Unavailable("flush thread has stopped".into()))?;
         match rx.await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(reason)) => Err(StoreError::Io(reason)),
-            Err(_) => Err(StoreError::Io("flush thread has stopped".into())),
+            Ok(Err(reason)) => Err(StoreError::Unavailable(reason)),
+            Err(_) => Err(StoreError::Unavailable("flush thread has stopped".into())),
         }
     }
 }

@@ -1,23 +1,44 @@
-//! The token store seam: one trait that every storage engine implements.
+//! The store seam: one async trait that every storage engine implements.
 //!
-//! The domain ([`crate::service`]) talks to `dyn TokenStore` only; sled types
-//! never leave [`sled_store`]. Engines store what they are given: seeds arrive
-//! sealed, audit entries arrive hashed. An engine's job is atomicity (compare
-//! and swap on a token, owner index kept in step) and durability (`flush`).
-//! An engine may keep state in memory and write it behind, as the sled
-//! engine does, as long as `flush` makes everything durable.
+//! The domain talks to `dyn Store` only; no engine type leaves its module.
+//! Engines keep what they are given: seeds arrive sealed, audit entries
+//! arrive as events that the engine chains ([`crate::model::audit::Chain`]).
+//!
+//! What an engine owes the domain:
+//! - **Compare-and-swap on a version.** Every stored token has a version;
+//!   [`Store::swap`] writes a token only when the stored version is still the
+//!   one the caller read, so a networked engine can implement it with one
+//!   conditional statement. A lost race is [`Swap::Conflict`] with the fresh
+//!   token, and the domain simply decides again.
+//! - **A change and its audit entry in one durable step.** When `swap`,
+//!   `insert` or `remove` return Ok with [`Commit::Durable`], the change and
+//!   its audit entry survive a crash together (and, under `durability: full`,
+//!   a power cut). [`Commit::Soon`] lets an engine that batches writes make a
+//!   change durable a little later (a fail count); an engine may treat it as
+//!   `Durable`.
+//! - **Filters pushed down**: [`TokenQuery`] and [`AuditQuery`] are answered
+//!   by the engine, in serial (resp. time) order, paged.
+//! - **Shared state behind the seam**: challenge states and the audit chain
+//!   heads live here, so a second node sees them.
+//!
+//! Durability, group commit and write-behind are each engine's own business.
 
 pub mod group_commit;
+pub mod legacy;
 pub mod sled_store;
+pub use legacy::*;
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
-use crate::token::Token;
+use serde::{Deserialize, Serialize};
 
-/// Schema version written into a new store and checked on open.
+use crate::model::audit::{AuditEntry, AuditQuery, AuditWrite, ChainReport};
+use crate::model::token::{Token, TokenState};
+
+/// Schema version written into a new sled store and checked on open.
 pub const SCHEMA_VERSION: u32 = 2;
 
-/// What [`TokenStore::flush`] guarantees once it returns.
+/// What "durable" means for an engine that writes to a local disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Durability {
@@ -29,162 +50,199 @@ pub enum Durability {
     Process,
 }
 
-#[derive(Debug, thiserror::Error)]
+/// When a write must be durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Commit {
+    /// Before the call returns (an accepted code, an operator's change).
+    Durable,
+    /// Within a short while (a fail count, a rejected request's audit entry).
+    Soon,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
-    #[error("store I/O: {0}")]
-    Io(String),
+    /// The store cannot be reached or cannot write now (disk full, database
+    /// down); retrying later may work.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
     #[error("store data is corrupt: {0}")]
     Corrupt(String),
     #[error("store schema version {found} is not supported (this build reads version {supported})")]
     Schema { found: u32, supported: u32 },
     #[error("token {0} already exists")]
     Exists(String),
+    /// A compare-and-swap lost too many races in a row.
+    #[error("token {0} kept changing while it was being updated; try again")]
+    Conflict(String),
 }
 
-/// What an update closure decides for the token it is shown.
-pub enum Change<T> {
-    /// Write this token (in place of the one shown) and report `T`.
-    Write(Box<Token>, T),
-    /// Leave the token as it is and report `T`.
-    Keep(T),
-}
-
-/// Result of [`TokenStore::update`].
-pub enum Updated<T> {
+/// The result of [`Store::swap`] and [`Store::remove`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Swap {
+    /// Written; the token as stored now (with its new version).
+    Swapped(Token),
+    /// The stored version was not the expected one: here is the current token.
+    Conflict(Token),
     NotFound,
-    Done(T),
 }
 
-/// One audit record as the store keeps it: a sequence number and opaque bytes.
-#[derive(Debug, Clone)]
-pub struct AuditRecord {
-    pub seq: u64,
-    pub bytes: Vec<u8>,
+/// Filters of a token listing; all given filters must match. Answered in
+/// serial order, starting after `after`, at most `limit` tokens (0: all).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TokenQuery {
+    /// A part of the serial (case-sensitive).
+    pub serial_contains: Option<String>,
+    pub type_id: Option<String>,
+    pub owner: Option<String>,
+    /// With `now` and `lockout_seconds`: the state as operators see it.
+    pub state: Option<TokenState>,
+    pub unassigned: bool,
+    pub after: Option<String>,
+    pub limit: usize,
+    pub now: u64,
+    pub lockout_seconds: u64,
 }
 
-pub trait TokenStore: Send + Sync {
-    fn get(&self, serial: &str) -> Result<Option<Token>, StoreError>;
+impl TokenQuery {
+    /// The filter every engine applies (an engine may pre-select by index).
+    pub fn matches(&self, token: &Token) -> bool {
+        self.serial_contains.as_ref().is_none_or(|s| token.serial.contains(s.as_str()))
+            && self.type_id.as_ref().is_none_or(|t| &token.type_id == t)
+            && self.owner.as_ref().is_none_or(|u| token.owner_name() == Some(u.as_str()))
+            && self.state.is_none_or(|s| token.state_at(self.now, self.lockout_seconds) == s)
+            && (!self.unassigned || token.owner.is_none())
+            && self.after.as_ref().is_none_or(|a| token.serial.as_str() > a.as_str())
+    }
+}
 
-    /// True when a token with this serial exists (cheaper than `get`).
-    fn contains(&self, serial: &str) -> Result<bool, StoreError> {
-        Ok(self.get(serial)?.is_some())
+/// Token counts for status pages.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Census {
+    pub total: u64,
+    pub by_state: BTreeMap<String, u64>,
+    pub unassigned: u64,
+}
+
+impl Census {
+    pub fn count(&mut self, token: &Token, now: u64, lockout_seconds: u64) {
+        self.total += 1;
+        if token.owner.is_none() {
+            self.unassigned += 1;
+        }
+        *self.by_state.entry(token.state_at(now, lockout_seconds).as_str().to_string()).or_default() += 1;
     }
 
-    /// Those of `serials` that exist. Engines may answer a large set in one
-    /// ordered pass instead of one look-up each.
-    fn existing(&self, serials: &[&str]) -> Result<HashSet<String>, StoreError> {
-        let mut found = HashSet::new();
-        for serial in serials {
-            if self.contains(serial)? {
-                found.insert(serial.to_string());
-            }
+    pub fn empty() -> Census {
+        let mut census = Census::default();
+        for state in [TokenState::Active, TokenState::Disabled, TokenState::Locked] {
+            census.by_state.insert(state.as_str().to_string(), 0);
         }
-        Ok(found)
+        census
     }
-
-    /// The tokens owned by `user`, through the owner index.
-    fn tokens_of(&self, user: &str) -> Result<Vec<Token>, StoreError>;
-
-    /// Visits every token in serial order until `visit` returns false.
-    fn scan(&self, visit: &mut dyn FnMut(Token) -> bool) -> Result<(), StoreError>;
-
-    fn count(&self) -> Result<usize, StoreError>;
-
-    /// Inserts new tokens all together, atomically: nothing is written when
-    /// any serial already exists or appears twice ([`StoreError::Exists`]).
-    fn insert_all(&self, tokens: &[Token]) -> Result<(), StoreError>;
-
-    /// Reads the token, lets `decide` choose, and writes its choice only if the
-    /// token did not change in between (otherwise `decide` runs again on the
-    /// fresh token). Owner changes move the owner index in the same atomic step.
-    ///
-    /// `seen` is the caller's copy of the token, if it has one: an engine may
-    /// use it to skip the first read.
-    fn update(
-        &self,
-        serial: &str,
-        seen: Option<&Token>,
-        decide: &mut dyn FnMut(&Token) -> Change<()>,
-    ) -> Result<Updated<()>, StoreError>;
-
-    /// Removes a token and its index entry; returns it.
-    fn remove(&self, serial: &str) -> Result<Option<Token>, StoreError>;
-
-    /// Appends an audit record at `seq` (which must be past the last one).
-    fn append_audit(&self, record: &AuditRecord) -> Result<(), StoreError>;
-
-    /// Appends several audit records at once (all or none).
-    fn append_audit_batch(&self, records: &[AuditRecord]) -> Result<(), StoreError>;
-
-    /// The newest audit record.
-    fn last_audit(&self) -> Result<Option<AuditRecord>, StoreError>;
-
-    /// Visits audit records from newest to oldest until `visit` returns false.
-    fn audit_newest_first(&self, visit: &mut dyn FnMut(AuditRecord) -> bool) -> Result<(), StoreError>;
-
-    /// Visits audit records from oldest to newest until `visit` returns false.
-    fn audit_oldest_first(&self, visit: &mut dyn FnMut(AuditRecord) -> bool) -> Result<(), StoreError>;
-
-    /// Overwrites one audit record in place. Only for tests of tamper detection.
-    #[doc(hidden)]
-    fn overwrite_audit_for_test(&self, record: &AuditRecord) -> Result<(), StoreError>;
-
-    /// Makes every write so far durable (blocking).
-    fn flush(&self) -> Result<(), StoreError>;
-
-    /// Hands changes kept in memory to the storage without waiting for them
-    /// to be durable. Engines that write through need not do anything; the
-    /// group-commit thread calls it when idle.
-    fn write_behind(&self) -> Result<(), StoreError> {
-        Ok(())
-    }
-
-    /// Bytes on disk, for status output.
-    fn size_on_disk(&self) -> Result<u64, StoreError>;
-
-    /// Every token and audit record at one point in time: writes wait while
-    /// the snapshot is copied (reads and RADIUS checks go on).
-    fn snapshot(&self) -> Result<Snapshot, StoreError>;
 }
 
-/// A point-in-time copy of the store, for backups.
-#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
-pub struct Snapshot {
-    pub schema_version: u32,
-    pub tokens: Vec<Token>,
-    /// Audit entries as stored (sequence, JSON text).
-    pub audit: Vec<(u64, String)>,
+/// A pending Access-Challenge: single use, bound to a client and a user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Challenge {
+    /// The State attribute (random bytes).
+    pub state: Vec<u8>,
+    pub client: String,
+    /// The user name as the NAS sent it; its answer must name the same.
+    pub asked_as: String,
+    /// The directory's name of the user, which owns the tokens.
+    pub user: String,
+    /// Unix milliseconds.
+    pub expires_at_ms: u64,
+    pub attempts_left: u32,
 }
 
-/// Runs an update whose closure reports a value through a side channel.
-pub fn update_with<T>(
-    store: &dyn TokenStore,
-    serial: &str,
-    decide: impl FnMut(&Token) -> Change<T>,
-) -> Result<Updated<T>, StoreError> {
-    update_seen(store, serial, None, decide)
+/// What an engine reports about itself.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoreHealth {
+    /// `sled`, `memory`, `postgres`.
+    pub engine: String,
+    /// Bytes on disk, where the engine knows.
+    pub bytes: u64,
+    /// Why the store cannot write or be reached now (none: healthy).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failing: Option<String>,
 }
 
-/// [`update_with`] starting from the caller's copy of the token.
-pub fn update_seen<T>(
-    store: &dyn TokenStore,
-    serial: &str,
-    seen: Option<&Token>,
-    mut decide: impl FnMut(&Token) -> Change<T>,
-) -> Result<Updated<T>, StoreError> {
-    let mut outcome: Option<T> = None;
-    let updated = store.update(serial, seen, &mut |token| match decide(token) {
-        Change::Write(new, value) => {
-            outcome = Some(value);
-            Change::Write(new, ())
-        }
-        Change::Keep(value) => {
-            outcome = Some(value);
-            Change::Keep(())
-        }
-    })?;
-    Ok(match (updated, outcome) {
-        (Updated::Done(()), Some(value)) => Updated::Done(value),
-        _ => Updated::NotFound,
-    })
+/// Receives a store's content one item at a time ([`Store::export`]).
+pub trait ExportSink: Send {
+    fn token(&mut self, token: Token) -> Result<(), StoreError>;
+    /// One audit entry as stored (its JSON text), oldest first per chain.
+    fn audit(&mut self, seq: u64, text: String) -> Result<(), StoreError>;
+}
+
+#[async_trait::async_trait]
+pub trait Store: Send + Sync {
+    // ------------------------------------------------------------ tokens
+
+    async fn get(&self, serial: &str) -> Result<Option<Token>, StoreError>;
+
+    /// The tokens owned by `user`, in serial order.
+    async fn tokens_of(&self, user: &str) -> Result<Vec<Token>, StoreError>;
+
+    /// Tokens matching `query`, in serial order (see [`TokenQuery`]).
+    async fn find(&self, query: &TokenQuery) -> Result<Vec<Token>, StoreError>;
+
+    /// Counts of tokens by state at `now`.
+    async fn census(&self, now: u64, lockout_seconds: u64) -> Result<Census, StoreError>;
+
+    /// Those of `serials` that exist.
+    async fn existing(&self, serials: &[String]) -> Result<HashSet<String>, StoreError>;
+
+    /// Inserts new tokens and their audit entries all together (durable on
+    /// return): nothing is written when any serial exists already or
+    /// appears twice ([`StoreError::Exists`]).
+    async fn insert(&self, tokens: Vec<Token>, audit: Vec<AuditWrite>) -> Result<(), StoreError>;
+
+    /// Writes `token` in place of the stored token with the same serial if
+    /// the stored version is still `token.version`, with its audit entry.
+    /// Owner changes move the owner index in the same step.
+    async fn swap(&self, token: &Token, audit: Option<AuditWrite>, commit: Commit) -> Result<Swap, StoreError>;
+
+    /// Removes the token if its stored version is `expected_version`.
+    async fn remove(&self, serial: &str, expected_version: u64, audit: AuditWrite) -> Result<Swap, StoreError>;
+
+    // ------------------------------------------------------------- audit
+
+    /// Appends audit entries that go with no token change.
+    async fn record(&self, audit: Vec<AuditWrite>, commit: Commit) -> Result<(), StoreError>;
+
+    /// Entries matching `query`, newest first.
+    async fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError>;
+
+    /// Walks every chain from its oldest entry; one report per chain.
+    async fn verify_audit(&self) -> Result<Vec<ChainReport>, StoreError>;
+
+    // -------------------------------------------------------- challenges
+
+    /// Keeps a challenge; false when `max_pending` unexpired ones are kept already.
+    async fn put_challenge(&self, challenge: Challenge, now_ms: u64, max_pending: usize) -> Result<bool, StoreError>;
+
+    /// Removes and returns the challenge with this State: it is single use,
+    /// whatever follows.
+    async fn take_challenge(&self, state: &[u8]) -> Result<Option<Challenge>, StoreError>;
+
+    /// Challenges kept (expired ones may be counted until they are swept).
+    async fn pending_challenges(&self) -> Result<u64, StoreError>;
+
+    // ------------------------------------------------------- whole store
+
+    /// True when the store holds no token and no audit entry.
+    async fn is_empty(&self) -> Result<bool, StoreError>;
+
+    /// Hands every token, then every audit entry, to `sink`, without
+    /// stopping writes for the whole time.
+    async fn export(&self, sink: &mut dyn ExportSink) -> Result<(), StoreError>;
+
+    /// Writes audit entries exactly as a backup carries them (a restore).
+    async fn restore_audit(&self, entries: Vec<(u64, String)>) -> Result<(), StoreError>;
+
+    async fn health(&self) -> StoreHealth;
+
+    /// Makes every write so far durable (shutdown).
+    async fn flush(&self) -> Result<(), StoreError>;
 }

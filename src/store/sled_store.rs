@@ -27,7 +27,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use super::{AuditRecord, Change, Durability, SCHEMA_VERSION, Snapshot, StoreError, TokenStore, Updated};
-use crate::token::Token;
+use crate::model::token::Token;
 
 const SCHEMA_KEY: &[u8] = b"schema_version";
 /// Schema 1 kept an owner index tree on disk; schema 2 rebuilds it in memory.
@@ -107,7 +107,7 @@ pub struct SledStore {
 fn io(e: sled::Error) -> StoreError {
     match e {
         sled::Error::Corruption { .. } => StoreError::Corrupt(e.to_string()),
-        other => StoreError::Io(other.to_string()),
+        other => StoreError::Unavailable(other.to_string()),
     }
 }
 
@@ -187,7 +187,7 @@ impl SledStore {
         }
         let log_path = path.join("db");
         let log_file = std::fs::File::open(&log_path)
-            .map_err(|e| StoreError::Io(format!("cannot open {}: {e}", log_path.display())))?;
+            .map_err(|e| StoreError::Unavailable(format!("cannot open {}: {e}", log_path.display())))?;
         Ok(SledStore {
             tokens,
             progress,
@@ -482,7 +482,7 @@ impl TokenStore for SledStore {
         self.write_behind()?;
         self.db.flush().map_err(io)?;
         if self.durability == Durability::Full {
-            self.log_file.sync_data().map_err(|e| StoreError::Io(format!("fdatasync of the store: {e}")))?;
+            self.log_file.sync_data().map_err(|e| StoreError::Unavailable(format!("fdatasync of the store: {e}")))?;
         }
         Ok(())
     }
@@ -659,8 +659,8 @@ impl AuditChunk {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::otp::HashAlg;
-    use crate::token::{Algorithm, OtpParams, Owner};
+    use crate::model::otp::HashAlg;
+    use crate::model::token::{Algorithm, OtpParams, Owner};
 
     fn token(serial: &str, owner: Option<&str>) -> Token {
         Token {
@@ -678,6 +678,7 @@ mod tests {
             created_at: 0,
             last_used_at: None,
             locked_at: None,
+            version: 0,
         }
     }
 

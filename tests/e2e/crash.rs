@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use radotp::otp::{HashAlg, hotp_code};
+use radotp::model::otp::{HashAlg, hotp_code};
 use radotp::radius::packet::CODE_ACCESS_ACCEPT;
 
 use crate::harness::Daemon;

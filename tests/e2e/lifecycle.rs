@@ -144,7 +144,7 @@ async fn sigterm_under_load_exits_0_and_every_accept_is_durable() {
         client.timeout = Duration::from_millis(500);
         tokio::spawn(async move {
             for counter in 0..10_000u64 {
-                let code = radotp::otp::hotp_code(key, counter, 6, radotp::otp::HashAlg::Sha1);
+                let code = radotp::model::otp::hotp_code(key, counter, 6, radotp::model::otp::HashAlg::Sha1);
                 match client.authenticate("alice", &code).await {
                     Ok(reply) if reply.code == CODE_ACCESS_ACCEPT => accepted.lock().unwrap().push(code),
                     Ok(_) => {}

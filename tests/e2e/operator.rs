@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use radotp::otp::{HashAlg, hotp_code, totp_code};
+use radotp::model::otp::{HashAlg, hotp_code, totp_code};
 use radotp::radius::packet::{CODE_ACCESS_ACCEPT, CODE_ACCESS_REJECT};
 
 use crate::harness::{Daemon, RFC_CODES, RFC_SEED_HEX};

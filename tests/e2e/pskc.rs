@@ -3,9 +3,9 @@
 //! imported token.
 
 use radotp::import::sample;
-use radotp::otp::{HashAlg, hotp_code};
+use radotp::model::otp::{HashAlg, hotp_code};
+use radotp::model::token::Algorithm;
 use radotp::radius::packet::{CODE_ACCESS_ACCEPT, CODE_ACCESS_REJECT};
-use radotp::token::Algorithm;
 
 use crate::harness::Daemon;
 

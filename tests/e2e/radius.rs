@@ -45,9 +45,9 @@ async fn code_outside_the_window_rejects() {
     // The first use has the wider auth.first_use_window; from then on the window is 10.
     assert_eq!(client.authenticate("alice", crate::harness::RFC_CODES[0]).await.unwrap().code, CODE_ACCESS_ACCEPT);
     // The window is 10 counters past the next one (1..=11); code for counter 12 is too far ahead.
-    let far = radotp::otp::hotp_code(b"12345678901234567890", 12, 6, radotp::otp::HashAlg::Sha1);
+    let far = radotp::model::otp::hotp_code(b"12345678901234567890", 12, 6, radotp::model::otp::HashAlg::Sha1);
     assert_eq!(client.authenticate("alice", &far).await.unwrap().code, CODE_ACCESS_REJECT);
-    let near = radotp::otp::hotp_code(b"12345678901234567890", 11, 6, radotp::otp::HashAlg::Sha1);
+    let near = radotp::model::otp::hotp_code(b"12345678901234567890", 11, 6, radotp::model::otp::HashAlg::Sha1);
     assert_eq!(client.authenticate("alice", &near).await.unwrap().code, CODE_ACCESS_ACCEPT);
 }
 
@@ -59,7 +59,8 @@ async fn a_new_token_accepts_its_first_code_within_the_first_use_window_only_onc
         "serial,type,seed,user\nHW1,hw-hotp,{s},alice\nTT1,hw-totp,{s},bob\n",
         s = crate::harness::RFC_SEED_HEX
     ));
-    let code = |counter| radotp::otp::hotp_code(b"12345678901234567890", counter, 6, radotp::otp::HashAlg::Sha1);
+    let code =
+        |counter| radotp::model::otp::hotp_code(b"12345678901234567890", counter, 6, radotp::model::otp::HashAlg::Sha1);
     let mut client = daemon.client().await;
     // The button was pressed 40 times before the token was handed out: still accepted the first time.
     assert_eq!(client.authenticate("alice", &code(51)).await.unwrap().code, CODE_ACCESS_REJECT, "past 50");
@@ -70,7 +71,13 @@ async fn a_new_token_accepts_its_first_code_within_the_first_use_window_only_onc
     // TOTP: a clock 5 steps ahead is accepted for the first code (default 10 steps), then not.
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
     let at = |steps: u64| {
-        radotp::otp::totp_code(b"12345678901234567890", now + steps * 30, 30, 6, radotp::otp::HashAlg::Sha1)
+        radotp::model::otp::totp_code(
+            b"12345678901234567890",
+            now + steps * 30,
+            30,
+            6,
+            radotp::model::otp::HashAlg::Sha1,
+        )
     };
     assert_eq!(client.authenticate("bob", &at(5)).await.unwrap().code, CODE_ACCESS_ACCEPT);
     assert_eq!(client.authenticate("bob", &at(8)).await.unwrap().code, CODE_ACCESS_REJECT, "normal ±1 window now");
@@ -100,7 +107,7 @@ async fn any_of_several_tokens_accepts() {
         crate::harness::RFC_SEED_HEX
     ));
     let mut client = daemon.client().await;
-    let second = radotp::otp::hotp_code(b"12345678901234567891", 0, 6, radotp::otp::HashAlg::Sha1);
+    let second = radotp::model::otp::hotp_code(b"12345678901234567891", 0, 6, radotp::model::otp::HashAlg::Sha1);
     assert_eq!(client.authenticate("alice", &second).await.unwrap().code, CODE_ACCESS_ACCEPT);
     assert_eq!(client.authenticate("alice", RFC_CODES[0]).await.unwrap().code, CODE_ACCESS_ACCEPT);
     assert_eq!(daemon.ctl_json(&["token", "show", "HW2"])["counter"], 1);
@@ -112,7 +119,7 @@ async fn totp_accepts_the_current_code_once() {
     let seed = "3132333435363738393031323334353637383930";
     daemon.import(&format!("serial,type,seed,user\nTT1,hw-totp,{seed},carol\n"));
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
-    let code = radotp::otp::totp_code(b"12345678901234567890", now, 30, 6, radotp::otp::HashAlg::Sha1);
+    let code = radotp::model::otp::totp_code(b"12345678901234567890", now, 30, 6, radotp::model::otp::HashAlg::Sha1);
     let mut client = daemon.client().await;
     assert_eq!(client.authenticate("carol", &code).await.unwrap().code, CODE_ACCESS_ACCEPT);
     assert_eq!(client.authenticate("carol", &code).await.unwrap().code, CODE_ACCESS_REJECT);
@@ -516,8 +523,9 @@ async fn a_burst_of_parallel_wrong_codes_checks_at_most_max_failures_plus_worker
     let mut client = daemon.client().await;
     // A used token: the normal window (counters 1 to 11) applies, not the first-use one.
     assert_eq!(client.authenticate("alice", RFC_CODES[0]).await.unwrap().code, CODE_ACCESS_ACCEPT);
-    let valid: std::collections::HashSet<String> =
-        (0..=200).map(|c| radotp::otp::hotp_code(b"12345678901234567890", c, 6, radotp::otp::HashAlg::Sha1)).collect();
+    let valid: std::collections::HashSet<String> = (0..=200)
+        .map(|c| radotp::model::otp::hotp_code(b"12345678901234567890", c, 6, radotp::model::otp::HashAlg::Sha1))
+        .collect();
     let wrong: Vec<String> =
         (0..).map(|i| format!("{:06}", 100_003 + i * 4_099)).filter(|c| !valid.contains(c)).take(BURST).collect();
     // Every request ready on its own socket first, then all sent at once.

@@ -54,7 +54,7 @@ async fn seeds_never_appear_in_the_store_files() {
     let hex = data_encoding::HEXLOWER.encode(&seed);
     let mut daemon = Daemon::start();
     daemon.import(&format!("serial,type,seed,user\nS1,hw-hotp,{hex},alice\n"));
-    let code = radotp::otp::hotp_code(&seed, 0, 6, radotp::otp::HashAlg::Sha1);
+    let code = radotp::model::otp::hotp_code(&seed, 0, 6, radotp::model::otp::HashAlg::Sha1);
     let mut client = daemon.client().await;
     assert_eq!(client.authenticate("alice", &code).await.unwrap().code, CODE_ACCESS_ACCEPT);
     daemon.terminate();

@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::otp::HashAlg;
+use crate::model::otp::HashAlg;
 
 /// HOTP (counter based) or TOTP (time based).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -115,6 +115,12 @@ pub struct Token {
     /// so that backups of older versions keep their MAC (see [`crate::service::Backup`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub locked_at: Option<u64>,
+    /// The store's version of this token: each write makes it one higher, and
+    /// a write is refused unless the stored version is still the one read
+    /// ([`crate::store::Store::swap`]). Kept by the store, not in the token's
+    /// JSON (backups and sled values are as before).
+    #[serde(skip)]
+    pub version: u64,
 }
 
 /// What operators see of a token's state.
