@@ -25,8 +25,12 @@
 
 pub mod group_commit;
 pub mod legacy;
+pub mod memory;
 pub mod sled_store;
 pub use legacy::*;
+
+#[cfg(test)]
+pub mod contract;
 
 use std::collections::{BTreeMap, HashSet};
 
