@@ -179,7 +179,7 @@ echo "== using $FREERADIUS (FreeRADIUS ${FR_VERSION:-?})"
 
 if [ -z "${SKIP_BUILD:-}" ]; then
     echo "== building release binaries"
-    cargo build --release --bins
+    cargo build --release --workspace --bins
 fi
 for b in radotpd radotpctl radotp-bench; do
     [ -x "$BIN/$b" ] || { echo "missing $BIN/$b" >&2; exit 1; }

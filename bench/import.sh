@@ -16,7 +16,7 @@ COUNT=${COUNT:-100000}
 PSK=000102030405060708090a0b0c0d0e0f
 PASSWORD=bench-password
 
-cargo build --release --quiet --bins --example import_sample
+cargo build --release --quiet --workspace --bins --example import_sample
 bin=target/release
 work=$(mktemp -d)
 daemon_pid=""

@@ -13,7 +13,6 @@ use std::path::{Path, PathBuf};
 use ipnet::IpNet;
 use serde::{Deserialize, Deserializer};
 
-use crate::directory::DirectoryUser;
 use crate::model::otp::{MAX_DIGITS, MIN_DIGITS};
 use crate::model::token::TokenType;
 use crate::secret::Secret;
@@ -233,6 +232,18 @@ impl Default for AuthConfig {
     }
 }
 
+/// What "durable" means for an engine that writes to a local disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Durability {
+    /// The data is on stable storage: it survives a power cut (`fdatasync`).
+    #[default]
+    Full,
+    /// The data is in the operating system's hands: it survives a crash or
+    /// kill of radotpd, but a power cut may lose the last moments of writes.
+    Process,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreConfig {
@@ -244,7 +255,7 @@ pub struct StoreConfig {
     /// What must hold before an Accept leaves: `full` (its counter survives a
     /// power cut: fdatasync) or `process` (it survives a crash of radotpd).
     #[serde(default)]
-    pub durability: crate::store::Durability,
+    pub durability: Durability,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -464,7 +475,7 @@ pub const DEFAULT_LDAP_TIMEOUT_MS: u64 = 1000;
 pub const DEFAULT_SEARCH_LIMIT: usize = 50;
 pub const DEFAULT_POOL_SIZE: usize = 4;
 
-/// Which LDAP attributes fill a [`DirectoryUser`].
+/// Which LDAP attributes fill a [`crate::directory::DirectoryUser`].
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LdapAttributes {
@@ -548,12 +559,6 @@ pub struct StaticUser {
     pub display_name: Option<String>,
     #[serde(default)]
     pub email: Option<String>,
-}
-
-impl From<&StaticUser> for DirectoryUser {
-    fn from(u: &StaticUser) -> Self {
-        DirectoryUser { name: u.name.clone(), display_name: u.display_name.clone(), email: u.email.clone(), dn: None }
-    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -19,10 +19,13 @@ use crate::crypto::SeedCipher;
 use crate::directory::UserDirectory;
 use crate::directory::ldap::LdapDirectory;
 use crate::directory::static_list::StaticDirectory;
+use crate::domain::backup::{BACKUP_FORMAT, BACKUP_VERSION, Backup, RestoreError, RestoreReport};
+use crate::domain::enroll::EnrollLabels;
+use crate::domain::{Service, Settings, system_clock};
+use crate::metrics::Metrics;
 use crate::radius::server::RadiusServer;
-use crate::service::{Service, Settings, system_clock};
-use crate::store::TokenStore;
-use crate::store::sled_store::SledStore;
+use crate::store::sled::SledStore;
+use crate::store::{Store, TokenQuery};
 
 /// Exit status for a configuration that cannot be used (sysexits EX_CONFIG).
 pub const EXIT_CONFIG: u8 = 78;
@@ -64,9 +67,18 @@ pub fn check_config(path: &Path) -> Result<Config, ConfigError> {
     Ok(config)
 }
 
+/// Opens the configured store engine.
+pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, DaemonError> {
+    let store = SledStore::open(&config.store.path, config.store.cache_mib << 20, config.store.durability, None)
+        .map_err(|e| {
+            startup(format!("cannot open the store at {} (is radotpd still running?)", config.store.path.display()), e)
+        })?;
+    Ok(Arc::new(store))
+}
+
 /// `--check-config` also checks the store, when it exists and is not in use:
 /// every token's type must still be defined.
-pub fn check_stored_types(config: &Config) -> Result<Option<usize>, ConfigError> {
+pub async fn check_stored_types(config: &Config) -> Result<Option<usize>, ConfigError> {
     if !config.store.path.exists() {
         return Ok(None);
     }
@@ -80,11 +92,11 @@ pub fn check_stored_types(config: &Config) -> Result<Option<usize>, ConfigError>
         // A running daemon holds the store's lock: nothing to check then.
         Err(_) => return Ok(None),
     };
-    let undefined = undefined_types(&store, config).map_err(|e| ConfigError::Invalid {
+    let (undefined, total) = undefined_types(&store, config).await.map_err(|e| ConfigError::Invalid {
         problems: vec![crate::config::Problem { path: "store.path".into(), message: e.to_string() }],
     })?;
     if undefined.is_empty() {
-        return Ok(Some(store.count().unwrap_or(0)));
+        return Ok(Some(total));
     }
     Err(ConfigError::Invalid {
         problems: undefined
@@ -97,66 +109,47 @@ pub fn check_stored_types(config: &Config) -> Result<Option<usize>, ConfigError>
     })
 }
 
-/// Type ids used by stored tokens but missing from the configuration, with counts.
-fn undefined_types(store: &dyn TokenStore, config: &Config) -> Result<Vec<(String, usize)>, crate::store::StoreError> {
+/// Type ids used by stored tokens but missing from the configuration, with
+/// counts; and how many tokens there are.
+async fn undefined_types(
+    store: &dyn Store,
+    config: &Config,
+) -> Result<(Vec<(String, usize)>, usize), crate::store::StoreError> {
     let mut missing = std::collections::BTreeMap::<String, usize>::new();
-    store.scan(&mut |token| {
+    let tokens = store.find(&TokenQuery::default()).await?;
+    for token in &tokens {
         if config.token_type(&token.type_id).is_none() {
-            *missing.entry(token.type_id).or_default() += 1;
+            *missing.entry(token.type_id.clone()).or_default() += 1;
         }
-        true
-    })?;
-    Ok(missing.into_iter().collect())
+    }
+    Ok((missing.into_iter().collect(), tokens.len()))
 }
 
 /// `radotpd --restore FILE`: loads a backup into the (empty) configured store.
 ///
 /// The backup's MAC and audit chain must verify, unless `force`; the restore
 /// itself is audited (`backup.restore`), with any check that `force` overrode.
-pub fn restore(config: &Config, file: &Path, force: bool) -> Result<crate::service::RestoreReport, DaemonError> {
+pub async fn restore(config: &Config, file: &Path, force: bool) -> Result<RestoreReport, DaemonError> {
     let text = std::fs::read_to_string(file).map_err(|e| startup(format!("cannot read {}", file.display()), e))?;
-    let backup: crate::service::Backup = serde_json::from_str(&text).map_err(|e| {
-        startup("restore", crate::service::RestoreError::NotABackup(file.display().to_string(), e.to_string()))
-    })?;
+    let backup: Backup = serde_json::from_str(&text)
+        .map_err(|e| startup("restore", RestoreError::NotABackup(file.display().to_string(), e.to_string())))?;
     drop(text);
-    if backup.format != crate::service::BACKUP_FORMAT || backup.version != crate::service::BACKUP_VERSION {
+    if backup.format != BACKUP_FORMAT || backup.version != BACKUP_VERSION {
         return Err(startup(
             "restore",
             format!("{} is not a radotp backup of a version this build reads", file.display()),
         ));
     }
     let cipher = SeedCipher::from_key_file(&config.store.key_file, false).map_err(|e| startup("store.key_file", e))?;
-    let store: Arc<dyn TokenStore> =
-        Arc::new(SledStore::open(&config.store.path, config.store.cache_mib << 20).map_err(|e| {
-            startup(format!("cannot open the store at {} (is radotpd still running?)", config.store.path.display()), e)
-        })?);
-    let report = crate::service::restore(store.as_ref(), &cipher, &backup, force).map_err(|e| match e {
-        crate::service::RestoreError::NotEmpty(_) => {
-            startup("restore", crate::service::RestoreError::NotEmpty(config.store.path.display().to_string()))
+    let store = open_store(config).await?;
+    let now = (system_clock())();
+    let source = file.display().to_string();
+    crate::domain::backup::restore(store.as_ref(), &cipher, &backup, force, &source, now).await.map_err(|e| match e {
+        RestoreError::NotEmpty(_) => {
+            startup("restore", RestoreError::NotEmpty(config.store.path.display().to_string()))
         }
         other => startup("restore", other),
-    })?;
-    let audit = crate::audit::AuditLog::open(store.clone()).map_err(|e| startup("restore: audit log", e))?;
-    let now = (system_clock())();
-    let event = crate::audit::AuditEvent {
-        operation: "backup.restore".into(),
-        details: serde_json::json!({
-            "file": file.display().to_string(),
-            "backup_created_at": backup.created_at,
-            "tokens": report.tokens,
-            "audit_entries": report.audit_entries,
-            "overridden": report.overridden,
-        }),
-        result: "ok".into(),
-        reason: (!report.overridden.is_empty()).then(|| "forced".to_string()),
-        ..Default::default()
-    };
-    audit
-        .append(&crate::audit::Actor::Daemon, now, event)
-        .and_then(|_| audit.write_pending())
-        .and_then(|()| store.flush())
-        .map_err(|e| startup("restore: audit log", e))?;
-    Ok(report)
+    })
 }
 
 /// The directory of `config`. Nothing connects yet (an LDAP directory
@@ -182,10 +175,7 @@ fn settings_of(config: &Config) -> Settings {
     Settings {
         auth: config.auth.clone(),
         token_types: config.token_types.clone(),
-        enroll: crate::service::EnrollLabels {
-            issuer: config.enroll.issuer.clone(),
-            account: config.enroll.account_label.clone(),
-        },
+        enroll: EnrollLabels { issuer: config.enroll.issuer.clone(), account: config.enroll.account_label.clone() },
         directory_gate: matches!(&config.directory, DirectoryConfig::Ldap(ldap) if ldap.required_group.is_some()),
     }
 }
@@ -211,13 +201,9 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<(), DaemonError
     let (signal_tx, mut signal_rx) = tokio::sync::mpsc::unbounded_channel();
     spawn_signal_thread(signal_tx)?;
 
-    let store: Arc<dyn TokenStore> = Arc::new(
-        SledStore::open(&config.store.path, config.store.cache_mib << 20)
-            .map_err(|e| startup(format!("cannot open the store at {}", config.store.path.display()), e))?
-            .with_durability(config.store.durability),
-    );
+    let store = open_store(&config).await?;
     // A new key only for a new store: a fresh key would open none of the stored seeds.
-    let store_is_new = store.count().unwrap_or(0) == 0 && matches!(store.last_audit(), Ok(None));
+    let store_is_new = store.is_empty().await.unwrap_or(false);
     if !store_is_new && !config.store.key_file.exists() {
         return Err(startup(
             "store.key_file",
@@ -236,10 +222,9 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<(), DaemonError
     }
     let directory = build_directory(&config)?;
     probe_directory(directory.clone());
-    let service = Arc::new(
-        Service::new(store.clone(), cipher, directory, settings_of(&config), system_clock())
-            .map_err(|e| startup("cannot start the token service", e))?,
-    );
+    let metrics = Arc::new(Metrics::default());
+    let service =
+        Arc::new(Service::new(store.clone(), cipher, directory, settings_of(&config), system_clock(), metrics.clone()));
     let radius = Arc::new(RadiusServer::new(
         service.clone(),
         clients,
@@ -269,12 +254,12 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<(), DaemonError
             .map_err(|e| startup(format!("cannot bind metrics.listen {address}"), e))?;
         let bound = listener.local_addr().map_err(|e| startup("local address", e))?;
         tracing::info!("metrics on http://{bound}/metrics");
-        tasks.spawn(crate::metrics::serve_prometheus(listener, service.clone(), shutdown.clone()));
+        tasks.spawn(crate::metrics::serve_prometheus(listener, metrics.clone(), shutdown.clone()));
     }
     let listener = bind_admin_socket(&config.admin.socket)?;
     tracing::info!("admin socket at {}", config.admin.socket.display());
     tasks.spawn(admin.clone().serve(listener, shutdown.clone(), request_tasks.clone()));
-    if let Ok(undefined) = undefined_types(store.as_ref(), &config) {
+    if let Ok((undefined, _)) = undefined_types(store.as_ref(), &config).await {
         for (id, count) in undefined {
             tracing::warn!("{count} stored token(s) have type {id:?}, which the configuration does not define");
         }
@@ -311,7 +296,7 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<(), DaemonError
                 service.replace_settings(settings_of(&new_config), directory);
                 admin.replace_policy(access_policy(&new_config));
                 admin.replace_request_timeout(Duration::from_secs(new_config.admin.request_timeout_seconds));
-                if let Ok(undefined) = undefined_types(store.as_ref(), &new_config) {
+                if let Ok((undefined, _)) = undefined_types(store.as_ref(), &new_config).await {
                     outcome.warnings.extend(undefined.into_iter().map(|(id, count)| {
                         format!("{count} stored token(s) have type {id:?}, which is no longer defined")
                     }));
@@ -351,7 +336,7 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<(), DaemonError
     if drained.is_err() {
         tracing::warn!("some requests did not finish within {DRAIN_DEADLINE:?}");
     }
-    if let Err(e) = service.flush_all() {
+    if let Err(e) = service.flush().await {
         tracing::error!(error = %e, "final store flush failed");
     }
     let _ = std::fs::remove_file(&current.admin.socket);

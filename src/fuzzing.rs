@@ -69,15 +69,10 @@ pub fn config(data: &[u8]) {
 pub fn import(data: &[u8]) {
     use crate::import::{ImportOptions, ImportReport};
     let Ok(content) = std::str::from_utf8(data) else { return };
-    let settings = crate::service::Settings {
-        auth: crate::config::AuthConfig::default(),
-        token_types: vec![
-            fuzz_type("hw-hotp", crate::model::token::Algorithm::Hotp),
-            fuzz_type("hw-totp", crate::model::token::Algorithm::Totp),
-        ],
-        enroll: crate::service::EnrollLabels::default(),
-        directory_gate: false,
-    };
+    let types = [
+        fuzz_type("hw-hotp", crate::model::token::Algorithm::Hotp),
+        fuzz_type("hw-totp", crate::model::token::Algorithm::Totp),
+    ];
     let keyed = data.first().is_some_and(|b| b & 1 == 1);
     let options = ImportOptions {
         psk: keyed.then(|| Secret::new(b"\x12\x34\x56\x78\x90\x12\x34\x56\x78\x90\x12\x34\x56\x78\x90\x12".to_vec())),
@@ -85,7 +80,7 @@ pub fn import(data: &[u8]) {
         ..ImportOptions::default()
     };
     let mut report = ImportReport::default();
-    let _ = crate::import::parse(content, &options, &settings, &mut report);
+    let _ = crate::import::parse(content, &options, &crate::import::TokenTypes::new(&types), &mut report);
 }
 
 fn fuzz_type(id: &str, algorithm: crate::model::token::Algorithm) -> crate::model::token::TokenType {

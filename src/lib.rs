@@ -1,26 +1,27 @@
 //! radotp: one-time-password authentication over RADIUS.
 //!
 //! # Layout
-//! The crate is layered; each layer only calls the one below it.
+//! Each layer calls only the layers below it; nothing calls upwards.
 //!
 //! | layer | modules | owns |
 //! |---|---|---|
-//! | transport | [`radius::server`], [`admin::server`], [`daemon`] | sockets, signals, lifecycle |
-//! | protocol | [`radius::packet`], [`radius::dedup`], [`admin::wire`] | bytes <-> requests, replies |
-//! | domain | [`service`], [`import`], [`otp`], [`token`], [`audit`] | the rules: OTP checks, replay, lockout, operations, import files |
-//! | storage | [`store`] (trait) and [`store::sled_store`]; [`directory`] | tokens on disk, users |
+//! | app | [`daemon`], [`notify`] | wiring: config -> engines -> domain -> transports; signals, reload, restore |
+//! | transports | [`radius`], [`admin`] | sockets and protocols: bytes <-> domain calls, nothing else |
+//! | domain | [`domain`] | the operations (authenticate, RADIUS modes, token life cycle, enroll, reset, import, backup, status); each audits itself |
+//! | model | [`model`], [`import`] | pure types and rules: tokens and their transitions, OTP arithmetic, decisions, audit chain; import file formats |
+//! | engines | [`store`] ([`store::memory`], [`store::sled`]), [`directory`] | where tokens, audit and challenges live; where users come from |
+//! | support | [`config`], [`crypto`], [`secret`], [`metrics`], [`timefmt`] | configuration, sealing seeds, redacted secrets, counters |
 //!
-//! RADIUS and the admin socket call the same [`service::Service`]
-//! operations; neither reaches into the store. Seeds are sealed by
-//! [`crypto`] before the store sees them; [`secret::Secret`] never prints.
+//! RADIUS and the admin socket call the same [`domain::Service`]
+//! operations; neither reaches into a store engine. Seeds are sealed by
+//! [`crypto`] before any store sees them; [`secret::Secret`] never prints.
 
 pub mod admin;
-pub mod audit;
 pub mod config;
 pub mod crypto;
 pub mod daemon;
 pub mod directory;
-pub mod flows;
+pub mod domain;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod import;
@@ -29,6 +30,5 @@ pub mod model;
 pub mod notify;
 pub mod radius;
 pub mod secret;
-pub mod service;
 pub mod store;
 pub mod timefmt;

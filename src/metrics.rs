@@ -175,7 +175,7 @@ pub struct RadiusCounters {
 /// `shutdown`. Deliberately tiny: one request per connection, bounded reads.
 pub async fn serve_prometheus(
     listener: tokio::net::TcpListener,
-    metrics: std::sync::Arc<crate::service::Service>,
+    metrics: std::sync::Arc<Metrics>,
     shutdown: tokio_util::sync::CancellationToken,
 ) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -187,14 +187,14 @@ pub async fn serve_prometheus(
                 Err(_) => continue,
             },
         };
-        let service = metrics.clone();
+        let metrics = metrics.clone();
         tokio::spawn(async move {
             let mut head = vec![0u8; 2048];
             let read = tokio::time::timeout(std::time::Duration::from_secs(5), stream.read(&mut head)).await;
             let Ok(Ok(n)) = read else { return };
             let request = String::from_utf8_lossy(&head[..n]);
             let (status, body) = if request.starts_with("GET /metrics ") || request.starts_with("GET / ") {
-                ("200 OK", service.metrics.prometheus())
+                ("200 OK", metrics.prometheus())
             } else {
                 ("404 Not Found", "not found\n".to_string())
             };

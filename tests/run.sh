@@ -37,4 +37,4 @@ fi
 # Daemon logs kept by the tests are scanned at the end (tests/log_scan.rs).
 rm -rf target/tmp/daemon-logs
 export RADOTP_REQUIRE_LOGS=1
-exec cargo test --locked "$@"
+exec cargo test --locked --workspace "$@"

@@ -3,8 +3,9 @@
 //! Every connection's peer is identified with SO_PEERCRED and checked against
 //! root, the daemon's own uid, `admin.allowed_uids` and `admin.allowed_groups`;
 //! a refused peer gets a clear error and an audit entry. Requests are decoded
-//! from [`super::wire`] and mapped onto [`Service`] operations; every request
-//! is audited with its peer, arguments (never secrets) and result.
+//! from [`super::wire`] and mapped onto [`Service`] operations, which audit
+//! themselves with the peer as actor; this transport audits only what never
+//! reaches an operation (a refused role, `ping`, `reload`).
 
 use std::ffi::CString;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,9 +23,10 @@ use super::wire::{
     Command, ErrorKind, MAX_OPERATOR_REQUEST_BYTES, MAX_REQUEST_BYTES, PROTOCOL_VERSION, Reply, Request, Response,
     Role, UserDetails,
 };
-use crate::audit::{Actor, AuditEvent};
+use crate::domain::error::ErrorKind as DomainErrorKind;
+use crate::domain::{DomainError, Service};
 use crate::import::ImportOptions;
-use crate::service::{Service, ServiceError, TokenFilter};
+use crate::model::audit::{Actor, AuditEvent};
 
 /// Who may talk to the admin socket.
 #[derive(Debug, Clone, Default)]
@@ -166,15 +168,17 @@ impl AdminServer {
                 pid = peer.pid.unwrap_or(0),
                 "admin peer refused"
             );
-            self.service.record(
-                &peer.actor(),
-                AuditEvent {
-                    operation: "admin.connect".into(),
-                    result: "refused".into(),
-                    reason: Some("peer not allowed".into()),
-                    ..AuditEvent::default()
-                },
-            );
+            self.service
+                .record(
+                    &peer.actor(),
+                    AuditEvent {
+                        operation: "admin.connect".into(),
+                        result: "refused".into(),
+                        reason: Some("peer not allowed".into()),
+                        ..AuditEvent::default()
+                    },
+                )
+                .await;
             let who = peer.user.clone().unwrap_or_else(|| format!("uid {}", peer.uid));
             let response = Response::failure(
                 ErrorKind::Forbidden,
@@ -235,132 +239,105 @@ impl AdminServer {
         }
         let command = request.command;
         let operation = command.name();
-        let details = audit_details(&command);
-        let (mut user, mut serial) = subject(&command);
+        let actor = peer.actor();
         let response = if role < command.required_role() {
-            Response::failure(
+            let response = Response::failure(
                 ErrorKind::Forbidden,
                 format!(
                     "{operation} needs the admin role; {} has the operator role",
                     peer.user.as_deref().unwrap_or("this peer")
                 ),
-            )
+            );
+            let (user, serial) = subject(&command);
+            let event = AuditEvent {
+                operation: operation.into(),
+                user,
+                serial,
+                result: "forbidden".into(),
+                reason: response.error.as_ref().map(|e| e.message.clone()),
+                ..AuditEvent::default()
+            };
+            self.service.record(&actor, event).await;
+            response
         } else {
-            match self.execute(command).await {
+            match self.execute(&actor, command).await {
                 Ok(reply) => Response::success(reply),
                 Err(e) => Response::failure(error_kind(&e), e.to_string()),
             }
         };
-        let (result, reason) = match (&response.error, &response.result) {
-            (None, Some(Reply::Reload(r))) if !r.applied => ("refused".to_string(), Some(r.problems.join("; "))),
-            (None, _) => ("ok".to_string(), None),
-            (Some(e), _) => (
-                serde_json::to_value(e.kind).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default(),
-                Some(e.message.clone()),
-            ),
+        let result = match (&response.error, &response.result) {
+            (None, Some(Reply::Reload(r))) if !r.applied => "refused".to_string(),
+            (None, _) => "ok".to_string(),
+            (Some(e), _) => {
+                serde_json::to_value(e.kind).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()
+            }
         };
-        let details = match (&response.result, details) {
-            (Some(Reply::Import(report)), serde_json::Value::Object(mut map)) => {
-                map.insert("imported".into(), report.imported.into());
-                map.insert("skipped".into(), report.skipped.len().into());
-                map.insert("invalid".into(), report.invalid.len().into());
-                map.insert("format".into(), report.format.clone().into());
-                serde_json::Value::Object(map)
-            }
-            (Some(Reply::Assignment(a)), serde_json::Value::Null) => serde_json::json!({
-                "previous_owner": a.previous_owner,
-                "new_owner": a.token.user,
-            }),
-            (Some(Reply::Enrollment(e)), serde_json::Value::Object(mut map)) => {
-                map.insert("serial".into(), e.token.serial.clone().into());
-                serde_json::Value::Object(map)
-            }
-            (Some(Reply::Backup(b)), _) => serde_json::json!({
-                "tokens": b.snapshot.tokens.len(),
-                "audit_entries": b.snapshot.audit.len(),
-            }),
-            (Some(Reply::Reset(r)), _) => serde_json::json!({
-                "counter_moved_by": r.counter_moved_by,
-                "drift_steps": r.drift_steps,
-            }),
-            (Some(Reply::Assignment(a)), serde_json::Value::Object(mut map)) => {
-                map.insert("previous_owner".into(), a.previous_owner.clone().into());
-                map.insert("new_owner".into(), a.token.user.clone().into());
-                serde_json::Value::Object(map)
-            }
-            (_, d) => d,
-        };
-        // Name the token and its owner even when the request named only one of them.
-        match &response.result {
-            Some(Reply::Token(t)) => {
-                user = user.or_else(|| t.user.clone());
-                serial = serial.or_else(|| Some(t.serial.clone()));
-            }
-            Some(Reply::Reset(r)) => user = user.or_else(|| r.token.user.clone()),
-            Some(Reply::Enrollment(e)) => serial = serial.or_else(|| Some(e.token.serial.clone())),
-            Some(Reply::Assignment(a)) => user = user.or_else(|| a.previous_owner.clone()),
-            _ => {}
-        }
         tracing::info!(operation, peer_uid = peer.uid, peer = peer.user.as_deref().unwrap_or("-"), %result, "admin request");
-        self.service
-            .record(&peer.actor(), AuditEvent { operation: operation.into(), user, serial, details, result, reason });
         response
     }
 
-    async fn execute(&self, command: Command) -> Result<Reply, ServiceError> {
-        let service = self.service.clone();
+    async fn execute(&self, actor: &Actor, command: Command) -> Result<Reply, DomainError> {
+        let service = &self.service;
         Ok(match command {
-            Command::Ping => Reply::Pong { daemon_version: env!("CARGO_PKG_VERSION").into() },
-            Command::Status => Reply::Status(blocking(move || service.status()).await?),
+            Command::Ping => {
+                let event = AuditEvent { operation: "ping".into(), result: "ok".into(), ..AuditEvent::default() };
+                service.record(actor, event).await;
+                Reply::Pong { daemon_version: env!("CARGO_PKG_VERSION").into() }
+            }
+            Command::Status => Reply::Status(service.status(actor).await?),
             Command::TokenImport { content, skip_invalid, dry_run, format, psk_hex, password, token_type } => {
                 let options =
                     ImportOptions::from_request(format, psk_hex.as_ref(), password.as_ref(), token_type.as_deref())?;
-                Reply::Import(self.service.import(content, options, skip_invalid, dry_run).await?)
+                Reply::Import(service.import(actor, content, options, skip_invalid, dry_run).await?)
             }
-            Command::TokenList(filter) => Reply::Tokens(blocking(move || service.list(&filter)).await?),
-            Command::TokenShow { serial } => Reply::Token(self.service.show(&serial)?),
+            Command::TokenList(filter) => Reply::Tokens(service.list(actor, &filter).await?),
+            Command::TokenShow { serial } => Reply::Token(service.show(actor, &serial).await?),
             Command::TokenAssign { serial, user, reassign } => {
-                Reply::Assignment(self.service.assign(&serial, &user, reassign).await?)
+                Reply::Assignment(service.assign(actor, &serial, &user, reassign).await?)
             }
-            Command::TokenUnassign { serial } => Reply::Assignment(self.service.unassign(&serial).await?),
+            Command::TokenUnassign { serial } => Reply::Assignment(service.unassign(actor, &serial).await?),
             Command::TokenEnroll { user, r#type, serial } => {
-                Reply::Enrollment(self.service.enroll(&user, &r#type, serial.as_deref()).await?)
+                Reply::Enrollment(service.enroll(actor, &user, &r#type, serial.as_deref()).await?)
             }
             Command::TokenReset { serial, otp1, otp2 } => {
-                Reply::Reset(self.service.reset(&serial, &otp1, &otp2).await?)
+                Reply::Reset(service.reset(actor, &serial, &otp1, &otp2).await?)
             }
-            Command::TokenEnable { serial } => Reply::Token(self.service.set_disabled(&serial, false).await?),
-            Command::TokenDisable { serial } => Reply::Token(self.service.set_disabled(&serial, true).await?),
-            Command::TokenUnlock { serial } => Reply::Token(self.service.unlock(&serial).await?),
-            Command::TokenDelete { serial } => Reply::Token(self.service.delete(&serial).await?),
-            Command::Types => Reply::Types(self.service.token_types()),
-            Command::Backup => Reply::Backup(Box::new(blocking(move || service.backup()).await?)),
+            Command::TokenEnable { serial } => Reply::Token(service.set_disabled(actor, &serial, false).await?),
+            Command::TokenDisable { serial } => Reply::Token(service.set_disabled(actor, &serial, true).await?),
+            Command::TokenUnlock { serial } => Reply::Token(service.unlock(actor, &serial).await?),
+            Command::TokenDelete { serial } => Reply::Token(service.delete(actor, &serial).await?),
+            Command::Types => Reply::Types(service.token_types(actor).await),
+            Command::Backup => Reply::Backup(Box::new(service.backup(actor).await?)),
             Command::Reload => {
                 let (tx, rx) = tokio::sync::oneshot::channel();
-                let unavailable = || ServiceError::Invalid("the daemon is shutting down".into());
+                let unavailable = || DomainError::Unavailable("the daemon is shutting down".into());
                 self.reload.send(tx).await.map_err(|_| unavailable())?;
-                Reply::Reload(rx.await.map_err(|_| unavailable())?)
+                let outcome = rx.await.map_err(|_| unavailable())?;
+                let event = AuditEvent {
+                    operation: "reload".into(),
+                    result: if outcome.applied { "ok" } else { "refused" }.into(),
+                    reason: (!outcome.applied).then(|| outcome.problems.join("; ")),
+                    ..AuditEvent::default()
+                };
+                service.record(actor, event).await;
+                Reply::Reload(outcome)
             }
             Command::UserShow { user } => {
-                let entry = self.service.directory_user(&user).await?;
-                let filter = TokenFilter { user: Some(entry.name.clone()), ..TokenFilter::default() };
-                let tokens = self.service.list(&filter)?;
-                Reply::User(UserDetails { user: entry, tokens })
+                let found = service.directory_user(&user).await;
+                let result = match found {
+                    Ok(entry) => service.tokens_of(&entry.name).await.map(|tokens| UserDetails { user: entry, tokens }),
+                    Err(e) => Err(e),
+                };
+                service
+                    .audit_read(actor, "user.show", Some(user.clone()), None, serde_json::Value::Null, &result)
+                    .await;
+                Reply::User(result?)
             }
-            Command::UserSearch { query, limit } => Reply::Users(self.service.search_users(&query, limit).await?),
-            Command::Audit(query) => Reply::Audit(blocking(move || service.audit(&query)).await?),
-            Command::AuditVerify => Reply::Chain(blocking(move || service.audit_verify()).await?),
+            Command::UserSearch { query, limit } => Reply::Users(service.search_users(actor, &query, limit).await?),
+            Command::Audit(query) => Reply::Audit(service.audit(actor, &query).await?),
+            Command::AuditVerify => Reply::Chain(service.audit_verify(actor).await?),
         })
     }
-}
-
-/// Runs a store scan off the async workers.
-async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, ServiceError> + Send + 'static,
-) -> Result<T, ServiceError> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .unwrap_or_else(|e| Err(ServiceError::Invalid(format!("internal error: {e}"))))
 }
 
 async fn write_response(writer: &mut tokio::net::unix::OwnedWriteHalf, response: &Response) -> std::io::Result<()> {
@@ -370,48 +347,17 @@ async fn write_response(writer: &mut tokio::net::unix::OwnedWriteHalf, response:
     writer.flush().await
 }
 
-fn error_kind(error: &ServiceError) -> ErrorKind {
-    match error {
-        ServiceError::NoSuchToken(_) | ServiceError::NoSuchUser(_) => ErrorKind::NotFound,
-        ServiceError::Refused(_) => ErrorKind::Refused,
-        ServiceError::Invalid(_) => ErrorKind::Invalid,
-        ServiceError::Directory(crate::directory::DirectoryError::Unavailable(_)) => ErrorKind::Unavailable,
-        ServiceError::Directory(crate::directory::DirectoryError::NotInGroup(_)) => ErrorKind::NotFound,
-        ServiceError::Directory(_) => ErrorKind::Invalid,
-        ServiceError::Store(_) | ServiceError::Crypto(_) => ErrorKind::Internal,
+fn error_kind(error: &DomainError) -> ErrorKind {
+    match error.kind() {
+        DomainErrorKind::NotFound => ErrorKind::NotFound,
+        DomainErrorKind::Refused => ErrorKind::Refused,
+        DomainErrorKind::Invalid => ErrorKind::Invalid,
+        DomainErrorKind::Unavailable | DomainErrorKind::Conflict => ErrorKind::Unavailable,
+        DomainErrorKind::Internal => ErrorKind::Internal,
     }
 }
 
-/// The arguments of a request as the audit log keeps them: never file
-/// contents, keys or passwords.
-fn audit_details(command: &Command) -> serde_json::Value {
-    match command {
-        Command::TokenImport { content, skip_invalid, dry_run, format: _, psk_hex, password, token_type } => {
-            let decryption = match (psk_hex, password) {
-                (Some(_), _) => Some("pre-shared key"),
-                (None, Some(_)) => Some("password"),
-                (None, None) => None,
-            };
-            serde_json::json!({
-                "bytes": content.len(),
-                "skip_invalid": skip_invalid,
-                "dry_run": dry_run,
-                "type": token_type,
-                "decryption": decryption,
-            })
-        }
-        Command::TokenAssign { reassign, .. } => serde_json::json!({ "reassign": reassign }),
-        Command::TokenEnroll { r#type, .. } => serde_json::json!({ "type": r#type }),
-        Command::TokenList(filter) => serde_json::to_value(filter).unwrap_or_default(),
-        Command::UserSearch { query, limit } => {
-            serde_json::json!({ "query": query, "limit": limit })
-        }
-        Command::Audit(query) => serde_json::to_value(query).unwrap_or_default(),
-        _ => serde_json::Value::Null,
-    }
-}
-
-/// The user and token a request concerns, for audit filters.
+/// The user and token a request concerns, for the audit entry of a refused role.
 fn subject(command: &Command) -> (Option<String>, Option<String>) {
     match command {
         Command::TokenShow { serial }

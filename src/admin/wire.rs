@@ -9,12 +9,16 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::audit::{AuditEntry, AuditQuery, ChainReport};
 use crate::directory::DirectoryUser;
+use crate::domain::enroll::Enrollment;
+use crate::domain::lifecycle::{Assignment, TokenFilter};
+use crate::domain::reset::ResetOutcome;
+use crate::domain::status::StatusReport;
 use crate::import::ImportFormat;
+use crate::import::ImportReport;
+use crate::model::audit::{AuditEntry, AuditQuery, ChainReport};
 use crate::model::token::{TokenType, TokenView};
 use crate::secret::Secret;
-use crate::service::{Assignment, Enrollment, ImportReport, ResetOutcome, StatusReport, TokenFilter};
 
 pub const PROTOCOL_VERSION: u32 = 1;
 /// Largest request line accepted from an admin: imports travel inline,
@@ -244,7 +248,7 @@ pub enum Reply {
     Audit(Vec<AuditEntry>),
     Chain(ChainReport),
     Reload(ReloadOutcome),
-    Backup(Box<crate::service::Backup>),
+    Backup(Box<crate::domain::backup::Backup>),
 }
 
 /// What a reload did.

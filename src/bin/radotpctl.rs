@@ -6,11 +6,12 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use radotp::admin::client::{AdminClient, AdminClientError};
 use radotp::admin::wire::{Command, Reply, Response};
-use radotp::audit::{AuditEntry, AuditQuery};
 use radotp::config::DEFAULT_SOCKET_PATH;
+use radotp::domain::lifecycle::TokenFilter;
 use radotp::import::ImportFormat;
+use radotp::import::{ImportIssue, ImportReport};
+use radotp::model::audit::{AuditEntry, AuditQuery};
 use radotp::model::token::{TokenState, TokenView};
-use radotp::service::{ImportIssue, ImportReport, TokenFilter};
 
 const EXIT_FAILED: u8 = 1;
 const EXIT_UNREACHABLE: u8 = 3;
@@ -447,7 +448,7 @@ async fn confirm(socket: &std::path::Path, (serial, action, rest, yes): &Confirm
     }
 }
 
-fn print_enrollment(e: &radotp::service::Enrollment, qr: &QrOutput) {
+fn print_enrollment(e: &radotp::domain::enroll::Enrollment, qr: &QrOutput) {
     println!(
         "token {} ({}) enrolled for {}",
         e.token.serial,
@@ -478,7 +479,7 @@ fn print_enrollment(e: &radotp::service::Enrollment, qr: &QrOutput) {
 }
 
 /// Writes a backup with mode 0600, then syncs it.
-fn write_backup(backup: &radotp::service::Backup, path: &std::path::Path, force: bool) -> std::io::Result<()> {
+fn write_backup(backup: &radotp::domain::backup::Backup, path: &std::path::Path, force: bool) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let mut options = std::fs::OpenOptions::new();
@@ -585,6 +586,7 @@ fn build_command(top: &Top) -> Result<Command, String> {
             state: args.state,
             unassigned: args.unassigned,
             limit: args.limit.unwrap_or(0),
+            after: None,
         }),
         Top::Token(TokenCommand::Show { serial }) => Command::TokenShow { serial: serial.clone() },
         Top::Token(TokenCommand::Assign { serial, user, reassign, .. }) => {

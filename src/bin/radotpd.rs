@@ -61,10 +61,22 @@ fn init_logging(level: Option<&str>) {
     }
 }
 
+/// A runtime for the short jobs done before (or instead of) serving.
+fn block_on<T>(job: impl std::future::Future<Output = T>) -> Result<T, std::io::Error> {
+    Ok(tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?.block_on(job))
+}
+
 fn main() -> ExitCode {
     let flags = Flags::parse();
     if flags.check_config {
-        return match daemon::check_config(&flags.config).and_then(|c| daemon::check_stored_types(&c)) {
+        let checked = daemon::check_config(&flags.config).and_then(|c| {
+            block_on(daemon::check_stored_types(&c)).unwrap_or_else(|e| {
+                Err(radotp::config::ConfigError::Invalid {
+                    problems: vec![radotp::config::Problem { path: "store.path".into(), message: e.to_string() }],
+                })
+            })
+        });
+        return match checked {
             Ok(stored) => {
                 // Accepted but weak (short shared secrets): say so, still exit 0.
                 if let Ok(config) = radotp::config::Config::load(&flags.config) {
@@ -100,7 +112,9 @@ fn main() -> ExitCode {
     };
     init_logging(config.log.level.as_deref());
     if let Some(file) = &flags.restore {
-        return match daemon::restore(&config, file, flags.force) {
+        let restored = block_on(daemon::restore(&config, file, flags.force))
+            .unwrap_or_else(|e| Err(daemon::DaemonError::Startup { context: "runtime".into(), reason: e.to_string() }));
+        return match restored {
             Ok(report) => {
                 for problem in &report.overridden {
                     eprintln!("radotpd: warning: restored despite (--force): {problem}");

@@ -3,43 +3,43 @@
 //! Columns: `serial`, `type`, `seed` (hex) or `seed_base32`, and optionally
 //! `digits`, `period`, `counter`, `hash`, `user` (see docs/configuration.md).
 
+use super::{ImportError, TokenTypes as Settings};
 use super::{ImportIssue, ImportReport, ImportRow, MAX_IMPORT_ROWS, MAX_SEED_BYTES, MIN_SEED_BYTES};
 use crate::model::otp::{self, HashAlg};
 use crate::model::token::{OtpParams, valid_serial, valid_user_name};
 use crate::secret::Secret;
-use crate::service::{ServiceError, Settings};
 
 /// Reads CSV rows. `default_type` is the type of rows that name none (or of
 /// every row when the file has no `type` column).
 pub fn parse(
     content: &str,
-    settings: &Settings,
+    settings: &Settings<'_>,
     default_type: Option<&str>,
     report: &mut ImportReport,
-) -> Result<Vec<ImportRow>, ServiceError> {
+) -> Result<Vec<ImportRow>, ImportError> {
     let mut reader = ::csv::ReaderBuilder::new().trim(::csv::Trim::All).flexible(false).from_reader(content.as_bytes());
     let headers = reader
         .headers()
-        .map_err(|e| ServiceError::Invalid(format!("line 1: cannot read the header: {e}")))?
+        .map_err(|e| ImportError::Invalid(format!("line 1: cannot read the header: {e}")))?
         .iter()
         .map(|h| h.to_ascii_lowercase())
         .collect::<Vec<_>>();
     let column = |name: &str| headers.iter().position(|h| h == name);
     const KNOWN: [&str; 9] = ["serial", "type", "seed", "seed_base32", "digits", "period", "counter", "hash", "user"];
     if let Some(unknown) = headers.iter().find(|h| !KNOWN.contains(&h.as_str())) {
-        return Err(ServiceError::Invalid(format!(
+        return Err(ImportError::Invalid(format!(
             "line 1: unknown column {unknown:?}; known columns: {}",
             KNOWN.join(", ")
         )));
     }
     let type_col = column("type");
     let (Some(serial_col), true) = (column("serial"), type_col.is_some() || default_type.is_some()) else {
-        return Err(ServiceError::Invalid("line 1: the header must name the columns serial, type and seed".into()));
+        return Err(ImportError::Invalid("line 1: the header must name the columns serial, type and seed".into()));
     };
     let seed_col = column("seed");
     let base32_col = column("seed_base32");
     if seed_col.is_some() == base32_col.is_some() {
-        return Err(ServiceError::Invalid("line 1: give exactly one of the columns seed (hex) and seed_base32".into()));
+        return Err(ImportError::Invalid("line 1: give exactly one of the columns seed (hex) and seed_base32".into()));
     }
     let (digits_col, period_col, counter_col, hash_col, user_col) =
         (column("digits"), column("period"), column("counter"), column("hash"), column("user"));
@@ -61,7 +61,7 @@ pub fn parse(
         };
         let line = record.position().map(|p| p.line()).unwrap_or(0);
         if rows.len() + report.invalid.len() >= MAX_IMPORT_ROWS {
-            return Err(ServiceError::Invalid(format!("more than {MAX_IMPORT_ROWS} rows; split the file")));
+            return Err(ImportError::Invalid(format!("more than {MAX_IMPORT_ROWS} rows; split the file")));
         }
         let field = |col: Option<usize>| col.and_then(|c| record.get(c)).filter(|v| !v.is_empty());
         let serial = field(Some(serial_col)).unwrap_or("").to_string();

@@ -3,7 +3,7 @@
 //! The daemon reads the files an operator sends with `radotpctl token
 //! import`; the CLI only carries them (and the key or password that opens an
 //! encrypted file). Each format turns its file into [`ImportRow`]s and
-//! records what it refuses in an [`ImportReport`]; [`crate::service::Service`]
+//! records what it refuses in an [`ImportReport`]; [`crate::domain::Service`]
 //! then checks serials and users and writes the tokens all together.
 //!
 //! A file that cannot be read as a whole (not XML, a DOCTYPE, too large, too
@@ -18,7 +18,29 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::token::{Algorithm, OtpParams, TokenType};
 use crate::secret::Secret;
-use crate::service::{ServiceError, Settings};
+
+/// A file that cannot be imported at all (its rows' problems are in the report).
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// The token types an import may use.
+#[derive(Debug, Clone, Copy)]
+pub struct TokenTypes<'a> {
+    pub token_types: &'a [TokenType],
+}
+
+impl<'a> TokenTypes<'a> {
+    pub fn new(token_types: &'a [TokenType]) -> Self {
+        TokenTypes { token_types }
+    }
+
+    pub fn token_type(&self, id: &str) -> Option<&'a TokenType> {
+        self.token_types.iter().find(|t| t.id == id)
+    }
+}
 
 /// Most rows (CSV) or keys (PSKC) one import may carry.
 pub const MAX_IMPORT_ROWS: usize = 1_000_000;
@@ -116,9 +138,9 @@ impl ImportOptions {
         psk_hex: Option<&Secret>,
         password: Option<&Secret>,
         token_type: Option<&str>,
-    ) -> Result<ImportOptions, ServiceError> {
+    ) -> Result<ImportOptions, ImportError> {
         if psk_hex.is_some() && password.is_some() {
-            return Err(ServiceError::Invalid("give a pre-shared key or a password, not both".into()));
+            return Err(ImportError::Invalid("give a pre-shared key or a password, not both".into()));
         }
         let psk = match psk_hex {
             None => None,
@@ -129,15 +151,15 @@ impl ImportOptions {
 }
 
 /// A pre-shared key written as hex (spaces, colons and a trailing newline allowed).
-fn decode_psk(text: &[u8]) -> Result<Secret, ServiceError> {
+fn decode_psk(text: &[u8]) -> Result<Secret, ImportError> {
     let cleaned: zeroize::Zeroizing<Vec<u8>> =
         zeroize::Zeroizing::new(text.iter().copied().filter(|b| !b.is_ascii_whitespace() && *b != b':').collect());
     let bytes = data_encoding::HEXLOWER_PERMISSIVE.decode(&cleaned).map_err(|_| {
-        ServiceError::Invalid("the pre-shared key file must hold the key in hex (32, 48 or 64 hex digits)".into())
+        ImportError::Invalid("the pre-shared key file must hold the key in hex (32, 48 or 64 hex digits)".into())
     })?;
     let key = Secret::new(bytes);
     if ![16, 24, 32].contains(&key.len()) {
-        return Err(ServiceError::Invalid(format!(
+        return Err(ImportError::Invalid(format!(
             "the pre-shared key is {} bytes; AES keys are 16, 24 or 32 bytes (32, 48 or 64 hex digits)",
             key.len()
         )));
@@ -165,11 +187,11 @@ pub struct ImportRow {
 pub fn parse(
     content: &str,
     options: &ImportOptions,
-    settings: &Settings,
+    settings: &TokenTypes<'_>,
     report: &mut ImportReport,
-) -> Result<Vec<ImportRow>, ServiceError> {
+) -> Result<Vec<ImportRow>, ImportError> {
     if content.len() > MAX_IMPORT_BYTES {
-        return Err(ServiceError::Invalid(format!(
+        return Err(ImportError::Invalid(format!(
             "the file is {} MiB; at most {} MiB are accepted: split it",
             content.len() >> 20,
             MAX_IMPORT_BYTES >> 20
@@ -177,7 +199,7 @@ pub fn parse(
     }
     if let Some(id) = &options.token_type {
         if settings.token_type(id).is_none() {
-            return Err(ServiceError::Invalid(unknown_type(id, settings)));
+            return Err(ImportError::Invalid(unknown_type(id, settings)));
         }
     }
     let format = options.format.unwrap_or_else(|| ImportFormat::detect(content));
@@ -185,7 +207,7 @@ pub fn parse(
     match format {
         ImportFormat::Csv => {
             if options.psk.is_some() || options.password.is_some() {
-                return Err(ServiceError::Invalid(
+                return Err(ImportError::Invalid(
                     "a CSV file is not encrypted: --psk-file and --password-file are for PSKC files".into(),
                 ));
             }
@@ -195,7 +217,7 @@ pub fn parse(
     }
 }
 
-pub(crate) fn unknown_type(type_id: &str, settings: &Settings) -> String {
+pub(crate) fn unknown_type(type_id: &str, settings: &TokenTypes<'_>) -> String {
     let known: Vec<_> = settings.token_types.iter().map(|t| t.id.as_str()).collect();
     format!("unknown token type {type_id:?} (defined: {})", known.join(", "))
 }

@@ -33,13 +33,13 @@ use quick_xml::Reader;
 use quick_xml::events::{BytesStart, Event};
 use zeroize::Zeroizing;
 
+use super::{ImportError, TokenTypes as Settings};
 use super::{
     ImportIssue, ImportOptions, ImportReport, ImportRow, MAX_IMPORT_ROWS, MAX_SEED_BYTES, MIN_SEED_BYTES, default_type,
 };
 use crate::model::otp::{self, HashAlg};
 use crate::model::token::{Algorithm, OtpParams, valid_serial};
 use crate::secret::Secret;
-use crate::service::{ServiceError, Settings};
 
 /// Deepest element nesting accepted (RFC 6030 documents need about 8).
 pub const MAX_DEPTH: usize = 32;
@@ -336,9 +336,9 @@ pub fn read_keys(
 pub fn parse(
     content: &str,
     options: &ImportOptions,
-    settings: &Settings,
+    settings: &Settings<'_>,
     report: &mut ImportReport,
-) -> Result<Vec<ImportRow>, ServiceError> {
+) -> Result<Vec<ImportRow>, ImportError> {
     let mut rows = Vec::new();
     // (algorithm, type) -> keys given that type without --type.
     let mut defaulted: BTreeMap<(&'static str, String), usize> = BTreeMap::new();
@@ -356,7 +356,7 @@ pub fn parse(
             key_id: problem.id,
         }),
     })
-    .map_err(ServiceError::Invalid)?;
+    .map_err(ImportError::Invalid)?;
     if let Some(id) = &options.token_type {
         report.notes.push(format!("keys were given type {id} (--type)"));
     }
@@ -370,7 +370,7 @@ pub fn parse(
 }
 
 /// Turns a decoded key into a row; the bool says the type was chosen by algorithm.
-fn to_row(key: PskcKey, options: &ImportOptions, settings: &Settings) -> Result<(ImportRow, bool), KeyProblem> {
+fn to_row(key: PskcKey, options: &ImportOptions, settings: &Settings<'_>) -> Result<(ImportRow, bool), KeyProblem> {
     let serial = key.serial().map(str::to_string);
     let fail = |reason: String| KeyProblem { line: key.line, id: key.id.clone(), serial: serial.clone(), reason };
     let Some(serial) = serial.clone() else {
@@ -1078,9 +1078,7 @@ fn hash_of_suite(suite: &str) -> Option<HashAlg> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::AuthConfig;
     use crate::model::token::TokenType;
-    use crate::service::EnrollLabels;
 
     const FIGURE2: &str = include_str!("../../tests/data/pskc/figure2.pskcxml");
     const FIGURE3: &str = include_str!("../../tests/data/pskc/figure3.pskcxml");
@@ -1118,7 +1116,7 @@ mod tests {
         found.remove(0).unwrap()
     }
 
-    fn settings() -> Settings {
+    fn settings() -> Settings<'static> {
         let ty = |id: &str, algorithm, digits| TokenType {
             id: id.into(),
             label: id.into(),
@@ -1131,16 +1129,12 @@ mod tests {
             allow_reset: true,
             deletable: true,
         };
-        Settings {
-            auth: AuthConfig::default(),
-            token_types: vec![
-                ty("hw-hotp", Algorithm::Hotp, 6),
-                ty("hw-totp", Algorithm::Totp, 6),
-                ty("other-hotp", Algorithm::Hotp, 8),
-            ],
-            enroll: EnrollLabels::default(),
-            directory_gate: false,
-        }
+        let types = vec![
+            ty("hw-hotp", Algorithm::Hotp, 6),
+            ty("hw-totp", Algorithm::Totp, 6),
+            ty("other-hotp", Algorithm::Hotp, 8),
+        ];
+        Settings::new(Box::leak(types.into_boxed_slice()))
     }
 
     #[test]

@@ -7,5 +7,6 @@
 //! configuration file's layout.
 
 pub mod audit;
+pub mod decision;
 pub mod otp;
 pub mod token;

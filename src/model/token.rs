@@ -112,7 +112,7 @@ pub struct Token {
     /// the lock ends that long after. None while unlocked, and for tokens
     /// locked before radotp recorded the time (those wait for an operator).
     /// Absent from tokens stored by older versions, and left out when None
-    /// so that backups of older versions keep their MAC (see [`crate::service::Backup`]).
+    /// so that backups of older versions keep their MAC (see [`crate::domain::backup::Backup`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub locked_at: Option<u64>,
     /// The store's version of this token: each write makes it one higher, and
@@ -171,6 +171,45 @@ impl Token {
     /// The state at `now`: [`Token::state`], with an expired lock counted as active.
     pub fn state_at(&self, now: u64, lockout_seconds: u64) -> TokenState {
         if self.lock_expired(now, lockout_seconds) { TokenState::Active } else { self.state() }
+    }
+
+    /// Forgets failures and any lock (a success, an operator's unlock, a new owner).
+    pub fn clear_failures(&mut self) {
+        self.fail_count = 0;
+        self.locked = false;
+        self.locked_at = None;
+    }
+
+    /// Counts a failed attempt at `now`; locks the token at `max_failures`.
+    /// Returns true when this failure locked it.
+    pub fn record_failure(&mut self, max_failures: u32, now: u64) -> bool {
+        self.fail_count = self.fail_count.saturating_add(1);
+        self.locked = self.fail_count >= max_failures;
+        self.locked_at = self.locked.then_some(now);
+        self.locked
+    }
+
+    /// Moves past the moving factor `found` (a counter, or a time step)
+    /// that an accepted code matched, at `now`. Refused (false) when the
+    /// token has already moved past it: the code was used.
+    pub fn advance_past(&mut self, found: u64, now: u64) -> bool {
+        match self.params.algorithm {
+            Algorithm::Hotp => {
+                if self.counter > found {
+                    return false;
+                }
+                self.counter = found + 1;
+            }
+            Algorithm::Totp => {
+                if self.last_step.is_some_and(|s| s >= found) {
+                    return false;
+                }
+                self.last_step = Some(found);
+            }
+        }
+        self.fail_count = 0;
+        self.last_used_at = Some(now);
+        true
     }
 
     pub fn owner_name(&self) -> Option<&str> {

@@ -3,7 +3,7 @@
 //! - [`packet`]: framing, Message-Authenticator, decoding and signing (wraps the `radius` crate);
 //! - [`clients`]: which source addresses are NAS clients, with their secrets;
 //! - [`dedup`]: the RFC 5080 duplicate cache;
-//! - [`server`]: the receive loop, mapping requests onto [`crate::service::Service`];
+//! - [`server`]: the receive loop, mapping requests onto [`crate::domain::Service`];
 //! - [`client`]: a small RADIUS client for tests, benchmarks and monitoring.
 
 pub mod client;

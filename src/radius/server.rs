@@ -18,11 +18,11 @@ use tokio_util::task::TaskTracker;
 use super::clients::ClientTable;
 use super::dedup::{DuplicateCache, RequestKey, Seen};
 use super::packet::{self, Frame, ReplyAttributes, RequestError};
-use crate::audit::Actor;
 use crate::config::RadiusClient;
-use crate::flows::{Outcome, RadiusRequest};
+use crate::domain::radius_modes::{Outcome, RadiusRequest};
+use crate::domain::{Decision, Service};
 use crate::metrics::{DropReason, Metrics};
-use crate::service::{Decision, Service};
+use crate::model::audit::Actor;
 
 pub struct RadiusServer {
     service: Arc<Service>,
@@ -57,7 +57,7 @@ impl RadiusServer {
     }
 
     fn metrics(&self) -> &Metrics {
-        &self.service.metrics
+        self.service.metrics()
     }
 
     /// Serves `socket` until `shutdown`; request tasks are spawned on `tasks`

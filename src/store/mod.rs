@@ -23,11 +23,8 @@
 //!
 //! Durability, group commit and write-behind are each engine's own business.
 
-pub mod group_commit;
-pub mod legacy;
 pub mod memory;
-pub mod sled_store;
-pub use legacy::*;
+pub mod sled;
 
 #[cfg(test)]
 pub mod contract;
@@ -42,17 +39,7 @@ use crate::model::token::{Token, TokenState};
 /// Schema version written into a new sled store and checked on open.
 pub const SCHEMA_VERSION: u32 = 2;
 
-/// What "durable" means for an engine that writes to a local disk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Durability {
-    /// The data is on stable storage: it survives a power cut (`fdatasync`).
-    #[default]
-    Full,
-    /// The data is in the operating system's hands: it survives a crash or
-    /// kill of radotpd, but a power cut may lose the last moments of writes.
-    Process,
-}
+pub use crate::config::Durability;
 
 /// When a write must be durable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

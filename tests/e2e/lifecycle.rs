@@ -468,7 +468,8 @@ async fn restore_refuses_an_edited_or_unsigned_backup_unless_forced() {
 
 /// True when the store of a daemon that was never started holds nothing.
 fn sled_is_empty(daemon: &Daemon) -> bool {
-    let store = radotp::store::sled_store::SledStore::open(&daemon.dir.path().join("db"), 1 << 20).unwrap();
-    use radotp::store::TokenStore;
-    store.count().unwrap() == 0 && store.last_audit().unwrap().is_none()
+    use radotp::store::Store;
+    let path = daemon.dir.path().join("db");
+    let store = radotp::store::sled::SledStore::open(&path, 1 << 20, radotp::store::Durability::Process, None).unwrap();
+    tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(store.is_empty())).unwrap()
 }

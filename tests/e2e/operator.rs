@@ -301,7 +301,6 @@ fn an_operator_cannot_import_or_delete() {
 
 #[test]
 fn audit_verify_detects_an_entry_changed_in_the_store() {
-    use radotp::store::TokenStore;
     let mut daemon = Daemon::start();
     daemon.import(&format!("serial,type,seed\nHW1,hw-hotp,{RFC_SEED_HEX}\n"));
     daemon.ctl_ok(&["token", "assign", "HW1", "alice"]);
@@ -309,21 +308,10 @@ fn audit_verify_detects_an_entry_changed_in_the_store() {
     assert_eq!(daemon.ctl_json(&["audit", "verify"])["ok"], true);
     daemon.terminate();
     {
-        let store = radotp::store::sled_store::SledStore::open(&daemon.dir.path().join("db"), 1 << 20).unwrap();
-        let mut target = None;
-        store
-            .audit_oldest_first(&mut |record| {
-                if record.seq == 2 {
-                    target = Some(record);
-                }
-                true
-            })
-            .unwrap();
-        let mut record = target.expect("entry 2");
-        let text = String::from_utf8(record.bytes).unwrap().replace("\"alice\"", "\"mallory\"");
-        record.bytes = text.into_bytes();
-        store.overwrite_audit_for_test(&record).unwrap();
-        store.flush().unwrap();
+        let path = daemon.dir.path().join("db");
+        let store =
+            radotp::store::sled::SledStore::open(&path, 1 << 20, radotp::store::Durability::Process, None).unwrap();
+        store.tamper_with_audit_entry(2, |text| text.replace("\"alice\"", "\"mallory\"")).unwrap();
     }
     daemon.launch();
     let out = daemon.ctl(&["audit", "verify"]);

@@ -6,20 +6,19 @@
 //! - `challenge`: the directory password first; the answer is an
 //!   Access-Challenge whose State the NAS returns with the OTP.
 //!
-//! Owns the challenge states: random, single use, bound to one client and
-//! user, expiring, a limited number of OTP attempts, bounded in number. Owns
-//! no socket: the RADIUS server maps packets to [`RadiusRequest`] and
-//! [`Outcome`] back to packets.
+//! Challenge states are random, single use, bound to one client and user,
+//! expiring, with a limited number of OTP attempts, bounded in number; they
+//! are kept behind the store seam ([`crate::store::Store::put_challenge`]),
+//! so the answer may reach another node. Owns no socket: the RADIUS server
+//! maps packets to [`RadiusRequest`] and [`Outcome`] back to packets.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
-
-use crate::audit::{Actor, AuditEvent};
+use super::{DomainError, Service};
 use crate::config::{AuthMode, DirectoryUnavailable};
 use crate::directory::{DirectoryError, DirectoryUser};
+use crate::model::audit::{Actor, AuditEvent};
+use crate::model::decision::{Decision, RejectReason};
 use crate::secret::Secret;
-use crate::service::{Decision, RejectReason, Service, ServiceError};
+use crate::store::Challenge;
 
 /// What the RADIUS server hands over.
 pub struct RadiusRequest<'a> {
@@ -48,57 +47,8 @@ pub enum Outcome {
 pub const MAX_PENDING_CHALLENGES: usize = 100_000;
 const STATE_BYTES: usize = 32;
 
-struct Pending {
-    client: String,
-    /// The user name as the NAS sent it; its answer must name the same.
-    asked_as: String,
-    /// The directory's name of the user, which owns the tokens.
-    user: String,
-    expires: Instant,
-    attempts_left: u32,
-}
-
-/// The Access-Challenge states waiting for their OTP.
-#[derive(Default)]
-pub struct ChallengeStore {
-    pending: Mutex<HashMap<Vec<u8>, Pending>>,
-}
-
-impl ChallengeStore {
-    fn issue(&self, client: &str, asked_as: &str, user: &str, lifetime: Duration, attempts: u32) -> Option<Vec<u8>> {
-        let mut state = vec![0u8; STATE_BYTES];
-        crate::crypto::random_bytes(&mut state).ok()?;
-        let now = Instant::now();
-        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-        if pending.len() >= MAX_PENDING_CHALLENGES {
-            pending.retain(|_, p| p.expires > now);
-            if pending.len() >= MAX_PENDING_CHALLENGES {
-                return None;
-            }
-        }
-        let entry = Pending {
-            client: client.into(),
-            asked_as: asked_as.into(),
-            user: user.into(),
-            expires: now + lifetime,
-            attempts_left: attempts,
-        };
-        pending.insert(state.clone(), entry);
-        Some(state)
-    }
-
-    /// Removes and returns the state: it is single use, whatever follows.
-    fn take(&self, state: &[u8]) -> Option<Pending> {
-        self.pending.lock().unwrap_or_else(|p| p.into_inner()).remove(state)
-    }
-
-    pub fn len(&self) -> usize {
-        self.pending.lock().unwrap_or_else(|p| p.into_inner()).len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 /// `user@realm` and `DOMAIN\user` become `user` when asked; lowercase when asked.
@@ -132,11 +82,7 @@ fn reject(reason: RejectReason) -> Outcome {
 
 impl Service {
     /// Answers one RADIUS request in its client's mode.
-    pub async fn radius_authenticate(
-        &self,
-        actor: &Actor,
-        request: RadiusRequest<'_>,
-    ) -> Result<Outcome, ServiceError> {
+    pub async fn radius_authenticate(&self, actor: &Actor, request: RadiusRequest<'_>) -> Result<Outcome, DomainError> {
         let settings = self.settings();
         let auth = &settings.auth;
         let user = normalize_user(request.user, auth.strip_realm, auth.case_insensitive_users);
@@ -160,32 +106,33 @@ impl Service {
         }
     }
 
-    /// The user's directory entry, or the outcome to answer instead.
-    async fn directory_entry(&self, actor: &Actor, user: &str) -> Result<DirectoryUser, Outcome> {
-        let refused = |reason: RejectReason, detail: String| {
-            self.record_radius(actor, user, "reject", reason, Some(detail));
-            reject(reason)
-        };
-        match self.directory_handle().lookup(user).await {
-            Ok(Some(entry)) => Ok(entry),
-            Ok(None) => Err(refused(RejectReason::UnknownUser, "not in the directory".into())),
-            Err(DirectoryError::NotInGroup(_)) => {
-                Err(refused(RejectReason::NotInGroup, "outside required_group".into()))
-            }
-            Err(DirectoryError::Unavailable(e)) => Err(self.directory_down(actor, user, e)),
-            Err(e) => Err(refused(RejectReason::UnknownUser, e.to_string())),
-        }
+    /// Challenges waiting for their OTP.
+    pub async fn pending_challenges(&self) -> u64 {
+        self.store.pending_challenges().await.unwrap_or(0)
     }
 
-    fn directory_down(&self, actor: &Actor, user: &str, detail: String) -> Outcome {
+    /// The user's directory entry, or the outcome to answer instead.
+    async fn directory_entry(&self, actor: &Actor, user: &str) -> Result<DirectoryUser, Outcome> {
+        let (reason, detail) = match self.directory().lookup(user).await {
+            Ok(Some(entry)) => return Ok(entry),
+            Ok(None) => (RejectReason::UnknownUser, "not in the directory".to_string()),
+            Err(DirectoryError::NotInGroup(_)) => (RejectReason::NotInGroup, "outside required_group".into()),
+            Err(DirectoryError::Unavailable(e)) => return Err(self.directory_down(actor, user, e).await),
+            Err(e) => (RejectReason::UnknownUser, e.to_string()),
+        };
+        self.record_radius(actor, user, "reject", reason, Some(detail)).await;
+        Err(reject(reason))
+    }
+
+    async fn directory_down(&self, actor: &Actor, user: &str, detail: String) -> Outcome {
         tracing::warn!(error = %detail, "directory unavailable during a RADIUS request");
         match self.settings().auth.directory_unavailable {
             DirectoryUnavailable::Reject => {
-                self.record_radius(actor, user, "reject", RejectReason::DirectoryUnavailable, Some(detail));
+                self.record_radius(actor, user, "reject", RejectReason::DirectoryUnavailable, Some(detail)).await;
                 reject(RejectReason::DirectoryUnavailable)
             }
             DirectoryUnavailable::NoAnswer => {
-                self.record_radius(actor, user, "no_answer", RejectReason::DirectoryUnavailable, Some(detail));
+                self.record_radius(actor, user, "no_answer", RejectReason::DirectoryUnavailable, Some(detail)).await;
                 Outcome::NoAnswer
             }
         }
@@ -203,18 +150,18 @@ impl Service {
         password: &Secret,
     ) -> Result<(), Outcome> {
         let user = entry.name.as_str();
-        let detail = match self.directory_handle().check_password(entry, password).await {
+        let detail = match self.directory().check_password(entry, password).await {
             Ok(true) => return Ok(()),
             Ok(false) => {
-                if let Err(e) = self.count_wrong_password(user) {
+                if let Err(e) = self.count_wrong_password(user).await {
                     tracing::error!(error = %e, "cannot count a wrong directory password");
                 }
                 None
             }
-            Err(DirectoryError::Unavailable(e)) => return Err(self.directory_down(actor, user, e)),
+            Err(DirectoryError::Unavailable(e)) => return Err(self.directory_down(actor, user, e).await),
             Err(e) => Some(e.to_string()),
         };
-        self.record_radius(actor, user, "reject", RejectReason::WrongPassword, detail);
+        self.record_radius(actor, user, "reject", RejectReason::WrongPassword, detail).await;
         Err(reject(RejectReason::WrongPassword))
     }
 
@@ -223,7 +170,7 @@ impl Service {
         actor: &Actor,
         asked_as: &str,
         password: &Secret,
-    ) -> Result<Outcome, ServiceError> {
+    ) -> Result<Outcome, DomainError> {
         // Tokens belong to the directory's spelling of the name, whatever the NAS sent.
         let entry = match self.directory_entry(actor, asked_as).await {
             Ok(entry) => entry,
@@ -232,7 +179,7 @@ impl Service {
         let user = entry.name.as_str();
         let (directory_password, otp) = match split_scrv1(password.expose()) {
             Some(parts) => parts,
-            None => match self.split_password_and_otp(user, password.expose())? {
+            None => match self.split_password_and_otp(user, password.expose()).await? {
                 Some(parts) => parts,
                 // No split gives an OTP that any of the user's tokens would
                 // take: reject without asking the directory, and count it.
@@ -248,9 +195,10 @@ impl Service {
     /// Password and OTP typed together: the OTP is the last `digits`
     /// characters, for the digit counts of the user's tokens; the split whose
     /// OTP a token would accept wins.
-    fn split_password_and_otp(&self, user: &str, typed: &[u8]) -> Result<Option<(Secret, String)>, ServiceError> {
+    async fn split_password_and_otp(&self, user: &str, typed: &[u8]) -> Result<Option<(Secret, String)>, DomainError> {
         let Ok(text) = std::str::from_utf8(typed) else { return Ok(None) };
-        let mut digits: Vec<u8> = self.usable_tokens(user)?.iter().map(|t| t.params.digits).collect();
+        let tokens = self.usable_tokens(user).await?;
+        let mut digits: Vec<u8> = tokens.iter().map(|t| t.params.digits).collect();
         digits.sort_unstable_by(|a, b| b.cmp(a));
         digits.dedup();
         for d in digits {
@@ -259,7 +207,7 @@ impl Service {
                 continue;
             }
             let (password, otp) = text.split_at(text.len() - d);
-            if self.otp_would_match(user, otp)? {
+            if self.otp_would_match(&tokens, otp) {
                 return Ok(Some((Secret::from(password), otp.to_string())));
             }
         }
@@ -272,7 +220,7 @@ impl Service {
         client: &str,
         asked_as: &str,
         password: &Secret,
-    ) -> Result<Outcome, ServiceError> {
+    ) -> Result<Outcome, DomainError> {
         let entry = match self.directory_entry(actor, asked_as).await {
             Ok(entry) => entry,
             Err(outcome) => return Ok(outcome),
@@ -281,15 +229,16 @@ impl Service {
             return Ok(outcome);
         }
         let user = entry.name.as_str();
-        if self.usable_tokens(user)?.is_empty() {
-            self.record_radius(actor, user, "reject", RejectReason::NoUsableToken, Some("challenge".into()));
+        if self.usable_tokens(user).await?.is_empty() {
+            self.record_radius(actor, user, "reject", RejectReason::NoUsableToken, Some("challenge".into())).await;
             return Ok(reject(RejectReason::NoUsableToken));
         }
         let auth = self.settings().auth.clone();
         self.issue_challenge(actor, client, asked_as, user, auth.challenge_max_attempts, auth.challenge_prompt.clone())
+            .await
     }
 
-    fn issue_challenge(
+    async fn issue_challenge(
         &self,
         actor: &Actor,
         client: &str,
@@ -297,10 +246,21 @@ impl Service {
         user: &str,
         attempts: u32,
         prompt: String,
-    ) -> Result<Outcome, ServiceError> {
-        let lifetime = Duration::from_secs(self.settings().auth.challenge_timeout_seconds);
-        match self.challenges.issue(client, asked_as, user, lifetime, attempts) {
-            Some(state) => {
+    ) -> Result<Outcome, DomainError> {
+        let lifetime_ms = self.settings().auth.challenge_timeout_seconds.saturating_mul(1000);
+        let mut state = vec![0u8; STATE_BYTES];
+        crate::crypto::random_bytes(&mut state)?;
+        let now_ms = unix_ms();
+        let challenge = Challenge {
+            state: state.clone(),
+            client: client.into(),
+            asked_as: asked_as.into(),
+            user: user.into(),
+            expires_at_ms: now_ms.saturating_add(lifetime_ms),
+            attempts_left: attempts,
+        };
+        match self.store.put_challenge(challenge, now_ms, MAX_PENDING_CHALLENGES).await? {
+            true => {
                 self.record(
                     actor,
                     AuditEvent {
@@ -310,10 +270,11 @@ impl Service {
                         details: serde_json::json!({ "attempts_left": attempts }),
                         ..AuditEvent::default()
                     },
-                );
+                )
+                .await;
                 Ok(Outcome::Challenge { state, prompt })
             }
-            None => {
+            false => {
                 tracing::warn!("too many pending challenges; refusing a new one");
                 self.record_radius(
                     actor,
@@ -321,7 +282,8 @@ impl Service {
                     "reject",
                     RejectReason::ChallengeRefused,
                     Some("too many pending".into()),
-                );
+                )
+                .await;
                 Ok(reject(RejectReason::ChallengeRefused))
             }
         }
@@ -334,34 +296,43 @@ impl Service {
         asked_as: &str,
         password: &Secret,
         state: &[u8],
-    ) -> Result<Outcome, ServiceError> {
+    ) -> Result<Outcome, DomainError> {
         let user = asked_as;
-        let bad_state = |detail: &str| {
-            self.record_radius(actor, user, "reject", RejectReason::BadState, Some(detail.into()));
-            Ok(reject(RejectReason::BadState))
+        let problem = match self.store.take_challenge(state).await? {
+            None => Err("unknown, used or expired State"),
+            Some(pending) if pending.expires_at_ms <= unix_ms() => Err("expired State"),
+            Some(pending) if pending.client != client || pending.asked_as != asked_as => {
+                Err("State of another client or user")
+            }
+            Some(pending) => Ok(pending),
         };
-        let Some(pending) = self.challenges.take(state) else {
-            return bad_state("unknown, used or expired State");
+        let pending = match problem {
+            Ok(pending) => pending,
+            Err(detail) => {
+                self.record_radius(actor, user, "reject", RejectReason::BadState, Some(detail.into())).await;
+                return Ok(reject(RejectReason::BadState));
+            }
         };
-        if pending.expires <= Instant::now() {
-            return bad_state("expired State");
-        }
-        if pending.client != client || pending.asked_as != asked_as {
-            return bad_state("State of another client or user");
-        }
         let user = pending.user.as_str();
         let otp = std::str::from_utf8(password.expose()).unwrap_or("");
         let decision = self.authenticate(actor, user, otp).await?;
         if let Decision::Reject { reason: RejectReason::WrongOtp | RejectReason::Replay, .. } = decision {
             if pending.attempts_left > 1 {
                 let prompt = "Wrong one-time password; try again".to_string();
-                return self.issue_challenge(actor, client, asked_as, user, pending.attempts_left - 1, prompt);
+                return self.issue_challenge(actor, client, asked_as, user, pending.attempts_left - 1, prompt).await;
             }
         }
         Ok(Outcome::Decided(decision))
     }
 
-    fn record_radius(&self, actor: &Actor, user: &str, result: &str, reason: RejectReason, detail: Option<String>) {
+    async fn record_radius(
+        &self,
+        actor: &Actor,
+        user: &str,
+        result: &str,
+        reason: RejectReason,
+        detail: Option<String>,
+    ) {
         self.record(
             actor,
             AuditEvent {
@@ -372,7 +343,8 @@ impl Service {
                 details: detail.map(|d| serde_json::json!({ "detail": d })).unwrap_or_default(),
                 ..AuditEvent::default()
             },
-        );
+        )
+        .await;
     }
 }
 
@@ -433,7 +405,7 @@ mod tests {
 
     #[tokio::test]
     async fn wrong_directory_passwords_count_towards_the_lockout_without_burning_the_otp() {
-        use crate::service::tests::{Fixture, RFC_CODES};
+        use crate::domain::testing::{Fixture, RFC_CODES};
         let auth = crate::config::AuthConfig { max_failures: 3, ..Default::default() };
         let f = Fixture::new(auth, std::sync::Arc::new(PasswordDirectory));
         f.import_tokens().await;
@@ -442,33 +414,33 @@ mod tests {
         // password+otp: a wrong password with a valid code counts, the code stays unused.
         let outcome = login(&f.service, AuthMode::PasswordOtp, "alice", &pw("wrong", RFC_CODES[0])).await;
         assert_eq!(rejected_because(&outcome), Some(RejectReason::WrongPassword));
-        assert_eq!((f.token("A1").fail_count, f.token("A1").counter), (1, 0));
+        assert_eq!((f.token("A1").await.fail_count, f.token("A1").await.counter), (1, 0));
         let outcome = login(&f.service, AuthMode::PasswordOtp, "alice", &pw("right", RFC_CODES[0])).await;
         assert!(matches!(outcome, Outcome::Decided(Decision::Accept { .. })), "{outcome:?}");
-        assert_eq!(f.token("A1").fail_count, 0, "a success resets the count");
+        assert_eq!(f.token("A1").await.fail_count, 0, "a success resets the count");
 
         // One unused code does not buy unlimited password guesses: the token locks.
         for _ in 0..3 {
             let outcome = login(&f.service, AuthMode::PasswordOtp, "alice", &pw("guess", RFC_CODES[1])).await;
             assert_eq!(rejected_because(&outcome), Some(RejectReason::WrongPassword));
         }
-        assert!(f.token("A1").locked);
+        assert!(f.token("A1").await.locked);
         let outcome = login(&f.service, AuthMode::PasswordOtp, "alice", &pw("right", RFC_CODES[1])).await;
         assert_eq!(rejected_because(&outcome), Some(RejectReason::NoUsableToken));
-        assert_eq!(f.token("B1").fail_count, 0, "another user's token is not touched");
+        assert_eq!(f.token("B1").await.fail_count, 0, "another user's token is not touched");
 
         // challenge: a wrong password counts too.
         let outcome = login(&f.service, AuthMode::Challenge, "bob", "wrong").await;
         assert_eq!(rejected_because(&outcome), Some(RejectReason::WrongPassword));
-        assert_eq!(f.token("B1").fail_count, 1);
+        assert_eq!(f.token("B1").await.fail_count, 1);
         let outcome = login(&f.service, AuthMode::Challenge, "bob", "right").await;
         assert!(matches!(outcome, Outcome::Challenge { .. }), "{outcome:?}");
-        assert_eq!(f.token("B1").fail_count, 1, "a right password alone does not reset the count");
+        assert_eq!(f.token("B1").await.fail_count, 1, "a right password alone does not reset the count");
     }
 
     #[tokio::test]
     async fn count_password_failures_off_leaves_the_fail_count_alone() {
-        use crate::service::tests::{Fixture, RFC_CODES};
+        use crate::domain::testing::{Fixture, RFC_CODES};
         let auth = crate::config::AuthConfig { max_failures: 3, count_password_failures: false, ..Default::default() };
         let f = Fixture::new(auth, std::sync::Arc::new(PasswordDirectory));
         f.import_tokens().await;
@@ -478,19 +450,36 @@ mod tests {
             let outcome = login(&f.service, AuthMode::Challenge, "bob", "wrong").await;
             assert_eq!(rejected_because(&outcome), Some(RejectReason::WrongPassword));
         }
-        assert_eq!((f.token("A1").fail_count, f.token("B1").fail_count), (0, 0));
+        assert_eq!((f.token("A1").await.fail_count, f.token("B1").await.fail_count), (0, 0));
         let outcome = login(&f.service, AuthMode::PasswordOtp, "alice", &format!("right{}", RFC_CODES[0])).await;
         assert!(matches!(outcome, Outcome::Decided(Decision::Accept { .. })), "{outcome:?}");
     }
 
-    #[test]
-    fn challenge_states_are_single_use_and_bounded_in_time() {
-        let store = ChallengeStore::default();
-        let state = store.issue("vpn", "alice", "alice", Duration::from_secs(60), 3).unwrap();
+    #[tokio::test]
+    async fn a_challenge_state_is_single_use_and_random() {
+        use crate::domain::testing::{Fixture, RFC_CODES};
+        let f = Fixture::new(crate::config::AuthConfig::default(), std::sync::Arc::new(PasswordDirectory));
+        f.import_tokens().await;
+        let Outcome::Challenge { state, .. } = login(&f.service, AuthMode::Challenge, "alice", "right").await else {
+            panic!("no challenge")
+        };
         assert_eq!(state.len(), STATE_BYTES);
-        assert!(store.take(&state).is_some());
-        assert!(store.take(&state).is_none(), "single use");
-        let other = store.issue("vpn", "alice", "alice", Duration::from_secs(60), 3).unwrap();
+        let Outcome::Challenge { state: other, .. } = login(&f.service, AuthMode::Challenge, "alice", "right").await
+        else {
+            panic!("no challenge")
+        };
         assert_ne!(state, other, "random");
+        let password = Secret::from(RFC_CODES[0]);
+        let answer = |state: Vec<u8>| {
+            let password = &password;
+            let service = &f.service;
+            async move {
+                let mode = Some(AuthMode::Challenge);
+                let request = RadiusRequest { client: "vpn", mode, user: "alice", password, state: Some(&state) };
+                service.radius_authenticate(&Actor::Daemon, request).await.unwrap()
+            }
+        };
+        assert!(matches!(answer(state.clone()).await, Outcome::Decided(Decision::Accept { .. })));
+        assert_eq!(rejected_because(&answer(state).await), Some(RejectReason::BadState), "single use");
     }
 }

@@ -6,23 +6,22 @@
 //! started is released when it ends. Under load hundreds of Accepts share one
 //! fsync, and no tokio worker ever blocks on the disk.
 //!
-//! Before each flush, and every [`IDLE_TICK`] when there is none, the thread
-//! runs a hook: the audit log writes its queued entries there. On idle ticks
-//! it also asks the store to write changes it holds in memory
-//! ([`TokenStore::write_behind`]).
+//! Every [`IDLE_TICK`] without a flush, the thread writes queued audit
+//! entries and changed tokens behind ([`Core::write_behind`]), so changes
+//! nobody waits for reach sled within a few hundred milliseconds. The last
+//! flush's failure, if any, is kept for status pages ([`GroupCommit::failing`]).
 
-use std::sync::Arc;
 use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
 use tokio::sync::oneshot;
 
-use super::{StoreError, TokenStore};
+use super::core::Core;
+use crate::store::StoreError;
 
 type Waiter = oneshot::Sender<Result<(), String>>;
-/// Work done before every flush (and on idle ticks).
-pub type BeforeFlush = Box<dyn Fn() + Send>;
 
 /// How often queued work is written when no flush is asked for.
 pub const IDLE_TICK: Duration = Duration::from_millis(200);
@@ -30,21 +29,28 @@ pub const IDLE_TICK: Duration = Duration::from_millis(200);
 #[derive(Clone)]
 pub struct GroupCommit {
     requests: mpsc::Sender<Waiter>,
+    failing: Arc<Mutex<Option<String>>>,
 }
 
 impl GroupCommit {
-    pub fn start(store: Arc<dyn TokenStore>, before_flush: BeforeFlush) -> std::io::Result<Self> {
+    pub(super) fn start(store: Arc<Core>) -> std::io::Result<Self> {
         let (requests, queue) = mpsc::channel::<Waiter>();
+        let failing: Arc<Mutex<Option<String>>> = Arc::default();
+        let failure = failing.clone();
+        let note = move |result: &Result<(), String>| {
+            *failure.lock().unwrap_or_else(|p| p.into_inner()) = result.as_ref().err().cloned();
+        };
         thread::Builder::new().name("radotp-flush".into()).spawn(move || {
             let mut batch: Vec<Waiter> = Vec::new();
             loop {
                 match queue.recv_timeout(IDLE_TICK) {
                     Ok(first) => batch.push(first),
                     Err(RecvTimeoutError::Timeout) => {
-                        before_flush();
-                        if let Err(e) = store.write_behind() {
-                            tracing::error!(error = %e, "cannot write changed tokens to the store");
+                        let written = store.write_pending_audit().and_then(|()| store.write_behind());
+                        if let Err(e) = &written {
+                            tracing::error!(error = %e, "cannot write audit entries and changed tokens to the store");
                         }
+                        note(&written.map_err(|e| e.to_string()));
                         continue;
                     }
                     Err(RecvTimeoutError::Disconnected) => break,
@@ -52,17 +58,22 @@ impl GroupCommit {
                 while let Ok(more) = queue.try_recv() {
                     batch.push(more);
                 }
-                before_flush();
                 let result = store.flush().map_err(|e| e.to_string());
                 if let Err(reason) = &result {
                     tracing::error!(%reason, "store flush failed");
                 }
+                note(&result);
                 for waiter in batch.drain(..) {
                     let _ = waiter.send(result.clone());
                 }
             }
         })?;
-        Ok(GroupCommit { requests })
+        Ok(GroupCommit { requests, failing })
+    }
+
+    /// Why the last write failed, while it has not succeeded since.
+    pub fn failing(&self) -> Option<String> {
+        self.failing.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Returns once every write made before the call is on disk.

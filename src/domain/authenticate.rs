@@ -1,0 +1,281 @@
+//! The OTP check: which token a code belongs to, replay, and lockout.
+//!
+//! An accepted code advances its token's counter (HOTP) or last step (TOTP)
+//! with a compare-and-swap that carries the Accept's audit entry and is
+//! durable before the Accept is returned, so a code is accepted once, even
+//! across a crash and across nodes sharing one store. Failures count towards
+//! the lockout on every active token of the user.
+
+use super::{Change, DomainError, Service};
+use crate::config::AuthConfig;
+use crate::model::audit::{Actor, AuditEvent};
+use crate::model::decision::{Decision, RejectReason};
+use crate::model::otp::{self, HashAlg};
+use crate::model::token::{Algorithm, Token, TokenState, valid_user_name};
+use crate::secret::Secret;
+use crate::store::{Commit, StoreError};
+
+/// What an attempt to consume a code on one token came to.
+enum Consumed {
+    Won,
+    Replay,
+    NoMatch,
+}
+
+impl Service {
+    /// Checks `otp` for `user` against the user's tokens.
+    ///
+    /// An Accept is returned only after the advanced counter (or step) and
+    /// its audit entry are durable, so an accepted OTP can never be accepted
+    /// again, even after a crash.
+    pub async fn authenticate(&self, actor: &Actor, user: &str, otp: &str) -> Result<Decision, DomainError> {
+        let decision = match self.check_otp(actor, user, otp).await {
+            Ok(d) => d,
+            Err(e) => {
+                if matches!(e, DomainError::Store(StoreError::Unavailable(_))) {
+                    tracing::error!(error = %e, "cannot make an accepted OTP durable; rejecting");
+                    let decision = Decision::Reject { reason: RejectReason::StoreFailure, serial: None };
+                    self.record(actor, radius_event(user, "reject", None, Some("store_failure".into()))).await;
+                    return Ok(decision);
+                }
+                self.record(actor, radius_event(user, "error", None, Some(e.to_string()))).await;
+                return Err(e);
+            }
+        };
+        if let Decision::Reject { reason, serial } = &decision {
+            // An Accept was recorded with its counter; a Reject now.
+            self.record(actor, radius_event(user, "reject", serial.clone(), Some(reason.as_str().to_string()))).await;
+        }
+        Ok(decision)
+    }
+
+    async fn check_otp(&self, actor: &Actor, user: &str, otp: &str) -> Result<Decision, DomainError> {
+        if !valid_user_name(user) {
+            return Ok(Decision::Reject { reason: RejectReason::BadUserName, serial: None });
+        }
+        let settings = self.settings();
+        let now = self.now();
+        let tokens =
+            self.end_expired_locks(self.store.tokens_of(user).await?, now, settings.auth.lockout_seconds).await?;
+        if tokens.is_empty() {
+            // Spend about the time a real check takes, so timing does not tell
+            // which user names own tokens.
+            let _ = otp::search(&[0u8; 20], otp, 0, settings.auth.hotp_window, 6, HashAlg::Sha1);
+            return Ok(Decision::Reject { reason: RejectReason::NoToken, serial: None });
+        }
+        let mut replayed = None;
+        let mut any_usable = false;
+        for token in tokens.iter().filter(|t| t.state() == TokenState::Active) {
+            any_usable = true;
+            let seed = match self.cipher.open(&token.serial, &token.sealed_seed) {
+                Ok(seed) => seed,
+                Err(e) => {
+                    tracing::error!(serial = %token.serial, error = %e, "token seed cannot be opened");
+                    continue;
+                }
+            };
+            match self.match_and_consume(actor, user, token, &seed, otp, now, &settings.auth).await? {
+                Consumed::Won => return Ok(Decision::Accept { serial: token.serial.clone() }),
+                Consumed::Replay => replayed = Some(token.serial.clone()),
+                Consumed::NoMatch => {}
+            }
+        }
+        // The log line and audit entry name the token when there is only one
+        // it can be about, so operators see which token took the failure.
+        let only = |candidates: Vec<&Token>| match candidates.as_slice() {
+            [token] => Some(token.serial.clone()),
+            _ => None,
+        };
+        if !any_usable {
+            return Ok(Decision::Reject { reason: RejectReason::NoUsableToken, serial: only(tokens.iter().collect()) });
+        }
+        self.count_failure(&tokens, settings.auth.max_failures, now).await?;
+        Ok(match replayed {
+            Some(serial) => Decision::Reject { reason: RejectReason::Replay, serial: Some(serial) },
+            None => Decision::Reject {
+                reason: RejectReason::WrongOtp,
+                serial: only(tokens.iter().filter(|t| t.state() == TokenState::Active).collect()),
+            },
+        })
+    }
+
+    /// Finds the moving factor of `otp` on `token` and advances past it with
+    /// a compare-and-swap. Of several requests racing with the same OTP, only
+    /// one can advance: the others then see a counter past their match.
+    #[allow(clippy::too_many_arguments)]
+    async fn match_and_consume(
+        &self,
+        actor: &Actor,
+        user: &str,
+        token: &Token,
+        seed: &Secret,
+        otp: &str,
+        now: u64,
+        auth: &AuthConfig,
+    ) -> Result<Consumed, DomainError> {
+        let p = token.params;
+        let (first, last) = acceptable_range(token, now, auth);
+        let Some(found) = otp::search(seed.expose(), otp, first, last, p.digits, p.hash) else {
+            let replay = match p.algorithm {
+                Algorithm::Hotp => token.counter.checked_sub(1),
+                Algorithm::Totp => token.last_step,
+            }
+            .is_some_and(|used| otp::search(seed.expose(), otp, used, used, p.digits, p.hash).is_some());
+            return Ok(if replay { Consumed::Replay } else { Consumed::NoMatch });
+        };
+        let accepted = radius_event(user, "accept", Some(token.serial.clone()), None);
+        let outcome = self
+            .update(actor, &token.serial, Some(token.clone()), Commit::Durable, |current| {
+                if current.state() != TokenState::Active || current.owner != token.owner {
+                    return Change::Keep(Consumed::NoMatch);
+                }
+                let mut next = current.clone();
+                if !next.advance_past(found, now) {
+                    return Change::Keep(Consumed::Replay);
+                }
+                Change::Write(next, Some(accepted.clone()), Consumed::Won)
+            })
+            .await?;
+        Ok(outcome.map(|(consumed, _)| consumed).unwrap_or(Consumed::NoMatch))
+    }
+
+    async fn count_failure(&self, tokens: &[Token], max_failures: u32, now: u64) -> Result<(), DomainError> {
+        for token in tokens.iter().filter(|t| t.state() == TokenState::Active) {
+            let locked = self
+                .update(&Actor::Daemon, &token.serial, Some(token.clone()), Commit::Soon, |current| {
+                    if current.state() != TokenState::Active {
+                        return Change::Keep(false);
+                    }
+                    let mut next = current.clone();
+                    let locked = next.record_failure(max_failures, now);
+                    Change::Write(next, None, locked)
+                })
+                .await?;
+            if let Some((true, _)) = locked {
+                tracing::warn!(serial = %token.serial, "token locked after {max_failures} failed attempts");
+            }
+        }
+        Ok(())
+    }
+
+    /// Unlocks the tokens among `tokens` whose lock by failures has run out
+    /// (`auth.lockout_seconds`), with their fail counts back at 0, and
+    /// returns the tokens as they are now. A token that changed owner in the
+    /// meantime is left out.
+    async fn end_expired_locks(&self, tokens: Vec<Token>, now: u64, lockout: u64) -> Result<Vec<Token>, DomainError> {
+        if lockout == 0 || !tokens.iter().any(|t| t.lock_expired(now, lockout)) {
+            return Ok(tokens);
+        }
+        let mut current_tokens = Vec::with_capacity(tokens.len());
+        for token in tokens {
+            if !token.lock_expired(now, lockout) {
+                current_tokens.push(token);
+                continue;
+            }
+            let unlocked = AuditEvent {
+                operation: "token.unlock".into(),
+                user: token.owner_name().map(str::to_string),
+                serial: Some(token.serial.clone()),
+                details: serde_json::json!({ "automatic": true, "lockout_seconds": lockout }),
+                result: "ok".into(),
+                reason: None,
+            };
+            let outcome = self
+                .update(&Actor::Daemon, &token.serial, Some(token.clone()), Commit::Soon, |current| {
+                    if current.owner != token.owner {
+                        return Change::Keep(None);
+                    }
+                    if !current.lock_expired(now, lockout) {
+                        return Change::Keep(Some(current.clone()));
+                    }
+                    let mut next = current.clone();
+                    next.clear_failures();
+                    Change::Write(next, Some(unlocked.clone()), None)
+                })
+                .await?;
+            match outcome {
+                Some((Some(current), None)) => current_tokens.push(current),
+                Some((None, Some(stored))) => {
+                    tracing::info!(serial = %stored.serial, "token unlocked: its lockout of {lockout} s is over");
+                    current_tokens.push(stored);
+                }
+                _ => {}
+            }
+        }
+        Ok(current_tokens)
+    }
+
+    /// A wrong directory password: counts as a failed attempt on the user's
+    /// active tokens, as a wrong OTP does, unless `auth.count_password_failures`
+    /// is off. No code is consumed.
+    pub(crate) async fn count_wrong_password(&self, user: &str) -> Result<(), DomainError> {
+        let settings = self.settings();
+        if !settings.auth.count_password_failures || !valid_user_name(user) {
+            return Ok(());
+        }
+        let now = self.now();
+        let tokens =
+            self.end_expired_locks(self.store.tokens_of(user).await?, now, settings.auth.lockout_seconds).await?;
+        self.count_failure(&tokens, settings.auth.max_failures, now).await
+    }
+
+    /// The user's active tokens (a lock that has run out counts as active).
+    pub(crate) async fn usable_tokens(&self, user: &str) -> Result<Vec<Token>, DomainError> {
+        if !valid_user_name(user) {
+            return Ok(Vec::new());
+        }
+        let (now, lockout) = (self.now(), self.settings().auth.lockout_seconds);
+        let tokens = self.store.tokens_of(user).await?;
+        Ok(tokens.into_iter().filter(|t| t.state_at(now, lockout) == TokenState::Active).collect())
+    }
+
+    /// Whether one of `tokens` would accept `otp` now (nothing is consumed).
+    pub(crate) fn otp_would_match(&self, tokens: &[Token], otp: &str) -> bool {
+        let settings = self.settings();
+        let now = self.now();
+        tokens.iter().any(|token| {
+            if !otp::well_formed(otp, token.params.digits) {
+                return false;
+            }
+            let Ok(seed) = self.cipher.open(&token.serial, &token.sealed_seed) else { return false };
+            let (first, last) = acceptable_range(token, now, &settings.auth);
+            let p = token.params;
+            otp::search(seed.expose(), otp, first, last, p.digits, p.hash).is_some()
+        })
+    }
+}
+
+/// The moving factors an OTP may match now. A token never used so far gets
+/// the wider first-use windows: its counter or clock may have moved on since
+/// it left the factory.
+pub(crate) fn acceptable_range(token: &Token, now: u64, auth: &AuthConfig) -> (u64, u64) {
+    let first_use = token.last_used_at.is_none();
+    match token.params.algorithm {
+        Algorithm::Hotp => {
+            let window = if first_use { auth.hotp_window.max(auth.first_use_window) } else { auth.hotp_window };
+            (token.counter, token.counter.saturating_add(window))
+        }
+        Algorithm::Totp => {
+            let window = if first_use { auth.totp_window.max(auth.totp_first_use_window) } else { auth.totp_window };
+            let step = otp::time_step(now, token.params.period).saturating_add_signed(token.drift);
+            let first = step.saturating_sub(window);
+            let first = match token.last_step {
+                Some(used) => first.max(used.saturating_add(1)),
+                None => first,
+            };
+            (first, step.saturating_add(window))
+        }
+    }
+}
+
+/// The audit event of a RADIUS decision.
+pub(crate) fn radius_event(user: &str, result: &str, serial: Option<String>, reason: Option<String>) -> AuditEvent {
+    AuditEvent {
+        operation: "radius.auth".into(),
+        user: Some(user.chars().take(256).collect()),
+        serial,
+        details: serde_json::Value::Null,
+        result: result.into(),
+        reason,
+    }
+}

@@ -1,0 +1,76 @@
+//! What operators read: the daemon's status, the token types, and the audit
+//! log (filtered reading and chain verification).
+
+use serde::{Deserialize, Serialize};
+
+use super::{DomainError, Service};
+use crate::metrics::RadiusCounters;
+use crate::model::audit::{Actor, AuditEntry, AuditQuery, ChainReport};
+use crate::model::token::TokenType;
+use crate::store::StoreHealth;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatusReport {
+    pub version: String,
+    pub uptime_seconds: u64,
+    pub tokens_total: u64,
+    pub tokens_by_state: std::collections::BTreeMap<String, u64>,
+    pub tokens_unassigned: u64,
+    pub store_bytes: u64,
+    pub radius: RadiusCounters,
+    /// The store engine and whether it can write now.
+    #[serde(default)]
+    pub store: StoreHealth,
+}
+
+impl Service {
+    pub async fn status(&self, actor: &Actor) -> Result<StatusReport, DomainError> {
+        let result = self.status_report().await;
+        self.audit_read(actor, "status", None, None, serde_json::Value::Null, &result).await;
+        result
+    }
+
+    async fn status_report(&self) -> Result<StatusReport, DomainError> {
+        let settings = self.settings();
+        let census = self.store.census(self.now(), settings.auth.lockout_seconds).await?;
+        let health = self.store.health().await;
+        let radius = self.metrics.snapshot();
+        Ok(StatusReport {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            uptime_seconds: self.started.elapsed().as_secs(),
+            tokens_total: census.total,
+            tokens_by_state: census.by_state,
+            tokens_unassigned: census.unassigned,
+            store_bytes: health.bytes,
+            radius,
+            store: health,
+        })
+    }
+
+    pub async fn token_types(&self, actor: &Actor) -> Vec<TokenType> {
+        let types = self.settings().token_types.clone();
+        self.audit_read::<()>(actor, "types", None, None, serde_json::Value::Null, &Ok(())).await;
+        types
+    }
+
+    pub async fn audit(&self, actor: &Actor, query: &AuditQuery) -> Result<Vec<AuditEntry>, DomainError> {
+        let result = self.store.audit(query).await.map_err(DomainError::from);
+        let details = serde_json::to_value(query).unwrap_or_default();
+        self.audit_read(actor, "audit.list", None, None, details, &result).await;
+        result
+    }
+
+    /// Verifies every audit chain; the report of the first broken one, or
+    /// of all of them together.
+    pub async fn audit_verify(&self, actor: &Actor) -> Result<ChainReport, DomainError> {
+        let result = self.store.verify_audit().await.map_err(DomainError::from).map(|reports| {
+            let entries = reports.iter().map(|r| r.entries).sum();
+            match reports.into_iter().find(|r| !r.ok) {
+                Some(broken) => ChainReport { entries, ..broken },
+                None => ChainReport { entries, ok: true, first_broken: None, problem: None },
+            }
+        });
+        self.audit_read(actor, "audit.verify", None, None, serde_json::Value::Null, &result).await;
+        result
+    }
+}

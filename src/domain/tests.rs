@@ -1,0 +1,140 @@
+//! Unit tests of the domain's operations, on the in-memory store.
+
+use super::authenticate::acceptable_range;
+use super::lifecycle::TokenFilter;
+use super::testing::{Fixture, RFC_CODES};
+use super::*;
+use crate::model::audit::AuditQuery;
+use crate::model::otp::HashAlg;
+use crate::model::token::{Algorithm, OtpParams, TokenState};
+
+fn accepted(decision: &Decision) -> bool {
+    matches!(decision, Decision::Accept { .. })
+}
+
+fn reason(decision: &Decision) -> Option<RejectReason> {
+    match decision {
+        Decision::Reject { reason, .. } => Some(*reason),
+        Decision::Accept { .. } => None,
+    }
+}
+
+#[tokio::test]
+async fn a_lock_ends_by_itself_after_lockout_seconds_and_the_count_restarts() {
+    let auth = AuthConfig { max_failures: 3, lockout_seconds: 600, ..AuthConfig::default() };
+    let f = Fixture::with_tokens(auth).await;
+    f.set_time(1000);
+    for _ in 0..3 {
+        assert_eq!(reason(&f.check("alice", "000000").await), Some(RejectReason::WrongOtp));
+    }
+    let token = f.token("A1").await;
+    assert!(token.locked && token.locked_at == Some(1000), "{token:?}");
+    let view = f.service.show(&Actor::Daemon, "A1").await.unwrap();
+    assert_eq!((view.state, view.locked_at, view.unlocks_at), (TokenState::Locked, Some(1000), Some(1600)));
+    assert_eq!(f.token("B1").await.fail_count, 0, "another user's token is not touched");
+
+    // One second before the end: still locked, even for the right code.
+    f.set_time(1599);
+    assert_eq!(reason(&f.check("alice", RFC_CODES[0]).await), Some(RejectReason::NoUsableToken));
+    assert_eq!(f.service.status(&Actor::Daemon).await.unwrap().tokens_by_state["locked"], 1);
+
+    // At the end: shown as active at once, unlocked in the store at its next use.
+    f.set_time(1600);
+    let view = f.service.show(&Actor::Daemon, "A1").await.unwrap();
+    assert_eq!((view.state, view.fail_count, view.unlocks_at), (TokenState::Active, 0, None));
+    assert_eq!(f.service.status(&Actor::Daemon).await.unwrap().tokens_by_state["locked"], 0);
+    let locked = TokenFilter { state: Some(TokenState::Locked), ..TokenFilter::default() };
+    assert!(f.service.list(&Actor::Daemon, &locked).await.unwrap().is_empty());
+    // The fail count starts again from 0: a wrong code makes it 1, not 4.
+    assert_eq!(reason(&f.check("alice", "000000").await), Some(RejectReason::WrongOtp));
+    let token = f.token("A1").await;
+    assert_eq!((token.locked, token.fail_count, token.locked_at), (false, 1, None));
+    assert!(accepted(&f.check("alice", RFC_CODES[0]).await), "the code that was refused while locked");
+    let unlocks = f
+        .service
+        .audit(&Actor::Daemon, &AuditQuery { limit: 0, serial: Some("A1".into()), ..AuditQuery::default() })
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.operation == "token.unlock")
+        .collect::<Vec<_>>();
+    assert_eq!(unlocks.len(), 1, "{unlocks:?}");
+    assert_eq!((unlocks[0].actor.clone(), unlocks[0].details["automatic"].clone()), (Actor::Daemon, true.into()));
+
+    // The next lock runs from its own start.
+    f.set_time(5000);
+    for _ in 0..3 {
+        f.check("alice", "000000").await;
+    }
+    assert_eq!(f.service.show(&Actor::Daemon, "A1").await.unwrap().unlocks_at, Some(5600));
+    f.set_time(5599);
+    assert_eq!(reason(&f.check("alice", RFC_CODES[1]).await), Some(RejectReason::NoUsableToken));
+    f.set_time(5600);
+    assert!(accepted(&f.check("alice", RFC_CODES[1]).await));
+}
+
+#[tokio::test]
+async fn without_lockout_seconds_a_lock_lasts_and_disable_never_ends_by_itself() {
+    // lockout_seconds: 0 (the default): locked until an operator acts.
+    let f = Fixture::with_tokens(AuthConfig { max_failures: 2, ..AuthConfig::default() }).await;
+    f.set_time(1000);
+    f.check("alice", "000000").await;
+    f.check("alice", "000000").await;
+    assert_eq!(f.service.show(&Actor::Daemon, "A1").await.unwrap().unlocks_at, None);
+    f.set_time(1000 + 10 * 365 * 86_400);
+    assert_eq!(reason(&f.check("alice", RFC_CODES[0]).await), Some(RejectReason::NoUsableToken));
+    assert_eq!(f.service.show(&Actor::Daemon, "A1").await.unwrap().state, TokenState::Locked);
+    f.service.unlock(&Actor::Daemon, "A1").await.unwrap();
+    assert_eq!(f.token("A1").await.locked_at, None);
+    assert!(accepted(&f.check("alice", RFC_CODES[0]).await));
+
+    // With lockout_seconds, an operator's disable stays, lock or not.
+    let f = Fixture::with_tokens(AuthConfig { max_failures: 2, lockout_seconds: 60, ..AuthConfig::default() }).await;
+    f.set_time(1000);
+    f.check("alice", "000000").await;
+    f.check("alice", "000000").await;
+    f.service.set_disabled(&Actor::Daemon, "A1", true).await.unwrap();
+    f.service.set_disabled(&Actor::Daemon, "B1", true).await.unwrap();
+    f.set_time(2000);
+    assert_eq!(f.service.show(&Actor::Daemon, "A1").await.unwrap().state, TokenState::Disabled);
+    assert_eq!(reason(&f.check("alice", RFC_CODES[0]).await), Some(RejectReason::NoUsableToken));
+    assert_eq!(reason(&f.check("bob", RFC_CODES[0]).await), Some(RejectReason::NoUsableToken));
+    assert!(f.token("A1").await.disabled && f.token("B1").await.disabled);
+    f.service.set_disabled(&Actor::Daemon, "A1", false).await.unwrap();
+    assert!(accepted(&f.check("alice", RFC_CODES[0]).await));
+}
+
+fn token(algorithm: Algorithm, last_used_at: Option<u64>) -> Token {
+    Token {
+        serial: "T".into(),
+        type_id: "t".into(),
+        params: OtpParams { algorithm, digits: 6, hash: HashAlg::Sha1, period: 30 },
+        sealed_seed: Vec::new(),
+        counter: 5,
+        last_step: None,
+        drift: 0,
+        owner: None,
+        disabled: false,
+        locked: false,
+        fail_count: 0,
+        created_at: 0,
+        last_used_at,
+        locked_at: None,
+        version: 0,
+    }
+}
+
+#[test]
+fn first_use_window_applies_until_the_first_success() {
+    let auth = AuthConfig::default();
+    assert_eq!((auth.first_use_window, auth.totp_first_use_window), (100, 10));
+    let now = 3000; // step 100
+    assert_eq!(acceptable_range(&token(Algorithm::Hotp, None), now, &auth), (5, 105));
+    assert_eq!(acceptable_range(&token(Algorithm::Hotp, Some(1)), now, &auth), (5, 15));
+    assert_eq!(acceptable_range(&token(Algorithm::Totp, None), now, &auth), (90, 110));
+    assert_eq!(acceptable_range(&token(Algorithm::Totp, Some(1)), now, &auth), (99, 101));
+    // 0 (or anything below the normal window) leaves the normal window.
+    let off = AuthConfig { first_use_window: 0, totp_first_use_window: 0, ..AuthConfig::default() };
+    assert_eq!(acceptable_range(&token(Algorithm::Hotp, None), now, &off), (5, 15));
+    assert_eq!(acceptable_range(&token(Algorithm::Totp, None), now, &off), (99, 101));
+}

@@ -1,0 +1,570 @@
+//! The embedded storage engine: sled, with every token also held in memory.
+//!
+//! Trees: `tokens` (serial -> token JSON), `progress` (serial -> the fields a
+//! RADIUS decision changes, see [`Progress`]: they override the JSON's),
+//! `audit` (big-endian sequence ->
+//! entry bytes, or a chunk of consecutive entries keyed by the first one's
+//! sequence: see [`AuditChunk`]), `meta` (schema version).
+//!
+//! This engine is the only process using its store, so it keeps the whole
+//! `tokens` tree in memory as well (the stored bytes, in serial order) with an
+//! owner index beside it. Reads and updates work on that copy under one lock:
+//! RADIUS never waits for sled. A change marks the token dirty; dirty tokens
+//! are written to sled as one batch by [`SledStore::write_behind`], which
+//! [`TokenStore::flush`] runs first, so whatever a caller made durable with
+//! `flush` is on disk with it. The group-commit thread calls `write_behind`
+//! on its idle ticks too, so changes nobody waits for (a fail count) reach
+//! sled within a few hundred milliseconds.
+//!
+//! Durability: sled's own flush ends with `sync_file_range`, which survives a
+//! crash of the process but neither flushes the file's metadata nor the
+//! disk's write cache. With [`Durability::Full`] (the default) every flush
+//! also runs `fdatasync` on sled's log file, so a flushed counter survives a
+//! power cut as well.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::Path;
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use super::audit_chunk::AuditChunk;
+use super::progress::Progress;
+use super::{AuditRecord, Durability};
+use crate::model::audit::{AuditWrite, Chain};
+use crate::model::token::Token;
+use crate::store::{SCHEMA_VERSION, StoreError, Swap};
+
+const SCHEMA_KEY: &[u8] = b"schema_version";
+/// Schema 1 kept an owner index tree on disk; schema 2 rebuilds it in memory.
+const SCHEMA_WITH_OWNER_TREE: u32 = 1;
+/// Tokens written per sled batch by [`SledStore::write_behind`].
+const WRITE_CHUNK: usize = 2000;
+
+/// The in-memory copy of the `tokens` tree.
+#[derive(Default)]
+struct Mirror {
+    /// Serial -> the token (as it is, or will be, stored in sled).
+    tokens: BTreeMap<Box<str>, Arc<Token>>,
+    /// User -> serials of the tokens the user owns.
+    owners: HashMap<Box<str>, Vec<Box<str>>>,
+    /// Serials changed or removed since they were last written to sled,
+    /// and how much of them changed.
+    dirty: HashMap<Box<str>, Dirty>,
+}
+
+/// What a token needs written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Dirty {
+    /// Only its [`Progress`] (a RADIUS decision).
+    Progress,
+    /// The whole token (or its removal).
+    Whole,
+}
+
+impl Mirror {
+    fn mark(&mut self, serial: &str, dirty: Dirty) {
+        let entry = self.dirty.entry(serial.into()).or_insert(dirty);
+        if dirty == Dirty::Whole {
+            *entry = Dirty::Whole;
+        }
+    }
+}
+
+impl Mirror {
+    /// Adds a token; `dirty` when sled does not have it yet.
+    fn put(&mut self, token: Arc<Token>, dirty: bool) {
+        if let Some(name) = token.owner_name() {
+            self.owners.entry(name.into()).or_default().push(token.serial.as_str().into());
+        }
+        if dirty {
+            self.mark(&token.serial, Dirty::Whole);
+        }
+        self.tokens.insert(token.serial.as_str().into(), token);
+    }
+
+    fn forget_owner(&mut self, name: &str, serial: &str) {
+        if let Some(serials) = self.owners.get_mut(name) {
+            serials.retain(|s| &**s != serial);
+            if serials.is_empty() {
+                self.owners.remove(name);
+            }
+        }
+    }
+}
+
+pub(super) struct Core {
+    db: sled::Db,
+    tokens: sled::Tree,
+    progress: sled::Tree,
+    audit: sled::Tree,
+    mirror: RwLock<Mirror>,
+    /// Held while dirty tokens are taken and written, so writes land in order.
+    writer: Mutex<()>,
+    /// Held by an insert from its check of the serials to its last write.
+    inserting: Mutex<()>,
+    /// The audit chain's head and the entries sealed but not yet written.
+    audit_queue: Mutex<AuditQueue>,
+    /// Held while queued audit entries are taken and written, so they land in order.
+    audit_writer: Mutex<()>,
+    /// sled's log file, opened again for `fdatasync` ([`Durability::Full`]).
+    log_file: std::fs::File,
+    durability: Durability,
+}
+
+fn io(e: sled::Error) -> StoreError {
+    match e {
+        sled::Error::Corruption { .. } => StoreError::Corrupt(e.to_string()),
+        other => StoreError::Unavailable(other.to_string()),
+    }
+}
+
+fn encode(token: &Token) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(token).map_err(|e| StoreError::Corrupt(format!("cannot encode token: {e}")))
+}
+
+fn decode(bytes: &[u8]) -> Result<Token, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(format!("cannot decode token: {e}")))
+}
+
+/// Audit entries sealed onto the chain and waiting for the next write.
+struct AuditQueue {
+    chain: Chain,
+    pending: Vec<AuditRecord>,
+}
+
+impl Core {
+    /// Opens (or creates) the store at `path` with [`Durability::Full`].
+    /// `cache_bytes` bounds sled's page cache. A store of an older schema is
+    /// migrated.
+    pub(super) fn open(path: &Path, cache_bytes: u64, node: Option<String>) -> Result<Self, StoreError> {
+        Self::open_with(path, cache_bytes, true, node)
+    }
+
+    /// Opens the store to look at it (`--check-config`): an older schema is
+    /// read as it is and left so, so that checking a configuration with a
+    /// newer radotpd never makes the store unreadable for the installed one.
+    pub(super) fn open_to_check(path: &Path, cache_bytes: u64) -> Result<Self, StoreError> {
+        Self::open_with(path, cache_bytes, false, None)
+    }
+
+    fn open_with(path: &Path, cache_bytes: u64, migrate: bool, node: Option<String>) -> Result<Self, StoreError> {
+        let db =
+            sled::Config::new().path(path).cache_capacity(cache_bytes).flush_every_ms(Some(500)).open().map_err(io)?;
+        let meta = db.open_tree("meta").map_err(io)?;
+        match meta.get(SCHEMA_KEY).map_err(io)? {
+            None => {
+                meta.insert(SCHEMA_KEY, &SCHEMA_VERSION.to_be_bytes()).map_err(io)?;
+                db.flush().map_err(io)?;
+            }
+            Some(bytes) => {
+                let found = <[u8; 4]>::try_from(bytes.as_ref())
+                    .map(u32::from_be_bytes)
+                    .map_err(|_| StoreError::Corrupt("schema version is unreadable".into()))?;
+                if found == SCHEMA_WITH_OWNER_TREE && !migrate {
+                    // Readable as it is: the owner tree is simply not used.
+                } else if found == SCHEMA_WITH_OWNER_TREE {
+                    // The owner index now lives in memory only.
+                    db.drop_tree("owners").map_err(io)?;
+                    meta.insert(SCHEMA_KEY, &SCHEMA_VERSION.to_be_bytes()).map_err(io)?;
+                    db.flush().map_err(io)?;
+                } else if found != SCHEMA_VERSION {
+                    return Err(StoreError::Schema { found, supported: SCHEMA_VERSION });
+                }
+            }
+        }
+        let tokens = db.open_tree("tokens").map_err(io)?;
+        let progress = db.open_tree("progress").map_err(io)?;
+        let mut progress_of = HashMap::new();
+        for entry in progress.iter() {
+            let (key, bytes) = entry.map_err(io)?;
+            let serial = String::from_utf8_lossy(&key).into_owned();
+            let decoded = Progress::decode(&bytes)
+                .ok_or_else(|| StoreError::Corrupt(format!("progress record of token {serial} is unreadable")))?;
+            progress_of.insert(key, decoded);
+        }
+        let mut mirror = Mirror::default();
+        for entry in tokens.iter() {
+            let (key, bytes) = entry.map_err(io)?;
+            let mut token = decode(&bytes)?;
+            if token.serial.as_bytes() != key.as_ref() {
+                return Err(StoreError::Corrupt(format!("token {} is stored under another serial", token.serial)));
+            }
+            if let Some(newer) = progress_of.remove(&key) {
+                newer.apply(&mut token);
+            }
+            token.version = 1;
+            mirror.put(Arc::new(token), false);
+        }
+        // Records of tokens that are gone (a removal cut short by a crash).
+        for orphan in progress_of.into_keys() {
+            progress.remove(orphan).map_err(io)?;
+        }
+        let log_path = path.join("db");
+        let log_file = std::fs::File::open(&log_path)
+            .map_err(|e| StoreError::Unavailable(format!("cannot open {}: {e}", log_path.display())))?;
+        let audit = db.open_tree("audit").map_err(io)?;
+        let chain = match audit.last().map_err(io)? {
+            None => Chain { node, ..Chain::default() },
+            Some((key, value)) => match AuditChunk::decode(&key, &value)?.pop() {
+                None => Chain { node, ..Chain::default() },
+                Some(record) => Chain::after_stored(node, record.seq, &record.bytes).map_err(StoreError::Corrupt)?,
+            },
+        };
+        Ok(Core {
+            tokens,
+            progress,
+            audit,
+            db,
+            mirror: RwLock::new(mirror),
+            writer: Mutex::new(()),
+            inserting: Mutex::new(()),
+            audit_queue: Mutex::new(AuditQueue { chain, pending: Vec::new() }),
+            audit_writer: Mutex::new(()),
+            log_file,
+            durability: Durability::Full,
+        })
+    }
+
+    /// Chooses what a flush guarantees.
+    pub(super) fn with_durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
+        self
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, Mirror> {
+        self.mirror.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, Mirror> {
+        self.mirror.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Writes `changes` to sled: a token (`Some`) or its removal (`None`).
+    ///
+    /// Four batches, in an order that leaves a usable store wherever a
+    /// crash cuts it short (sled recovers its log in order): removed tokens
+    /// first, then progress records (of every changed token), then whole
+    /// tokens, then the progress records of removed tokens. A progress
+    /// record never goes back, and a removed token never comes back with
+    /// older progress.
+    fn apply_changes(&self, changes: &[Pending]) -> Result<(), StoreError> {
+        let mut removed = sled::Batch::default();
+        let mut progress = sled::Batch::default();
+        let mut whole = sled::Batch::default();
+        let mut progress_removed = sled::Batch::default();
+        for (serial, change) in changes {
+            match change {
+                Some((token, dirty)) => {
+                    progress.insert(serial.as_bytes(), Progress::of(token).encode());
+                    if *dirty == Dirty::Whole {
+                        whole.insert(serial.as_bytes(), encode(token)?);
+                    }
+                }
+                None => {
+                    removed.remove(serial.as_bytes());
+                    progress_removed.remove(serial.as_bytes());
+                }
+            }
+        }
+        self.tokens.apply_batch(removed).map_err(io)?;
+        self.progress.apply_batch(progress).map_err(io)?;
+        self.tokens.apply_batch(whole).map_err(io)?;
+        self.progress.apply_batch(progress_removed).map_err(io)
+    }
+}
+
+impl Core {
+    pub(super) fn get(&self, serial: &str) -> Result<Option<Token>, StoreError> {
+        let token = self.read().tokens.get(serial).cloned();
+        Ok(token.map(|t| Token::clone(&t)))
+    }
+
+    pub(super) fn existing(&self, serials: &[String]) -> HashSet<String> {
+        let mirror = self.read();
+        serials.iter().filter(|s| mirror.tokens.contains_key(s.as_str())).cloned().collect()
+    }
+
+    pub(super) fn tokens_of(&self, user: &str) -> Result<Vec<Token>, StoreError> {
+        let stored: Vec<Arc<Token>> = {
+            let mirror = self.read();
+            let Some(serials) = mirror.owners.get(user) else { return Ok(Vec::new()) };
+            serials.iter().filter_map(|s| mirror.tokens.get(s).cloned()).collect()
+        };
+        let mut found: Vec<Token> = stored.iter().map(|t| Token::clone(t)).collect();
+        found.sort_by(|a, b| a.serial.cmp(&b.serial));
+        Ok(found)
+    }
+
+    /// The tokens themselves (shared, not copied), in serial order.
+    pub(super) fn all(&self) -> Vec<Arc<Token>> {
+        self.read().tokens.values().cloned().collect()
+    }
+
+    pub(super) fn count(&self) -> usize {
+        self.read().tokens.len()
+    }
+
+    /// Inserts new tokens all together (version 1), or none of them.
+    pub(super) fn insert_all(&self, tokens: &[Token]) -> Result<(), StoreError> {
+        let mut serials = HashSet::with_capacity(tokens.len());
+        for token in tokens {
+            if !serials.insert(token.serial.as_str()) {
+                return Err(StoreError::Exists(token.serial.clone()));
+            }
+        }
+        // One insert at a time: no serial can appear between this check and the put.
+        let _inserting = self.inserting.lock().unwrap_or_else(|p| p.into_inner());
+        // A large insert (an import) is written to sled here, by the caller's
+        // thread, before its tokens become visible: the flush thread, which
+        // the Accepts wait for, never carries an import. Not when one of the
+        // serials still has a removal to be written behind: that write must
+        // see the new token (inserts are serialised, so no such removal can
+        // come after this check).
+        let written_here = {
+            let mirror = self.read();
+            if let Some(serial) = serials.iter().filter(|s| mirror.tokens.contains_key(**s)).min() {
+                return Err(StoreError::Exists(serial.to_string()));
+            }
+            tokens.len() > WRITE_CHUNK && !serials.iter().any(|s| mirror.dirty.contains_key(*s))
+        };
+        let added: Vec<Arc<Token>> = tokens.iter().map(|t| Arc::new(Token { version: 1, ..t.clone() })).collect();
+        if written_here {
+            for (done, chunk) in added.chunks(WRITE_CHUNK).enumerate() {
+                let changes: Vec<Pending> =
+                    chunk.iter().map(|t| (t.serial.as_str().into(), Some((t.clone(), Dirty::Whole)))).collect();
+                if let Err(e) = self.apply_changes(&changes) {
+                    // All or nothing: take back the chunks already written.
+                    let mut undo = sled::Batch::default();
+                    for token in &tokens[..done * WRITE_CHUNK] {
+                        undo.remove(token.serial.as_bytes());
+                    }
+                    let _ = self.tokens.apply_batch(undo.clone());
+                    let _ = self.progress.apply_batch(undo);
+                    return Err(e);
+                }
+            }
+        }
+        // Made visible a chunk at a time, so RADIUS never waits for the whole
+        // file (the tokens are new: nobody looks for them yet).
+        for chunk in added.chunks(WRITE_CHUNK) {
+            let mut mirror = self.write();
+            for token in chunk {
+                mirror.put(token.clone(), !written_here);
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes `token` if the stored version is still `token.version`
+    /// (in memory; written behind). The lock is held from the check to the
+    /// write, and the owner index moves in the same step.
+    /// On success, also returns the token as it was, for [`Core::undo_swap`].
+    pub(super) fn swap(&self, token: &Token) -> Result<(Swap, Option<Arc<Token>>), StoreError> {
+        let mut mirror = self.write();
+        let Some(old) = mirror.tokens.get(token.serial.as_str()).cloned() else { return Ok((Swap::NotFound, None)) };
+        if old.version != token.version {
+            return Ok((Swap::Conflict(Token::clone(&old)), None));
+        }
+        let new = Arc::new(Token { version: old.version + 1, ..token.clone() });
+        Self::replace(&mut mirror, &old, new.clone());
+        Ok((Swap::Swapped(Token::clone(&new)), Some(old)))
+    }
+
+    /// Puts `previous` back in place of `written` if nothing changed the
+    /// token since (a write that could not be made durable).
+    pub(super) fn undo_swap(&self, written: &Token, previous: &Token) {
+        let mut mirror = self.write();
+        let Some(current) = mirror.tokens.get(written.serial.as_str()).cloned() else { return };
+        if current.version == written.version {
+            let back = Arc::new(Token { version: written.version + 1, ..previous.clone() });
+            Self::replace(&mut mirror, &current, back);
+        }
+    }
+
+    fn replace(mirror: &mut Mirror, old: &Arc<Token>, new: Arc<Token>) {
+        let serial = new.serial.as_str();
+        if new.owner != old.owner {
+            if let Some(name) = old.owner_name() {
+                mirror.forget_owner(name, serial);
+            }
+            if let Some(name) = new.owner_name() {
+                mirror.owners.entry(name.into()).or_default().push(serial.into());
+            }
+        }
+        let dirty = if Progress::is_all_that_changed(old, &new) { Dirty::Progress } else { Dirty::Whole };
+        mirror.tokens.insert(serial.into(), new.clone());
+        mirror.mark(&new.serial, dirty);
+    }
+
+    /// Removes the token if its version is `expected_version`.
+    pub(super) fn remove(&self, serial: &str, expected_version: u64) -> Result<Swap, StoreError> {
+        let mut mirror = self.write();
+        let Some(current) = mirror.tokens.get(serial).cloned() else { return Ok(Swap::NotFound) };
+        if current.version != expected_version {
+            return Ok(Swap::Conflict(Token::clone(&current)));
+        }
+        mirror.tokens.remove(serial);
+        if let Some(name) = current.owner_name() {
+            mirror.forget_owner(name, serial);
+        }
+        mirror.mark(serial, Dirty::Whole);
+        Ok(Swap::Swapped(Token::clone(&current)))
+    }
+
+    /// Puts back a token whose removal could not be made durable.
+    pub(super) fn undo_remove(&self, removed: &Token) {
+        let mut mirror = self.write();
+        if !mirror.tokens.contains_key(removed.serial.as_str()) {
+            mirror.put(Arc::new(Token { version: removed.version + 1, ..removed.clone() }), true);
+        }
+    }
+
+    /// Seals audit entries onto the chain and queues them for the next write.
+    pub(super) fn seal(&self, writes: Vec<AuditWrite>) -> Result<(), StoreError> {
+        let mut queue = self.audit_queue.lock().unwrap_or_else(|p| p.into_inner());
+        for write in writes {
+            let (seq, bytes) = queue.chain.seal(write).map_err(StoreError::Corrupt)?;
+            queue.pending.push(AuditRecord { seq, bytes });
+        }
+        Ok(())
+    }
+
+    /// Writes the queued audit entries to sled (not yet flushed).
+    pub(super) fn write_pending_audit(&self) -> Result<(), StoreError> {
+        let _writer = self.audit_writer.lock().unwrap_or_else(|p| p.into_inner());
+        let batch = std::mem::take(&mut self.audit_queue.lock().unwrap_or_else(|p| p.into_inner()).pending);
+        if batch.is_empty() {
+            return Ok(());
+        }
+        if let Err(e) = self.append_audit_batch(&batch) {
+            // Keep them for the next attempt, in front of newer ones.
+            let mut queue = self.audit_queue.lock().unwrap_or_else(|p| p.into_inner());
+            let newer = std::mem::replace(&mut queue.pending, batch);
+            queue.pending.extend(newer);
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Audit entries restored from a backup, as they are; the chain goes on after the last.
+    pub(super) fn restore_audit(&self, entries: Vec<(u64, String)>) -> Result<(), StoreError> {
+        self.write_pending_audit()?;
+        let mut queue = self.audit_queue.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((seq, text)) = entries.last() {
+            let node = queue.chain.node.clone();
+            queue.chain = Chain::after_stored(node, *seq, text.as_bytes()).map_err(StoreError::Corrupt)?;
+        }
+        let records: Vec<AuditRecord> =
+            entries.into_iter().map(|(seq, text)| AuditRecord { seq, bytes: text.into_bytes() }).collect();
+        for chunk in records.chunks(10_000) {
+            self.append_audit_batch(chunk)?;
+        }
+        Ok(())
+    }
+
+    fn append_audit_batch(&self, records: &[AuditRecord]) -> Result<(), StoreError> {
+        // A few large values cost sled much less than many small ones.
+        let mut batch = sled::Batch::default();
+        let mut rest = records;
+        while let Some(first) = rest.first() {
+            let (chunk, taken) = AuditChunk::encode(rest);
+            batch.insert(&first.seq.to_be_bytes(), chunk);
+            rest = &rest[taken..];
+        }
+        self.audit.apply_batch(batch).map_err(io)
+    }
+
+    pub(super) fn last_audit(&self) -> Result<Option<AuditRecord>, StoreError> {
+        match self.audit.last().map_err(io)? {
+            None => Ok(None),
+            Some((key, value)) => Ok(AuditChunk::decode(&key, &value)?.pop()),
+        }
+    }
+
+    pub(super) fn audit_newest_first(&self, visit: &mut dyn FnMut(AuditRecord) -> bool) -> Result<(), StoreError> {
+        for entry in self.audit.iter().rev() {
+            let (key, value) = entry.map_err(io)?;
+            for record in AuditChunk::decode(&key, &value)?.into_iter().rev() {
+                if !visit(record) {
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn audit_oldest_first(&self, visit: &mut dyn FnMut(AuditRecord) -> bool) -> Result<(), StoreError> {
+        for entry in self.audit.iter() {
+            let (key, value) = entry.map_err(io)?;
+            for record in AuditChunk::decode(&key, &value)? {
+                if !visit(record) {
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Overwrites one stored audit record in place: only for tests of tamper detection.
+    pub(super) fn overwrite_audit(&self, record: &AuditRecord) -> Result<(), StoreError> {
+        let Some((key, value)) = self.audit.range(..=record.seq.to_be_bytes()).next_back().transpose().map_err(io)?
+        else {
+            return self.append_audit_batch(std::slice::from_ref(record));
+        };
+        let mut records = AuditChunk::decode(&key, &value)?;
+        match records.iter_mut().find(|r| r.seq == record.seq) {
+            Some(stored) => stored.bytes = record.bytes.clone(),
+            None => return self.append_audit_batch(std::slice::from_ref(record)),
+        }
+        let (chunk, _) = AuditChunk::encode(&records);
+        self.audit.insert(key, chunk).map_err(io)?;
+        Ok(())
+    }
+
+    pub(super) fn write_behind(&self) -> Result<(), StoreError> {
+        let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let changes: Vec<Pending> = {
+            let mut mirror = self.write();
+            let dirty = std::mem::take(&mut mirror.dirty);
+            dirty
+                .into_iter()
+                .map(|(serial, dirty)| {
+                    let token = mirror.tokens.get(&serial).map(|t| (t.clone(), dirty));
+                    (serial, token)
+                })
+                .collect()
+        };
+        for (done, chunk) in changes.chunks(WRITE_CHUNK).enumerate() {
+            if let Err(e) = self.apply_changes(chunk) {
+                // Whatever was not written is dirty again (and written with its newest value).
+                let mut mirror = self.write();
+                for (serial, _) in &changes[done * WRITE_CHUNK..] {
+                    mirror.mark(serial, Dirty::Whole);
+                }
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes queued audit entries and changed tokens, then makes them durable.
+    pub(super) fn flush(&self) -> Result<(), StoreError> {
+        self.write_pending_audit()?;
+        self.write_behind()?;
+        self.db.flush().map_err(io)?;
+        if self.durability == Durability::Full {
+            self.log_file.sync_data().map_err(|e| StoreError::Unavailable(format!("fdatasync of the store: {e}")))?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn size_on_disk(&self) -> Result<u64, StoreError> {
+        self.db.size_on_disk().map_err(io)
+    }
+}
+
+/// A token to write behind with how much of it changed, or `None` for a removal.
+type Pending = (Box<str>, Option<(Arc<Token>, Dirty)>);
+
+#[cfg(test)]
+#[path = "core_tests.rs"]
+mod tests;
