@@ -2,8 +2,7 @@
 //! batches and their crash order, progress records, audit chunks, schemas.
 
 use super::*;
-use crate::model::otp::HashAlg;
-use crate::model::token::{Algorithm, OtpParams, Owner};
+use crate::model::token::Owner;
 use crate::store::sled::progress::Progress;
 
 /// What a test's update chooses (the shape of the old synchronous API).
@@ -31,24 +30,9 @@ impl Core {
     }
 }
 
+/// A stored token as the contract suite makes them, created at time 0.
 fn token(serial: &str, owner: Option<&str>) -> Token {
-    Token {
-        serial: serial.into(),
-        type_id: "hw-hotp".into(),
-        params: OtpParams { algorithm: Algorithm::Hotp, digits: 6, hash: HashAlg::Sha1, period: 30 },
-        sealed_seed: vec![1, 2, 3],
-        counter: 0,
-        last_step: None,
-        drift: 0,
-        owner: owner.map(|n| Owner { name: n.into(), display_name: None, dn: None }),
-        disabled: false,
-        locked: false,
-        fail_count: 0,
-        created_at: 0,
-        last_used_at: None,
-        locked_at: None,
-        version: 0,
-    }
+    Token { created_at: 0, ..crate::store::contract::token(serial, owner) }
 }
 
 /// sled's background flusher holds the database (and its file lock) for
