@@ -125,6 +125,40 @@ fn decode(bytes: &[u8]) -> Result<Token, StoreError> {
     serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(format!("cannot decode token: {e}")))
 }
 
+/// How long an open waits for the file lock of a handle that is being
+/// dropped (sled's flusher thread lets go of it a moment after the last
+/// handle): a restart, a restore right after a stop, a test reopening.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Opens sled at `path`, waiting up to [`LOCK_WAIT`] for the file lock; a
+/// lock still held after that (another radotpd on the same directory) is an
+/// error that says so.
+fn open_db(path: &Path, cache_bytes: u64) -> Result<sled::Db, StoreError> {
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    loop {
+        let config = sled::Config::new().path(path).cache_capacity(cache_bytes).flush_every_ms(Some(500));
+        match config.open() {
+            Ok(db) => return Ok(db),
+            // sled reports a held lock as an Io error of kind Other whose
+            // text names the lock.
+            Err(sled::Error::Io(e)) if is_lock_held(&e) && std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(sled::Error::Io(e)) if is_lock_held(&e) => {
+                return Err(StoreError::Unavailable(format!(
+                    "{} is in use by another process (is another radotpd running on it?)",
+                    path.display()
+                )))
+            }
+            Err(e) => return Err(io(e)),
+        }
+    }
+}
+
+fn is_lock_held(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::WouldBlock || e.to_string().contains("could not acquire lock")
+}
+
 /// Audit entries sealed onto the chain and waiting for the next write.
 struct AuditQueue {
     chain: Chain,
@@ -147,8 +181,7 @@ impl Core {
     }
 
     fn open_with(path: &Path, cache_bytes: u64, migrate: bool, node: Option<String>) -> Result<Self, StoreError> {
-        let db =
-            sled::Config::new().path(path).cache_capacity(cache_bytes).flush_every_ms(Some(500)).open().map_err(io)?;
+        let db = open_db(path, cache_bytes)?;
         let meta = db.open_tree("meta").map_err(io)?;
         match meta.get(SCHEMA_KEY).map_err(io)? {
             None => {
