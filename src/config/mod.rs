@@ -1,0 +1,498 @@
+//! Configuration: the YAML file, its defaults, and its validation.
+//!
+//! Parsing rejects unknown keys and badly typed values with the key path
+//! (`radius.clients[1].address: ...`). [`Config::load`] then checks what
+//! types cannot (unique names, secret sources, digits ranges...) and reports
+//! every problem at once, each with its path. Paths in the file are taken
+//! relative to the working directory of the daemon.
+
+use std::collections::HashSet;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::model::otp::{MAX_DIGITS, MIN_DIGITS};
+use crate::model::token::TokenType;
+use crate::secret::Secret;
+
+mod directory;
+mod radius;
+#[cfg(test)]
+mod tests;
+mod yaml_paths;
+
+pub use directory::*;
+pub use radius::*;
+use yaml_paths::{join_path, strip_yaml_path};
+
+/// Where `radotpd` looks without `--config`.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/radotp/radotp.yaml";
+/// Where `radotpctl` looks without `--socket` or `RADOTP_SOCKET`.
+pub const DEFAULT_SOCKET_PATH: &str = "/run/radotp/admin.sock";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub radius: RadiusConfig,
+    #[serde(default)]
+    pub auth: AuthConfig,
+    pub store: StoreConfig,
+    pub admin: AdminConfig,
+    pub directory: DirectoryConfig,
+    pub token_types: Vec<TokenType>,
+    #[serde(default)]
+    pub enroll: EnrollConfig,
+    /// Optional Prometheus endpoint.
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+    #[serde(default)]
+    pub log: LogConfig,
+}
+
+/// `metrics`: the Prometheus text endpoint, off unless `listen` is set.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// TCP address for `GET /metrics`, e.g. `127.0.0.1:9812`.
+    #[serde(default)]
+    pub listen: Option<SocketAddr>,
+}
+
+/// How enrolled authenticator-app tokens are labelled in their `otpauth://` URI.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnrollConfig {
+    /// Shown by authenticator apps as the service name.
+    #[serde(default = "default_issuer")]
+    pub issuer: String,
+    /// Account label; `{user}` and `{serial}` are replaced.
+    #[serde(default = "default_account_label")]
+    pub account_label: String,
+}
+
+impl Default for EnrollConfig {
+    fn default() -> Self {
+        EnrollConfig { issuer: default_issuer(), account_label: default_account_label() }
+    }
+}
+
+fn default_issuer() -> String {
+    "radotp".into()
+}
+fn default_account_label() -> String {
+    "{user}".into()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Durability {
+    /// The data is on stable storage: it survives a power cut (`fdatasync`).
+    #[default]
+    Full,
+    /// The data is in the operating system's hands: it survives a crash or
+    /// kill of radotpd, but a power cut may lose the last moments of writes.
+    Process,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    pub path: PathBuf,
+    pub key_file: PathBuf,
+    /// Page cache of the embedded store, in MiB.
+    #[serde(default = "default_cache_mib")]
+    pub cache_mib: u64,
+    /// What must hold before an Accept leaves: `full` (its counter survives a
+    /// power cut: fdatasync) or `process` (it survives a crash of radotpd).
+    #[serde(default)]
+    pub durability: Durability,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    pub socket: PathBuf,
+    /// Besides root and the daemon's own uid.
+    #[serde(default)]
+    pub allowed_uids: Vec<u32>,
+    /// Group names or numeric gids.
+    #[serde(default)]
+    pub allowed_groups: Vec<String>,
+    /// Who gets which role. Peers in `allowed_uids`/`allowed_groups`, root and
+    /// the daemon's own uid are admins.
+    #[serde(default)]
+    pub roles: RolesConfig,
+    /// Each request line must arrive within this many seconds, or the
+    /// connection is closed (a client that stalls holds one of the few slots).
+    #[serde(default = "default_admin_request_timeout_seconds")]
+    pub request_timeout_seconds: u64,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RolesConfig {
+    /// Day-to-day token handling: list, show, assign, reassign, unassign,
+    /// enroll, reset, enable, disable, unlock, audit.
+    #[serde(default)]
+    pub operator: RoleMembers,
+    /// Everything, including import and delete.
+    #[serde(default)]
+    pub admin: RoleMembers,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoleMembers {
+    #[serde(default)]
+    pub uids: Vec<u32>,
+    /// Group names or numeric gids.
+    #[serde(default)]
+    pub groups: Vec<String>,
+}
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// A tracing filter such as `info` or `radotp=debug`; `RUST_LOG` wins.
+    #[serde(default)]
+    pub level: Option<String>,
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_duplicate_cache_seconds() -> u64 {
+    30
+}
+fn default_duplicate_cache_entries() -> usize {
+    65_536
+}
+fn default_max_in_flight() -> usize {
+    1024
+}
+fn default_receive_buffer_bytes() -> usize {
+    4 << 20
+}
+fn default_max_failures() -> u32 {
+    10
+}
+fn default_hotp_window() -> u64 {
+    10
+}
+fn default_totp_window() -> u64 {
+    1
+}
+fn default_reset_window() -> u64 {
+    1000
+}
+fn default_challenge_timeout_seconds() -> u64 {
+    120
+}
+fn default_challenge_max_attempts() -> u32 {
+    3
+}
+fn default_challenge_prompt() -> String {
+    "Enter your one-time password".into()
+}
+fn default_totp_reset_window() -> u64 {
+    240
+}
+fn default_admin_request_timeout_seconds() -> u64 {
+    60
+}
+fn default_first_use_window() -> u64 {
+    100
+}
+fn default_totp_first_use_window() -> u64 {
+    10
+}
+fn default_cache_mib() -> u64 {
+    16
+}
+fn default_user_filter() -> String {
+    "(&(objectClass=inetOrgPerson)(uid={username}))".into()
+}
+fn default_name_attribute() -> String {
+    "uid".into()
+}
+fn default_display_name_attribute() -> Option<String> {
+    Some("cn".into())
+}
+fn default_email_attribute() -> Option<String> {
+    Some("mail".into())
+}
+/// One problem found in a configuration, with the key path it concerns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub path: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.path.is_empty() { f.write_str(&self.message) } else { write!(f, "{}: {}", self.path, self.message) }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {reason}")]
+    Read { path: String, reason: String },
+    #[error("{}", problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    Invalid { problems: Vec<Problem> },
+}
+
+impl ConfigError {
+    pub fn problems(&self) -> Vec<Problem> {
+        match self {
+            ConfigError::Read { reason, .. } => vec![Problem { path: String::new(), message: reason.clone() }],
+            ConfigError::Invalid { problems } => problems.clone(),
+        }
+    }
+}
+impl Config {
+    /// Reads, parses and validates the file at `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::Read { path: path.display().to_string(), reason: e.to_string() })?;
+        let config = Config::parse(&text)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Parses YAML text; errors name the key path.
+    pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        let deserializer = serde_yaml::Deserializer::from_str(text);
+        serde_path_to_error::deserialize(deserializer).map_err(|err| {
+            let path = err.path().to_string();
+            let message = strip_yaml_path(&err.into_inner().to_string());
+            let (path, message) = join_path(&path, &message);
+            ConfigError::Invalid { problems: vec![Problem { path, message }] }
+        })
+    }
+
+    /// Checks what the types cannot; reports every problem found.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let mut problems = Vec::new();
+        let mut problem = |path: String, message: String| problems.push(Problem { path, message });
+
+        if self.radius.listen.is_empty() {
+            problem("radius.listen".into(), "at least one address is needed".into());
+        }
+        if self.radius.max_in_flight == 0 {
+            problem("radius.max_in_flight".into(), "must be at least 1".into());
+        }
+        if !(1..=300).contains(&self.radius.duplicate_cache_seconds) {
+            problem("radius.duplicate_cache_seconds".into(), "must be between 1 and 300".into());
+        }
+        let mut client_names = HashSet::new();
+        for (i, client) in self.radius.clients.iter().enumerate() {
+            let at = format!("radius.clients[{i}]");
+            if client.name.trim().is_empty() {
+                problem(format!("{at}.name"), "must not be empty".into());
+            } else if !client_names.insert(client.name.as_str()) {
+                problem(format!("{at}.name"), format!("{:?} is used by another client", client.name));
+            }
+            if let Err(message) = client.read_secret() {
+                let key = if client.secret_file.is_some() { "secret_file" } else { "secret" };
+                problem(format!("{at}.{key}"), message);
+            }
+        }
+        for (i, client) in self.radius.clients.iter().enumerate() {
+            for (j, other) in self.radius.clients.iter().enumerate().skip(i + 1) {
+                if client.address == other.address {
+                    problem(
+                        format!("radius.clients[{j}].address"),
+                        format!("{} is also the address of radius.clients[{i}]", other.address),
+                    );
+                }
+            }
+        }
+        let auth = &self.auth;
+        if auth.max_failures == 0 {
+            problem("auth.max_failures".into(), "must be at least 1".into());
+        }
+        if auth.lockout_seconds > MAX_LOCKOUT_SECONDS {
+            problem(
+                "auth.lockout_seconds".into(),
+                format!(
+                    "must be at most {MAX_LOCKOUT_SECONDS} (a year); 0 keeps tokens locked until an operator unlocks them"
+                ),
+            );
+        }
+        if auth.hotp_window > 1000 {
+            problem("auth.hotp_window".into(), "must be at most 1000".into());
+        }
+        if auth.totp_window > 100 {
+            problem("auth.totp_window".into(), "must be at most 100".into());
+        }
+        if !(1..=100_000).contains(&auth.reset_window) {
+            problem("auth.reset_window".into(), "must be between 1 and 100000".into());
+        }
+        let needs_passwords = |mode: AuthMode| mode != AuthMode::Otp;
+        if matches!(self.directory, DirectoryConfig::Static { .. }) {
+            if needs_passwords(auth.mode) {
+                problem(
+                    "auth.mode".into(),
+                    format!("{} checks directory passwords: it needs directory.kind: ldap", auth.mode.as_str()),
+                );
+            }
+            for (i, client) in self.radius.clients.iter().enumerate() {
+                if let Some(mode) = client.mode.filter(|m| needs_passwords(*m)) {
+                    problem(
+                        format!("radius.clients[{i}].mode"),
+                        format!("{} checks directory passwords: it needs directory.kind: ldap", mode.as_str()),
+                    );
+                }
+            }
+        }
+        if !(1..=3600).contains(&auth.challenge_timeout_seconds) {
+            problem("auth.challenge_timeout_seconds".into(), "must be between 1 and 3600".into());
+        }
+        if !(1..=10).contains(&auth.challenge_max_attempts) {
+            problem("auth.challenge_max_attempts".into(), "must be between 1 and 10".into());
+        }
+        if auth.challenge_prompt.is_empty() || auth.challenge_prompt.len() > 253 {
+            problem("auth.challenge_prompt".into(), "must be 1 to 253 bytes".into());
+        }
+        if !(1..=10_000).contains(&auth.totp_reset_window) {
+            problem("auth.totp_reset_window".into(), "must be between 1 and 10000".into());
+        }
+        if auth.first_use_window > 10_000 {
+            problem("auth.first_use_window".into(), "must be at most 10000".into());
+        }
+        if auth.totp_first_use_window > 1000 {
+            problem("auth.totp_first_use_window".into(), "must be at most 1000".into());
+        }
+        if self.store.cache_mib == 0 {
+            problem("store.cache_mib".into(), "must be at least 1".into());
+        }
+        if self.admin.socket.as_os_str().is_empty() {
+            problem("admin.socket".into(), "must not be empty".into());
+        }
+        if !(1..=3600).contains(&self.admin.request_timeout_seconds) {
+            problem("admin.request_timeout_seconds".into(), "must be between 1 and 3600".into());
+        }
+        for (i, group) in self.admin.allowed_groups.iter().enumerate() {
+            if resolve_group(group).is_none() {
+                problem(format!("admin.allowed_groups[{i}]"), format!("no group called {group:?}"));
+            }
+        }
+        match &self.directory {
+            DirectoryConfig::Static { users } => {
+                let mut names = HashSet::new();
+                for (i, user) in users.iter().enumerate() {
+                    if !crate::model::token::valid_user_name(&user.name) {
+                        problem(format!("directory.users[{i}].name"), "must be 1 to 256 printable characters".into());
+                    } else if !names.insert(user.name.as_str()) {
+                        problem(format!("directory.users[{i}].name"), format!("{:?} appears twice", user.name));
+                    }
+                }
+            }
+            DirectoryConfig::Ldap(ldap) => ldap.validate(&mut problem),
+        }
+        if self.token_types.is_empty() {
+            problem("token_types".into(), "define at least one token type".into());
+        }
+        let mut type_ids = HashSet::new();
+        for (i, ty) in self.token_types.iter().enumerate() {
+            let at = format!("token_types[{i}]");
+            if ty.id.is_empty() || !ty.id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+                problem(format!("{at}.id"), "use letters, digits, '-' and '_'".into());
+            } else if !type_ids.insert(ty.id.as_str()) {
+                problem(format!("{at}.id"), format!("{:?} is defined twice", ty.id));
+            }
+            if !(MIN_DIGITS..=MAX_DIGITS).contains(&ty.digits) {
+                problem(format!("{at}.digits"), format!("must be {MIN_DIGITS} to {MAX_DIGITS}"));
+            }
+            if !(1..=3600).contains(&ty.period) {
+                problem(format!("{at}.period"), "must be 1 to 3600 seconds".into());
+            }
+        }
+        if self.enroll.issuer.is_empty() || self.enroll.issuer.contains(':') {
+            problem("enroll.issuer".into(), "must be non-empty and without ':'".into());
+        }
+        if self.enroll.account_label.is_empty() {
+            problem("enroll.account_label".into(), "must not be empty".into());
+        }
+        if let Some(level) = &self.log.level {
+            if tracing_subscriber::EnvFilter::try_new(level).is_err() {
+                problem("log.level".into(), format!("{level:?} is not a log filter"));
+            }
+        }
+        if problems.is_empty() { Ok(()) } else { Err(ConfigError::Invalid { problems }) }
+    }
+
+    /// The clients with their secrets read from the file or the files they name.
+    pub fn radius_clients(&self) -> Result<Vec<RadiusClient>, ConfigError> {
+        let mut clients = Vec::new();
+        let mut problems = Vec::new();
+        for (i, client) in self.radius.clients.iter().enumerate() {
+            match client.read_secret() {
+                Ok(secret) => clients.push(RadiusClient {
+                    name: client.name.clone(),
+                    network: client.address,
+                    secret,
+                    require_message_authenticator: client.require_message_authenticator,
+                    mode: client.mode,
+                }),
+                Err(message) => {
+                    let key = if client.secret_file.is_some() { "secret_file" } else { "secret" };
+                    problems.push(Problem { path: format!("radius.clients[{i}].{key}"), message })
+                }
+            }
+        }
+        if problems.is_empty() { Ok(clients) } else { Err(ConfigError::Invalid { problems }) }
+    }
+
+    /// What is accepted but weak: shared secrets shorter than
+    /// [`RECOMMENDED_SECRET_BYTES`]. Logged at start and reload; never the secret itself.
+    pub fn warnings(&self) -> Vec<Problem> {
+        let mut warnings = Vec::new();
+        for (i, client) in self.radius.clients.iter().enumerate() {
+            if let Ok(secret) = client.read_secret() {
+                if secret.len() < RECOMMENDED_SECRET_BYTES {
+                    let key = if client.secret_file.is_some() { "secret_file" } else { "secret" };
+                    warnings.push(Problem {
+                        path: format!("radius.clients[{i}].{key}"),
+                        message: format!(
+                            "the shared secret of client {:?} is only {} bytes; RFC 2865 section 3 recommends at least {RECOMMENDED_SECRET_BYTES}, and a short secret lets whoever captures a request guess it offline (and then read the passwords)",
+                            client.name,
+                            secret.len()
+                        ),
+                    });
+                }
+            }
+        }
+        warnings
+    }
+
+    pub fn token_type(&self, id: &str) -> Option<&TokenType> {
+        self.token_types.iter().find(|t| t.id == id)
+    }
+
+    /// Numeric gids of `admin.allowed_groups`.
+    pub fn allowed_gids(&self) -> Vec<u32> {
+        self.admin.allowed_groups.iter().filter_map(|g| resolve_group(g)).collect()
+    }
+}
+/// Longest `auth.lockout_seconds`: a year (a larger value is more likely a unit mistake).
+pub const MAX_LOCKOUT_SECONDS: u64 = 365 * 86_400;
+
+/// Shortest RADIUS shared secret accepted. A captured request with
+/// Message-Authenticator is an offline test for guesses of the secret, and
+/// the secret hides the passwords: a short one gives them away.
+pub const MIN_SECRET_BYTES: usize = 8;
+/// Shorter secrets are accepted with a warning (RFC 2865 section 3 asks for at least 16 octets).
+pub const RECOMMENDED_SECRET_BYTES: usize = 16;
+/// Numeric gids of group names (or numbers); unknown names are left out.
+pub fn resolve_groups(groups: &[String]) -> Vec<u32> {
+    groups.iter().filter_map(|g| resolve_group(g)).collect()
+}
+
+fn resolve_group(group: &str) -> Option<u32> {
+    if let Ok(gid) = group.parse::<u32>() {
+        return Some(gid);
+    }
+    nix::unistd::Group::from_name(group).ok().flatten().map(|g| g.gid.as_raw())
+}

@@ -1,0 +1,223 @@
+//! `radius` and `auth`: where radotpd listens, which clients it answers and how it checks them.
+
+use std::net::{IpAddr, SocketAddr};
+
+use ipnet::IpNet;
+use serde::{Deserialize, Deserializer};
+
+use super::*;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RadiusConfig {
+    /// UDP addresses to listen on.
+    pub listen: Vec<SocketAddr>,
+    pub clients: Vec<ClientConfig>,
+    /// How long answers stay in the duplicate cache (RFC 5080), in seconds.
+    #[serde(default = "default_duplicate_cache_seconds")]
+    pub duplicate_cache_seconds: u64,
+    /// Most answers kept in the duplicate cache.
+    #[serde(default = "default_duplicate_cache_entries")]
+    pub duplicate_cache_entries: usize,
+    /// Requests processed at once; more are dropped (the NAS retries).
+    #[serde(default = "default_max_in_flight")]
+    pub max_in_flight: usize,
+    /// SO_RCVBUF asked for each UDP socket, in bytes.
+    #[serde(default = "default_receive_buffer_bytes")]
+    pub receive_buffer_bytes: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientConfig {
+    pub name: String,
+    #[serde(deserialize_with = "ip_or_cidr")]
+    pub address: IpNet,
+    #[serde(default)]
+    pub secret: Option<String>,
+    #[serde(default)]
+    pub secret_file: Option<PathBuf>,
+    #[serde(default = "default_true")]
+    pub require_message_authenticator: bool,
+    /// This client's authentication mode, instead of `auth.mode`.
+    #[serde(default)]
+    pub mode: Option<AuthMode>,
+}
+
+/// How a RADIUS request proves who the user is (`auth.mode`, per client `mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
+pub enum AuthMode {
+    /// User-Password is the OTP.
+    #[default]
+    #[serde(rename = "otp")]
+    Otp,
+    /// User-Password is the directory password followed by the OTP (or
+    /// OpenVPN's `SCRV1:<base64 password>:<base64 otp>`).
+    #[serde(rename = "password+otp")]
+    PasswordOtp,
+    /// User-Password is the directory password; an Access-Challenge asks for the OTP.
+    #[serde(rename = "challenge")]
+    Challenge,
+}
+
+impl AuthMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthMode::Otp => "otp",
+            AuthMode::PasswordOtp => "password+otp",
+            AuthMode::Challenge => "challenge",
+        }
+    }
+}
+
+/// What RADIUS answers while the directory cannot be reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DirectoryUnavailable {
+    /// An Access-Reject (the NAS may fail over to another server on its own).
+    #[default]
+    Reject,
+    /// No answer at all, so the NAS tries its secondary server.
+    NoAnswer,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Consecutive failed attempts (wrong OTPs, and wrong directory
+    /// passwords unless `count_password_failures` is off) that lock a token.
+    #[serde(default = "default_max_failures")]
+    pub max_failures: u32,
+    /// Seconds after which a token locked by failures unlocks itself, its
+    /// fail count restarting at 0; 0: it stays locked until an operator
+    /// unlocks it. Operator `disable` is not affected.
+    #[serde(default)]
+    pub lockout_seconds: u64,
+    /// A wrong directory password (`password+otp`, `challenge`) counts as a
+    /// failed attempt on the user's active tokens, like a wrong OTP; the OTP
+    /// typed with it is not consumed.
+    #[serde(default = "default_true")]
+    pub count_password_failures: bool,
+    /// HOTP look-ahead: counters accepted past the expected one.
+    #[serde(default = "default_hotp_window")]
+    pub hotp_window: u64,
+    /// TOTP steps accepted either side of now.
+    #[serde(default = "default_totp_window")]
+    pub totp_window: u64,
+    /// Counters searched by the two-OTP reset.
+    #[serde(default = "default_reset_window")]
+    pub reset_window: u64,
+    /// TOTP steps searched either side of now by the two-OTP reset (drift search).
+    #[serde(default = "default_totp_reset_window")]
+    pub totp_reset_window: u64,
+    /// `otp`, `password+otp` or `challenge` (the last two need an LDAP directory).
+    #[serde(default)]
+    pub mode: AuthMode,
+    /// How long an Access-Challenge's State stays valid, in seconds.
+    #[serde(default = "default_challenge_timeout_seconds")]
+    pub challenge_timeout_seconds: u64,
+    /// OTP attempts one password check buys in challenge mode.
+    #[serde(default = "default_challenge_max_attempts")]
+    pub challenge_max_attempts: u32,
+    /// The Reply-Message of an Access-Challenge.
+    #[serde(default = "default_challenge_prompt")]
+    pub challenge_prompt: String,
+    /// Strip `@realm` and `DOMAIN\` from RADIUS user names.
+    #[serde(default)]
+    pub strip_realm: bool,
+    /// Compare user names without regard to case (names are lowercased).
+    #[serde(default)]
+    pub case_insensitive_users: bool,
+    /// `reject` or `no_answer` while the directory cannot be reached.
+    #[serde(default)]
+    pub directory_unavailable: DirectoryUnavailable,
+    /// HOTP look-ahead for a token's first OTP (never used so far): a new
+    /// hardware token's button may have been pressed before it was handed out.
+    #[serde(default = "default_first_use_window")]
+    pub first_use_window: u64,
+    /// TOTP steps accepted either side of now for a token's first OTP: a new
+    /// token's clock may have drifted on the shelf.
+    #[serde(default = "default_totp_first_use_window")]
+    pub totp_first_use_window: u64,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            max_failures: default_max_failures(),
+            lockout_seconds: 0,
+            count_password_failures: true,
+            hotp_window: default_hotp_window(),
+            totp_window: default_totp_window(),
+            reset_window: default_reset_window(),
+            totp_reset_window: default_totp_reset_window(),
+            mode: AuthMode::default(),
+            challenge_timeout_seconds: default_challenge_timeout_seconds(),
+            challenge_max_attempts: default_challenge_max_attempts(),
+            challenge_prompt: default_challenge_prompt(),
+            strip_realm: false,
+            case_insensitive_users: false,
+            directory_unavailable: DirectoryUnavailable::default(),
+            first_use_window: default_first_use_window(),
+            totp_first_use_window: default_totp_first_use_window(),
+        }
+    }
+}
+
+/// What "durable" means for an engine that writes to a local disk.
+fn ip_or_cidr<'de, D: Deserializer<'de>>(d: D) -> Result<IpNet, D::Error> {
+    let text = String::deserialize(d)?;
+    parse_ip_or_cidr(&text).map_err(serde::de::Error::custom)
+}
+
+pub(super) fn parse_ip_or_cidr(text: &str) -> Result<IpNet, String> {
+    if let Ok(net) = text.parse::<IpNet>() {
+        if net.trunc() != net {
+            return Err(format!("{text:?} has host bits set; did you mean {}?", net.trunc()));
+        }
+        return Ok(net);
+    }
+    text.parse::<IpAddr>().map(IpNet::from).map_err(|_| format!("{text:?} is neither an IP address nor a CIDR network"))
+}
+
+
+/// A RADIUS client with its secret read.
+#[derive(Debug, Clone)]
+pub struct RadiusClient {
+    pub name: String,
+    pub network: IpNet,
+    pub secret: Secret,
+    pub require_message_authenticator: bool,
+    /// Overrides `auth.mode` for this client.
+    pub mode: Option<AuthMode>,
+}
+
+
+impl ClientConfig {
+    pub(super) fn read_secret(&self) -> Result<Secret, String> {
+        let secret = match (&self.secret, &self.secret_file) {
+            (Some(_), Some(_)) => return Err("give secret or secret_file, not both".into()),
+            (None, None) => return Err("a secret (or secret_file) is required".into()),
+            (Some(text), None) => Secret::from(text.as_str()),
+            (None, Some(path)) => {
+                crate::crypto::check_private(path).map_err(|e| format!("{}: {e}", path.display()))?;
+                let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+                Secret::from(text.trim_end_matches(['\n', '\r']))
+            }
+        };
+        if secret.is_empty() {
+            return Err("the shared secret must not be empty".into());
+        }
+        if secret.len() < MIN_SECRET_BYTES {
+            return Err(format!(
+                "the shared secret is {} byte(s); at least {MIN_SECRET_BYTES} are required and {RECOMMENDED_SECRET_BYTES} or more recommended (RFC 2865 section 3): use a long random one, such as the output of `openssl rand -base64 24`",
+                secret.len()
+            ));
+        }
+        if secret.len() > 128 {
+            return Err("the shared secret must be at most 128 bytes".into());
+        }
+        Ok(secret)
+    }
+}
+
