@@ -6,7 +6,6 @@ use serde::Deserialize;
 
 use super::*;
 
-
 /// `directory`: where users come from, chosen by `kind`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(try_from = "DirectorySection")]
@@ -229,7 +228,6 @@ impl GroupMembership {
     }
 }
 
-
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StaticUser {
@@ -239,7 +237,6 @@ pub struct StaticUser {
     #[serde(default)]
     pub email: Option<String>,
 }
-
 
 /// Longest accepted LDAP URL, DN, filter or attribute name, in bytes.
 const MAX_LDAP_TEXT: usize = 4096;
@@ -425,4 +422,3 @@ pub fn read_ca_file(path: &Path) -> Result<Vec<Vec<u8>>, String> {
     }
     Ok(certs)
 }
-

@@ -180,7 +180,6 @@ pub(super) fn parse_ip_or_cidr(text: &str) -> Result<IpNet, String> {
     text.parse::<IpAddr>().map(IpNet::from).map_err(|_| format!("{text:?} is neither an IP address nor a CIDR network"))
 }
 
-
 /// A RADIUS client with its secret read.
 #[derive(Debug, Clone)]
 pub struct RadiusClient {
@@ -191,7 +190,6 @@ pub struct RadiusClient {
     /// Overrides `auth.mode` for this client.
     pub mode: Option<AuthMode>,
 }
-
 
 impl ClientConfig {
     pub(super) fn read_secret(&self) -> Result<Secret, String> {
@@ -220,4 +218,3 @@ impl ClientConfig {
         Ok(secret)
     }
 }
-

@@ -86,7 +86,9 @@ pub struct Service {
     metrics: Arc<Metrics>,
 }
 
-/// What an update's `decide` chose for the token it was shown.
+/// What an update's `decide` chose for the token it was shown. Lives only
+/// for one step of the update loop, so its size does not matter.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Change<T> {
     /// Write this token (the one shown, changed) with this audit entry, and report `T`.
     Write(Token, Option<AuditEvent>, T),

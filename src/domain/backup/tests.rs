@@ -16,12 +16,12 @@ async fn backups_are_signed_and_restore_checks_the_mac_and_the_audit_chain() {
     assert!(accepted(&f.check("alice", RFC_CODES[0]).await));
     f.check("bob", "000000").await;
     let backup = f.service.backup(&Actor::Daemon).await.unwrap();
-    assert_eq!(backup.mac_status(&f.service.cipher()), BackupMacStatus::Valid);
+    assert_eq!(backup.mac_status(f.service.cipher()), BackupMacStatus::Valid);
     assert!(backup.verify_audit_chain().ok);
     // As radotpctl writes it and radotpd --restore reads it.
     let text = serde_json::to_string_pretty(&backup).unwrap();
     let read: Backup = serde_json::from_str(&text).unwrap();
-    assert_eq!(read.mac_status(&f.service.cipher()), BackupMacStatus::Valid);
+    assert_eq!(read.mac_status(f.service.cipher()), BackupMacStatus::Valid);
 
     let cipher = f.service.cipher().clone();
     let restore_into = |backup: &Backup, force: bool| {
@@ -41,7 +41,7 @@ async fn backups_are_signed_and_restore_checks_the_mac_and_the_audit_chain() {
     // Bob takes alice's token in the file: refused, nothing written; --force writes it.
     let edited: Backup = serde_json::from_str(&text.replace(r#""name": "alice""#, r#""name": "bob""#)).unwrap();
     assert_eq!(edited.snapshot.tokens.iter().filter(|t| t.owner_name() == Some("bob")).count(), 2);
-    assert_eq!(edited.mac_status(&f.service.cipher()), BackupMacStatus::Invalid);
+    assert_eq!(edited.mac_status(f.service.cipher()), BackupMacStatus::Invalid);
     let (result, tokens) = restore_into(&edited, false).await;
     assert!(matches!(result, Err(RestoreError::BadMac)), "{result:?}");
     assert_eq!(tokens, 0, "nothing written");
@@ -57,7 +57,7 @@ async fn backups_are_signed_and_restore_checks_the_mac_and_the_audit_chain() {
     // No MAC (a backup of an older version): refused unless forced.
     let mut unsigned = read.clone();
     unsigned.mac = None;
-    assert_eq!(unsigned.mac_status(&f.service.cipher()), BackupMacStatus::Missing);
+    assert_eq!(unsigned.mac_status(f.service.cipher()), BackupMacStatus::Missing);
     assert!(matches!(restore_into(&unsigned, false).await.0, Err(RestoreError::Unsigned)));
     assert_eq!(restore_into(&unsigned, true).await.1, 2);
 
@@ -71,8 +71,8 @@ async fn backups_are_signed_and_restore_checks_the_mac_and_the_audit_chain() {
     let (seq, entry) = &mut rewritten.snapshot.audit[at];
     let seq = *seq;
     *entry = entry.replace("\"accept\"", "\"reject\"");
-    rewritten.sign(&f.service.cipher()).unwrap();
-    assert_eq!(rewritten.mac_status(&f.service.cipher()), BackupMacStatus::Valid);
+    rewritten.sign(f.service.cipher()).unwrap();
+    assert_eq!(rewritten.mac_status(f.service.cipher()), BackupMacStatus::Valid);
     let (result, tokens) = restore_into(&rewritten, false).await;
     assert!(matches!(result, Err(RestoreError::BrokenChain { seq: broken, .. }) if broken == seq), "{result:?}");
     assert_eq!(tokens, 0);

@@ -148,7 +148,7 @@ fn open_db(path: &Path, cache_bytes: u64) -> Result<sled::Db, StoreError> {
                 return Err(StoreError::Unavailable(format!(
                     "{} is in use by another process (is another radotpd running on it?)",
                     path.display()
-                )))
+                )));
             }
             Err(e) => return Err(io(e)),
         }

@@ -1,0 +1,343 @@
+//! How replies are shown: tables, single tokens, import reports, audit entries, JSON, and the exit status.
+
+use std::process::ExitCode;
+
+use radotp::admin::wire::Reply;
+use radotp::import::{ImportIssue, ImportReport};
+use radotp::model::audit::AuditEntry;
+use radotp::model::token::{TokenState, TokenView};
+
+use super::*;
+
+pub(crate) fn print_enrollment(e: &radotp::domain::enroll::Enrollment, qr: &QrOutput) {
+    println!(
+        "token {} ({}) enrolled for {}",
+        e.token.serial,
+        e.token.type_label.as_deref().unwrap_or(&e.token.r#type),
+        e.token.user.as_deref().unwrap_or("-")
+    );
+    if let (Some(uri), Some(secret)) = (&e.otpauth_uri, &e.secret_base32) {
+        println!("secret (base32): {secret}");
+        println!("key URI:         {uri}");
+        if qr.terminal {
+            match qrcode::QrCode::new(uri.as_bytes()) {
+                Ok(code) => {
+                    let image = code
+                        .render::<qrcode::render::unicode::Dense1x2>()
+                        .dark_color(qrcode::render::unicode::Dense1x2::Light)
+                        .light_color(qrcode::render::unicode::Dense1x2::Dark)
+                        .build();
+                    println!("{image}");
+                }
+                Err(err) => eprintln!("radotpctl: cannot draw the QR code: {err}"),
+            }
+        }
+        if let Some(path) = &qr.png {
+            println!("QR code written to {}", path.display());
+        }
+        println!("Scan it or type the secret into the app now: it is not shown again.");
+    }
+}
+
+/// Writes a backup with mode 0600, then syncs it.
+pub(crate) fn print_json<T: serde::Serialize>(value: &T) {
+    match serde_json::to_string_pretty(value) {
+        Ok(text) => println!("{text}"),
+        Err(e) => eprintln!("radotpctl: cannot print JSON: {e}"),
+    }
+}
+
+pub(crate) fn render(reply: &Reply, json: bool, qr: &QrOutput) -> ExitCode {
+    if json {
+        match reply {
+            Reply::Tokens(tokens) => print_json(tokens),
+            Reply::Token(token) => print_json(token),
+            Reply::Import(report) => print_json(report),
+            Reply::Assignment(a) => print_json(a),
+            Reply::Status(s) => print_json(s),
+            Reply::Audit(entries) => print_json(entries),
+            Reply::Chain(c) => print_json(c),
+            Reply::User(u) => print_json(u),
+            Reply::Users(u) => print_json(u),
+            Reply::Enrollment(e) => print_json(e),
+            Reply::Reset(r) => print_json(r),
+            Reply::Types(t) => print_json(t),
+            Reply::Reload(r) => print_json(r),
+            Reply::Backup(b) => print_json(&serde_json::json!({
+                "tokens": b.snapshot.tokens.len(),
+                "audit_entries": b.snapshot.audit.len(),
+                "created_at": b.created_at,
+            })),
+            Reply::Pong { daemon_version } => print_json(&serde_json::json!({ "daemon_version": daemon_version })),
+        }
+        return exit_for(reply);
+    }
+    match reply {
+        Reply::Pong { daemon_version } => println!("radotpd {daemon_version} is answering"),
+        Reply::Enrollment(e) => print_enrollment(e, qr),
+        Reply::Reset(r) => match r.token.algorithm {
+            radotp::model::token::Algorithm::Hotp => println!(
+                "token {} reset: counter moved forward by {} to {}; fail count cleared; state {}",
+                r.token.serial,
+                r.counter_moved_by,
+                r.token.counter.unwrap_or(0),
+                r.token.state.as_str()
+            ),
+            radotp::model::token::Algorithm::Totp => println!(
+                "token {} reset: clock drift {} step(s) stored; fail count cleared; state {}",
+                r.token.serial,
+                r.drift_steps,
+                r.token.state.as_str()
+            ),
+        },
+        Reply::Backup(b) => {
+            println!("backup written: {} token(s), {} audit entries", b.snapshot.tokens.len(), b.snapshot.audit.len())
+        }
+        Reply::Reload(r) => {
+            if r.applied {
+                println!("configuration reloaded");
+            } else {
+                eprintln!("reload refused; the running configuration stays in force:");
+            }
+            for line in &r.problems {
+                eprintln!("  {line}");
+            }
+            for line in r.restart_needed.iter().chain(&r.warnings) {
+                println!("  note: {line}");
+            }
+        }
+        Reply::Types(types) => {
+            let yes_no = |b: bool| if b { "yes" } else { "no" }.to_string();
+            let rows: Vec<Vec<String>> = types
+                .iter()
+                .map(|t| {
+                    vec![
+                        t.id.clone(),
+                        t.label.clone(),
+                        format!(
+                            "{} {} {}d{}",
+                            t.algorithm.as_str(),
+                            t.hash.as_str(),
+                            t.digits,
+                            if t.algorithm == radotp::model::token::Algorithm::Totp {
+                                format!(" {}s", t.period)
+                            } else {
+                                String::new()
+                            }
+                        ),
+                        yes_no(t.operator_enroll),
+                        yes_no(t.generate_secret),
+                        yes_no(t.allow_reset),
+                        yes_no(t.deletable),
+                    ]
+                })
+                .collect();
+            print_table(&["ID", "LABEL", "OTP", "ENROLL", "GENERATED", "RESET", "DELETABLE"], &rows);
+        }
+        Reply::Tokens(tokens) => print_token_table(tokens),
+        Reply::Token(token) => print_token(token),
+        Reply::Import(report) => print_import(report),
+        Reply::Assignment(a) => match &a.previous_owner {
+            Some(old) => match &a.token.user {
+                Some(new) => println!("token {} moved from {old} to {new}", a.token.serial),
+                None => {
+                    println!("token {} unassigned from {old}; it is active and ready for a new owner", a.token.serial)
+                }
+            },
+            None => println!("token {} assigned to {}", a.token.serial, a.token.user.as_deref().unwrap_or("-")),
+        },
+        Reply::Status(s) => {
+            println!("radotpd {}  up {}s", s.version, s.uptime_seconds);
+            let states: Vec<String> = s.tokens_by_state.iter().map(|(k, v)| format!("{k} {v}")).collect();
+            println!("tokens    {} ({}; unassigned {})", s.tokens_total, states.join(", "), s.tokens_unassigned);
+            println!(
+                "radius    requests {}  accepts {}  rejects {}  challenges {}  status-server {}  retransmissions {}",
+                s.radius.requests,
+                s.radius.accepts,
+                s.radius.rejects,
+                s.radius.challenges,
+                s.radius.status_server,
+                s.radius.retransmissions_answered
+            );
+            let drops: Vec<String> =
+                s.radius.drops.iter().filter(|(_, v)| **v > 0).map(|(k, v)| format!("{k} {v}")).collect();
+            println!("drops     {}", if drops.is_empty() { "none".to_string() } else { drops.join(", ") });
+            println!("store     {} bytes", s.store_bytes);
+        }
+        Reply::Audit(entries) => print_audit(entries),
+        Reply::Chain(c) => {
+            if c.ok {
+                println!("audit chain verified: {} entries", c.entries);
+            } else {
+                println!(
+                    "audit chain BROKEN at entry {}: {}",
+                    c.first_broken.unwrap_or(0),
+                    c.problem.as_deref().unwrap_or("unknown problem")
+                );
+            }
+        }
+        Reply::User(u) => {
+            println!("user          {}", u.user.name);
+            println!("display name  {}", u.user.display_name.as_deref().unwrap_or("-"));
+            println!("e-mail        {}", u.user.email.as_deref().unwrap_or("-"));
+            if let Some(dn) = &u.user.dn {
+                println!("dn            {dn}");
+            }
+            println!();
+            print_token_table(&u.tokens);
+        }
+        Reply::Users(users) => {
+            let rows: Vec<Vec<String>> =
+                users.iter().map(|u| vec![u.name.clone(), opt(&u.display_name), opt(&u.email)]).collect();
+            if rows.is_empty() {
+                println!("no users");
+            } else {
+                print_table(&["USER", "NAME", "E-MAIL"], &rows);
+            }
+        }
+    }
+    exit_for(reply)
+}
+
+/// Replies that report a refusal inside a success still fail the command.
+pub(crate) fn exit_for(reply: &Reply) -> ExitCode {
+    match reply {
+        Reply::Import(r) if r.aborted => ExitCode::from(EXIT_FAILED),
+        Reply::Chain(c) if !c.ok => ExitCode::from(EXIT_FAILED),
+        Reply::Reload(r) if !r.applied => ExitCode::from(EXIT_FAILED),
+        _ => ExitCode::SUCCESS,
+    }
+}
+
+pub(crate) fn opt(value: &Option<String>) -> String {
+    value.clone().unwrap_or_else(|| "-".into())
+}
+
+pub(crate) fn print_table(headers: &[&str], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
+    for row in rows {
+        for (i, cell) in row.iter().enumerate() {
+            widths[i] = widths[i].max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<String>| {
+        let padded: Vec<String> = cells.iter().enumerate().map(|(i, c)| format!("{c:<w$}", w = widths[i])).collect();
+        println!("{}", padded.join("  ").trim_end());
+    };
+    line(headers.iter().map(|h| h.to_string()).collect());
+    for row in rows {
+        line(row.clone());
+    }
+}
+
+pub(crate) fn print_token_table(tokens: &[TokenView]) {
+    if tokens.is_empty() {
+        println!("no tokens");
+        return;
+    }
+    let rows: Vec<Vec<String>> = tokens
+        .iter()
+        .map(|t| {
+            vec![
+                t.serial.clone(),
+                t.type_label.clone().unwrap_or_else(|| t.r#type.clone()),
+                t.user.clone().unwrap_or_else(|| "-".into()),
+                t.state.as_str().into(),
+                t.fail_count.to_string(),
+                t.counter
+                    .map(|c| c.to_string())
+                    .or(t.last_step.flatten().map(|s| format!("step {s}")))
+                    .unwrap_or_else(|| "-".into()),
+            ]
+        })
+        .collect();
+    print_table(&["SERIAL", "TYPE", "USER", "STATE", "FAILS", "COUNTER"], &rows);
+    println!("{} token(s)", tokens.len());
+}
+
+pub(crate) fn print_token(t: &TokenView) {
+    println!("serial        {}", t.serial);
+    println!("type          {} ({})", t.type_label.as_deref().unwrap_or(&t.r#type), t.r#type);
+    println!("algorithm     {} {} digits {}", t.algorithm.as_str(), t.hash.as_str(), t.digits);
+    if let Some(p) = t.period {
+        println!("period        {p}s");
+    }
+    match &t.user {
+        Some(u) => {
+            println!("user          {u}{}", t.display_name.as_ref().map(|d| format!(" ({d})")).unwrap_or_default())
+        }
+        None => println!("user          - (unassigned)"),
+    }
+    println!("state         {}", t.state.as_str());
+    if t.state == TokenState::Locked {
+        let since = t.locked_at.map(|at| format!("since {}, ", radotp::timefmt::format_utc(at))).unwrap_or_default();
+        match t.unlocks_at {
+            Some(at) => println!("locked        {since}unlocks by itself at {}", radotp::timefmt::format_utc(at)),
+            None => println!("locked        {since}until an operator unlocks it (radotpctl token unlock {})", t.serial),
+        }
+    }
+    println!("fail count    {}", t.fail_count);
+    if let Some(c) = t.counter {
+        println!("counter       {c}");
+    }
+    if let Some(s) = t.last_step.flatten() {
+        println!("last step     {s}");
+    }
+    if let Some(d) = t.drift.filter(|d| *d != 0) {
+        println!("clock drift   {d} step(s)");
+    }
+    println!("created       {}", radotp::timefmt::format_utc(t.created_at));
+    println!("last used     {}", t.last_used_at.map(radotp::timefmt::format_utc).unwrap_or_else(|| "never".into()));
+}
+
+pub(crate) fn print_import(r: &ImportReport) {
+    // "line 12" for CSV rows; "line 12 (key Id K1)" for PSKC keys whose Id is not the serial.
+    let place = |issue: &ImportIssue| match &issue.key_id {
+        Some(id) if issue.serial.as_ref() != Some(id) => format!("line {} (key Id {id})", issue.line),
+        _ => format!("line {}", issue.line),
+    };
+    for issue in &r.invalid {
+        eprintln!(
+            "{}: {}{}",
+            place(issue),
+            issue.serial.as_ref().map(|s| format!("{s}: ")).unwrap_or_default(),
+            issue.reason
+        );
+    }
+    for issue in &r.skipped {
+        eprintln!("{}: skipped {}: {}", place(issue), issue.serial.as_deref().unwrap_or("-"), issue.reason);
+    }
+    if r.aborted {
+        let unit = if r.format.as_deref() == Some("pskc") { "key(s)" } else { "row(s)" };
+        eprintln!(
+            "nothing imported: {} invalid {unit}, {} valid; fix them or use --skip-invalid",
+            r.invalid.len(),
+            r.valid
+        );
+    }
+    for note in &r.notes {
+        println!("note: {note}");
+    }
+    let verb = if r.dry_run { "would import" } else { "imported" };
+    let imported = if r.dry_run { r.valid } else { r.imported };
+    println!("{verb} {imported}, skipped {}, invalid {}", r.skipped.len(), r.invalid.len());
+}
+
+pub(crate) fn print_audit(entries: &[AuditEntry]) {
+    let rows: Vec<Vec<String>> = entries
+        .iter()
+        .map(|e| {
+            vec![
+                e.seq.to_string(),
+                radotp::timefmt::format_utc(e.time),
+                e.actor.to_string(),
+                e.operation.clone(),
+                e.user.clone().unwrap_or_else(|| "-".into()),
+                e.serial.clone().unwrap_or_else(|| "-".into()),
+                e.result.clone(),
+                e.reason.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    print_table(&["SEQ", "TIME", "ACTOR", "OPERATION", "USER", "SERIAL", "RESULT", "REASON"], &rows);
+}
