@@ -72,7 +72,8 @@ pub fn token(serial: &str, owner: Option<&str>) -> Token {
     }
 }
 
-fn write(operation: &str, serial: Option<&str>, time: u64) -> AuditWrite {
+/// An audit write by the daemon at `time`, about `serial` when given.
+pub fn write(operation: &str, serial: Option<&str>, time: u64) -> AuditWrite {
     AuditWrite::new(
         &Actor::Daemon,
         time,

@@ -63,9 +63,8 @@ fn filters_are_built_from_escaped_input() {
 
 #[test]
 fn member_of_groups_fold_into_the_search_filter() {
-    let d = directory(
-        "required_group: \"cn=vpn,dc=example,dc=org\"\ngroup_membership: memberOf\nnested_groups: true\n",
-    );
+    let d =
+        directory("required_group: \"cn=vpn,dc=example,dc=org\"\ngroup_membership: memberOf\nnested_groups: true\n");
     assert!(
         d.search_filter_for("x").ends_with("(memberOf:1.2.840.113556.1.4.1941:=cn=vpn,dc=example,dc=org))"),
         "{}",

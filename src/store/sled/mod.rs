@@ -155,11 +155,7 @@ impl Store for SledStore {
 
     async fn insert(&self, tokens: Vec<Token>, audit: Vec<AuditWrite>) -> Result<(), StoreError> {
         let core = self.core.clone();
-        blocking(move || {
-            core.insert_all(&tokens)?;
-            core.seal(audit)
-        })
-        .await?;
+        blocking(move || core.insert_audited(&tokens, audit)).await?;
         self.commit.sync().await
     }
 
