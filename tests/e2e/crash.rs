@@ -184,3 +184,41 @@ fn sigkill_during_a_large_import_keeps_all_of_it_or_none_with_its_audit_entry() 
     let chain = daemon.ctl_json(&["audit", "verify"]);
     assert_eq!(chain["ok"], true, "{chain}");
 }
+
+#[test]
+fn sigkill_right_after_an_operators_change_keeps_the_change_and_its_audit_entry() {
+    let mut daemon = Daemon::start();
+    daemon.import("serial,type,seed,user\nOP-1,hw-hotp,3132333435363738393031323334353637383930,alice\n");
+    // Each change, then a crash as soon as radotpctl reports it done.
+    let steps: [(&[&str], &str, &str); 6] = [
+        (&["token", "disable", "OP-1"], "token.disable", "disabled"),
+        (&["token", "enable", "OP-1"], "token.enable", "active"),
+        (&["token", "unassign", "OP-1", "--yes"], "token.unassign", "active"),
+        (&["token", "assign", "OP-1", "bob"], "token.assign", "active"),
+        (&["token", "disable", "OP-1"], "token.disable", "disabled"),
+        (&["token", "delete", "OP-1", "--yes"], "token.delete", "gone"),
+    ];
+    for (round, (args, operation, state)) in steps.into_iter().enumerate() {
+        daemon.ctl_ok(args);
+        daemon.kill();
+        daemon.launch();
+        let audit = daemon.ctl_json(&["audit", "--limit", "0"]);
+        let last_change = audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["operation"].as_str().is_some_and(|o| o.starts_with("token.")) && e["result"] == "ok")
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(last_change["operation"], operation, "round {round}: the change's audit entry survived the crash");
+        let shown = daemon.ctl(&["token", "show", "OP-1", "--json"]);
+        let now = if shown.status.success() {
+            let token: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
+            token["state"].as_str().unwrap_or_default().to_string()
+        } else {
+            "gone".to_string()
+        };
+        assert_eq!(now, state, "round {round}: the change itself survived the crash");
+    }
+    assert_eq!(daemon.ctl_json(&["audit", "verify"])["ok"], true);
+}

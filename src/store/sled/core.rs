@@ -26,8 +26,6 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use sled::Transactional;
-
 use super::audit_chunk::AuditChunk;
 use super::progress::Progress;
 use super::{AuditRecord, Durability};
@@ -352,159 +350,6 @@ impl Core {
         self.read().tokens.len()
     }
 
-    /// Inserts new tokens all together (version 1), or none of them, with no audit entry (tests).
-    #[cfg(test)]
-    pub(super) fn insert_all(&self, tokens: &[Token]) -> Result<(), StoreError> {
-        self.insert_audited(tokens, Vec::new())
-    }
-
-    /// Inserts new tokens (version 1) and their audit entries all together,
-    /// or none of them, across a crash as well.
-    ///
-    /// The tokens are written to sled by the caller's thread (the flush
-    /// thread, which Accepts wait for, never carries an import), after a
-    /// marker naming them in the `imports` tree. One sled transaction then
-    /// writes the audit entries and removes the marker. sled recovers its
-    /// log in order, so after a crash either that transaction is there (the
-    /// tokens and their entries) or the marker is, and the next open removes
-    /// the tokens it names ([`Core::undo_interrupted_inserts`]). The tokens
-    /// become visible to reads only after the transaction.
-    pub(super) fn insert_audited(&self, tokens: &[Token], audit: Vec<AuditWrite>) -> Result<(), StoreError> {
-        let mut serials = HashSet::with_capacity(tokens.len());
-        for token in tokens {
-            if !serials.insert(token.serial.as_str()) {
-                return Err(StoreError::Exists(token.serial.clone()));
-            }
-        }
-        // One insert at a time: no serial can appear between this check and the put.
-        let _inserting = self.inserting.lock().unwrap_or_else(|p| p.into_inner());
-        let removal_pending = {
-            let mirror = self.read();
-            if let Some(serial) = serials.iter().filter(|s| mirror.tokens.contains_key(**s)).min() {
-                return Err(StoreError::Exists(serial.to_string()));
-            }
-            serials.iter().any(|s| mirror.dirty.contains_key(*s))
-        };
-        if removal_pending {
-            // The removal of one of these serials waits to be written: write
-            // it first, so that it cannot land over the new token.
-            self.write_behind()?;
-        }
-        let added: Vec<Arc<Token>> = tokens.iter().map(|t| Arc::new(Token { version: 1, ..t.clone() })).collect();
-        let marker = self.db.generate_id().map_err(io)?.to_be_bytes();
-        let names: Vec<&str> = tokens.iter().map(|t| t.serial.as_str()).collect();
-        let listed = serde_json::to_vec(&names).map_err(|e| StoreError::Corrupt(format!("import marker: {e}")))?;
-        self.imports.insert(marker, listed).map_err(io)?;
-        for chunk in added.chunks(WRITE_CHUNK) {
-            let changes: Vec<Pending> =
-                chunk.iter().map(|t| (t.serial.as_str().into(), Some((t.clone(), Dirty::Whole)))).collect();
-            if let Err(e) = self.apply_changes(&changes) {
-                self.take_back(&marker, &names);
-                return Err(e);
-            }
-        }
-        if let Err(e) = self.seal_with(audit, &marker) {
-            self.take_back(&marker, &names);
-            return Err(e);
-        }
-        // Made visible a chunk at a time, so RADIUS never waits for the whole
-        // file (the tokens are new: nobody looks for them yet).
-        for chunk in added.chunks(WRITE_CHUNK) {
-            let mut mirror = self.write();
-            for token in chunk {
-                mirror.put(token.clone(), false);
-            }
-        }
-        Ok(())
-    }
-
-    /// Undoes the writes of an insert that failed; what cannot be undone
-    /// now is undone at the next open (the marker stays).
-    fn take_back(&self, marker: &[u8], serials: &[&str]) {
-        let mut undo = sled::Batch::default();
-        for serial in serials {
-            undo.remove(serial.as_bytes());
-        }
-        let undone = self.tokens.apply_batch(undo.clone()).and_then(|()| self.progress.apply_batch(undo));
-        if undone.is_ok() {
-            let _ = self.imports.remove(marker);
-        }
-    }
-
-    /// Seals `writes` onto the chain after the entries already queued and
-    /// writes them all, removing the insert's `marker` in the same sled
-    /// transaction. On failure the chain and the queue are as they were.
-    fn seal_with(&self, writes: Vec<AuditWrite>, marker: &[u8]) -> Result<(), StoreError> {
-        let _writer = self.audit_writer.lock().unwrap_or_else(|p| p.into_inner());
-        let mut queue = self.audit_queue.lock().unwrap_or_else(|p| p.into_inner());
-        let chain_before = queue.chain.clone();
-        let queued = queue.pending.len();
-        let mut records = queue.pending.clone();
-        for write in writes {
-            match queue.chain.seal(write) {
-                Ok((seq, bytes)) => records.push(AuditRecord { seq, bytes }),
-                Err(e) => {
-                    queue.chain = chain_before;
-                    return Err(StoreError::Corrupt(e));
-                }
-            }
-        }
-        let mut chunks = Vec::new();
-        let mut rest = records.as_slice();
-        while let Some(first) = rest.first() {
-            let (chunk, taken) = AuditChunk::encode(rest);
-            chunks.push((first.seq.to_be_bytes(), chunk));
-            rest = &rest[taken..];
-        }
-        let written: Result<(), sled::transaction::TransactionError<()>> =
-            (&self.audit, &self.imports).transaction(|(audit, imports)| {
-                for (key, chunk) in &chunks {
-                    audit.insert(key.as_slice(), chunk.as_slice())?;
-                }
-                imports.remove(marker)?;
-                Ok(())
-            });
-        match written {
-            Ok(()) => {
-                queue.pending.drain(..queued);
-                Ok(())
-            }
-            Err(e) => {
-                queue.chain = chain_before;
-                Err(match e {
-                    sled::transaction::TransactionError::Storage(e) => io(e),
-                    sled::transaction::TransactionError::Abort(()) => {
-                        StoreError::Unavailable("the insert's audit transaction was aborted".into())
-                    }
-                })
-            }
-        }
-    }
-
-    /// Removes what inserts cut short by a crash wrote (their markers name
-    /// the tokens), before the tokens are read. Returns how many tokens.
-    fn undo_interrupted_inserts(
-        imports: &sled::Tree,
-        tokens: &sled::Tree,
-        progress: &sled::Tree,
-    ) -> Result<usize, StoreError> {
-        let mut removed = 0;
-        for entry in imports.iter() {
-            let (marker, listed) = entry.map_err(io)?;
-            let serials: Vec<String> = serde_json::from_slice(&listed)
-                .map_err(|e| StoreError::Corrupt(format!("an interrupted insert's marker is unreadable: {e}")))?;
-            let mut undo = sled::Batch::default();
-            for serial in &serials {
-                undo.remove(serial.as_bytes());
-            }
-            tokens.apply_batch(undo.clone()).map_err(io)?;
-            progress.apply_batch(undo).map_err(io)?;
-            imports.remove(marker).map_err(io)?;
-            removed += serials.len();
-        }
-        Ok(removed)
-    }
-
     /// Writes `token` if the stored version is still `token.version`
     /// (in memory; written behind). The lock is held from the check to the
     /// write, and the owner index moves in the same step.
@@ -716,6 +561,8 @@ impl Core {
 /// A token to write behind with how much of it changed, or `None` for a removal.
 type Pending = (Box<str>, Option<(Arc<Token>, Dirty)>);
 
+#[path = "atomic.rs"]
+mod atomic;
 #[cfg(test)]
 #[path = "core_tests.rs"]
 mod tests;

@@ -431,3 +431,30 @@ fn an_insert_writes_its_audit_entries_and_removes_its_marker_in_one_step() {
     assert!(matches!(store.insert_audited(&many[..1], vec![]), Err(StoreError::Exists(_))));
     assert_eq!(store.imports.len(), 0);
 }
+
+#[test]
+fn an_operators_change_is_written_with_its_audit_entry_not_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Core::open(dir.path(), 1 << 20, None).unwrap();
+    store.insert_all(&[token("A", Some("alice"))]).unwrap();
+    let mut changed = store.get("A").unwrap().unwrap();
+    changed.disabled = true;
+    store.swap(&changed).unwrap();
+    store.seal(vec![crate::store::contract::write("radius.auth", None, 1)]).unwrap();
+    store.write_with_audit("A", vec![crate::store::contract::write("token.disable", Some("A"), 2)]).unwrap();
+    // Both in sled now, before any write-behind: the token and the entries
+    // (the one queued before first).
+    assert!(decode(&store.tokens.get("A").unwrap().unwrap()).unwrap().disabled);
+    let mut operations = Vec::new();
+    store
+        .audit_oldest_first(&mut |r| {
+            operations.push(serde_json::from_slice::<serde_json::Value>(&r.bytes).unwrap()["operation"].clone());
+            true
+        })
+        .unwrap();
+    assert_eq!(operations, vec!["radius.auth", "token.disable"]);
+    // A removal the same way.
+    store.remove("A", store.get("A").unwrap().unwrap().version).unwrap();
+    store.write_with_audit("A", vec![crate::store::contract::write("token.delete", Some("A"), 3)]).unwrap();
+    assert!(store.tokens.get("A").unwrap().is_none() && store.progress.get("A").unwrap().is_none());
+}

@@ -22,6 +22,7 @@ use std::sync::{Arc, Mutex};
 
 use self::core::Core;
 use self::group_commit::GroupCommit;
+use self::progress::Progress;
 use super::{Census, Challenge, Commit, Durability, ExportSink, Store, StoreError, StoreHealth, Swap, TokenQuery};
 use crate::model::audit::{AuditEntry, AuditQuery, AuditWrite, ChainReport, ChainWalk};
 use crate::model::token::Token;
@@ -164,8 +165,21 @@ impl Store for SledStore {
             (Swap::Swapped(written), Some(previous)) => (written, previous),
             (other, _) => return Ok(other),
         };
-        if let Some(write) = audit {
-            self.core.seal(vec![write])?;
+        // An operator's change (more than a RADIUS decision's progress) is
+        // written with its audit entry in one step; decisions go through the
+        // queue and the group commit.
+        let operator_change = commit == Commit::Durable && !Progress::is_all_that_changed(&previous, &written);
+        match audit {
+            Some(write) if operator_change => {
+                let core = self.core.clone();
+                let serial = written.serial.clone();
+                if let Err(e) = blocking(move || core.write_with_audit(&serial, vec![write])).await {
+                    self.core.undo_swap(&written, &previous);
+                    return Err(e);
+                }
+            }
+            Some(write) => self.core.seal(vec![write])?,
+            None => {}
         }
         if let Err(e) = self.durable(commit).await {
             // What the disk does not hold, memory must not show.
@@ -180,7 +194,13 @@ impl Store for SledStore {
             Swap::Swapped(removed) => removed,
             other => return Ok(other),
         };
-        self.core.seal(vec![audit])?;
+        let core = self.core.clone();
+        let serial = removed.serial.clone();
+        let written = blocking(move || core.write_with_audit(&serial, vec![audit])).await;
+        if let Err(e) = written {
+            self.core.undo_remove(&removed);
+            return Err(e);
+        }
         if let Err(e) = self.commit.sync().await {
             self.core.undo_remove(&removed);
             return Err(e);
