@@ -210,5 +210,8 @@ struct TokenWrites<'a> {
     /// An insert's marker, removed in the same step.
     marker: Option<&'a [u8]>,
     /// Tokens written whole with their progress record, or removed (`None`).
-    tokens: Vec<(&'a str, Option<(Vec<u8>, Vec<u8>)>)>,
+    tokens: Vec<(&'a str, Option<TokenBytes>)>,
 }
+
+/// A token's JSON and its progress record, encoded.
+type TokenBytes = (Vec<u8>, Vec<u8>);
