@@ -256,6 +256,7 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<(), DaemonError
         tracing::info!("metrics on http://{bound}/metrics");
         tasks.spawn(crate::metrics::serve_prometheus(listener, metrics.clone(), shutdown.clone()));
     }
+    tasks.spawn(watch_store_health(store.clone(), metrics.clone(), shutdown.clone()));
     let listener = bind_admin_socket(&config.admin.socket)?;
     tracing::info!("admin socket at {}", config.admin.socket.display());
     tasks.spawn(admin.clone().serve(listener, shutdown.clone(), request_tasks.clone()));
@@ -443,4 +444,26 @@ fn bind_admin_socket(path: &Path) -> Result<UnixListener, DaemonError> {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
         .map_err(|e| startup(format!("cannot set permissions on {}", path.display()), e))?;
     Ok(listener)
+}
+
+/// Keeps the metrics' view of the store current, and says in the log when
+/// the store starts and stops failing.
+async fn watch_store_health(store: Arc<dyn Store>, metrics: Arc<Metrics>, shutdown: CancellationToken) {
+    let mut was_failing: Option<String> = None;
+    loop {
+        let health = store.health().await;
+        metrics.store_health(health.failing.is_some(), health.bytes);
+        match (&was_failing, &health.failing) {
+            (None, Some(reason)) => {
+                tracing::error!(%reason, "the store cannot write: Accepts and changes are refused until it can")
+            }
+            (Some(_), None) => tracing::warn!("the store is writing again"),
+            _ => {}
+        }
+        was_failing = health.failing;
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+        }
+    }
 }

@@ -3,6 +3,7 @@
 mod admin;
 mod admin_limits;
 mod crash;
+mod disk_full;
 mod flood;
 mod harness;
 mod lifecycle;

@@ -36,6 +36,9 @@ use crate::store::{SCHEMA_VERSION, StoreError, Swap};
 const SCHEMA_KEY: &[u8] = b"schema_version";
 /// Schema 1 kept an owner index tree on disk; schema 2 rebuilds it in memory.
 const SCHEMA_WITH_OWNER_TREE: u32 = 1;
+/// Most audit entries held in memory while the store cannot write them
+/// (about 1 KB each).
+pub(super) const MAX_UNWRITTEN_AUDIT: usize = 20_000;
 /// Tokens written per sled batch by [`SledStore::write_behind`].
 const WRITE_CHUNK: usize = 2000;
 
@@ -415,13 +418,52 @@ impl Core {
     }
 
     /// Seals audit entries onto the chain and queues them for the next write.
+    /// A queue that cannot be written (the store is failing) stops at
+    /// [`MAX_UNWRITTEN_AUDIT`]: the entries are refused rather than held.
     pub(super) fn seal(&self, writes: Vec<AuditWrite>) -> Result<(), StoreError> {
         let mut queue = self.audit_queue.lock().unwrap_or_else(|p| p.into_inner());
+        if queue.pending.len() + writes.len() > MAX_UNWRITTEN_AUDIT {
+            return Err(StoreError::Unavailable(format!(
+                "{} audit entries wait to be written: the store is not writing",
+                queue.pending.len()
+            )));
+        }
         for write in writes {
             let (seq, bytes) = queue.chain.seal(write).map_err(StoreError::Corrupt)?;
             queue.pending.push(AuditRecord { seq, bytes });
         }
         Ok(())
+    }
+
+    /// Takes the entries sealed but not written (the engine is being replaced).
+    pub(super) fn take_unwritten_audit(&self) -> Vec<AuditRecord> {
+        std::mem::take(&mut self.audit_queue.lock().unwrap_or_else(|p| p.into_inner()).pending)
+    }
+
+    /// Queues entries an engine that is gone sealed but did not write: those
+    /// that follow this store's last entry are kept (and the chain goes on
+    /// after them); any before it were written; any after a gap cannot be
+    /// chained. Returns (kept, dropped).
+    pub(super) fn requeue_audit(&self, records: Vec<AuditRecord>) -> Result<(usize, usize), StoreError> {
+        let last = self.last_audit()?.map_or(0, |r| r.seq);
+        let mut queue = self.audit_queue.lock().unwrap_or_else(|p| p.into_inner());
+        let mut kept: Vec<AuditRecord> = Vec::new();
+        let mut dropped = 0;
+        for record in records.into_iter().filter(|r| r.seq > last) {
+            let expected = kept.last().map_or(last + 1, |r| r.seq + 1);
+            if record.seq == expected && kept.len() < MAX_UNWRITTEN_AUDIT {
+                kept.push(record);
+            } else {
+                dropped += 1;
+            }
+        }
+        if let Some(newest) = kept.last() {
+            let node = queue.chain.node.clone();
+            queue.chain = Chain::after_stored(node, newest.seq, &newest.bytes).map_err(StoreError::Corrupt)?;
+        }
+        let count = kept.len();
+        queue.pending = kept;
+        Ok((count, dropped))
     }
 
     /// Writes the queued audit entries to sled (not yet flushed).

@@ -458,3 +458,32 @@ fn an_operators_change_is_written_with_its_audit_entry_not_behind() {
     store.write_with_audit("A", vec![crate::store::contract::write("token.delete", Some("A"), 3)]).unwrap();
     assert!(store.tokens.get("A").unwrap().is_none() && store.progress.get("A").unwrap().is_none());
 }
+
+#[test]
+fn the_unwritten_audit_queue_is_bounded_and_carried_to_a_reopened_store() {
+    use crate::store::contract::write;
+    let dir = tempfile::tempdir().unwrap();
+    let carried = {
+        let store = Core::open(dir.path(), 1 << 20, None).unwrap();
+        store.seal(vec![write("radius.auth", None, 1)]).unwrap();
+        store.flush().unwrap();
+        // Entries that cannot be written pile up to the bound, then are refused.
+        let many: Vec<_> = (0..MAX_UNWRITTEN_AUDIT).map(|i| write("radius.auth", None, i as u64)).collect();
+        store.seal(many).unwrap();
+        assert!(matches!(store.seal(vec![write("radius.auth", None, 9)]), Err(StoreError::Unavailable(_))));
+        store.take_unwritten_audit()
+    };
+    assert_eq!(carried.len(), MAX_UNWRITTEN_AUDIT);
+    let store = reopen(dir.path());
+    // Entry 1 is stored: the carried ones follow it and the chain goes on after them.
+    let mut with_a_gap = carried.clone();
+    with_a_gap.remove(100);
+    assert_eq!(store.requeue_audit(with_a_gap).unwrap(), (100, MAX_UNWRITTEN_AUDIT - 101));
+    assert_eq!(store.requeue_audit(carried).unwrap(), (MAX_UNWRITTEN_AUDIT, 0));
+    store.flush().unwrap();
+    store.seal(vec![write("radius.auth", None, 10)]).unwrap();
+    store.flush().unwrap();
+    let mut walk = crate::model::audit::ChainWalk::default();
+    store.audit_oldest_first(&mut |r| walk.step(r.seq, &r.bytes)).unwrap();
+    assert!(walk.report.ok && walk.report.entries == MAX_UNWRITTEN_AUDIT as u64 + 2, "{:?}", walk.report);
+}
