@@ -3,7 +3,8 @@
 #
 # On a fresh Debian machine with Rust: installs the real peers the tests talk
 # to when they are missing (radclient from freeradius-utils, OpenLDAP's slapd
-# and ldap-utils, openssl for test certificates), using apt-get when run as
+# and ldap-utils, openssl for test certificates, e2fsprogs for the full-disk
+# test's small file system), using apt-get when run as
 # root, then runs `cargo test`. Extra arguments go to `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +15,7 @@ command -v radclient >/dev/null 2>&1 || missing+=(freeradius-utils)
 command -v ldapadd >/dev/null 2>&1 || missing+=(ldap-utils)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v setpriv >/dev/null 2>&1 || missing+=(util-linux)
+command -v mkfs.ext4 >/dev/null 2>&1 || missing+=(e2fsprogs)
 
 if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
