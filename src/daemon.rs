@@ -177,6 +177,7 @@ fn settings_of(config: &Config) -> Settings {
         token_types: config.token_types.clone(),
         enroll: EnrollLabels { issuer: config.enroll.issuer.clone(), account: config.enroll.account_label.clone() },
         directory_gate: matches!(&config.directory, DirectoryConfig::Ldap(ldap) if ldap.required_group.is_some()),
+        retention: config.audit.retention(),
     }
 }
 
@@ -257,6 +258,7 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<(), DaemonError
         tasks.spawn(crate::metrics::serve_prometheus(listener, metrics.clone(), shutdown.clone()));
     }
     tasks.spawn(watch_store_health(store.clone(), metrics.clone(), shutdown.clone()));
+    tasks.spawn(apply_audit_retention(service.clone(), shutdown.clone()));
     let listener = bind_admin_socket(&config.admin.socket)?;
     tracing::info!("admin socket at {}", config.admin.socket.display());
     tasks.spawn(admin.clone().serve(listener, shutdown.clone(), request_tasks.clone()));
@@ -465,5 +467,26 @@ async fn watch_store_health(store: Arc<dyn Store>, metrics: Arc<Metrics>, shutdo
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(Duration::from_secs(2)) => {}
         }
+    }
+}
+
+/// Applies audit retention a little after start, then every minute.
+async fn apply_audit_retention(service: Arc<Service>, shutdown: CancellationToken) {
+    let mut wait = Duration::from_secs(10);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(wait) => {}
+        }
+        if let Ok(pruned) = service.prune_audit(&crate::model::audit::Actor::Daemon).await {
+            if pruned.entries > 0 {
+                tracing::info!(
+                    entries = pruned.entries,
+                    through = pruned.through,
+                    "audit retention removed the oldest entries"
+                );
+            }
+        }
+        wait = Duration::from_secs(60);
     }
 }

@@ -336,6 +336,7 @@ impl AdminServer {
             Command::UserSearch { query, limit } => Reply::Users(service.search_users(actor, &query, limit).await?),
             Command::Audit(query) => Reply::Audit(service.audit(actor, &query).await?),
             Command::AuditVerify => Reply::Chain(service.audit_verify(actor).await?),
+            Command::AuditPrune => Reply::Pruned(service.prune_audit(actor).await?),
         })
     }
 }

@@ -48,6 +48,45 @@ pub struct Config {
     pub metrics: MetricsConfig,
     #[serde(default)]
     pub log: LogConfig,
+    /// How much of the audit log is kept.
+    #[serde(default)]
+    pub audit: AuditConfig,
+}
+
+/// `audit`: retention of the audit log. Whichever limit is reached first
+/// applies; what remains still verifies (`radotpctl audit verify`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// Entries older than this many days are removed; 0 keeps them by age.
+    #[serde(default = "default_audit_retention_days")]
+    pub retention_days: u64,
+    /// At most this many entries are kept (the newest); 0: no limit by count.
+    #[serde(default = "default_audit_max_entries")]
+    pub max_entries: u64,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig { retention_days: default_audit_retention_days(), max_entries: default_audit_max_entries() }
+    }
+}
+
+impl AuditConfig {
+    pub fn retention(&self) -> crate::model::audit::Retention {
+        crate::model::audit::Retention {
+            max_age_seconds: (self.retention_days > 0).then(|| self.retention_days.saturating_mul(86_400)),
+            max_entries: (self.max_entries > 0).then_some(self.max_entries),
+        }
+    }
+}
+
+fn default_audit_retention_days() -> u64 {
+    365
+}
+
+fn default_audit_max_entries() -> u64 {
+    1_000_000
 }
 
 /// `metrics`: the Prometheus text endpoint, off unless `listen` is set.

@@ -31,6 +31,7 @@ pub mod import;
 pub mod lifecycle;
 pub mod radius_modes;
 pub mod reset;
+pub mod retention;
 pub mod status;
 
 #[cfg(test)]
@@ -58,6 +59,8 @@ pub struct Settings {
     /// RADIUS requests in `otp` mode must look the user up too (an LDAP
     /// `required_group` is configured).
     pub directory_gate: bool,
+    /// How much of the audit log is kept.
+    pub retention: crate::model::audit::Retention,
 }
 
 impl Settings {

@@ -93,6 +93,59 @@ pub struct ChainReport {
     /// Sequence number of the first entry that does not verify.
     pub first_broken: Option<u64>,
     pub problem: Option<String>,
+    /// Entries up to this sequence number were removed by retention; the
+    /// chain was verified from the checkpoint left in their place.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pruned_through: Option<u64>,
+}
+
+/// Where a pruned chain starts: the sequence number and hash of the last
+/// entry removed by retention. The first entry kept must link to it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    pub seq: u64,
+    pub hash: String,
+}
+
+/// How much of the audit log retention keeps (`audit` in the configuration).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Retention {
+    /// Entries older than this many seconds go.
+    pub max_age_seconds: Option<u64>,
+    /// At most this many entries stay (the newest).
+    pub max_entries: Option<u64>,
+}
+
+impl Retention {
+    /// Whether the oldest entry still kept goes: it was written at `time`,
+    /// and `remaining` entries (it included) are kept so far. The newest
+    /// entry always stays (the chain goes on from it).
+    pub fn drops(&self, remaining: u64, time: u64, now: u64) -> bool {
+        remaining > 1
+            && (self.max_entries.is_some_and(|max| remaining > max)
+                || self.max_age_seconds.is_some_and(|age| time.saturating_add(age) < now))
+    }
+
+    pub fn is_unbounded(&self) -> bool {
+        self.max_entries.is_none() && self.max_age_seconds.is_none()
+    }
+}
+
+/// The time of an entry's stored bytes, without decoding all of it.
+pub fn entry_time(bytes: &[u8]) -> Option<u64> {
+    #[derive(Deserialize)]
+    struct Time {
+        time: u64,
+    }
+    serde_json::from_slice::<Time>(bytes).ok().map(|t| t.time)
+}
+
+/// What one pass of retention removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pruned {
+    pub entries: u64,
+    /// The new checkpoint, when entries were removed.
+    pub through: Option<u64>,
 }
 
 /// Filters for reading the log (newest first).
@@ -204,8 +257,12 @@ impl Chain {
 }
 
 /// Checks the records of one chain (sequence, stored bytes), oldest first.
+/// A copy that starts after entry 1 (a pruned log) is walked from the
+/// checkpoint its first entry implies.
 pub fn verify_chain<'a>(records: impl IntoIterator<Item = (u64, &'a [u8])>) -> ChainReport {
-    let mut walk = ChainWalk::default();
+    let mut records = records.into_iter().peekable();
+    let checkpoint = records.peek().and_then(|(seq, bytes)| ChainWalk::implied_by(*seq, bytes));
+    let mut walk = ChainWalk::after(checkpoint.as_ref());
     for (seq, bytes) in records {
         if !walk.step(seq, bytes) {
             break;
@@ -224,7 +281,7 @@ pub struct ChainWalk {
 impl Default for ChainWalk {
     fn default() -> Self {
         ChainWalk {
-            report: ChainReport { entries: 0, ok: true, first_broken: None, problem: None },
+            report: ChainReport { entries: 0, ok: true, first_broken: None, problem: None, pruned_through: None },
             previous_hash: String::new(),
             expected_seq: 1,
         }
@@ -232,6 +289,29 @@ impl Default for ChainWalk {
 }
 
 impl ChainWalk {
+    /// A walk of a chain whose entries up to `checkpoint` were pruned (a
+    /// walk from the start without one).
+    pub fn after(checkpoint: Option<&Checkpoint>) -> ChainWalk {
+        let mut walk = ChainWalk::default();
+        if let Some(checkpoint) = checkpoint {
+            walk.previous_hash = checkpoint.hash.clone();
+            walk.expected_seq = checkpoint.seq + 1;
+            walk.report.pruned_through = Some(checkpoint.seq);
+        }
+        walk
+    }
+
+    /// The checkpoint a chain starting with `first` implies (none when it
+    /// starts at entry 1): for copies of a pruned log, such as backups,
+    /// whose start is vouched for by something else (the backup's MAC).
+    pub fn implied_by(seq: u64, bytes: &[u8]) -> Option<Checkpoint> {
+        if seq <= 1 {
+            return None;
+        }
+        let entry: AuditEntry = serde_json::from_slice(bytes).ok()?;
+        Some(Checkpoint { seq: seq - 1, hash: entry.prev_hash })
+    }
+
     /// Checks the next record; false once the chain is broken.
     pub fn step(&mut self, seq: u64, bytes: &[u8]) -> bool {
         self.report.entries += 1;

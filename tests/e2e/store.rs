@@ -171,3 +171,24 @@ fn a_missing_key_file_is_not_replaced_when_the_store_holds_tokens() {
     );
     assert!(!key.exists(), "no new key was created");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn audit_retention_keeps_the_configured_number_and_the_rest_still_verifies() {
+    let daemon =
+        crate::harness::Daemon::start_with(|c| c.push_str("audit:\n  max_entries: 50\n  retention_days: 30\n"));
+    let mut client = daemon.client().await;
+    for i in 0..120 {
+        client.authenticate(&format!("nobody-{i}"), "000000").await.unwrap();
+    }
+    let out = daemon.ctl_ok(&["audit", "prune"]);
+    assert!(out.starts_with("audit retention removed "), "{out}");
+    let kept = daemon.ctl_json(&["audit", "--limit", "0"]);
+    let kept = kept.as_array().unwrap();
+    assert!(kept.len() <= 52, "at most the configured 50 (and the reads since): {}", kept.len());
+    assert!(kept.iter().take(3).any(|e| e["operation"] == "audit.prune"), "the removal is audited, among the newest");
+    let verified = daemon.ctl_ok(&["audit", "verify"]);
+    assert!(verified.contains("were removed by retention"), "{verified}");
+    let chain = daemon.ctl_json(&["audit", "verify"]);
+    assert_eq!(chain["ok"], true);
+    assert!(chain["pruned_through"].as_u64().unwrap() >= 70, "{chain}");
+}

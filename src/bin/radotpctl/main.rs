@@ -252,6 +252,7 @@ fn build_command(top: &Top) -> Result<Command, String> {
         Top::User(UserCommand::Search { query, limit }) => Command::UserSearch { query: query.clone(), limit: *limit },
         Top::Audit(args) => match args.action {
             Some(AuditAction::Verify) => Command::AuditVerify,
+            Some(AuditAction::Prune) => Command::AuditPrune,
             None => Command::Audit(AuditQuery {
                 limit: args.limit,
                 serial: args.serial.clone(),

@@ -57,6 +57,7 @@ pub(crate) fn render(reply: &Reply, json: bool, qr: &QrOutput) -> ExitCode {
             Reply::Status(s) => print_json(s),
             Reply::Audit(entries) => print_json(entries),
             Reply::Chain(c) => print_json(c),
+            Reply::Pruned(p) => print_json(p),
             Reply::User(u) => print_json(u),
             Reply::Users(u) => print_json(u),
             Reply::Enrollment(e) => print_json(e),
@@ -168,9 +169,19 @@ pub(crate) fn render(reply: &Reply, json: bool, qr: &QrOutput) -> ExitCode {
             }
         }
         Reply::Audit(entries) => print_audit(entries),
+        Reply::Pruned(p) => match p.through {
+            Some(through) => println!("audit retention removed {} entries, through entry {through}", p.entries),
+            None => println!("audit retention: nothing to remove"),
+        },
         Reply::Chain(c) => {
             if c.ok {
-                println!("audit chain verified: {} entries", c.entries);
+                match c.pruned_through {
+                    Some(through) => println!(
+                        "audit chain verified: {} entries (entries through {through} were removed by retention)",
+                        c.entries
+                    ),
+                    None => println!("audit chain verified: {} entries", c.entries),
+                }
             } else {
                 println!(
                     "audit chain BROKEN at entry {}: {}",

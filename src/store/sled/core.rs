@@ -29,7 +29,7 @@ use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use super::audit_chunk::AuditChunk;
 use super::progress::Progress;
 use super::{AuditRecord, Durability};
-use crate::model::audit::{AuditWrite, Chain};
+use crate::model::audit::{AuditWrite, Chain, ChainWalk};
 use crate::model::token::Token;
 use crate::store::{SCHEMA_VERSION, StoreError, Swap};
 
@@ -101,6 +101,8 @@ pub(super) struct Core {
     audit: sled::Tree,
     /// Markers of inserts being written (id -> their serials), see [`Core::insert_audited`].
     imports: sled::Tree,
+    /// Schema version, audit checkpoint.
+    meta: sled::Tree,
     mirror: RwLock<Mirror>,
     /// Held while dirty tokens are taken and written, so writes land in order.
     writer: Mutex<()>,
@@ -263,6 +265,7 @@ impl Core {
             progress,
             audit,
             imports,
+            meta,
             db,
             mirror: RwLock::new(mirror),
             writer: Mutex::new(()),
@@ -491,6 +494,13 @@ impl Core {
             let node = queue.chain.node.clone();
             queue.chain = Chain::after_stored(node, *seq, text.as_bytes()).map_err(StoreError::Corrupt)?;
         }
+        if self.audit.is_empty() {
+            if let Some(checkpoint) =
+                entries.first().and_then(|(seq, text)| ChainWalk::implied_by(*seq, text.as_bytes()))
+            {
+                self.set_audit_checkpoint(&checkpoint)?;
+            }
+        }
         let records: Vec<AuditRecord> =
             entries.into_iter().map(|(seq, text)| AuditRecord { seq, bytes: text.into_bytes() }).collect();
         for chunk in records.chunks(10_000) {
@@ -605,6 +615,8 @@ type Pending = (Box<str>, Option<(Arc<Token>, Dirty)>);
 
 #[path = "atomic.rs"]
 mod atomic;
+#[path = "retention.rs"]
+mod retention;
 #[cfg(test)]
 #[path = "core_tests.rs"]
 mod tests;

@@ -25,7 +25,7 @@ use self::core::Core;
 use self::healing::{Engine, Slot};
 use self::progress::Progress;
 use super::{Census, Challenge, Commit, Durability, ExportSink, Store, StoreError, StoreHealth, Swap, TokenQuery};
-use crate::model::audit::{AuditEntry, AuditQuery, AuditWrite, ChainReport, ChainWalk};
+use crate::model::audit::{AuditEntry, AuditQuery, AuditWrite, ChainReport, ChainWalk, Pruned, Retention};
 use crate::model::token::Token;
 
 /// One audit record as sled keeps it: a sequence number and the entry's JSON.
@@ -267,7 +267,7 @@ impl Store for SledStore {
         let core = e.core.clone();
         blocking(move || {
             core.write_pending_audit()?;
-            let mut walk = ChainWalk::default();
+            let mut walk = ChainWalk::after(core.audit_checkpoint()?.as_ref());
             core.audit_oldest_first(&mut |record| walk.step(record.seq, &record.bytes))?;
             Ok(vec![walk.report])
         })
@@ -329,6 +329,17 @@ impl Store for SledStore {
         let core = e.core.clone();
         blocking(move || core.restore_audit(entries)).await?;
         e.commit.sync().await
+    }
+
+    async fn prune_audit(&self, rule: Retention, now: u64) -> Result<Pruned, StoreError> {
+        let e = self.engine()?;
+        let core = e.core.clone();
+        blocking(move || {
+            // Entries still queued count too: write them first.
+            core.write_pending_audit()?;
+            core.prune_audit(rule, now)
+        })
+        .await
     }
 
     async fn health(&self) -> StoreHealth {
