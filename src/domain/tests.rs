@@ -138,3 +138,19 @@ fn first_use_window_applies_until_the_first_success() {
     assert_eq!(acceptable_range(&token(Algorithm::Hotp, None), now, &off), (5, 15));
     assert_eq!(acceptable_range(&token(Algorithm::Totp, None), now, &off), (99, 101));
 }
+
+#[tokio::test]
+async fn enrolling_a_token_its_owner_already_has_says_so() {
+    let f = Fixture::with_tokens(AuthConfig::default()).await;
+    let err = f.service.enroll(&Actor::Daemon, "bob", "hw-hotp", Some("B1")).await.unwrap_err();
+    assert_eq!(err.refusal(), Some(Refusal::AlreadyOwned), "{err}");
+    assert!(err.to_string().contains("bob already has token B1"), "{err}");
+    assert!(!err.to_string().contains("unassign"), "{err}");
+}
+
+#[tokio::test]
+async fn an_unknown_serial_comes_with_the_close_ones() {
+    let f = Fixture::with_tokens(AuthConfig::default()).await;
+    assert_eq!(f.service.similar_serials("a1").await.unwrap(), vec!["A1".to_string(), "B1".to_string()]);
+    assert!(f.service.similar_serials("ZZZZZZ").await.unwrap().is_empty());
+}

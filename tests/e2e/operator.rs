@@ -391,6 +391,13 @@ fn messages_say_what_happened() {
     daemon.ctl_ok(&["token", "assign", "HW1", "carol"]);
     let out = daemon.ctl(&["token", "enroll", "bob", "--type", "hw-hotp", "--serial", "HW1"]);
     assert!(stderr(&out).contains("belongs to carol, not to stock"), "{}", stderr(&out));
+    let out = daemon.ctl(&["token", "enroll", "carol", "--type", "hw-hotp", "--serial", "HW1"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("carol already has token HW1"), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("unassign"), "no advice that takes the token away: {}", stderr(&out));
+    let out = daemon.ctl(&["token", "unassign", "hw1", "--yes"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("token hw1 does not exist; did you mean HW1"), "{}", stderr(&out));
     assert!(daemon.ctl_ok(&["user", "search", "zzz"]).contains("no users"));
     let version = Command::new(env!("CARGO_BIN_EXE_radotpctl")).arg("--version").output().unwrap();
     assert!(String::from_utf8_lossy(&version.stdout).starts_with("radotpctl "));
