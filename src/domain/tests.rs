@@ -154,3 +154,20 @@ async fn an_unknown_serial_comes_with_the_close_ones() {
     assert_eq!(f.service.similar_serials("a1").await.unwrap(), vec!["A1".to_string(), "B1".to_string()]);
     assert!(f.service.similar_serials("ZZZZZZ").await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn a_serial_twice_in_one_file_makes_the_file_invalid() {
+    use super::testing::RFC_SEED_HEX;
+    let f = Fixture::new(AuthConfig::default(), Arc::new(crate::directory::static_list::StaticDirectory::new([])));
+    let other = "3132333435363738393031323334353637383931";
+    let csv = format!("serial,type,seed\nD1,hw-hotp,{RFC_SEED_HEX}\nD2,hw-hotp,{RFC_SEED_HEX}\nD1,hw-hotp,{other}\n");
+    let report = f.service.import_csv(&Actor::Daemon, &csv, false, false).await.unwrap();
+    assert!(report.aborted && report.imported == 0, "{report:?}");
+    assert_eq!(report.invalid.len(), 1, "{report:?}");
+    assert_eq!(report.invalid[0].line, 4);
+    assert!(report.invalid[0].reason.contains("earlier in the file (line 2)"), "{report:?}");
+    assert!(report.skipped.is_empty(), "{report:?}");
+    let report = f.service.import_csv(&Actor::Daemon, &csv, true, false).await.unwrap();
+    assert_eq!((report.imported, report.invalid.len()), (2, 1), "{report:?}");
+    assert_eq!(f.token("D1").await.counter, 0);
+}

@@ -84,7 +84,7 @@ pub(crate) enum TokenCommand {
     #[command(after_help = "The format is recognised from the content (a PSKC file starts with '<'); --format\n\
 overrides. The whole file is checked first: a bad row or key is reported with its line\n\
 number (and key Id) and nothing is imported, unless --skip-invalid imports the good ones.\n\
-Serials that already exist are skipped and reported.\n\n\
+Serials that already exist are skipped and reported; a serial twice in one file is invalid.\n\n\
 CSV columns: serial,type,seed or seed_base32[,digits,period,counter,hash,user].\n\
 PSKC: HOTP and TOTP keys, plain or encrypted (AES-CBC) under a pre-shared key\n\
 (--psk-file: a file holding the key in hex) or a password (--password-file, PBKDF2);\n\
