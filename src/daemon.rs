@@ -431,7 +431,8 @@ async fn bind_udp(address: std::net::SocketAddr, receive_buffer: usize) -> Resul
 
 fn bind_admin_socket(path: &Path) -> Result<UnixListener, DaemonError> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(|e| startup(format!("cannot create {}", parent.display()), e))?;
+        crate::fsmode::create_dir_all_with_mode(parent, 0o755)
+            .map_err(|e| startup(format!("cannot create {}", parent.display()), e))?;
     }
     if path.exists() {
         if std::os::unix::net::UnixStream::connect(path).is_ok() {

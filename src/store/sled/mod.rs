@@ -14,6 +14,7 @@
 mod audit_chunk;
 mod core;
 mod group_commit;
+mod private;
 mod progress;
 
 use std::collections::{HashMap, HashSet};
