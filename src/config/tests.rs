@@ -287,7 +287,8 @@ fn shipped_configs_are_valid() {
 #[test]
 fn a_group_that_does_not_exist_is_refused_under_roles_as_under_allowed_groups() {
     let with_admin = |admin: &str| {
-        let text = MINIMAL.replace("admin: { socket: ./admin.sock }", &format!("admin:\n  socket: ./admin.sock\n{admin}"));
+        let text =
+            MINIMAL.replace("admin: { socket: ./admin.sock }", &format!("admin:\n  socket: ./admin.sock\n{admin}"));
         match Config::parse(&text).unwrap().validate() {
             Ok(()) => Vec::new(),
             Err(e) => e.problems().iter().map(|p| p.to_string()).collect::<Vec<_>>(),
@@ -305,13 +306,15 @@ fn a_group_that_does_not_exist_is_refused_under_roles_as_under_allowed_groups() 
 #[test]
 fn the_socket_mode_is_octal_defaults_to_0660_and_gives_others_nothing() {
     let parse = |admin: &str| {
-        let text = MINIMAL.replace("admin: { socket: ./admin.sock }", &format!("admin:\n  socket: ./admin.sock\n{admin}"));
+        let text =
+            MINIMAL.replace("admin: { socket: ./admin.sock }", &format!("admin:\n  socket: ./admin.sock\n{admin}"));
         Config::parse(&text)
     };
     let config = parse("").unwrap();
     assert_eq!((config.admin.socket_mode, config.admin.socket_group.clone()), (SocketMode(0o660), None));
     assert_eq!(config.admin.socket_mode.to_string(), "0660");
-    for written in ["  socket_mode: \"0640\"", "  socket_mode: 0640", "  socket_mode: 640", "  socket_mode: \"0o640\""] {
+    for written in ["  socket_mode: \"0640\"", "  socket_mode: 0640", "  socket_mode: 640", "  socket_mode: \"0o640\""]
+    {
         assert_eq!(parse(written).unwrap().admin.socket_mode, SocketMode(0o640), "{written}");
     }
     let err = parse("  socket_mode: \"0980\"").unwrap_err().to_string();

@@ -8,10 +8,12 @@ use radotp::admin::wire::{Command, Reply, Response};
 use radotp::domain::lifecycle::TokenFilter;
 use radotp::model::audit::AuditQuery;
 
+mod access;
 mod cli;
 mod files;
 mod render;
 
+use access::permission_hint;
 use cli::*;
 use files::*;
 use render::*;
@@ -75,9 +77,9 @@ async fn run(cli: Cli) -> ExitCode {
         Ok(r) => r,
         Err(e @ AdminClientError::Unreachable { .. }) => {
             let hint = if e.to_string().contains("Permission denied") {
-                "(this user may not open the socket: ask for a group in admin.allowed_groups or admin.roles)"
+                permission_hint(&cli.socket)
             } else {
-                "(is radotpd running? use --socket PATH or RADOTP_SOCKET)"
+                "(is radotpd running? use --socket PATH or RADOTP_SOCKET)".to_string()
             };
             eprintln!("radotpctl: {e}\n{hint}");
             return ExitCode::from(EXIT_UNREACHABLE);
