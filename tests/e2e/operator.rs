@@ -402,3 +402,37 @@ fn messages_say_what_happened() {
     let version = Command::new(env!("CARGO_BIN_EXE_radotpctl")).arg("--version").output().unwrap();
     assert!(String::from_utf8_lossy(&version.stdout).starts_with("radotpctl "));
 }
+
+/// On a terminal (a pseudo-terminal made by `script`), `token reset SERIAL`
+/// asks for the first code and then the second; without a terminal it says
+/// how to give them.
+#[test]
+fn reset_asks_for_the_codes_on_a_terminal_first_then_second() {
+    use std::io::Write;
+    let daemon = Daemon::start();
+    daemon.rfc_token("HW1", "alice");
+    let out = daemon.ctl(&["token", "reset", "HW1"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("give OTP1 and OTP2"), "{}", stderr(&out));
+
+    let command = format!("{} --socket {} token reset HW1", env!("CARGO_BIN_EXE_radotpctl"), daemon.socket.display());
+    let mut child = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("script (util-linux)");
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(format!("{}\n", code(40)).as_bytes()).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    input.write_all(format!("{}\n", code(41)).as_bytes()).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    drop(input);
+    let out = child.wait_with_output().unwrap();
+    let screen = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{screen}");
+    let (first, second) = (screen.find("(OTP1)").unwrap(), screen.find("(OTP2)").unwrap());
+    assert!(first < second, "{screen}");
+    assert!(screen.contains("token HW1 reset: counter moved forward by 42"), "{screen}");
+}
