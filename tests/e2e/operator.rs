@@ -436,3 +436,30 @@ fn reset_asks_for_the_codes_on_a_terminal_first_then_second() {
     assert!(first < second, "{screen}");
     assert!(screen.contains("token HW1 reset: counter moved forward by 42"), "{screen}");
 }
+
+/// The shipped demo configuration has what the operator guide uses: an
+/// authenticator-app type, a type that refuses the reset, one operators may
+/// not enroll, and the guide's users.
+#[test]
+fn the_demo_configuration_runs_the_operator_guide() {
+    let demo = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/conf/radotp.yaml")).unwrap();
+    let daemon = Daemon::start_with(|config| {
+        let dir = config.split("store:\n  path: ").nth(1).unwrap().split("/db").next().unwrap().to_string();
+        *config = demo.replace("./var/radotp", &dir).replace("127.0.0.1:1812", "127.0.0.1:0");
+    });
+    daemon.import(&format!(
+        "serial,type,seed,user\nHW0003,hw-hotp,{s},\nVF0001,vendor-fixed,{s},bob\nLG0001,legacy,{s},\n",
+        s = RFC_SEED_HEX
+    ));
+    let types = daemon.ctl_ok(&["types"]);
+    for id in ["hw-hotp", "hw-totp", "app-totp", "vendor-fixed", "legacy"] {
+        assert!(types.contains(id), "{id} missing: {types}");
+    }
+    let app = daemon.ctl_json(&["token", "enroll", "erin", "--type", "app-totp", "--no-qr"]);
+    assert!(app["otpauth_uri"].as_str().unwrap().starts_with("otpauth://totp/Example%20VPN:erin@example.org"), "{app}");
+    let out = daemon.ctl(&["token", "reset", "VF0001", RFC_CODES[0], RFC_CODES[1]]);
+    assert!(stderr(&out).contains("do not allow the reset"), "{}", stderr(&out));
+    let out = daemon.ctl(&["token", "enroll", "dave", "--type", "legacy", "--serial", "LG0001"]);
+    assert!(stderr(&out).contains("operators cannot enroll tokens of type \"legacy\""), "{}", stderr(&out));
+    daemon.ctl_ok(&["token", "enroll", "dave", "--type", "hw-hotp", "--serial", "HW0003"]);
+}
