@@ -94,8 +94,8 @@ impl Service {
         Ok(found)
     }
 
-    /// Serials close to `serial` (another case, or a character or two
-    /// apart), closest first, at most five: the help shown when a serial
+    /// The serials closest to `serial` (another case, or a character or two
+    /// apart), at most five: the help shown when a serial
     /// does not exist. Runs only on that error path; reads the store in pages.
     pub async fn similar_serials(&self, serial: &str) -> Result<Vec<String>, DomainError> {
         const PAGE: usize = 1000;
@@ -116,7 +116,9 @@ impl Service {
             }
         }
         close.sort();
-        Ok(close.into_iter().take(5).map(|(_, serial)| serial).collect())
+        // Only the closest: "hw0001" suggests HW0001, not its neighbours too.
+        let nearest = close.first().map(|(distance, _)| *distance);
+        Ok(close.into_iter().take_while(|(d, _)| Some(*d) == nearest).take(5).map(|(_, serial)| serial).collect())
     }
 
     /// The tokens of `user` as operators see them (no audit entry of its own:
