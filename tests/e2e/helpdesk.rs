@@ -87,7 +87,7 @@ async fn a_helpdesk_account_with_a_role_and_the_socket_group_does_the_whole_hand
     let hint = text(&out.stderr);
     assert!(hint.contains("Permission denied"), "{hint}");
     assert!(hint.contains("srw-rw---- owner root group root (mode 0660)"), "{hint}");
-    assert!(hint.contains(&format!("is not in group root")) && hint.contains("admin.socket_group"), "{hint}");
+    assert!(hint.contains("is not in group root") && hint.contains("admin.socket_group"), "{hint}");
 
     // admin.socket_group, applied by a reload (the socket is not recreated).
     let config = daemon.config_text().replace("  socket: ", &format!("  socket_group: {}\n  socket: ", account.group));
