@@ -89,6 +89,14 @@ async fn a_helpdesk_account_with_a_role_and_the_socket_group_does_the_whole_hand
     assert!(hint.contains("srw-rw---- owner root group root (mode 0660)"), "{hint}");
     assert!(hint.contains("is not in group root") && hint.contains("admin.socket_group"), "{hint}");
 
+    // A misspelt group under admin.roles is refused by a reload, as under allowed_groups.
+    let good = daemon.config_text();
+    daemon.rewrite_config(&good.replace(&format!("groups: [{}]", account.group), "groups: [radotp-opz-typo]"));
+    let out = daemon.ctl(&["reload"]);
+    let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(said.contains("admin.roles.operator.groups[0]: no group called"), "{said}");
+    daemon.rewrite_config(&good);
+
     // admin.socket_group, applied by a reload (the socket is not recreated).
     let config = daemon.config_text().replace("  socket: ", &format!("  socket_group: {}\n  socket: ", account.group));
     daemon.rewrite_config(&config);
