@@ -57,3 +57,44 @@ fn narrow(path: &Path, mode: u32) -> std::io::Result<()> {
     }
     std::fs::set_permissions(path, Permissions::from_mode(current & mode))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    /// Every mode under `path` (the path itself included) that others or the group could use.
+    fn open_modes(path: &Path) -> Vec<String> {
+        use std::os::unix::fs::PermissionsExt;
+        let mut found = Vec::new();
+        let mode = std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            found.push(format!("{} {mode:o}", path.display()));
+        }
+        if path.is_dir() {
+            for entry in std::fs::read_dir(path).unwrap() {
+                found.extend(open_modes(&entry.unwrap().path()));
+            }
+        }
+        found
+    }
+
+    #[test]
+    fn the_store_directory_is_0700_and_its_files_0600_whatever_the_umask() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("var").join("db");
+        let store = super::super::core::Core::open(&path, 1 << 20, None).unwrap();
+        store.insert_all(&[crate::store::contract::token("P1", Some("alice"))]).unwrap();
+        store.flush().unwrap();
+        drop(store);
+        let store = super::super::core::Core::open(&path, 1 << 20, None).unwrap();
+        assert!(open_modes(&path).is_empty(), "{:?}", open_modes(&path));
+        assert!(std::fs::read_dir(&path).unwrap().count() > 0);
+        drop(store);
+
+        // A store made by an older radotpd under umask 022 is narrowed when opened.
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(path.join("conf"), std::fs::Permissions::from_mode(0o644)).unwrap();
+        let _store = super::super::core::Core::open(&path, 1 << 20, None).unwrap();
+        assert!(open_modes(&path).is_empty(), "{:?}", open_modes(&path));
+    }
+}
