@@ -262,7 +262,7 @@ impl AdminServer {
         } else {
             match self.execute(&actor, command).await {
                 Ok(reply) => Response::success(reply),
-                Err(e) => Response::failure(error_kind(&e), e.to_string()),
+                Err(e) => Response::failure(error_kind(&e), self.explain(&e).await),
             }
         };
         let result = match (&response.error, &response.result) {
@@ -274,6 +274,18 @@ impl AdminServer {
         };
         tracing::info!(operation, peer_uid = peer.uid, peer = peer.user.as_deref().unwrap_or("-"), %result, "admin request");
         response
+    }
+
+    /// The error's message, with the serials the operator may have meant
+    /// when a serial does not exist (serials are case-sensitive).
+    async fn explain(&self, error: &DomainError) -> String {
+        let DomainError::NoSuchToken(serial) = error else {
+            return error.to_string();
+        };
+        match self.service.similar_serials(serial).await {
+            Ok(close) if !close.is_empty() => format!("{error}; did you mean {}?", close.join(", ")),
+            _ => error.to_string(),
+        }
     }
 
     async fn execute(&self, actor: &Actor, command: Command) -> Result<Reply, DomainError> {

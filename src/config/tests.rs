@@ -283,3 +283,45 @@ fn shipped_configs_are_valid() {
     }
     assert!(seen >= 1);
 }
+
+#[test]
+fn a_group_that_does_not_exist_is_refused_under_roles_as_under_allowed_groups() {
+    let with_admin = |admin: &str| {
+        let text =
+            MINIMAL.replace("admin: { socket: ./admin.sock }", &format!("admin:\n  socket: ./admin.sock\n{admin}"));
+        match Config::parse(&text).unwrap().validate() {
+            Ok(()) => Vec::new(),
+            Err(e) => e.problems().iter().map(|p| p.to_string()).collect::<Vec<_>>(),
+        }
+    };
+    assert!(with_admin("  roles: { operator: { groups: [root, \"0\"] } }").is_empty());
+    let problems = with_admin("  roles: { operator: { groups: [root, radotp-opz] }, admin: { groups: [nogroup-x1] } }");
+    assert_eq!(problems.len(), 2, "{problems:?}");
+    assert!(problems[0].starts_with("admin.roles.operator.groups[1]: no group called \"radotp-opz\""), "{problems:?}");
+    assert!(problems[1].starts_with("admin.roles.admin.groups[0]"), "{problems:?}");
+    let problems = with_admin("  socket_group: radotp-opz");
+    assert!(problems[0].starts_with("admin.socket_group: no group called"), "{problems:?}");
+}
+
+#[test]
+fn the_socket_mode_is_octal_defaults_to_0660_and_gives_others_nothing() {
+    let parse = |admin: &str| {
+        let text =
+            MINIMAL.replace("admin: { socket: ./admin.sock }", &format!("admin:\n  socket: ./admin.sock\n{admin}"));
+        Config::parse(&text)
+    };
+    let config = parse("").unwrap();
+    assert_eq!((config.admin.socket_mode, config.admin.socket_group.clone()), (SocketMode(0o660), None));
+    assert_eq!(config.admin.socket_mode.to_string(), "0660");
+    for written in ["  socket_mode: \"0640\"", "  socket_mode: 0640", "  socket_mode: 640", "  socket_mode: \"0o640\""]
+    {
+        assert_eq!(parse(written).unwrap().admin.socket_mode, SocketMode(0o640), "{written}");
+    }
+    let err = parse("  socket_mode: \"0980\"").unwrap_err().to_string();
+    assert!(err.starts_with("admin.socket_mode: "), "{err}");
+    let config = parse("  socket_mode: \"0666\"").unwrap();
+    let problems = config.validate().unwrap_err().problems().iter().map(|p| p.to_string()).collect::<Vec<_>>();
+    assert!(problems[0].starts_with("admin.socket_mode: 0666 lets every local user"), "{problems:?}");
+    let config = parse("  socket_mode: \"0060\"").unwrap();
+    assert!(config.validate().is_err());
+}

@@ -6,6 +6,7 @@ mod crash;
 mod disk_full;
 mod flood;
 mod harness;
+mod helpdesk;
 mod lifecycle;
 mod operator;
 mod pskc;

@@ -258,15 +258,30 @@ pub(crate) fn print_token_table(tokens: &[TokenView]) {
                 t.user.clone().unwrap_or_else(|| "-".into()),
                 t.state.as_str().into(),
                 t.fail_count.to_string(),
-                t.counter
-                    .map(|c| c.to_string())
-                    .or(t.last_step.flatten().map(|s| format!("step {s}")))
-                    .unwrap_or_else(|| "-".into()),
+                progress_cell(t),
             ]
         })
         .collect();
     print_table(&["SERIAL", "TYPE", "USER", "STATE", "FAILS", "COUNTER"], &rows);
     println!("{} token(s)", tokens.len());
+}
+
+/// The COUNTER column: the counter of an HOTP token; for a TOTP token the
+/// time of its last use (UTC) and its stored clock drift, which say more to
+/// an operator than a raw time step.
+pub(crate) fn progress_cell(t: &TokenView) -> String {
+    if let Some(counter) = t.counter {
+        return counter.to_string();
+    }
+    if t.algorithm != radotp::model::token::Algorithm::Totp {
+        return "-".into();
+    }
+    let step_time = t.last_step.flatten().zip(t.period).map(|(step, period)| step.saturating_mul(u64::from(period)));
+    let used = match t.last_used_at.or(step_time) {
+        Some(at) => format!("used {}", radotp::timefmt::format_utc(at)),
+        None => "never used".into(),
+    };
+    format!("{used}, drift {:+}", t.drift.unwrap_or(0))
 }
 
 pub(crate) fn print_token(t: &TokenView) {
@@ -294,11 +309,11 @@ pub(crate) fn print_token(t: &TokenView) {
     if let Some(c) = t.counter {
         println!("counter       {c}");
     }
-    if let Some(s) = t.last_step.flatten() {
-        println!("last step     {s}");
+    if let (Some(s), Some(p)) = (t.last_step.flatten(), t.period) {
+        println!("last step     {s} ({})", radotp::timefmt::format_utc(s.saturating_mul(u64::from(p))));
     }
-    if let Some(d) = t.drift.filter(|d| *d != 0) {
-        println!("clock drift   {d} step(s)");
+    if t.algorithm == radotp::model::token::Algorithm::Totp {
+        println!("clock drift   {:+} step(s)", t.drift.unwrap_or(0));
     }
     println!("created       {}", radotp::timefmt::format_utc(t.created_at));
     println!("last used     {}", t.last_used_at.map(radotp::timefmt::format_utc).unwrap_or_else(|| "never".into()));
@@ -354,4 +369,56 @@ pub(crate) fn print_audit(entries: &[AuditEntry]) {
         })
         .collect();
     print_table(&["SEQ", "TIME", "ACTOR", "OPERATION", "USER", "SERIAL", "RESULT", "REASON"], &rows);
+}
+
+#[cfg(test)]
+mod tests {
+    use radotp::model::otp::HashAlg;
+    use radotp::model::token::{Algorithm, TokenState, TokenView};
+
+    use super::progress_cell;
+
+    fn view(algorithm: Algorithm) -> TokenView {
+        TokenView {
+            serial: "T1".into(),
+            r#type: "hw-totp".into(),
+            type_label: None,
+            algorithm,
+            digits: 6,
+            hash: HashAlg::Sha1,
+            period: Some(30),
+            user: None,
+            display_name: None,
+            user_dn: None,
+            state: TokenState::Active,
+            fail_count: 0,
+            counter: None,
+            last_step: Some(None),
+            drift: Some(0),
+            created_at: 0,
+            last_used_at: None,
+            locked_at: None,
+            unlocks_at: None,
+        }
+    }
+
+    #[test]
+    fn a_totp_token_shows_its_last_use_and_drift_not_a_raw_step() {
+        let mut t = view(Algorithm::Totp);
+        assert_eq!(progress_cell(&t), "never used, drift +0");
+        t.last_step = Some(Some(59_874_256));
+        t.drift = Some(-1);
+        t.last_used_at = Some(1_796_227_690);
+        let cell = progress_cell(&t);
+        assert_eq!(cell, format!("used {}, drift -1", radotp::timefmt::format_utc(1_796_227_690)));
+        assert!(!cell.contains("59874256"), "{cell}");
+    }
+
+    #[test]
+    fn an_hotp_token_shows_its_counter() {
+        let mut t = view(Algorithm::Hotp);
+        t.counter = Some(7);
+        t.last_step = None;
+        assert_eq!(progress_cell(&t), "7");
+    }
 }

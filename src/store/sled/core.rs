@@ -188,7 +188,9 @@ impl Core {
     }
 
     fn open_with(path: &Path, cache_bytes: u64, migrate: bool, node: Option<String>) -> Result<Self, StoreError> {
+        super::private::prepare_dir(path)?;
         let db = open_db(path, cache_bytes)?;
+        super::private::narrow_contents(path);
         let meta = db.open_tree("meta").map_err(io)?;
         match meta.get(SCHEMA_KEY).map_err(io)? {
             None => {

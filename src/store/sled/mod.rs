@@ -15,6 +15,7 @@ mod audit_chunk;
 mod core;
 mod group_commit;
 mod healing;
+mod private;
 mod progress;
 
 use std::collections::{HashMap, HashSet};
