@@ -3,11 +3,13 @@
 //! - [`packet`]: framing, Message-Authenticator, decoding and signing (wraps the `radius` crate);
 //! - [`clients`]: which source addresses are NAS clients, with their secrets;
 //! - [`dedup`]: the RFC 5080 duplicate cache;
+//! - [`drop_warnings`]: rate-limited warnings for dropped requests;
 //! - [`server`]: the receive loop, mapping requests onto [`crate::domain::Service`];
 //! - [`client`]: a small RADIUS client for tests, benchmarks and monitoring.
 
 pub mod client;
 pub mod clients;
 pub mod dedup;
+pub mod drop_warnings;
 pub mod packet;
 pub mod server;

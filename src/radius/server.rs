@@ -17,6 +17,7 @@ use tokio_util::task::TaskTracker;
 
 use super::clients::ClientTable;
 use super::dedup::{DuplicateCache, RequestKey, Seen};
+use super::drop_warnings::{self, DropSource, DropWarnings};
 use super::packet::{self, Frame, ReplyAttributes, RequestError};
 use crate::config::RadiusClient;
 use crate::domain::radius_modes::{Outcome, RadiusRequest};
@@ -29,6 +30,7 @@ pub struct RadiusServer {
     clients: RwLock<Arc<ClientTable>>,
     dedup: DuplicateCache,
     permits: Arc<Semaphore>,
+    drop_warnings: DropWarnings,
 }
 
 impl RadiusServer {
@@ -44,6 +46,7 @@ impl RadiusServer {
             clients: RwLock::new(Arc::new(ClientTable::new(clients))),
             dedup: DuplicateCache::new(duplicate_lifetime, duplicate_entries),
             permits: Arc::new(Semaphore::new(max_in_flight.max(1))),
+            drop_warnings: DropWarnings::default(),
         }
     }
 
@@ -90,13 +93,13 @@ impl RadiusServer {
         let received = Instant::now();
         let table = self.clients();
         let Some(client) = table.find(source.ip()) else {
-            self.drop_packet(DropReason::UnknownClient, source, None);
+            self.drop_packet(DropReason::UnknownClient, source, None, None);
             return;
         };
         let frame = match screen(datagram, client) {
             Ok(frame) => frame,
             Err((reason, detail)) => {
-                self.drop_packet(reason, source, detail.as_deref());
+                self.drop_packet(reason, source, Some(&client.name), detail.as_deref());
                 return;
             }
         };
@@ -110,7 +113,7 @@ impl RadiusServer {
         match self.dedup.check(key, received) {
             Seen::New => {}
             Seen::InProgress => {
-                self.drop_packet(DropReason::Duplicate, source, None);
+                self.drop_packet(DropReason::Duplicate, source, Some(&client.name), None);
                 return;
             }
             Seen::Answered(reply) => {
@@ -140,13 +143,13 @@ impl RadiusServer {
             }
             Err(e) => {
                 self.dedup.abandon(&key);
-                self.drop_packet(DropReason::Malformed, source, Some(&e.to_string()));
+                self.drop_packet(DropReason::Malformed, source, Some(&client.name), Some(&e.to_string()));
                 return;
             }
         };
         let Ok(permit) = self.permits.clone().try_acquire_owned() else {
             self.dedup.abandon(&key);
-            self.drop_packet(DropReason::Overloaded, source, None);
+            self.drop_packet(DropReason::Overloaded, source, Some(&client.name), None);
             return;
         };
         let server = self.clone();
@@ -179,7 +182,7 @@ impl RadiusServer {
                 }
                 Ok(Outcome::NoAnswer) => {
                     server.dedup.abandon(&key);
-                    server.drop_packet(DropReason::DirectoryUnavailable, source, None);
+                    server.drop_packet(DropReason::DirectoryUnavailable, source, Some(&client.name), None);
                     tracing::info!(client = %client.name, %source, user = ?request.user_name, result = "no_answer",
                         reason = "directory_unavailable", latency_us = received.elapsed().as_micros() as u64, "RADIUS decision");
                     return;
@@ -263,9 +266,18 @@ impl RadiusServer {
         }
     }
 
-    fn drop_packet(&self, reason: DropReason, source: SocketAddr, detail: Option<&str>) {
+    /// Counts a drop; logs it at debug, and at warn at most once per client
+    /// and reason per interval ([`drop_warnings`]).
+    fn drop_packet(&self, reason: DropReason, source: SocketAddr, client: Option<&str>, detail: Option<&str>) {
         self.metrics().dropped(reason);
         tracing::debug!(%source, reason = reason.as_str(), detail = detail.unwrap_or(""), "RADIUS packet dropped");
+        let who = match client {
+            Some(name) => DropSource::Client(name.to_string()),
+            None => DropSource::Unknown(source.ip()),
+        };
+        if let Some(warning) = self.drop_warnings.record(who.clone(), reason, Instant::now()) {
+            drop_warnings::emit(&who, source, reason, &warning);
+        }
     }
 }
 

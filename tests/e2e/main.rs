@@ -5,6 +5,7 @@ mod admin_limits;
 mod crash;
 mod flood;
 mod harness;
+mod integrators;
 mod lifecycle;
 mod operator;
 mod pskc;
