@@ -21,6 +21,7 @@ pub fn radius_request(data: &[u8]) {
         secret: Secret::new(FUZZ_SECRET.to_vec()),
         require_message_authenticator: data.first().is_some_and(|b| b & 1 == 0),
         mode: None,
+        nas: Vec::new(),
     };
     // Half the inputs get a valid Message-Authenticator, so mutations reach
     // the decoding behind the signature check.

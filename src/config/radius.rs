@@ -42,6 +42,22 @@ pub struct ClientConfig {
     /// This client's authentication mode, instead of `auth.mode`.
     #[serde(default)]
     pub mode: Option<AuthMode>,
+    /// Settings for requests this client (a proxy) passes on from the NAS
+    /// named by their NAS-Identifier.
+    #[serde(default)]
+    pub nas: Vec<NasRule>,
+}
+
+/// Settings for the requests of one NAS behind a proxy, matched by the
+/// request's NAS-Identifier (`radius.clients[].nas[]`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NasRule {
+    /// The NAS-Identifier, exactly as the NAS sends it.
+    pub identifier: String,
+    /// The authentication mode for this NAS's requests, instead of the client's.
+    #[serde(default)]
+    pub mode: Option<AuthMode>,
 }
 
 /// How a RADIUS request proves who the user is (`auth.mode`, per client `mode`).
@@ -189,6 +205,17 @@ pub struct RadiusClient {
     pub require_message_authenticator: bool,
     /// Overrides `auth.mode` for this client.
     pub mode: Option<AuthMode>,
+    /// Per-NAS settings for requests passed on by this client (a proxy).
+    pub nas: Vec<NasRule>,
+}
+
+impl RadiusClient {
+    /// The mode of a request from this client that carries `nas_identifier`:
+    /// its NAS rule's, else the client's (`None`: `auth.mode`).
+    pub fn mode_for(&self, nas_identifier: Option<&str>) -> Option<AuthMode> {
+        let rule = nas_identifier.and_then(|id| self.nas.iter().find(|rule| rule.identifier == id));
+        rule.and_then(|rule| rule.mode).or(self.mode)
+    }
 }
 
 impl ClientConfig {

@@ -283,3 +283,30 @@ fn shipped_configs_are_valid() {
     }
     assert!(seen >= 1);
 }
+
+#[test]
+fn nas_rules_choose_the_mode_of_requests_passed_on_by_a_proxy() {
+    let proxy = "{ name: proxy, address: 10.0.0.0/8, secret: \"another long secret\", mode: password+otp, \
+                 nas: [ { identifier: vpn-gw-1, mode: challenge }, { identifier: wifi } ] }";
+    let text = with_directory(LDAP).replace("{ name: b, address: 10.0.0.0/8, secret: \"another long secret\" }", proxy);
+    let config = Config::parse(&text).unwrap();
+    config.validate().unwrap();
+    let clients = config.radius_clients().unwrap();
+    let proxy = clients.iter().find(|c| c.name == "proxy").unwrap();
+    assert_eq!(proxy.mode_for(Some("vpn-gw-1")), Some(AuthMode::Challenge));
+    assert_eq!(proxy.mode_for(Some("wifi")), Some(AuthMode::PasswordOtp), "a rule without mode keeps the client's");
+    assert_eq!(proxy.mode_for(Some("other")), Some(AuthMode::PasswordOtp));
+    assert_eq!(proxy.mode_for(None), Some(AuthMode::PasswordOtp));
+
+    let twice = text.replace("{ identifier: wifi }", "{ identifier: vpn-gw-1 }");
+    assert_eq!(problem_paths(&twice), vec!["radius.clients[1].nas[1].identifier".to_string()]);
+    let empty = text.replace("{ identifier: wifi }", "{ identifier: \"\" }");
+    assert_eq!(problem_paths(&empty), vec!["radius.clients[1].nas[1].identifier".to_string()]);
+    let unknown = text.replace("{ identifier: wifi }", "{ identifier: wifi, policy: x }");
+    assert!(problem_paths(&unknown)[0].starts_with("radius.clients[1].nas[1].policy"), "{:?}", problem_paths(&unknown));
+    let static_dir = MINIMAL.replace(
+        "{ name: b, address: 10.0.0.0/8, secret: \"another long secret\" }",
+        "{ name: b, address: 10.0.0.0/8, secret: \"another long secret\", nas: [ { identifier: x, mode: challenge } ] }",
+    );
+    assert_eq!(problem_paths(&static_dir), vec!["radius.clients[1].nas[0].mode".to_string()]);
+}

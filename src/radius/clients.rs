@@ -37,6 +37,7 @@ mod tests {
             secret: Secret::from("s"),
             require_message_authenticator: true,
             mode: None,
+            nas: Vec::new(),
         }
     }
 

@@ -159,10 +159,11 @@ impl RadiusServer {
         let request_authenticator = frame.authenticator;
         tasks.spawn(async move {
             let _permit = permit;
-            let actor = Actor::Radius { client: client.name.clone(), address: source.ip().to_string() };
+            let nas = request.nas.clone();
+            let actor = Actor::Radius { client: client.name.clone(), address: source.ip().to_string(), nas };
             let radius_request = RadiusRequest {
                 client: &client.name,
-                mode: client.mode,
+                mode: client.mode_for(request.nas.nas_identifier.as_deref()),
                 user: &request.user_name,
                 password: &request.password,
                 state: request.state.as_deref(),
@@ -184,7 +185,9 @@ impl RadiusServer {
                     server.dedup.abandon(&key);
                     server.drop_packet(DropReason::DirectoryUnavailable, source, Some(&client.name), None);
                     tracing::info!(client = %client.name, %source, user = ?request.user_name, result = "no_answer",
-                        reason = "directory_unavailable", latency_us = received.elapsed().as_micros() as u64, "RADIUS decision");
+                        reason = "directory_unavailable", latency_us = received.elapsed().as_micros() as u64,
+                        nas = field(&request.nas.nas_identifier), nas_ip = field(&request.nas.nas_ip_address),
+                        calling = field(&request.nas.calling_station_id), "RADIUS decision");
                     return;
                 }
                 Err(_) => (packet::CODE_ACCESS_REJECT, "reject", "internal_error", None),
@@ -214,6 +217,11 @@ impl RadiusServer {
                 serial = serial.unwrap_or("-"),
                 latency_us = received.elapsed().as_micros() as u64,
                 sent,
+                nas = field(&request.nas.nas_identifier),
+                nas_ip = field(&request.nas.nas_ip_address),
+                port_type = field(&request.nas.nas_port_type),
+                called = field(&request.nas.called_station_id),
+                calling = field(&request.nas.calling_station_id),
                 "RADIUS decision"
             );
         });
@@ -279,6 +287,12 @@ impl RadiusServer {
             drop_warnings::emit(&who, source, reason, &warning);
         }
     }
+}
+
+/// A NAS attribute as a log field (`-` when absent); quoted and escaped by
+/// the log format, bounded when read ([`crate::model::nas`]).
+fn field(value: &Option<String>) -> &str {
+    value.as_deref().unwrap_or("-")
 }
 
 /// The checks every datagram from a known client passes before anything else

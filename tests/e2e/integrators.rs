@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use radotp::radius::packet;
 
-use crate::harness::{Daemon, SECRET};
+use crate::harness::{Daemon, RFC_CODES, SECRET, pap_input, radclient};
 
 /// The base config at the shipped log level (`info`), not the tests' `debug`.
 fn at_default_log_level(config: &mut String) {
@@ -89,4 +89,55 @@ fn drops_are_warned_once_per_client_and_reason_at_the_default_log_level() {
     assert_eq!(drops["missing_message_authenticator"], 200, "{status}");
     assert_eq!(drops["bad_message_authenticator"], 50, "{status}");
     assert_eq!(drops["unknown_client"], 50, "{status}");
+}
+
+#[test]
+fn nas_attributes_are_in_the_decision_line_and_the_audit_and_filter_it() {
+    let daemon = Daemon::start_with(at_default_log_level);
+    daemon.rfc_token("HW1", "alice");
+    let server = daemon.radius.to_string();
+    let nas = "NAS-Identifier = \"vpn-gw-1\"\nNAS-IP-Address = 192.0.2.10\nNAS-Port-Type = Virtual\n\
+               Called-Station-Id = \"198.51.100.1\"\nCalling-Station-Id = \"203.0.113.7\"\n";
+    let input = format!("{}{nas}", pap_input("alice", RFC_CODES[0]));
+    let out = radclient(&["-x", &server, "auth", SECRET], &input);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Access-Accept"), "{out:?}");
+    // A request without NAS attributes, from the same client.
+    let out = radclient(&["-x", &server, "auth", SECRET], &pap_input("alice", "000000"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Access-Reject"), "{out:?}");
+
+    let log = daemon.log();
+    let line = log.lines().find(|l| l.contains("RADIUS decision") && l.contains("accept")).expect("decision line");
+    for field in [
+        "nas=\"vpn-gw-1\"",
+        "nas_ip=\"192.0.2.10\"",
+        "port_type=\"Virtual\"",
+        "called=\"198.51.100.1\"",
+        "calling=\"203.0.113.7\"",
+    ] {
+        assert!(line.contains(field), "{field} in {line}");
+    }
+
+    let audit = daemon.ctl_json(&["audit", "--nas", "vpn-gw-1"]);
+    let entries = audit.as_array().unwrap();
+    assert_eq!(entries.len(), 1, "{audit}");
+    let actor = &entries[0]["actor"];
+    assert_eq!(actor["client"], "local");
+    assert_eq!(actor["nas"]["nas_identifier"], "vpn-gw-1");
+    assert_eq!(actor["nas"]["nas_ip_address"], "192.0.2.10");
+    assert_eq!(actor["nas"]["nas_port_type"], "Virtual");
+    assert_eq!(actor["nas"]["called_station_id"], "198.51.100.1");
+    assert_eq!(actor["nas"]["calling_station_id"], "203.0.113.7");
+    assert_eq!(entries[0]["result"], "accept");
+    assert_eq!(daemon.ctl_json(&["audit", "--nas", "192.0.2.10"]).as_array().unwrap().len(), 1);
+    assert_eq!(daemon.ctl_json(&["audit", "--from", "203.0.113.7"]).as_array().unwrap().len(), 1);
+    assert_eq!(daemon.ctl_json(&["audit", "--from", "203.0.113.8"]).as_array().unwrap().len(), 0);
+    assert_eq!(daemon.ctl_json(&["audit", "--nas", "local"]).as_array().unwrap().len(), 2, "the client's name counts");
+
+    let table = daemon.ctl_ok(&["audit", "--user", "alice", "--limit", "2"]);
+    eprintln!("{table}");
+    let header = table.lines().next().unwrap();
+    assert!(header.contains("NAS") && header.contains("FROM"), "{table}");
+    let accepted = table.lines().find(|l| l.contains("accept")).unwrap();
+    assert!(accepted.contains("vpn-gw-1") && accepted.contains("203.0.113.7"), "{table}");
+    assert_eq!(daemon.ctl_json(&["audit", "verify"])["ok"], true);
 }
