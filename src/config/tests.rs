@@ -24,7 +24,7 @@ fn minimal_config_gets_defaults() {
     assert_eq!((config.auth.first_use_window, config.auth.totp_first_use_window), (100, 10));
     assert_eq!(config.auth.lockout_seconds, 0, "locked until an operator unlocks, as before");
     assert!(config.auth.count_password_failures);
-    assert!(config.radius.clients[0].require_message_authenticator);
+    assert_eq!(config.radius.clients[0].require_message_authenticator, RequireMessageAuthenticator::Always);
     assert_eq!(config.token_types[0].digits, 6);
     assert_eq!(config.admin.request_timeout_seconds, 60);
 }
@@ -309,4 +309,24 @@ fn nas_rules_choose_the_mode_of_requests_passed_on_by_a_proxy() {
         "{ name: b, address: 10.0.0.0/8, secret: \"another long secret\", nas: [ { identifier: x, mode: challenge } ] }",
     );
     assert_eq!(problem_paths(&static_dir), vec!["radius.clients[1].nas[0].mode".to_string()]);
+}
+
+#[test]
+fn require_message_authenticator_is_true_false_or_auto() {
+    let with = |value: &str| {
+        MINIMAL.replace(
+            "{ name: a, address: 127.0.0.1, secret: \"a long random secret\" }",
+            &format!("{{ name: a, address: 127.0.0.1, secret: \"a long random secret\", require_message_authenticator: {value} }}"),
+        )
+    };
+    for (value, expected) in [
+        ("true", RequireMessageAuthenticator::Always),
+        ("false", RequireMessageAuthenticator::Never),
+        ("auto", RequireMessageAuthenticator::Auto),
+    ] {
+        let config = Config::parse(&with(value)).unwrap();
+        assert_eq!(config.radius.clients[0].require_message_authenticator, expected, "{value}");
+    }
+    let err = Config::parse(&with("sometimes")).unwrap_err().to_string();
+    assert!(err.starts_with("radius.clients[0].require_message_authenticator: expected true, false or auto"), "{err}");
 }

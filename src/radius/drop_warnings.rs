@@ -76,9 +76,9 @@ pub fn hint(reason: DropReason) -> &'static str {
         DropReason::UnknownClient => "no radius.clients entry covers this address; add one (or fix its address)",
         DropReason::BadAuthenticator => "the Message-Authenticator does not verify: the shared secrets differ",
         DropReason::MissingAuthenticator => {
-            "the request has no Message-Authenticator and the client entry requires it (pam_radius_auth and radclient \
-             send none): give that host its own client entry with require_message_authenticator: false or auto, \
-             see docs/radius-integration.md"
+            "the request has no Message-Authenticator and the client entry requires it (always, or with auto once \
+             this address has sent one; pam_radius_auth 2.0 and radclient send none): give that host its own client \
+             entry with require_message_authenticator: false or auto, see docs/radius-integration.md"
         }
         DropReason::Malformed => "the packet is not valid RADIUS, or its User-Password cannot be decoded",
         DropReason::UnexpectedCode => "only Access-Request and Status-Server are served (no accounting)",

@@ -4,6 +4,7 @@
 //! - [`clients`]: which source addresses are NAS clients, with their secrets;
 //! - [`dedup`]: the RFC 5080 duplicate cache;
 //! - [`drop_warnings`]: rate-limited warnings for dropped requests;
+//! - [`signers`]: addresses of `require_message_authenticator: auto` clients that sign;
 //! - [`server`]: the receive loop, mapping requests onto [`crate::domain::Service`];
 //! - [`client`]: a small RADIUS client for tests, benchmarks and monitoring.
 
@@ -13,3 +14,4 @@ pub mod dedup;
 pub mod drop_warnings;
 pub mod packet;
 pub mod server;
+pub mod signers;

@@ -19,7 +19,8 @@ use super::clients::ClientTable;
 use super::dedup::{DuplicateCache, RequestKey, Seen};
 use super::drop_warnings::{self, DropSource, DropWarnings};
 use super::packet::{self, Frame, ReplyAttributes, RequestError};
-use crate::config::RadiusClient;
+use super::signers::Signers;
+use crate::config::{RadiusClient, RequireMessageAuthenticator};
 use crate::domain::radius_modes::{Outcome, RadiusRequest};
 use crate::domain::{Decision, Service};
 use crate::metrics::{DropReason, Metrics};
@@ -31,6 +32,8 @@ pub struct RadiusServer {
     dedup: DuplicateCache,
     permits: Arc<Semaphore>,
     drop_warnings: DropWarnings,
+    /// Source addresses of `auto` clients that have sent Message-Authenticator.
+    signers: Signers,
 }
 
 impl RadiusServer {
@@ -47,6 +50,7 @@ impl RadiusServer {
             dedup: DuplicateCache::new(duplicate_lifetime, duplicate_entries),
             permits: Arc::new(Semaphore::new(max_in_flight.max(1))),
             drop_warnings: DropWarnings::default(),
+            signers: Signers::default(),
         }
     }
 
@@ -96,13 +100,20 @@ impl RadiusServer {
             self.drop_packet(DropReason::UnknownClient, source, None, None);
             return;
         };
-        let frame = match screen(datagram, client) {
+        let auto = client.require_message_authenticator == RequireMessageAuthenticator::Auto;
+        let signed_before = auto && self.signers.has_signed(&client.name, source.ip());
+        let frame = match screen(datagram, client, signed_before) {
             Ok(frame) => frame,
             Err((reason, detail)) => {
                 self.drop_packet(reason, source, Some(&client.name), detail.as_deref());
                 return;
             }
         };
+        if auto && !signed_before && frame.message_authenticator_at.is_some() {
+            // screen() verified it: from now on this address must sign.
+            self.signers.learn(&client.name, source.ip());
+            tracing::info!(client = %client.name, %source, "client sends Message-Authenticator: now required from this address (require_message_authenticator: auto)");
+        }
         Metrics::count(&self.metrics().requests);
         let key = RequestKey {
             ip: source.ip(),
@@ -298,30 +309,84 @@ fn field(value: &Option<String>) -> &str {
 /// The checks every datagram from a known client passes before anything else
 /// looks at it: framing, code, Message-Authenticator. Pure, so the fuzz
 /// targets run exactly what the server runs.
-pub fn screen<'a>(datagram: &'a [u8], client: &RadiusClient) -> Result<Frame<'a>, (DropReason, Option<String>)> {
+/// `signed_before`: the source address has sent a valid Message-Authenticator
+/// before (what `require_message_authenticator: auto` goes by).
+pub fn screen<'a>(
+    datagram: &'a [u8],
+    client: &RadiusClient,
+    signed_before: bool,
+) -> Result<Frame<'a>, (DropReason, Option<String>)> {
     let frame = packet::parse_frame(datagram).map_err(|e| (DropReason::Malformed, Some(e.to_string())))?;
     if frame.code != packet::CODE_ACCESS_REQUEST && frame.code != packet::CODE_STATUS_SERVER {
         return Err((DropReason::UnexpectedCode, None));
     }
-    if let Some(reason) = check_message_authenticator(&frame, client) {
-        return Err((reason, None));
+    if let Some(reason) = check_message_authenticator(&frame, client, signed_before) {
+        let detail = (reason == DropReason::MissingAuthenticator && signed_before)
+            .then(|| "require_message_authenticator: auto, and this address has sent one before".to_string());
+        return Err((reason, detail));
     }
     Ok(frame)
 }
 
 /// Why a packet fails the Message-Authenticator rules, if it does.
-fn check_message_authenticator(frame: &Frame<'_>, client: &RadiusClient) -> Option<DropReason> {
+fn check_message_authenticator(frame: &Frame<'_>, client: &RadiusClient, signed_before: bool) -> Option<DropReason> {
+    let required = match client.require_message_authenticator {
+        RequireMessageAuthenticator::Always => true,
+        RequireMessageAuthenticator::Never => false,
+        RequireMessageAuthenticator::Auto => signed_before,
+    };
     match frame.message_authenticator_at {
         Some(_) if packet::message_authenticator_valid(frame, client.secret.expose()) => None,
         Some(_) => Some(DropReason::BadAuthenticator),
         // RFC 5997: Status-Server always carries one; a Proxy-State without one
         // is the BlastRADIUS pattern; the client may require it on everything.
-        None if frame.code == packet::CODE_STATUS_SERVER
-            || frame.has_proxy_state
-            || client.require_message_authenticator =>
-        {
+        None if frame.code == packet::CODE_STATUS_SERVER || frame.has_proxy_state || required => {
             Some(DropReason::MissingAuthenticator)
         }
         None => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secret::Secret;
+
+    fn client(require: RequireMessageAuthenticator) -> RadiusClient {
+        RadiusClient {
+            name: "nas".into(),
+            network: "127.0.0.1/32".parse().unwrap(),
+            secret: Secret::from("testing123"),
+            require_message_authenticator: require,
+            mode: None,
+            nas: Vec::new(),
+        }
+    }
+
+    /// A request as pam_radius_auth 2.0 sends it: no Message-Authenticator.
+    fn unsigned() -> Vec<u8> {
+        let mut bytes = vec![packet::CODE_ACCESS_REQUEST, 1, 0, 27];
+        bytes.extend_from_slice(&[7; 16]);
+        bytes.extend_from_slice(&[packet::ATTR_USER_NAME, 7]);
+        bytes.extend_from_slice(b"alice");
+        bytes
+    }
+
+    #[test]
+    fn auto_requires_message_authenticator_once_the_address_has_sent_one() {
+        let signed = packet::build_access_request(1, b"testing123", "alice", b"123456", None).unwrap();
+        let auto = client(RequireMessageAuthenticator::Auto);
+        assert!(screen(&unsigned(), &auto, false).is_ok(), "not signed so far: accepted, as with false");
+        assert!(screen(&signed, &auto, false).is_ok());
+        let (reason, detail) = screen(&unsigned(), &auto, true).unwrap_err();
+        assert_eq!(reason, DropReason::MissingAuthenticator);
+        assert!(detail.unwrap().contains("auto"));
+        assert!(screen(&signed, &auto, true).is_ok());
+        let always = client(RequireMessageAuthenticator::Always);
+        assert_eq!(screen(&unsigned(), &always, false).unwrap_err().0, DropReason::MissingAuthenticator);
+        let never = client(RequireMessageAuthenticator::Never);
+        assert!(screen(&unsigned(), &never, true).is_ok());
+        let wrong = packet::build_access_request(1, b"other-secret", "alice", b"123456", None).unwrap();
+        assert_eq!(screen(&wrong, &auto, false).unwrap_err().0, DropReason::BadAuthenticator);
     }
 }

@@ -141,3 +141,148 @@ fn nas_attributes_are_in_the_decision_line_and_the_audit_and_filter_it() {
     assert!(accepted.contains("vpn-gw-1") && accepted.contains("203.0.113.7"), "{table}");
     assert_eq!(daemon.ctl_json(&["audit", "verify"])["ok"], true);
 }
+
+const PAM_SECRET: &str = "pam-host-secret-0123456789";
+
+/// The recipe of docs/radius-integration.md: the PAM host's requests leave
+/// from an address of their own (pam_radius_auth's source-address column),
+/// which has a client entry of its own that does not require
+/// Message-Authenticator until that address sends one (`auto`).
+fn with_pam_client(config: &mut String) {
+    at_default_log_level(config);
+    *config = config.replace(
+        "    - { name: local, address: 127.0.0.1/32, secret: \"testing123\" }\n",
+        &format!(
+            "    - {{ name: local, address: 127.0.0.1/32, secret: \"testing123\" }}\n    \
+             - {{ name: pam-host, address: 127.0.0.2/32, secret: \"{PAM_SECRET}\", require_message_authenticator: auto }}\n"
+        ),
+    );
+}
+
+/// Whether pam_radius_auth.so is in a PAM module directory (`/usr/lib/<triplet>/security`, ...).
+fn pam_radius_installed() -> bool {
+    ["/lib", "/usr/lib"].iter().any(|lib| {
+        std::path::Path::new(lib).join("security/pam_radius_auth.so").exists()
+            || std::fs::read_dir(lib)
+                .is_ok_and(|dirs| dirs.flatten().any(|d| d.path().join("security/pam_radius_auth.so").exists()))
+    })
+}
+
+/// A PAM service file in /etc/pam.d that uses pam_radius_auth with its own
+/// server file; both are removed when dropped.
+struct PamService {
+    name: String,
+    service_file: std::path::PathBuf,
+    servers_file: std::path::PathBuf,
+}
+
+impl PamService {
+    /// `server_line`: the line of pam_radius_auth's server file
+    /// (`server[:port] secret [timeout [source_ip]]`).
+    fn new(dir: &std::path::Path, server_line: &str) -> PamService {
+        use std::os::unix::fs::PermissionsExt;
+        assert!(
+            std::path::Path::new("/usr/bin/pamtester").exists() && pam_radius_installed(),
+            "pamtester and pam_radius_auth are needed for this test; install them with: apt-get install pamtester libpam-radius-auth (tests/run.sh does)"
+        );
+        let name = format!("radotp-e2e-{}", crate::harness::rand_suffix());
+        let servers_file = dir.join(format!("{name}.conf"));
+        std::fs::write(&servers_file, format!("{server_line}\n")).unwrap();
+        std::fs::set_permissions(&servers_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let service_file = std::path::Path::new("/etc/pam.d").join(&name);
+        std::fs::write(
+            &service_file,
+            format!(
+                "# written by radotp's tests/e2e/integrators.rs; removed when the test ends\n\
+                 auth    required  pam_radius_auth.so conf={}\n\
+                 account required  pam_permit.so\n",
+                servers_file.display()
+            ),
+        )
+        .unwrap_or_else(|e| panic!("cannot write {} (this test needs root): {e}", service_file.display()));
+        PamService { name, service_file, servers_file }
+    }
+
+    /// Runs `pamtester SERVICE USER authenticate` with `password` typed at the prompt.
+    fn authenticate(&self, user: &str, password: &str) -> std::process::Output {
+        use std::io::Write;
+        let mut child = std::process::Command::new("pamtester")
+            // rhost: what sshd sets, the SSH client's address.
+            .args(["-v", "-I", "rhost=198.51.100.23", &self.name, user, "authenticate"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("pamtester");
+        child.stdin.take().unwrap().write_all(format!("{password}\n").as_bytes()).unwrap();
+        child.wait_with_output().unwrap()
+    }
+}
+
+impl Drop for PamService {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.service_file);
+        let _ = std::fs::remove_file(&self.servers_file);
+    }
+}
+
+fn text(out: &std::process::Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pamtester_through_pam_radius_auth_with_the_documented_recipe() {
+    let daemon = Daemon::start_with(with_pam_client);
+    daemon.rfc_token("HW1", "alice");
+    let port = daemon.radius.port();
+
+    // The recipe: source address 127.0.0.2, the pam-host entry's secret.
+    let pam = PamService::new(daemon.dir.path(), &format!("127.0.0.1:{port} {PAM_SECRET} 3 127.0.0.2"));
+    let out = pam.authenticate("alice", RFC_CODES[0]);
+    eprintln!("{}", text(&out));
+    assert!(out.status.success(), "pamtester with the recipe:\n{}\n{}", text(&out), daemon.log());
+    assert!(text(&out).contains("successfully authenticated"), "{}", text(&out));
+    let out = pam.authenticate("alice", RFC_CODES[0]);
+    assert!(!out.status.success(), "the same code a second time is refused: {}", text(&out));
+    let log = daemon.log();
+    let accepted = log.lines().find(|l| l.contains("RADIUS decision") && l.contains("accept")).expect("decision");
+    assert!(accepted.contains("client=pam-host") && accepted.contains("source=127.0.0.2"), "{accepted}");
+    assert!(accepted.contains("calling=\"198.51.100.23\"") && accepted.contains("port_type=\"Virtual\""), "{accepted}");
+    eprintln!("{}", log.lines().filter(|l| l.contains("RADIUS")).collect::<Vec<_>>().join("\n"));
+    let replay = log.lines().find(|l| l.contains("RADIUS decision") && l.contains("replay")).expect("replay");
+    assert!(replay.contains("client=pam-host"), "{replay}");
+
+    // Without it: the host's requests come from 127.0.0.1, whose entry
+    // requires Message-Authenticator; pam_radius_auth 2.0 sends none, so
+    // they are dropped, and the warning says so at the default log level.
+    drop(pam);
+    let plain = PamService::new(daemon.dir.path(), &format!("127.0.0.1:{port} {SECRET} 3"));
+    let out = plain.authenticate("alice", RFC_CODES[1]);
+    assert!(!out.status.success(), "{}", text(&out));
+    let log = daemon.log();
+    let warning = warn_lines(&log, "missing_message_authenticator");
+    assert_eq!(warning.len(), 1, "{log}");
+    assert!(warning[0].contains("client=local"), "{}", warning[0]);
+    drop(plain);
+
+    // `auto`: once the PAM host's address has sent a Message-Authenticator
+    // (say, after an upgrade to a pam_radius_auth that signs), unsigned
+    // requests from it are dropped.
+    let mut signing = radotp::radius::client::RadiusClient::connect_from(
+        "127.0.0.2".parse().unwrap(),
+        daemon.radius,
+        PAM_SECRET.as_bytes(),
+    )
+    .await
+    .unwrap();
+    let reply = signing.authenticate("alice", RFC_CODES[1]).await.unwrap();
+    assert_eq!(reply.code, packet::CODE_ACCESS_ACCEPT);
+    let pam = PamService::new(daemon.dir.path(), &format!("127.0.0.1:{port} {PAM_SECRET} 3 127.0.0.2"));
+    let out = pam.authenticate("alice", RFC_CODES[2]);
+    assert!(!out.status.success(), "unsigned after signed is dropped: {}", text(&out));
+    let log = daemon.log();
+    assert!(log.contains("now required from this address"), "{log}");
+    eprintln!("{}", log.lines().filter(|l| l.contains("pam-host")).collect::<Vec<_>>().join("\n"));
+    let warning = warn_lines(&log, "missing_message_authenticator");
+    assert!(warning.iter().any(|l| l.contains("client=pam-host")), "{log}");
+}
