@@ -286,3 +286,77 @@ async fn pamtester_through_pam_radius_auth_with_the_documented_recipe() {
     let warning = warn_lines(&log, "missing_message_authenticator");
     assert!(warning.iter().any(|l| l.contains("client=pam-host")), "{log}");
 }
+
+const HOME_SECRET: &str = "freeradius-to-radotp-secret-42";
+const GATEWAY_SECRET: &str = "gateway-to-freeradius-secret-7";
+
+/// One client entry for the proxy (FreeRADIUS sends from 127.0.0.3), with a
+/// NAS rule for the gateway behind it.
+fn with_proxy_client(config: &mut String) {
+    at_default_log_level(config);
+    *config = config.replace(
+        "    - { name: local, address: 127.0.0.1/32, secret: \"testing123\" }\n",
+        &format!(
+            "    - {{ name: local, address: 127.0.0.1/32, secret: \"testing123\" }}\n    \
+             - {{ name: freeradius-proxy, address: 127.0.0.3/32, secret: \"{HOME_SECRET}\", \
+             nas: [ {{ identifier: vpn-gw-1, mode: otp }} ] }}\n"
+        ),
+    );
+}
+
+/// What the VPN gateway sends to FreeRADIUS: the login, and where it comes from.
+fn gateway_request(user: &str, code: &str) -> String {
+    format!(
+        "{}NAS-Identifier = \"vpn-gw-1\"\nNAS-IP-Address = 192.0.2.10\nNAS-Port-Type = Virtual\n\
+         Called-Station-Id = \"198.51.100.1\"\nCalling-Station-Id = \"203.0.113.7\"\n",
+        pap_input(user, code)
+    )
+}
+
+#[test]
+fn behind_a_freeradius_proxy_the_audit_names_the_real_nas_and_the_caller() {
+    let daemon = Daemon::start_with(with_proxy_client);
+    daemon.rfc_token("HW1", "alice");
+    let proxy = crate::freeradius::FreeRadiusProxy::start(&crate::freeradius::ProxySetup {
+        home_server: daemon.radius,
+        source: "127.0.0.3",
+        home_secret: HOME_SECRET,
+        nas_secret: GATEWAY_SECRET,
+    });
+    let server = proxy.listen.to_string();
+    let ask = |code: &str| {
+        let out =
+            radclient(&["-x", "-r", "1", "-t", "8", &server, "auth", GATEWAY_SECRET], &gateway_request("alice", code));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let accepted = ask(RFC_CODES[0]);
+    assert!(accepted.contains("Received Access-Accept"), "through FreeRADIUS:\n{accepted}\n{}", proxy.log());
+    let replayed = ask(RFC_CODES[0]);
+    assert!(replayed.contains("Received Access-Reject"), "a code once only, through the proxy too:\n{replayed}");
+    let wrong = ask("000000");
+    assert!(wrong.contains("Received Access-Reject"), "{wrong}");
+
+    let log = daemon.log();
+    let decisions: Vec<&str> = log.lines().filter(|l| l.contains("RADIUS decision")).collect();
+    eprintln!("{}", decisions.join("\n"));
+    assert_eq!(decisions.len(), 3, "{log}");
+    for line in &decisions {
+        assert!(line.contains("client=freeradius-proxy") && line.contains("source=127.0.0.3"), "{line}");
+        assert!(line.contains("nas=\"vpn-gw-1\"") && line.contains("calling=\"203.0.113.7\""), "{line}");
+    }
+    assert!(warn_lines(&log, "").is_empty(), "nothing dropped on the way:\n{log}");
+
+    let table = daemon.ctl_ok(&["audit", "--nas", "vpn-gw-1", "--from", "203.0.113.7"]);
+    eprintln!("{table}");
+    let entries = daemon.ctl_json(&["audit", "--nas", "vpn-gw-1", "--from", "203.0.113.7"]);
+    let entries = entries.as_array().unwrap();
+    assert_eq!(entries.len(), 3, "{entries:?}");
+    let accept = entries.iter().find(|e| e["result"] == "accept").expect("the accept");
+    assert_eq!(accept["actor"]["client"], "freeradius-proxy");
+    assert_eq!(accept["actor"]["address"], "127.0.0.3");
+    assert_eq!(accept["actor"]["nas"]["nas_identifier"], "vpn-gw-1");
+    assert_eq!(accept["actor"]["nas"]["nas_ip_address"], "192.0.2.10");
+    assert_eq!(accept["actor"]["nas"]["calling_station_id"], "203.0.113.7");
+    assert!(entries.iter().any(|e| e["reason"] == "replay"), "{entries:?}");
+    assert_eq!(daemon.ctl_json(&["audit", "--nas", "freeradius-proxy"]).as_array().unwrap().len(), 3);
+}

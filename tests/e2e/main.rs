@@ -4,6 +4,7 @@ mod admin;
 mod admin_limits;
 mod crash;
 mod flood;
+mod freeradius;
 mod harness;
 mod integrators;
 mod lifecycle;
