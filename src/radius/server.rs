@@ -109,7 +109,7 @@ impl RadiusServer {
                 return;
             }
         };
-        if auto && !signed_before && frame.message_authenticator_at.is_some() {
+        if auto && !signed_before && teaches_signing(&frame) {
             // screen() verified it: from now on this address must sign.
             self.signers.learn(&client.name, source.ip());
             tracing::info!(client = %client.name, %source, "client sends Message-Authenticator: now required from this address (require_message_authenticator: auto)");
@@ -328,6 +328,14 @@ pub fn screen<'a>(
     Ok(frame)
 }
 
+/// Whether a screened packet shows that its source signs its requests (what
+/// `require_message_authenticator: auto` learns from): an Access-Request
+/// with a Message-Authenticator (screen() verified it). A Status-Server
+/// carries one whatever the requests do (RFC 5997), so it does not count.
+fn teaches_signing(frame: &Frame<'_>) -> bool {
+    frame.code == packet::CODE_ACCESS_REQUEST && frame.message_authenticator_at.is_some()
+}
+
 /// Why a packet fails the Message-Authenticator rules, if it does.
 fn check_message_authenticator(frame: &Frame<'_>, client: &RadiusClient, signed_before: bool) -> Option<DropReason> {
     let required = match client.require_message_authenticator {
@@ -388,5 +396,16 @@ mod tests {
         assert!(screen(&unsigned(), &never, true).is_ok());
         let wrong = packet::build_access_request(1, b"other-secret", "alice", b"123456", None).unwrap();
         assert_eq!(screen(&wrong, &auto, false).unwrap_err().0, DropReason::BadAuthenticator);
+    }
+
+    #[test]
+    fn only_signed_access_requests_teach_auto_that_an_address_signs() {
+        let signed = packet::build_access_request(1, b"testing123", "alice", b"123456", None).unwrap();
+        assert!(teaches_signing(&packet::parse_frame(&signed).unwrap()));
+        let unsigned = unsigned();
+        assert!(!teaches_signing(&packet::parse_frame(&unsigned).unwrap()));
+        // A proxy's health checks are signed even when its requests are not.
+        let status = packet::build_status_server(2, b"testing123");
+        assert!(!teaches_signing(&packet::parse_frame(&status).unwrap()));
     }
 }
