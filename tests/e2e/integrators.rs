@@ -259,6 +259,7 @@ async fn pamtester_through_pam_radius_auth_with_the_documented_recipe() {
     let plain = PamService::new(daemon.dir.path(), &format!("127.0.0.1:{port} {SECRET} 3"));
     let out = plain.authenticate("alice", RFC_CODES[1]);
     assert!(!out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("Authentication service cannot retrieve authentication info"), "{}", text(&out));
     let log = daemon.log();
     let warning = warn_lines(&log, "missing_message_authenticator");
     assert_eq!(warning.len(), 1, "{log}");
