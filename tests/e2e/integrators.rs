@@ -45,6 +45,24 @@ fn wait_for_warnings(daemon: &Daemon, reason: &str, wanted: usize) {
     }
 }
 
+/// The daemon's log once `ready` holds for it (its lines are written just
+/// after the reply leaves, so a peer may be done before they are): waits up
+/// to 10 seconds, then returns the log as it is.
+fn log_when(daemon: &Daemon, ready: impl Fn(&str) -> bool) -> String {
+    for _ in 0..200 {
+        let log = daemon.log();
+        if ready(&log) {
+            return log;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    daemon.log()
+}
+
+fn decisions(log: &str) -> usize {
+    log.lines().filter(|l| l.contains("RADIUS decision")).count()
+}
+
 #[test]
 fn drops_are_warned_once_per_client_and_reason_at_the_default_log_level() {
     let daemon = Daemon::start_with(at_default_log_level);
@@ -105,7 +123,7 @@ fn nas_attributes_are_in_the_decision_line_and_the_audit_and_filter_it() {
     let out = radclient(&["-x", &server, "auth", SECRET], &pap_input("alice", "000000"));
     assert!(String::from_utf8_lossy(&out.stdout).contains("Access-Reject"), "{out:?}");
 
-    let log = daemon.log();
+    let log = log_when(&daemon, |log| decisions(log) >= 2);
     let line = log.lines().find(|l| l.contains("RADIUS decision") && l.contains("accept")).expect("decision line");
     for field in [
         "nas=\"vpn-gw-1\"",
@@ -244,7 +262,7 @@ async fn pamtester_through_pam_radius_auth_with_the_documented_recipe() {
     assert!(text(&out).contains("successfully authenticated"), "{}", text(&out));
     let out = pam.authenticate("alice", RFC_CODES[0]);
     assert!(!out.status.success(), "the same code a second time is refused: {}", text(&out));
-    let log = daemon.log();
+    let log = log_when(&daemon, |log| decisions(log) >= 2);
     let accepted = log.lines().find(|l| l.contains("RADIUS decision") && l.contains("accept")).expect("decision");
     assert!(accepted.contains("client=pam-host") && accepted.contains("source=127.0.0.2"), "{accepted}");
     assert!(accepted.contains("calling=\"198.51.100.23\"") && accepted.contains("port_type=\"Virtual\""), "{accepted}");
@@ -260,7 +278,7 @@ async fn pamtester_through_pam_radius_auth_with_the_documented_recipe() {
     let out = plain.authenticate("alice", RFC_CODES[1]);
     assert!(!out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("Authentication service cannot retrieve authentication info"), "{}", text(&out));
-    let log = daemon.log();
+    let log = log_when(&daemon, |log| !warn_lines(log, "missing_message_authenticator").is_empty());
     let warning = warn_lines(&log, "missing_message_authenticator");
     assert_eq!(warning.len(), 1, "{log}");
     assert!(warning[0].contains("client=local"), "{}", warning[0]);
@@ -281,7 +299,9 @@ async fn pamtester_through_pam_radius_auth_with_the_documented_recipe() {
     let pam = PamService::new(daemon.dir.path(), &format!("127.0.0.1:{port} {PAM_SECRET} 3 127.0.0.2"));
     let out = pam.authenticate("alice", RFC_CODES[2]);
     assert!(!out.status.success(), "unsigned after signed is dropped: {}", text(&out));
-    let log = daemon.log();
+    let log = log_when(&daemon, |log| {
+        warn_lines(log, "missing_message_authenticator").iter().any(|l| l.contains("client=pam-host"))
+    });
     assert!(log.contains("now required from this address"), "{log}");
     eprintln!("{}", log.lines().filter(|l| l.contains("pam-host")).collect::<Vec<_>>().join("\n"));
     let warning = warn_lines(&log, "missing_message_authenticator");
@@ -337,7 +357,7 @@ fn behind_a_freeradius_proxy_the_audit_names_the_real_nas_and_the_caller() {
     let wrong = ask("000000");
     assert!(wrong.contains("Received Access-Reject"), "{wrong}");
 
-    let log = daemon.log();
+    let log = log_when(&daemon, |log| decisions(log) >= 3);
     let decisions: Vec<&str> = log.lines().filter(|l| l.contains("RADIUS decision")).collect();
     eprintln!("{}", decisions.join("\n"));
     assert_eq!(decisions.len(), 3, "{log}");
