@@ -33,6 +33,11 @@ fn a_nas_rule_chooses_the_mode_of_requests_passed_on_by_a_proxy() {
     let out = radclient(&["-x", &server, "auth", SECRET], &from_other);
     assert!(received(&out).contains("Received Access-Accept"), "the client's password+otp for another NAS:\n{out:?}");
 
-    let log = daemon.log();
-    assert!(log.lines().any(|l| l.contains("result=\"challenge\"") && l.contains("nas=\"vpn-gw-1\"")), "{log}");
+    // The decision line is written just after the reply leaves.
+    let logged = |log: &str| log.lines().any(|l| l.contains("result=\"challenge\"") && l.contains("nas=\"vpn-gw-1\""));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !logged(&daemon.log()) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(logged(&daemon.log()), "{}", daemon.log());
 }
