@@ -290,6 +290,9 @@ impl RadiusServer {
     fn drop_packet(&self, reason: DropReason, source: SocketAddr, client: Option<&str>, detail: Option<&str>) {
         self.metrics().dropped(reason);
         tracing::debug!(%source, reason = reason.as_str(), detail = detail.unwrap_or(""), "RADIUS packet dropped");
+        if !drop_warnings::warns_about(reason) {
+            return;
+        }
         let who = match client {
             Some(name) => DropSource::Client(name.to_string()),
             None => DropSource::Unknown(source.ip()),
