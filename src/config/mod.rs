@@ -382,6 +382,14 @@ impl Config {
                 let key = if client.secret_file.is_some() { "secret_file" } else { "secret" };
                 problem(format!("{at}.{key}"), message);
             }
+            let mut identifiers = HashSet::new();
+            for (j, rule) in client.nas.iter().enumerate() {
+                if rule.identifier.is_empty() || rule.identifier.len() > 253 {
+                    problem(format!("{at}.nas[{j}].identifier"), "must be 1 to 253 bytes".into());
+                } else if !identifiers.insert(rule.identifier.as_str()) {
+                    problem(format!("{at}.nas[{j}].identifier"), format!("{:?} appears twice", rule.identifier));
+                }
+            }
         }
         for (i, client) in self.radius.clients.iter().enumerate() {
             for (j, other) in self.radius.clients.iter().enumerate().skip(i + 1) {
@@ -428,6 +436,14 @@ impl Config {
                         format!("radius.clients[{i}].mode"),
                         format!("{} checks directory passwords: it needs directory.kind: ldap", mode.as_str()),
                     );
+                }
+                for (j, rule) in client.nas.iter().enumerate() {
+                    if let Some(mode) = rule.mode.filter(|m| needs_passwords(*m)) {
+                        problem(
+                            format!("radius.clients[{i}].nas[{j}].mode"),
+                            format!("{} checks directory passwords: it needs directory.kind: ldap", mode.as_str()),
+                        );
+                    }
                 }
             }
         }
@@ -542,6 +558,7 @@ impl Config {
                     secret,
                     require_message_authenticator: client.require_message_authenticator,
                     mode: client.mode,
+                    nas: client.nas.clone(),
                 }),
                 Err(message) => {
                     let key = if client.secret_file.is_some() { "secret_file" } else { "secret" };

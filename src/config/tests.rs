@@ -24,7 +24,7 @@ fn minimal_config_gets_defaults() {
     assert_eq!((config.auth.first_use_window, config.auth.totp_first_use_window), (100, 10));
     assert_eq!(config.auth.lockout_seconds, 0, "locked until an operator unlocks, as before");
     assert!(config.auth.count_password_failures);
-    assert!(config.radius.clients[0].require_message_authenticator);
+    assert_eq!(config.radius.clients[0].require_message_authenticator, RequireMessageAuthenticator::Always);
     assert_eq!(config.token_types[0].digits, 6);
     assert_eq!(config.admin.request_timeout_seconds, 60);
 }
@@ -324,4 +324,51 @@ fn the_socket_mode_is_octal_defaults_to_0660_and_gives_others_nothing() {
     assert!(problems[0].starts_with("admin.socket_mode: 0666 lets every local user"), "{problems:?}");
     let config = parse("  socket_mode: \"0060\"").unwrap();
     assert!(config.validate().is_err());
+}
+
+#[test]
+fn nas_rules_choose_the_mode_of_requests_passed_on_by_a_proxy() {
+    let proxy = "{ name: proxy, address: 10.0.0.0/8, secret: \"another long secret\", mode: password+otp, \
+                 nas: [ { identifier: vpn-gw-1, mode: challenge }, { identifier: wifi } ] }";
+    let text = with_directory(LDAP).replace("{ name: b, address: 10.0.0.0/8, secret: \"another long secret\" }", proxy);
+    let config = Config::parse(&text).unwrap();
+    config.validate().unwrap();
+    let clients = config.radius_clients().unwrap();
+    let proxy = clients.iter().find(|c| c.name == "proxy").unwrap();
+    assert_eq!(proxy.mode_for(Some("vpn-gw-1")), Some(AuthMode::Challenge));
+    assert_eq!(proxy.mode_for(Some("wifi")), Some(AuthMode::PasswordOtp), "a rule without mode keeps the client's");
+    assert_eq!(proxy.mode_for(Some("other")), Some(AuthMode::PasswordOtp));
+    assert_eq!(proxy.mode_for(None), Some(AuthMode::PasswordOtp));
+
+    let twice = text.replace("{ identifier: wifi }", "{ identifier: vpn-gw-1 }");
+    assert_eq!(problem_paths(&twice), vec!["radius.clients[1].nas[1].identifier".to_string()]);
+    let empty = text.replace("{ identifier: wifi }", "{ identifier: \"\" }");
+    assert_eq!(problem_paths(&empty), vec!["radius.clients[1].nas[1].identifier".to_string()]);
+    let unknown = text.replace("{ identifier: wifi }", "{ identifier: wifi, policy: x }");
+    assert!(problem_paths(&unknown)[0].starts_with("radius.clients[1].nas[1].policy"), "{:?}", problem_paths(&unknown));
+    let static_dir = MINIMAL.replace(
+        "{ name: b, address: 10.0.0.0/8, secret: \"another long secret\" }",
+        "{ name: b, address: 10.0.0.0/8, secret: \"another long secret\", nas: [ { identifier: x, mode: challenge } ] }",
+    );
+    assert_eq!(problem_paths(&static_dir), vec!["radius.clients[1].nas[0].mode".to_string()]);
+}
+
+#[test]
+fn require_message_authenticator_is_true_false_or_auto() {
+    let with = |value: &str| {
+        MINIMAL.replace(
+            "{ name: a, address: 127.0.0.1, secret: \"a long random secret\" }",
+            &format!("{{ name: a, address: 127.0.0.1, secret: \"a long random secret\", require_message_authenticator: {value} }}"),
+        )
+    };
+    for (value, expected) in [
+        ("true", RequireMessageAuthenticator::Always),
+        ("false", RequireMessageAuthenticator::Never),
+        ("auto", RequireMessageAuthenticator::Auto),
+    ] {
+        let config = Config::parse(&with(value)).unwrap();
+        assert_eq!(config.radius.clients[0].require_message_authenticator, expected, "{value}");
+    }
+    let err = Config::parse(&with("sometimes")).unwrap_err().to_string();
+    assert!(err.starts_with("radius.clients[0].require_message_authenticator: expected true, false or auto"), "{err}");
 }

@@ -10,14 +10,23 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::nas::NasAttributes;
+
 /// Who did it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum Actor {
     /// An operator through the admin socket.
     Admin { uid: u32, user: Option<String> },
-    /// A NAS through RADIUS.
-    Radius { client: String, address: String },
+    /// A NAS through RADIUS: the client entry and source address, and the
+    /// NAS and caller attributes of the request (behind a proxy, the real
+    /// NAS and the user's address; absent from entries without them).
+    Radius {
+        client: String,
+        address: String,
+        #[serde(default, skip_serializing_if = "NasAttributes::is_empty")]
+        nas: NasAttributes,
+    },
     /// The daemon itself.
     Daemon,
 }
@@ -27,7 +36,7 @@ impl std::fmt::Display for Actor {
         match self {
             Actor::Admin { uid, user: Some(name) } => write!(f, "{name}(uid {uid})"),
             Actor::Admin { uid, user: None } => write!(f, "uid {uid}"),
-            Actor::Radius { client, address } => write!(f, "radius:{client}@{address}"),
+            Actor::Radius { client, address, .. } => write!(f, "radius:{client}@{address}"),
             Actor::Daemon => f.write_str("radotpd"),
         }
     }
@@ -167,6 +176,13 @@ pub struct AuditQuery {
     /// Entries written by this node only.
     #[serde(default)]
     pub node: Option<String>,
+    /// RADIUS entries about this NAS only: its NAS-Identifier, NAS-IP-Address,
+    /// or the name of the client entry it was received from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nas: Option<String>,
+    /// RADIUS entries whose Calling-Station-Id (the caller's address) is this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
 }
 
 impl AuditQuery {
@@ -180,6 +196,14 @@ impl AuditQuery {
             && self.since.is_none_or(|since| entry.time >= since)
             && self.until.is_none_or(|until| entry.time < until)
             && self.node.as_ref().is_none_or(|n| entry.node.as_ref() == Some(n))
+            && self.nas.as_ref().is_none_or(|wanted| match &entry.actor {
+                Actor::Radius { client, nas, .. } => client == wanted || nas.is_nas(wanted),
+                _ => false,
+            })
+            && self.from.as_ref().is_none_or(|wanted| match &entry.actor {
+                Actor::Radius { nas, .. } => nas.calling_station_id.as_ref() == Some(wanted),
+                _ => false,
+            })
     }
 }
 
@@ -393,5 +417,38 @@ mod tests {
         assert_eq!(entry.node.as_deref(), Some("radius-a"));
         assert_eq!(entry.hash, entry.compute_hash());
         assert!(!sealed(1)[0].1.contains("node"), "entries of unnamed nodes are as before");
+    }
+
+    #[test]
+    fn radius_entries_carry_the_nas_and_are_filtered_by_it() {
+        let mut chain = Chain::default();
+        let plain = Actor::Radius { client: "vpn".into(), address: "10.0.0.1".into(), nas: NasAttributes::default() };
+        let nas = NasAttributes {
+            nas_identifier: Some("gw-1".into()),
+            nas_ip_address: Some("192.0.2.10".into()),
+            calling_station_id: Some("203.0.113.7".into()),
+            ..NasAttributes::default()
+        };
+        let proxied = Actor::Radius { client: "proxy".into(), address: "10.0.0.2".into(), nas };
+        let (_, plain_bytes) = chain.seal(AuditWrite::new(&plain, 1, event(1))).unwrap();
+        let (_, proxied_bytes) = chain.seal(AuditWrite::new(&proxied, 2, event(2))).unwrap();
+        let plain_text = String::from_utf8(plain_bytes).unwrap();
+        assert!(!plain_text.contains("nas"), "entries without NAS attributes are as before: {plain_text}");
+        let plain: AuditEntry = serde_json::from_str(&plain_text).unwrap();
+        let proxied: AuditEntry = serde_json::from_slice(&proxied_bytes).unwrap();
+        assert_eq!(proxied.hash, proxied.compute_hash());
+        let query = |nas: Option<&str>, from: Option<&str>| AuditQuery {
+            nas: nas.map(str::to_string),
+            from: from.map(str::to_string),
+            ..AuditQuery::default()
+        };
+        assert!(query(Some("gw-1"), None).matches(&proxied) && !query(Some("gw-1"), None).matches(&plain));
+        assert!(query(Some("192.0.2.10"), None).matches(&proxied));
+        assert!(query(Some("vpn"), None).matches(&plain), "the client entry's name counts as the NAS");
+        assert!(
+            query(None, Some("203.0.113.7")).matches(&proxied) && !query(None, Some("203.0.113.7")).matches(&plain)
+        );
+        let admin = AuditEntry { actor: Actor::Daemon, ..plain.clone() };
+        assert!(!query(Some("vpn"), None).matches(&admin));
     }
 }

@@ -5,6 +5,7 @@ mod daemon;
 #[path = "../e2e/harness.rs"]
 mod harness;
 mod modes;
+mod nas_rules;
 mod slapd;
 
 use std::time::{Duration, Instant};

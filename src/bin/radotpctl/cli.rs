@@ -36,7 +36,7 @@ pub(crate) enum Top {
     User(UserCommand),
     /// Show the newest audit entries, or verify the audit chain.
     #[command(
-        after_help = "Examples:\n  radotpctl audit --limit 20\n  radotpctl audit --serial HW0001\n  radotpctl audit verify"
+        after_help = "Examples:\n  radotpctl audit --limit 20\n  radotpctl audit --serial HW0001\n  radotpctl audit --nas vpn-gw-1 --from 203.0.113.7\n  radotpctl audit verify"
     )]
     Audit(AuditArgs),
     /// Daemon version, uptime, token counts and RADIUS counters.
@@ -253,6 +253,14 @@ pub(crate) struct AuditArgs {
     /// Unix seconds, or a span back from now such as 30m, 12h, 7d.
     #[arg(long, value_name = "TIME")]
     pub(crate) since: Option<String>,
+    /// Only RADIUS entries about this NAS: its NAS-Identifier or
+    /// NAS-IP-Address (as a proxy passes them on), or a client entry's name.
+    #[arg(long, value_name = "NAS")]
+    pub(crate) nas: Option<String>,
+    /// Only RADIUS entries whose caller (Calling-Station-Id, e.g. the VPN
+    /// client's address) is this.
+    #[arg(long, value_name = "CALLER")]
+    pub(crate) from: Option<String>,
 }
 
 #[derive(Subcommand)]

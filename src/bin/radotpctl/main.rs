@@ -260,6 +260,8 @@ fn build_command(top: &Top) -> Result<Command, String> {
                 limit: args.limit,
                 serial: args.serial.clone(),
                 user: args.user.clone(),
+                nas: args.nas.clone(),
+                from: args.from.clone(),
                 since: match &args.since {
                     None => None,
                     Some(text) => Some(radotp::timefmt::parse_since(text, unix_now()).ok_or_else(|| {

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use radotp::admin::wire::Reply;
 use radotp::import::{ImportIssue, ImportReport};
-use radotp::model::audit::AuditEntry;
+use radotp::model::audit::{Actor, AuditEntry};
 use radotp::model::token::{TokenState, TokenView};
 
 use super::*;
@@ -353,22 +353,38 @@ pub(crate) fn print_import(r: &ImportReport) {
 }
 
 pub(crate) fn print_audit(entries: &[AuditEntry]) {
+    // NAS and FROM columns only when an entry shown has NAS attributes (a
+    // proxy in front, or a NAS that sends them).
+    let nas_of = |e: &AuditEntry| match &e.actor {
+        Actor::Radius { nas, .. } if !nas.is_empty() => Some(nas.clone()),
+        _ => None,
+    };
+    let with_nas = entries.iter().any(|e| nas_of(e).is_some());
     let rows: Vec<Vec<String>> = entries
         .iter()
         .map(|e| {
-            vec![
-                e.seq.to_string(),
-                radotp::timefmt::format_utc(e.time),
-                e.actor.to_string(),
+            let mut row = vec![e.seq.to_string(), radotp::timefmt::format_utc(e.time), e.actor.to_string()];
+            if with_nas {
+                let nas = nas_of(e).unwrap_or_default();
+                row.push(nas.nas().unwrap_or("-").to_string());
+                row.push(nas.calling_station_id.clone().unwrap_or_else(|| "-".into()));
+            }
+            row.extend([
                 e.operation.clone(),
                 e.user.clone().unwrap_or_else(|| "-".into()),
                 e.serial.clone().unwrap_or_else(|| "-".into()),
                 e.result.clone(),
                 e.reason.clone().unwrap_or_default(),
-            ]
+            ]);
+            row
         })
         .collect();
-    print_table(&["SEQ", "TIME", "ACTOR", "OPERATION", "USER", "SERIAL", "RESULT", "REASON"], &rows);
+    let headers: &[&str] = if with_nas {
+        &["SEQ", "TIME", "ACTOR", "NAS", "FROM", "OPERATION", "USER", "SERIAL", "RESULT", "REASON"]
+    } else {
+        &["SEQ", "TIME", "ACTOR", "OPERATION", "USER", "SERIAL", "RESULT", "REASON"]
+    };
+    print_table(headers, &rows);
 }
 
 #[cfg(test)]
