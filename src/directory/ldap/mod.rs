@@ -46,6 +46,11 @@ pub const MAX_NAME_BYTES: usize = 256;
 /// How long a URL that failed is tried only after the others, and how long
 /// a connection to a fallback URL is kept.
 pub const DOWN_RETRY: Duration = Duration::from_secs(30);
+/// While every URL has failed lately, at most one new connection (a probe)
+/// is tried per this interval; other operations fail at once. A hung server
+/// accepts TCP connections and answers nothing: without this, every request
+/// would open (and abandon) a connection of its own.
+const PROBE_INTERVAL: Duration = Duration::from_secs(1);
 /// Longest life of a pooled connection to the first URL.
 const MAX_CONNECTION_AGE: Duration = Duration::from_secs(300);
 /// The matching rule LDAP_MATCHING_RULE_IN_CHAIN of Active Directory.
@@ -90,6 +95,8 @@ pub struct LdapDirectory {
     search_limit: usize,
     /// When each URL last failed, if it has not worked since.
     down_since: Mutex<Vec<Option<Instant>>>,
+    /// When the last probe started, while every URL is down.
+    last_probe: Mutex<Option<Instant>>,
     searches: Pool,
     binds: Pool,
     opened: AtomicU64,
@@ -227,6 +234,7 @@ impl LdapDirectory {
             timeout,
             search_limit: config.search_limit,
             down_since: Mutex::new(vec![None; config.urls.len()]),
+            last_probe: Mutex::new(None),
             searches: pool(true),
             binds: pool(false),
             opened: AtomicU64::new(0),
@@ -289,6 +297,12 @@ impl LdapDirectory {
         up
     }
 
+    /// Whether every URL failed within [`DOWN_RETRY`].
+    fn all_down(&self) -> bool {
+        let down = self.down_since.lock().unwrap_or_else(|p| p.into_inner());
+        down.iter().all(|since| since.is_some_and(|t| t.elapsed() < DOWN_RETRY))
+    }
+
     fn mark_down(&self, url: usize, reason: &str) {
         let mut down = self.down_since.lock().unwrap_or_else(|p| p.into_inner());
         if down[url].is_none() {
@@ -307,12 +321,25 @@ impl LdapDirectory {
     /// A new connection: the URLs in order, each with TLS as configured and,
     /// for the search pool, the service bind.
     async fn connect(&self, service_bound: bool) -> Result<Connection, DirectoryError> {
+        if self.all_down() {
+            let mut last = self.last_probe.lock().unwrap_or_else(|p| p.into_inner());
+            if last.is_some_and(|t| t.elapsed() < PROBE_INTERVAL) {
+                return Err(DirectoryError::Unavailable(
+                    "every LDAP server failed lately; the next try is under way or due within a second".into(),
+                ));
+            }
+            *last = Some(Instant::now());
+        }
         let mut failures = Vec::new();
         for url in self.url_order() {
             match self.connect_to(url, service_bound).await {
                 Ok(ldap) => {
                     self.opened.fetch_add(1, Ordering::Relaxed);
-                    self.mark_up(url);
+                    // A TCP connection alone proves nothing (a hung server
+                    // accepts them): the service bind's answer does.
+                    if service_bound && self.service_bind.is_some() {
+                        self.mark_up(url);
+                    }
                     return Ok(Connection { ldap, url, opened: Instant::now() });
                 }
                 Err(reason) => {
@@ -371,10 +398,12 @@ impl LdapDirectory {
                 let outcome = tokio::time::timeout(self.timeout, op(connection.ldap.clone())).await;
                 let reason = match outcome {
                     Ok(Ok(value)) => {
+                        self.mark_up(connection.url);
                         self.put_back(pool, connection);
                         return Ok(value);
                     }
                     Ok(Err(Failure::Answer(e))) => {
+                        self.mark_up(connection.url);
                         self.put_back(pool, connection);
                         return Err(e);
                     }
