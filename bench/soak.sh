@@ -85,7 +85,7 @@ wait_radotpd_ready "$DAEMON_PID" "$DIR/radotpd.log" "$DIR/admin.sock" "$BIN/rado
 CTL=("$BIN/radotpctl" --socket "$DIR/admin.sock")
 timeout 120 "${CTL[@]}" token import "$DIR/import.csv" >/dev/null
 
-requests() { timeout 10 "${CTL[@]}" status --json | sed -n 's/.*"requests":\([0-9]*\).*/\1/p' | head -n1; }
+requests() { timeout 10 "${CTL[@]}" status --json | tr -d ' \n' | sed -n 's/.*"requests":\([0-9]*\).*/\1/p'; }
 store_bytes() { du -sb "$DIR/db" | awk '{ print $1 }'; }
 rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$DAEMON_PID/status"; }
 
@@ -123,6 +123,8 @@ done
 wait "$LOAD_PID" || true
 LOAD_PID=
 
+ENTRY_BYTES=$(timeout 10 "${CTL[@]}" audit --limit 1 --json | tr -d '\n' | sed 's/^\[ *//; s/ *\]$//' | wc -c)
+echo "== one audit entry as JSON: $ENTRY_BYTES bytes"
 echo "== audit verify"
 v0=$(now)
 VERIFY=$(timeout 600 "${CTL[@]}" audit verify)
@@ -135,5 +137,5 @@ echo "$VERIFY ($(elapsed_ms "$v0" "$v1") ms)"
     echo
     echo "$TABLE"
     echo
-    echo "audit verify: $VERIFY, $(elapsed_ms "$v0" "$v1") ms"
+    echo "audit verify: $VERIFY, $(elapsed_ms "$v0" "$v1") ms; one entry as JSON: about $ENTRY_BYTES bytes"
 } | tee "${OUT:-/dev/null}"
