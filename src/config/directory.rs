@@ -236,6 +236,9 @@ pub struct StaticUser {
     pub display_name: Option<String>,
     #[serde(default)]
     pub email: Option<String>,
+    /// Groups for `authorization.rules` and `radius.clients[].allowed_groups`.
+    #[serde(default)]
+    pub groups: Vec<String>,
 }
 
 /// Longest accepted LDAP URL, DN, filter or attribute name, in bytes.

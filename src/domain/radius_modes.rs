@@ -28,6 +28,8 @@ pub struct RadiusRequest<'a> {
     pub user: &'a str,
     pub password: &'a Secret,
     pub state: Option<&'a [u8]>,
+    /// Only tokens of these types may answer (the client's `allowed_token_types`).
+    pub token_types: Option<&'a [String]>,
 }
 
 /// What the RADIUS server must answer.
@@ -94,14 +96,17 @@ impl Service {
                     }
                 }
                 let otp = std::str::from_utf8(request.password.expose()).unwrap_or("");
-                Ok(Outcome::Decided(self.authenticate(actor, &user, otp).await?))
+                Ok(Outcome::Decided(self.authenticate_types(actor, &user, otp, request.token_types).await?))
             }
-            (AuthMode::PasswordOtp, _) => self.password_then_otp(actor, &user, request.password).await,
+            (AuthMode::PasswordOtp, _) => {
+                self.password_then_otp(actor, &user, request.password, request.token_types).await
+            }
             (AuthMode::Challenge, None) => {
                 self.password_then_challenge(actor, request.client, &user, request.password).await
             }
             (AuthMode::Challenge, Some(state)) => {
-                self.answer_to_challenge(actor, request.client, &user, request.password, state).await
+                self.answer_to_challenge(actor, request.client, &user, request.password, state, request.token_types)
+                    .await
             }
         }
     }
@@ -112,7 +117,7 @@ impl Service {
     }
 
     /// The user's directory entry, or the outcome to answer instead.
-    async fn directory_entry(&self, actor: &Actor, user: &str) -> Result<DirectoryUser, Outcome> {
+    pub(super) async fn directory_entry(&self, actor: &Actor, user: &str) -> Result<DirectoryUser, Outcome> {
         let (reason, detail) = match self.directory().lookup(user).await {
             Ok(Some(entry)) => return Ok(entry),
             Ok(None) => (RejectReason::UnknownUser, "not in the directory".to_string()),
@@ -170,6 +175,7 @@ impl Service {
         actor: &Actor,
         asked_as: &str,
         password: &Secret,
+        types: Option<&[String]>,
     ) -> Result<Outcome, DomainError> {
         // Tokens belong to the directory's spelling of the name, whatever the NAS sent.
         let entry = match self.directory_entry(actor, asked_as).await {
@@ -183,13 +189,13 @@ impl Service {
                 Some(parts) => parts,
                 // No split gives an OTP that any of the user's tokens would
                 // take: reject without asking the directory, and count it.
-                None => return Ok(Outcome::Decided(self.authenticate(actor, user, "").await?)),
+                None => return Ok(Outcome::Decided(self.authenticate_types(actor, user, "", types).await?)),
             },
         };
         if let Err(outcome) = self.check_directory_password(actor, &entry, &directory_password).await {
             return Ok(outcome);
         }
-        Ok(Outcome::Decided(self.authenticate(actor, user, &otp).await?))
+        Ok(Outcome::Decided(self.authenticate_types(actor, user, &otp, types).await?))
     }
 
     /// Password and OTP typed together: the OTP is the last `digits`
@@ -296,6 +302,7 @@ impl Service {
         asked_as: &str,
         password: &Secret,
         state: &[u8],
+        types: Option<&[String]>,
     ) -> Result<Outcome, DomainError> {
         let user = asked_as;
         let problem = match self.store.take_challenge(state).await? {
@@ -315,7 +322,7 @@ impl Service {
         };
         let user = pending.user.as_str();
         let otp = std::str::from_utf8(password.expose()).unwrap_or("");
-        let decision = self.authenticate(actor, user, otp).await?;
+        let decision = self.authenticate_types(actor, user, otp, types).await?;
         if let Decision::Reject { reason: RejectReason::WrongOtp | RejectReason::Replay, .. } = decision {
             if pending.attempts_left > 1 {
                 let prompt = "Wrong one-time password; try again".to_string();
@@ -325,7 +332,7 @@ impl Service {
         Ok(Outcome::Decided(decision))
     }
 
-    async fn record_radius(
+    pub(super) async fn record_radius(
         &self,
         actor: &Actor,
         user: &str,
@@ -373,7 +380,7 @@ mod tests {
 
     impl crate::directory::UserDirectory for PasswordDirectory {
         fn lookup<'a>(&'a self, name: &'a str) -> crate::directory::DirectoryFuture<'a, Option<DirectoryUser>> {
-            let user = DirectoryUser { name: name.into(), display_name: None, email: None, dn: None };
+            let user = DirectoryUser { name: name.into(), ..Default::default() };
             Box::pin(async move { Ok(["alice", "bob"].contains(&name).then_some(user)) })
         }
 
@@ -392,7 +399,14 @@ mod tests {
 
     async fn login(service: &Service, mode: AuthMode, user: &str, password: &str) -> Outcome {
         let password = Secret::from(password);
-        let request = RadiusRequest { client: "vpn", mode: Some(mode), user, password: &password, state: None };
+        let request = RadiusRequest {
+            client: "vpn",
+            mode: Some(mode),
+            user,
+            password: &password,
+            state: None,
+            token_types: None,
+        };
         service.radius_authenticate(&Actor::Daemon, request).await.unwrap()
     }
 
@@ -475,7 +489,14 @@ mod tests {
             let service = &f.service;
             async move {
                 let mode = Some(AuthMode::Challenge);
-                let request = RadiusRequest { client: "vpn", mode, user: "alice", password, state: Some(&state) };
+                let request = RadiusRequest {
+                    client: "vpn",
+                    mode,
+                    user: "alice",
+                    password,
+                    state: Some(&state),
+                    token_types: None,
+                };
                 service.radius_authenticate(&Actor::Daemon, request).await.unwrap()
             }
         };

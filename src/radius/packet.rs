@@ -207,6 +207,9 @@ pub fn nas_attributes(frame: &Frame<'_>) -> NasAttributes {
 pub struct ReplyAttributes {
     pub reply_message: Option<String>,
     pub state: Option<Vec<u8>>,
+    /// Encoded attributes from the authorization rules (Access-Accept only),
+    /// placed after Message-Authenticator.
+    pub extra: Vec<Vec<u8>>,
 }
 
 fn code_of(code: u8) -> Code {
@@ -232,6 +235,14 @@ pub fn sign_reply(
         rfc2865::add_state(&mut packet, state);
     }
     let mut bytes = packet.encode().map_err(|e| e.to_string())?;
+    if code == CODE_ACCESS_ACCEPT {
+        for attribute in &attributes.extra {
+            bytes.extend_from_slice(attribute);
+        }
+    }
+    let length = u16::try_from(bytes.len()).ok().filter(|&n| usize::from(n) <= MAX_PACKET_LEN);
+    let length = length.ok_or_else(|| format!("the reply would be {} bytes, past {MAX_PACKET_LEN}", bytes.len()))?;
+    bytes[2..4].copy_from_slice(&length.to_be_bytes());
     finish_signature(&mut bytes, request_authenticator, secret);
     Ok(bytes)
 }
@@ -422,7 +433,7 @@ mod tests {
     fn reply_is_signed_in_the_right_order() {
         let request = build_access_request(9, SECRET, "bob", b"654321", None).unwrap();
         let frame = parse_frame(&request).unwrap();
-        let attrs = ReplyAttributes { reply_message: Some("hi".into()), state: None };
+        let attrs = ReplyAttributes { reply_message: Some("hi".into()), state: None, extra: Vec::new() };
         let reply = sign_reply(CODE_ACCESS_ACCEPT, 9, &frame.authenticator, SECRET, &attrs).unwrap();
         assert_eq!(reply[HEADER_LEN], ATTR_MESSAGE_AUTHENTICATOR, "Message-Authenticator comes first");
         let verified = verify_reply(&reply, &request, SECRET).unwrap();
