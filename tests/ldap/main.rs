@@ -1,5 +1,6 @@
 //! The LDAP directory against a real OpenLDAP slapd (see slapd.rs).
 
+mod authorization;
 mod daemon;
 #[allow(dead_code)]
 #[path = "../e2e/harness.rs"]

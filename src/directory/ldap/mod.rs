@@ -89,6 +89,8 @@ pub struct LdapDirectory {
     required_group: Option<String>,
     membership: GroupMembership,
     nested_groups: bool,
+    /// Where [`groups`] searches a user's groups.
+    group_base_dn: String,
     timeout: Duration,
     search_limit: usize,
     /// When each URL last failed, if it has not worked since.
@@ -229,6 +231,7 @@ impl LdapDirectory {
             required_group: config.required_group.clone(),
             membership: config.group_membership,
             nested_groups: config.nested_groups,
+            group_base_dn: config.group_base_dn.clone().unwrap_or_else(|| config.base_dn.clone()),
             timeout,
             search_limit: config.search_limit,
             down_since: Mutex::new(vec![None; config.urls.len()]),
@@ -313,7 +316,7 @@ impl LdapDirectory {
         }
         let filter = groups::groups_filter(self.membership, self.nested_groups, &entry.dn);
         let none = vec!["1.1".to_string()];
-        let found = self.search_entries(ldap, &self.base_dn, Scope::Subtree, &filter, none, 1000).await?;
+        let found = self.search_entries(ldap, &self.group_base_dn, Scope::Subtree, &filter, none, 1000).await?;
         user.groups = found.unwrap_or_default().into_iter().map(|e| e.dn).collect();
         self.authz.remember(&entry.dn, &user.groups);
         Ok(())
