@@ -188,6 +188,7 @@ fn settings_of(config: &Config) -> Settings {
         enroll: EnrollLabels { issuer: config.enroll.issuer.clone(), account: config.enroll.account_label.clone() },
         directory_gate: matches!(&config.directory, DirectoryConfig::Ldap(ldap) if ldap.required_group.is_some()),
         retention: config.audit.retention(),
+        clients: config.radius.clients.iter().map(|c| (c.name.clone(), c.access())).collect(),
         authorization: Arc::new(config.authorization().unwrap_or_else(|e| {
             // validate() refused such a configuration; a dictionary file changed since.
             tracing::error!("authorization rules left out: {e}");

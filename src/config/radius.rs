@@ -289,7 +289,7 @@ impl RadiusClient {
 }
 
 impl ClientConfig {
-    pub(super) fn access(&self) -> ClientAccess {
+    pub fn access(&self) -> ClientAccess {
         ClientAccess {
             allowed_groups: self.allowed_groups.clone(),
             allowed_token_types: self.allowed_token_types.clone(),

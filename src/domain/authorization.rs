@@ -25,6 +25,21 @@ pub struct Login {
     pub reply: Reply,
 }
 
+/// What a login through one client would get (`radotpctl user show`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ClientReply {
+    pub client: String,
+    /// False: the client's `allowed_groups` leave the user out (`not_allowed_here`).
+    pub allowed: bool,
+    /// The rules that would apply.
+    pub rules: Vec<String>,
+    /// The reply attributes, `Attribute = value`.
+    pub attributes: Vec<String>,
+    /// Lines that would be left out, with the reason.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<String>,
+}
+
 impl Service {
     /// Answers one RADIUS request: the client's access policy, then its
     /// mode ([`Service::radius_authenticate`]), then the reply rules.
@@ -70,12 +85,35 @@ impl Service {
         Ok(Login { outcome, reply })
     }
 
-    /// The groups of `user` and the reply a login through `client` would
-    /// get, for `radotpctl user show --client` (no OTP is checked, nothing is audited).
-    pub async fn preview_reply(&self, user: &str, client: &str) -> Result<(Vec<String>, Reply), DomainError> {
-        let entry = self.directory_user(user).await?;
-        let reply = self.settings().authorization.reply_for(client, &entry.groups, &entry);
-        Ok((entry.groups.clone(), reply))
+    /// What a login of `user` through each RADIUS client (or only `client`)
+    /// would get, for `radotpctl user show`: no OTP is checked.
+    pub fn preview_replies(&self, user: &DirectoryUser, client: Option<&str>) -> Result<Vec<ClientReply>, DomainError> {
+        let settings = self.settings();
+        if let Some(name) = client {
+            if !settings.clients.iter().any(|(known, _)| known == name) {
+                return Err(DomainError::Invalid(format!("no RADIUS client is called {name:?}")));
+            }
+        }
+        Ok(settings
+            .clients
+            .iter()
+            .filter(|(name, _)| client.is_none_or(|wanted| wanted == name))
+            .map(|(name, access)| {
+                let allowed = access
+                    .allowed_groups
+                    .as_ref()
+                    .is_none_or(|allowed| allowed.iter().any(|group| in_groups(group, &user.groups)));
+                let reply =
+                    if allowed { settings.authorization.reply_for(name, &user.groups, user) } else { Reply::default() };
+                ClientReply {
+                    client: name.clone(),
+                    allowed,
+                    rules: reply.rules,
+                    attributes: reply.lines,
+                    skipped: reply.skipped,
+                }
+            })
+            .collect())
     }
 }
 

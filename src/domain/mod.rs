@@ -65,6 +65,8 @@ pub struct Settings {
     pub retention: crate::model::audit::Retention,
     /// Reply attributes for an Access-Accept (`authorization.rules`).
     pub authorization: Arc<crate::model::reply::Authorization>,
+    /// Each RADIUS client's name and access policy, for `user show`'s preview.
+    pub clients: Vec<(String, crate::config::ClientAccess)>,
 }
 
 impl Settings {

@@ -50,6 +50,7 @@ impl Fixture {
             directory_gate: false,
             retention: crate::model::audit::Retention { max_age_seconds: None, max_entries: Some(1000) },
             authorization: Default::default(),
+            clients: Vec::new(),
         };
         let service = Service::new(
             store.clone(),

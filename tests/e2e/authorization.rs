@@ -106,6 +106,25 @@ fn groups_give_reply_attributes_per_client_decoded_by_radclient() {
     let lines = decision_lines(&daemon, 4);
     assert!(lines[0].contains("rules=\"admins,staff\"") || lines[0].contains("rules=admins,staff"), "{}", lines[0]);
     assert!(lines[2].contains("not_allowed_here"), "{}", lines[2]);
+
+    // The operator sees the same without a NAS.
+    let shown = daemon.ctl_ok(&["user", "show", "alice", "--client", "fw-1"]);
+    eprintln!("{shown}");
+    assert!(shown.contains("groups        vpn-admins, staff"), "{shown}");
+    assert!(shown.contains("client fw-1 (rules admins, staff):"), "{shown}");
+    assert!(
+        shown.contains("  Tunnel-Type:1 = VLAN") && shown.contains("  Ruckus-User-Groups = alice-admins"),
+        "{shown}"
+    );
+    assert!(!shown.contains("client local"), "--client shows one client: {shown}");
+    let bob = daemon.ctl_ok(&["user", "show", "bob"]);
+    assert!(bob.contains("client fw-1: not allowed here"), "{bob}");
+    assert!(bob.contains("client local (rules staff):\n  Filter-Id = staff\n  Session-Timeout = 28800"), "{bob}");
+    let json = daemon.ctl_json(&["user", "show", "alice", "--client", "local"]);
+    assert_eq!(json["user"]["groups"], serde_json::json!(["vpn-admins", "staff"]), "{json}");
+    assert_eq!(json["replies"][0]["attributes"], serde_json::json!(["Filter-Id = staff", "Session-Timeout = 28800"]));
+    let unknown = daemon.ctl(&["user", "show", "alice", "--client", "nope"]);
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("no RADIUS client is called \"nope\""), "{unknown:?}");
 }
 
 #[test]
