@@ -89,8 +89,9 @@ pub struct Attribute {
     pub value_type: Result<ValueType, String>,
     /// RFC 2868 tag (`has_tag`).
     pub tagged: bool,
-    /// Named values of an enumerated integer (`VALUE`), by lowercase name.
-    pub values: HashMap<String, u64>,
+    /// Named values of an enumerated integer (`VALUE`): by lowercase name,
+    /// the name as written and the number.
+    pub values: HashMap<String, (String, u64)>,
 }
 
 /// Attributes by (lowercase) name.
@@ -214,7 +215,7 @@ impl Dictionary {
                     let number = parse_number(words[3]).ok_or_else(|| fail(format!("bad value {}", words[3])))?;
                     // FreeRADIUS allows VALUEs of attributes defined later, or not at all: ignored then.
                     if let Some(attribute) = staged.attributes.get_mut(&words[1].to_ascii_lowercase()) {
-                        attribute.values.insert(words[2].to_ascii_lowercase(), number);
+                        attribute.values.insert(words[2].to_ascii_lowercase(), (words[2].to_string(), number));
                     }
                 }
                 "FLAGS" | "PROTOCOL" | "BEGIN-PROTOCOL" | "END-PROTOCOL" | "ALIAS" | "STRUCT" | "MEMBER" | "ENUM" => {
@@ -294,7 +295,7 @@ mod tests {
         assert_eq!((filter.vendor, filter.number, filter.value_type.clone()), (None, 11, Ok(ValueType::Text)));
         let tunnel = d.get("Tunnel-Type").unwrap();
         assert!(tunnel.tagged);
-        assert_eq!(tunnel.values.get("vlan"), Some(&13));
+        assert_eq!(tunnel.values.get("vlan").map(|v| v.1), Some(13));
         let forti = d.get("Fortinet-Group-Name").unwrap();
         assert_eq!((forti.vendor, forti.number), (Some(12356), 1));
         for name in ["Cisco-AVPair", "MS-Primary-DNS-Server", "PaloAlto-User-Group", "Juniper-Local-User-Name"] {
@@ -313,7 +314,7 @@ mod tests {
         d.load(text).unwrap();
         let role = d.get("example-role").unwrap();
         assert_eq!((role.vendor, role.number), (Some(99999), 7));
-        assert_eq!(d.get("Example-Level").unwrap().values.get("high"), Some(&3));
+        assert_eq!(d.get("Example-Level").unwrap().values.get("high").map(|v| v.1), Some(3));
     }
 
     #[test]

@@ -183,15 +183,20 @@ fn encode(attribute: &Attribute, value_type: ValueType, tag: Option<u8>, text: &
     let wrong = |what: &str| format!("{}: {text:?} is not {what}", attribute.name);
     let number = |max: u64| -> Result<u64, String> {
         let n = match attribute.values.get(&text.to_ascii_lowercase()) {
-            Some(n) => *n,
+            Some((_, n)) => *n,
             None => text.parse::<u64>().map_err(|_| {
                 if attribute.values.is_empty() {
                     wrong("a number")
                 } else {
-                    let mut names: Vec<&String> = attribute.values.keys().collect();
-                    names.sort();
-                    format!("{}: {text:?} is neither a number nor one of its VALUE names", attribute.name)
-                        + &format!(" ({} known)", names.len())
+                    let mut known: Vec<&(String, u64)> = attribute.values.values().collect();
+                    known.sort_by_key(|(name, n)| (*n, name.clone()));
+                    let names: Vec<&str> = known.iter().take(16).map(|(name, _)| name.as_str()).collect();
+                    let more = if known.len() > names.len() { ", ..." } else { "" };
+                    format!(
+                        "{}: {text:?} is neither a number nor one of its VALUE names ({}{more})",
+                        attribute.name,
+                        names.join(", ")
+                    )
                 }
             })?,
         };
