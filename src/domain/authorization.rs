@@ -51,10 +51,10 @@ impl Service {
     ) -> Result<Login, DomainError> {
         let token_types = access.allowed_token_types.as_deref().or(request.token_types);
         let request = RadiusRequest { token_types, ..request };
+        let mut entry = None;
         let settings = self.settings();
         let auth = &settings.auth;
         let user = normalize_user(request.user, auth.strip_realm, auth.case_insensitive_users);
-        let mut entry = None;
         if settings.authorization.needs_directory() || access.allowed_groups.is_some() {
             match self.directory_entry(actor, &user).await {
                 Ok(found) => entry = Some(found),
@@ -70,7 +70,7 @@ impl Service {
             }
         }
         let client = request.client;
-        let outcome = self.radius_authenticate(actor, request).await?;
+        let outcome = self.radius_authenticate(actor, RadiusRequest { known: entry.as_ref(), ..request }).await?;
         let reply = match &outcome {
             Outcome::Decided(Decision::Accept { .. }) => {
                 let who = entry.unwrap_or_else(|| DirectoryUser { name: user, ..DirectoryUser::default() });
@@ -154,7 +154,7 @@ mod tests {
     }
 
     fn request<'a>(user: &'a str, password: &'a Secret) -> RadiusRequest<'a> {
-        RadiusRequest { client: "vpn", mode: None, user, password, state: None, token_types: None }
+        RadiusRequest { client: "vpn", mode: None, user, password, state: None, token_types: None, known: None }
     }
 
     #[tokio::test]

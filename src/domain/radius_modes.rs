@@ -30,6 +30,9 @@ pub struct RadiusRequest<'a> {
     pub state: Option<&'a [u8]>,
     /// Only tokens of these types may answer (the client's `allowed_token_types`).
     pub token_types: Option<&'a [String]>,
+    /// The user's directory entry, when the caller has looked it up
+    /// already (authorization): not looked up again.
+    pub known: Option<&'a DirectoryUser>,
 }
 
 /// What the RADIUS server must answer.
@@ -91,7 +94,7 @@ impl Service {
         match (request.mode.unwrap_or(auth.mode), request.state) {
             (AuthMode::Otp, _) => {
                 if settings.directory_gate {
-                    if let Err(outcome) = self.directory_entry(actor, &user).await {
+                    if let (None, Err(outcome)) = (request.known, self.directory_entry(actor, &user).await) {
                         return Ok(outcome);
                     }
                 }
@@ -99,10 +102,10 @@ impl Service {
                 Ok(Outcome::Decided(self.authenticate_types(actor, &user, otp, request.token_types).await?))
             }
             (AuthMode::PasswordOtp, _) => {
-                self.password_then_otp(actor, &user, request.password, request.token_types).await
+                self.password_then_otp(actor, &user, request.password, request.token_types, request.known).await
             }
             (AuthMode::Challenge, None) => {
-                self.password_then_challenge(actor, request.client, &user, request.password).await
+                self.password_then_challenge(actor, request.client, &user, request.password, request.known).await
             }
             (AuthMode::Challenge, Some(state)) => {
                 self.answer_to_challenge(actor, request.client, &user, request.password, state, request.token_types)
@@ -117,6 +120,19 @@ impl Service {
     }
 
     /// The user's directory entry, or the outcome to answer instead.
+    /// `known`, if the caller looked the user up already; else a look-up.
+    async fn known_or_lookup(
+        &self,
+        actor: &Actor,
+        user: &str,
+        known: Option<&DirectoryUser>,
+    ) -> Result<DirectoryUser, Outcome> {
+        match known {
+            Some(entry) => Ok(entry.clone()),
+            None => self.directory_entry(actor, user).await,
+        }
+    }
+
     pub(super) async fn directory_entry(&self, actor: &Actor, user: &str) -> Result<DirectoryUser, Outcome> {
         let (reason, detail) = match self.directory().lookup(user).await {
             Ok(Some(entry)) => return Ok(entry),
@@ -176,9 +192,10 @@ impl Service {
         asked_as: &str,
         password: &Secret,
         types: Option<&[String]>,
+        known: Option<&DirectoryUser>,
     ) -> Result<Outcome, DomainError> {
         // Tokens belong to the directory's spelling of the name, whatever the NAS sent.
-        let entry = match self.directory_entry(actor, asked_as).await {
+        let entry = match self.known_or_lookup(actor, asked_as, known).await {
             Ok(entry) => entry,
             Err(outcome) => return Ok(outcome),
         };
@@ -226,8 +243,9 @@ impl Service {
         client: &str,
         asked_as: &str,
         password: &Secret,
+        known: Option<&DirectoryUser>,
     ) -> Result<Outcome, DomainError> {
-        let entry = match self.directory_entry(actor, asked_as).await {
+        let entry = match self.known_or_lookup(actor, asked_as, known).await {
             Ok(entry) => entry,
             Err(outcome) => return Ok(outcome),
         };
@@ -406,6 +424,7 @@ mod tests {
             password: &password,
             state: None,
             token_types: None,
+            known: None,
         };
         service.radius_authenticate(&Actor::Daemon, request).await.unwrap()
     }
@@ -496,6 +515,7 @@ mod tests {
                     password,
                     state: Some(&state),
                     token_types: None,
+                    known: None,
                 };
                 service.radius_authenticate(&Actor::Daemon, request).await.unwrap()
             }

@@ -185,6 +185,7 @@ impl RadiusServer {
                 state: request.state.as_deref(),
                 // Filled in from `access` by the domain.
                 token_types: None,
+                known: None,
             };
             let login = server.service.radius_login(&actor, radius_request, &access).await;
             let mut attrs = ReplyAttributes::default();

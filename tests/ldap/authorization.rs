@@ -48,6 +48,12 @@ fn ldap_groups_by_member_give_reply_attributes_and_gate_the_client() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     assert!(rejected(&daemon.log()), "{}", daemon.log());
+
+    // password+otp (client local): the entry looked up for the rules serves the password check too.
+    let both = format!("{}{}", password_of("alice"), RFC_CODES[1]);
+    let out = radclient(&["-x", &daemon.radius.to_string(), "auth", SECRET], &pap_input("alice", &both));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("Received Access-Accept") && stdout.contains("Filter-Id = \"vpn\""), "{stdout}");
 }
 
 #[test]
