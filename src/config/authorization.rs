@@ -93,3 +93,76 @@ impl Config {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = r#"
+radius:
+  listen: ["127.0.0.1:1812"]
+  clients:
+    - { name: fw-1, address: 127.0.0.1, secret: "a long random secret", allowed_groups: [admins], nas: [ { identifier: gw, allowed_groups: [staff], allowed_token_types: [hw-hotp] } ] }
+store: { path: ./db, key_file: ./key }
+admin: { socket: ./admin.sock }
+directory: { kind: static, users: [ { name: alice, groups: [admins] } ] }
+token_types:
+  - { id: hw-hotp, label: "HOTP", algorithm: hotp }
+authorization:
+  rules:
+    - { groups: [admins], clients: [fw-1], reply: ["Filter-Id = admins"] }
+"#;
+
+    fn problems(text: &str) -> String {
+        let config = Config::parse(text).unwrap();
+        config.validate().unwrap_err().to_string()
+    }
+
+    #[test]
+    fn rules_compile_and_nas_rules_override_the_clients_access() {
+        let config = Config::parse(BASE).unwrap();
+        config.validate().unwrap();
+        assert_eq!(config.authorization().unwrap().rules()[0].name, "rules[0]");
+        let client = &config.radius_clients().unwrap()[0];
+        assert_eq!(client.access_for(None).allowed_groups, Some(vec!["admins".to_string()]));
+        let gw = client.access_for(Some("gw"));
+        assert_eq!(gw.allowed_groups, Some(vec!["staff".to_string()]));
+        assert_eq!(gw.allowed_token_types, Some(vec!["hw-hotp".to_string()]));
+    }
+
+    #[test]
+    fn unknown_clients_types_and_attributes_name_their_key() {
+        let text = BASE.replace("clients: [fw-1]", "clients: [fw-2]");
+        assert!(problems(&text).contains("authorization.rules[0].clients[0]: no RADIUS client is called \"fw-2\""));
+        let text = BASE.replace("allowed_token_types: [hw-hotp]", "allowed_token_types: [hw-totp]");
+        assert!(problems(&text).contains("radius.clients[0].nas[0].allowed_token_types[0]: no token type"));
+        let text = BASE.replace("Filter-Id = admins", "Filter-Idd = admins");
+        assert!(
+            problems(&text).contains("authorization.rules[0].reply[0]: \"Filter-Idd = admins\": unknown attribute")
+        );
+    }
+
+    #[test]
+    fn dictionary_files_are_loaded_or_refused_with_their_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("dictionary.example");
+        std::fs::write(
+            &file,
+            "VENDOR Example 99999\nBEGIN-VENDOR Example\nATTRIBUTE Example-Role 1 string\nEND-VENDOR Example\n",
+        )
+        .unwrap();
+        let with_file = |path: &std::path::Path, line: &str| {
+            BASE.replace("  clients:\n", &format!("  dictionary_files: [{}]\n  clients:\n", path.display()))
+                .replace("Filter-Id = admins", line)
+        };
+        let config = Config::parse(&with_file(&file, "Example-Role = admin")).unwrap();
+        config.validate().unwrap();
+        let include = dir.path().join("dictionary");
+        std::fs::write(&include, "$INCLUDE dictionary.rfc2865\n").unwrap();
+        let text = with_file(&include, "Filter-Id = x");
+        assert!(problems(&text).contains("radius.dictionary_files[0]: "), "{}", problems(&text));
+        assert!(problems(&text).contains("line 1: $INCLUDE is not followed"));
+        let missing = dir.path().join("nope");
+        assert!(problems(&with_file(&missing, "Filter-Id = x")).contains("radius.dictionary_files[0]: "));
+    }
+}
