@@ -305,8 +305,6 @@ impl LdapConfig {
             if let Err(message) = check_dn(group) {
                 problem(format!("{at}.required_group"), message);
             }
-        } else if self.nested_groups {
-            problem(format!("{at}.nested_groups"), "needs required_group".into());
         }
         if let Some(dn) = &self.group_base_dn {
             if let Err(message) = check_dn(dn) {

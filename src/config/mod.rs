@@ -564,9 +564,27 @@ impl Config {
                 }
             }
         }
-        if let Err(e) = self.authorization() {
-            for p in e.problems() {
-                problem(p.path, p.message);
+        match self.authorization() {
+            Err(e) => {
+                for p in e.problems() {
+                    problem(p.path, p.message);
+                }
+            }
+            Ok(authorization) => {
+                if let DirectoryConfig::Ldap(ldap) = &self.directory {
+                    let groups_used =
+                        authorization.needs_directory()
+                            || self.radius.clients.iter().any(|c| {
+                                c.allowed_groups.is_some() || c.nas.iter().any(|n| n.allowed_groups.is_some())
+                            });
+                    if ldap.nested_groups && ldap.required_group.is_none() && !groups_used {
+                        problem(
+                            "directory.nested_groups".into(),
+                            "needs required_group, or groups in authorization.rules or radius.clients[].allowed_groups"
+                                .into(),
+                        );
+                    }
+                }
             }
         }
         if problems.is_empty() { Ok(()) } else { Err(ConfigError::Invalid { problems }) }
