@@ -443,6 +443,23 @@ mod tests {
     }
 
     #[test]
+    fn rule_attributes_follow_message_authenticator_in_accepts_only() {
+        let request = build_access_request(9, SECRET, "bob", b"654321", None).unwrap();
+        let frame = parse_frame(&request).unwrap();
+        let filter = b"\x0b\x08admins".to_vec();
+        let attrs = ReplyAttributes { reply_message: None, state: None, extra: vec![filter.clone()] };
+        let reply = sign_reply(CODE_ACCESS_ACCEPT, 9, &frame.authenticator, SECRET, &attrs).unwrap();
+        assert_eq!(reply[HEADER_LEN], ATTR_MESSAGE_AUTHENTICATOR);
+        assert!(reply.ends_with(&filter));
+        assert_eq!(usize::from(u16::from_be_bytes([reply[2], reply[3]])), reply.len());
+        assert_eq!(verify_reply(&reply, &request, SECRET).unwrap().code, CODE_ACCESS_ACCEPT);
+        let reject = sign_reply(CODE_ACCESS_REJECT, 9, &frame.authenticator, SECRET, &attrs).unwrap();
+        assert!(!reject.ends_with(&filter), "a Reject carries no rule attributes");
+        let huge = ReplyAttributes { extra: vec![vec![11, 255].into_iter().chain([b'x'; 253]).collect(); 17], ..attrs };
+        assert!(sign_reply(CODE_ACCESS_ACCEPT, 9, &frame.authenticator, SECRET, &huge).unwrap_err().contains("4096"));
+    }
+
+    #[test]
     fn framing_rejects_bad_lengths() {
         assert_eq!(parse_frame(&[1; 10]).unwrap_err(), FrameError::Short);
         let mut bytes = build_access_request(1, SECRET, "a", b"1", None).unwrap();
