@@ -149,3 +149,21 @@ fn reply_rules_with_unknown_attributes_or_bad_values_are_configuration_errors() 
         assert!(stderr.contains(key) && stderr.contains(message) && stderr.contains(line), "{line}: {stderr}");
     }
 }
+
+#[test]
+fn allowed_token_types_keep_other_tokens_out_of_a_client() {
+    let daemon = Daemon::start_with(|config| {
+        with_rules(config);
+        *config = config.replace("allowed_groups: [vpn-admins] }", "allowed_token_types: [hw-totp] }");
+    });
+    daemon.rfc_token("HW1", "alice");
+    let server = daemon.radius.to_string();
+    let out = radclient(&["-x", &server, "auth", SECRET], &from("127.0.0.2", "alice", RFC_CODES[0]));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Received Access-Reject"), "{out:?}");
+    let out = radclient(&["-x", &server, "auth", SECRET], &from("127.0.0.1", "alice", RFC_CODES[0]));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Received Access-Accept"), "the code was not used: {out:?}");
+    let lines = decision_lines(&daemon, 2);
+    assert!(lines[0].contains("not_allowed_here"), "{}", lines[0]);
+    let token = daemon.ctl_json(&["token", "show", "HW1"]);
+    assert_eq!(token["fail_count"], 0, "{token}");
+}
