@@ -63,6 +63,8 @@ impl Fixture {
             enroll: EnrollLabels::default(),
             directory_gate: false,
             retention: crate::model::audit::Retention { max_age_seconds: None, max_entries: Some(1000) },
+            authorization: Default::default(),
+            clients: Vec::new(),
         };
         let service = Service::new(
             store.clone(),
@@ -82,6 +84,7 @@ impl Fixture {
             display_name: None,
             email: None,
             dn: None,
+            ..Default::default()
         });
         let fixture = Fixture::new(auth, Arc::new(crate::directory::static_list::StaticDirectory::new(users.to_vec())));
         fixture.import_tokens().await;

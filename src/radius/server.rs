@@ -136,7 +136,7 @@ impl RadiusServer {
         }
         if frame.code == packet::CODE_STATUS_SERVER {
             Metrics::count(&self.metrics().status_server);
-            let attrs = ReplyAttributes { reply_message: Some("radotpd alive".into()), state: None };
+            let attrs = ReplyAttributes { reply_message: Some("radotpd alive".into()), state: None, extra: Vec::new() };
             self.answer(socket, source, key, client, &frame, packet::CODE_ACCESS_ACCEPT, &attrs).await;
             return;
         }
@@ -147,7 +147,11 @@ impl RadiusServer {
                 // answer so the NAS does not wait for a timeout.
                 Metrics::count(&self.metrics().rejects);
                 self.metrics().rejected_because("unsupported_request");
-                let attrs = ReplyAttributes { reply_message: Some("only PAP is supported".into()), state: None };
+                let attrs = ReplyAttributes {
+                    reply_message: Some("only PAP is supported".into()),
+                    state: None,
+                    extra: Vec::new(),
+                };
                 self.answer(socket, source, key, client, &frame, packet::CODE_ACCESS_REJECT, &attrs).await;
                 tracing::info!(client = %client.name, %source, result = "reject", reason = "unsupported_request", detail = %e, "RADIUS decision");
                 return;
@@ -172,15 +176,25 @@ impl RadiusServer {
             let _permit = permit;
             let nas = request.nas.clone();
             let actor = Actor::Radius { client: client.name.clone(), address: source.ip().to_string(), nas };
+            let access = client.access_for(request.nas.nas_identifier.as_deref());
             let radius_request = RadiusRequest {
                 client: &client.name,
                 mode: client.mode_for(request.nas.nas_identifier.as_deref()),
                 user: &request.user_name,
                 password: &request.password,
                 state: request.state.as_deref(),
+                // Filled in from `access` by the domain.
+                token_types: None,
+                known: None,
             };
-            let outcome = server.service.radius_authenticate(&actor, radius_request).await;
+            let login = server.service.radius_login(&actor, radius_request, &access).await;
             let mut attrs = ReplyAttributes::default();
+            let mut rules = Vec::new();
+            let outcome = login.map(|login| {
+                attrs.extra = login.reply.attributes;
+                rules = login.reply.rules;
+                login.outcome
+            });
             let (code, result, reason, serial) = match &outcome {
                 Ok(Outcome::Decided(Decision::Accept { serial })) => {
                     (packet::CODE_ACCESS_ACCEPT, "accept", "ok", Some(serial.as_str()))
@@ -189,7 +203,11 @@ impl RadiusServer {
                     (packet::CODE_ACCESS_REJECT, "reject", reason.as_str(), serial.as_deref())
                 }
                 Ok(Outcome::Challenge { state, prompt }) => {
-                    attrs = ReplyAttributes { reply_message: Some(prompt.clone()), state: Some(state.clone()) };
+                    attrs = ReplyAttributes {
+                        reply_message: Some(prompt.clone()),
+                        state: Some(state.clone()),
+                        extra: Vec::new(),
+                    };
                     (packet::CODE_ACCESS_CHALLENGE, "challenge", "otp_needed", None)
                 }
                 Ok(Outcome::NoAnswer) => {
@@ -233,6 +251,7 @@ impl RadiusServer {
                 port_type = field(&request.nas.nas_port_type),
                 called = field(&request.nas.called_station_id),
                 calling = field(&request.nas.calling_station_id),
+                rules = if rules.is_empty() { "-".to_string() } else { rules.join(",") },
                 "RADIUS decision"
             );
         });
@@ -371,6 +390,7 @@ mod tests {
             require_message_authenticator: require,
             mode: None,
             nas: Vec::new(),
+            access: Default::default(),
         }
     }
 
