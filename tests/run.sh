@@ -3,8 +3,8 @@
 #
 # On a fresh Debian machine with Rust: installs the real peers the tests talk
 # to when they are missing (radclient from freeradius-utils, OpenLDAP's slapd
-# and ldap-utils, openssl for test certificates), using apt-get when run as
-# root, then runs `cargo test`. Extra arguments go to `cargo test`.
+# and ldap-utils, openssl for test certificates, PostgreSQL's server programs),
+# using apt-get when run as root, then runs `cargo test`. Extra arguments go to `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,12 +14,14 @@ command -v radclient >/dev/null 2>&1 || missing+=(freeradius-utils)
 command -v ldapadd >/dev/null 2>&1 || missing+=(ldap-utils)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v setpriv >/dev/null 2>&1 || missing+=(util-linux)
+compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
 
 if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "tests/run.sh: installing ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
-    # The tests start their own slapd; keep the package from starting a system one.
+    # The tests start their own slapd and PostgreSQL; keep the packages from
+    # starting system ones.
     policy=/usr/sbin/policy-rc.d
     added_policy=""
     if [ ! -e "$policy" ]; then
