@@ -98,16 +98,16 @@ impl PostgresStore {
         Ok(PostgresStore { pool, writer, statement_timeout: settings.statement_timeout })
     }
 
-    /// Connects and reads the schema version without changing anything
-    /// (`--check-config`): none when radotp has not created its tables yet.
-    pub async fn check(settings: &PgSettings) -> Result<Option<i32>, StoreError> {
+    /// Connects to look (`--check-config`): the schema is neither created
+    /// nor migrated. None when radotp has not created its tables yet.
+    pub async fn open_to_check(settings: &PgSettings) -> Result<Option<Self>, StoreError> {
         let pool = pool(settings)?;
         let client = pool.get().await.map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        let version = schema::version(&**client).await?;
-        if let Some(found) = version {
-            schema::check(found)?;
-        }
-        Ok(version)
+        let Some(found) = schema::version(&**client).await? else { return Ok(None) };
+        schema::check(found)?;
+        drop(client);
+        let writer = Writer::spawn(pool.clone(), None, settings.statement_timeout);
+        Ok(Some(PostgresStore { pool, writer, statement_timeout: settings.statement_timeout }))
     }
 
     /// A few stored tokens, to check that the key opens their seeds.
