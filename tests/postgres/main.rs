@@ -3,6 +3,10 @@
 
 #[allow(dead_code)]
 mod cluster;
+#[allow(dead_code)]
+#[path = "../e2e/harness.rs"]
+mod harness;
+mod nodes;
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -13,7 +17,7 @@ use radotp::store::contract::Engine;
 use radotp::store::postgres::{PgSettings, PostgresStore};
 
 /// One cluster for the contract tests; each engine gets a database of its own.
-fn shared() -> &'static Cluster {
+pub(crate) fn shared() -> &'static Cluster {
     static SHARED: OnceLock<Cluster> = OnceLock::new();
     SHARED.get_or_init(Cluster::start_shared)
 }

@@ -323,11 +323,14 @@ pub(crate) fn print_import(r: &ImportReport) {
     println!("{verb} {imported}, skipped {}, invalid {}", r.skipped.len(), r.invalid.len());
 }
 
+/// The audit table; a NODE column when entries come from named nodes
+/// (several radotpd on one database: SEQ counts per node).
 pub(crate) fn print_audit(entries: &[AuditEntry]) {
+    let with_node = entries.iter().any(|e| e.node.is_some());
     let rows: Vec<Vec<String>> = entries
         .iter()
         .map(|e| {
-            vec![
+            let mut row = vec![
                 e.seq.to_string(),
                 radotp::timefmt::format_utc(e.time),
                 e.actor.to_string(),
@@ -336,8 +339,16 @@ pub(crate) fn print_audit(entries: &[AuditEntry]) {
                 e.serial.clone().unwrap_or_else(|| "-".into()),
                 e.result.clone(),
                 e.reason.clone().unwrap_or_default(),
-            ]
+            ];
+            if with_node {
+                row.insert(1, e.node.clone().unwrap_or_else(|| "-".into()));
+            }
+            row
         })
         .collect();
-    print_table(&["SEQ", "TIME", "ACTOR", "OPERATION", "USER", "SERIAL", "RESULT", "REASON"], &rows);
+    if with_node {
+        print_table(&["SEQ", "NODE", "TIME", "ACTOR", "OPERATION", "USER", "SERIAL", "RESULT", "REASON"], &rows);
+    } else {
+        print_table(&["SEQ", "TIME", "ACTOR", "OPERATION", "USER", "SERIAL", "RESULT", "REASON"], &rows);
+    }
 }
