@@ -214,6 +214,36 @@ pub fn verify_chain<'a>(records: impl IntoIterator<Item = (u64, &'a [u8])>) -> C
     walk.report
 }
 
+/// Checks the records of several chains one after the other, as a backup of
+/// several nodes carries them: each chain starts again at sequence 1. One
+/// report for them all: the first broken chain's, with every entry counted.
+pub fn verify_chains<'a>(records: impl IntoIterator<Item = (u64, &'a [u8])>) -> ChainReport {
+    let mut walk = ChainWalk::default();
+    let mut entries = 0;
+    for (seq, bytes) in records {
+        if seq == 1 && walk.report.entries > 0 {
+            entries += walk.report.entries;
+            walk = ChainWalk::default();
+        }
+        if !walk.step(seq, bytes) {
+            return ChainReport { entries: entries + walk.report.entries, ..walk.report };
+        }
+    }
+    ChainReport { entries: entries + walk.report.entries, ..walk.report }
+}
+
+/// Splits records into chains where the sequence starts again at 1.
+pub fn split_chains(records: Vec<(u64, String)>) -> Vec<Vec<(u64, String)>> {
+    let mut chains: Vec<Vec<(u64, String)>> = Vec::new();
+    for record in records {
+        match chains.last_mut() {
+            Some(chain) if record.0 != 1 => chain.push(record),
+            _ => chains.push(vec![record]),
+        }
+    }
+    chains
+}
+
 /// One walk along the chain.
 pub struct ChainWalk {
     pub report: ChainReport,
@@ -303,6 +333,22 @@ mod tests {
         let mut removed = records.clone();
         removed.remove(2);
         assert_eq!(check(&removed).first_broken, Some(4));
+    }
+
+    #[test]
+    fn chains_of_several_nodes_verify_one_after_the_other() {
+        let mut both = sealed(3);
+        both.extend(sealed(2));
+        let check = |records: &[(u64, String)]| verify_chains(records.iter().map(|(seq, t)| (*seq, t.as_bytes())));
+        let report = check(&both);
+        assert!(report.ok && report.entries == 5, "{report:?}");
+        assert_eq!(split_chains(both.clone()).iter().map(Vec::len).collect::<Vec<_>>(), [3, 2]);
+        let mut edited = both.clone();
+        edited[4].1 = edited[4].1.replace("op1", "op7");
+        assert_eq!(check(&edited).first_broken, Some(2));
+        let mut removed = both.clone();
+        removed.remove(1);
+        assert!(!check(&removed).ok);
     }
 
     #[test]

@@ -6,6 +6,7 @@ mod cluster;
 #[allow(dead_code)]
 #[path = "../e2e/harness.rs"]
 mod harness;
+mod migration;
 mod nodes;
 
 use std::sync::OnceLock;

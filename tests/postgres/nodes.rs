@@ -11,7 +11,7 @@ use crate::cluster::Cluster;
 use crate::harness::{Daemon, RFC_CODES};
 
 /// The harness's config with the store on `url` and this node's name.
-fn on_postgres(config: &mut String, url: &str, node: &str, extra_auth: &str) {
+pub fn on_postgres(config: &mut String, url: &str, node: &str, extra_auth: &str) {
     let mut out = String::new();
     for line in config.lines() {
         if line.starts_with("  path: ") && line.ends_with("/db") {
@@ -31,10 +31,20 @@ fn on_postgres(config: &mut String, url: &str, node: &str, extra_auth: &str) {
 /// Node A started on `url`, then node B with A's key file.
 pub fn two_nodes(url: &str, extra_auth: &str) -> (Daemon, Daemon) {
     let a = Daemon::start_with(|c| on_postgres(c, url, "radius-a", extra_auth));
-    let mut b = Daemon::prepare(|c| on_postgres(c, url, "radius-b", extra_auth));
-    std::fs::copy(a.dir.path().join("master.key"), b.dir.path().join("master.key")).expect("copy the key file");
-    b.launch();
+    let b = node_with_key(url, "radius-b", extra_auth, &a.dir.path().join("master.key"));
     (a, b)
+}
+
+/// Two nodes with the key file `key`.
+pub fn two_nodes_with_key(url: &str, extra_auth: &str, key: &std::path::Path) -> (Daemon, Daemon) {
+    (node_with_key(url, "radius-a", extra_auth, key), node_with_key(url, "radius-b", extra_auth, key))
+}
+
+pub fn node_with_key(url: &str, name: &str, extra_auth: &str, key: &std::path::Path) -> Daemon {
+    let mut node = Daemon::prepare(|c| on_postgres(c, url, name, extra_auth));
+    std::fs::copy(key, node.dir.path().join("master.key")).expect("copy the key file");
+    node.launch();
+    node
 }
 
 fn fresh_database(cluster: &Cluster) -> String {

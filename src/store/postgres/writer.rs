@@ -20,7 +20,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::Transaction;
 
 use super::{db_error, i64_of, token_body, token_from_row};
-use crate::model::audit::{AuditEntry, AuditWrite, Chain};
+use crate::model::audit::{AuditEntry, AuditWrite, Chain, split_chains};
 use crate::model::token::Token;
 use crate::store::{StoreError, Swap};
 
@@ -257,12 +257,22 @@ async fn apply(
             Ok(Outcome::Done)
         }
         Change::Restore { entries, .. } => {
-            for (seq, text) in entries {
-                let entry: AuditEntry =
-                    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("audit entry {seq}: {e}")))?;
-                // Entries of a node without a name (a single sled node) go on this node's chain.
-                let entry_key = entry.node.clone().unwrap_or_else(|| key.to_string());
-                rows.push(entry_key, *seq, &entry, text.clone())?;
+            // A backup carries its chains one after the other, each from 1.
+            // A chain is kept under the name of the node that wrote its
+            // newest entry; that of a node without a name (a single sled
+            // node) becomes this node's chain, which goes on from it.
+            for chain_records in split_chains(entries.clone()) {
+                let mut parsed = Vec::with_capacity(chain_records.len());
+                for (seq, text) in chain_records {
+                    let entry: AuditEntry = serde_json::from_str(&text)
+                        .map_err(|e| StoreError::Corrupt(format!("audit entry {seq}: {e}")))?;
+                    parsed.push((seq, entry, text));
+                }
+                let chain_key =
+                    parsed.last().and_then(|(_, entry, _)| entry.node.clone()).unwrap_or_else(|| key.to_string());
+                for (seq, entry, text) in parsed {
+                    rows.push(chain_key.clone(), seq, &entry, text)?;
+                }
             }
             rows.insert(tx).await?;
             let head = read_head(tx, key, chain.node.clone()).await?;
