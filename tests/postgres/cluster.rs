@@ -116,6 +116,9 @@ impl Cluster {
             "-p",
             &self.port.to_string(),
         ]);
+        // A checkpoint at full speed first: one still spreading its writes
+        // (CREATE DATABASE starts one) would hold pg_basebackup for minutes.
+        self.sql("postgres", "CHECKPOINT");
         run(&mut backup, "pg_basebackup");
         let mut standby = Cluster {
             dir: temp.path().to_path_buf(),

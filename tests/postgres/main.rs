@@ -3,6 +3,7 @@
 
 #[allow(dead_code)]
 mod cluster;
+mod failover;
 #[allow(dead_code)]
 #[path = "../e2e/harness.rs"]
 mod harness;
