@@ -1,6 +1,7 @@
 //! The PostgreSQL engine against a real PostgreSQL (see cluster.rs): the
 //! store contract suite, and several radotpd nodes on one database.
 
+mod challenge;
 #[allow(dead_code)]
 mod cluster;
 mod failover;
@@ -9,6 +10,9 @@ mod failover;
 mod harness;
 mod migration;
 mod nodes;
+#[allow(dead_code)]
+#[path = "../ldap/slapd.rs"]
+mod slapd;
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
