@@ -163,3 +163,81 @@ async fn the_database_down_is_answered_per_store_unavailable_and_recovered_witho
     assert_eq!(a.client().await.authenticate("alice", RFC_CODES[1]).await.unwrap().code, CODE_ACCESS_REJECT);
     assert_eq!(a.client().await.authenticate("alice", RFC_CODES[2]).await.unwrap().code, CODE_ACCESS_ACCEPT);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_killed_under_load_loses_nothing_it_acknowledged() {
+    use radotp::model::otp::{HashAlg, hotp_code};
+    let url = fresh_database(crate::shared());
+    let (mut a, b) = two_nodes(&url, "");
+    a.rfc_token("HW1", "alice");
+    let server = a.radius;
+    // Codes sent one after the other to A until A stops answering.
+    let load = tokio::spawn(async move {
+        let mut accepted = Vec::new();
+        for counter in 0..10_000u64 {
+            let Ok(mut client) =
+                radotp::radius::client::RadiusClient::connect(server, crate::harness::SECRET.as_bytes()).await
+            else {
+                break;
+            };
+            client.timeout = Duration::from_millis(500);
+            let code = hotp_code(b"12345678901234567890", counter, 6, HashAlg::Sha1);
+            match client.authenticate("alice", &code).await {
+                Ok(reply) if reply.code == CODE_ACCESS_ACCEPT => accepted.push(counter),
+                Ok(_) => panic!("code {counter} rejected"),
+                Err(_) => break,
+            }
+        }
+        accepted
+    });
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    a.kill();
+    let accepted = load.await.unwrap();
+    assert!(accepted.len() >= 3, "some codes were accepted before the kill: {accepted:?}");
+    // Every acknowledged Accept is in the database: each such code is a replay at B.
+    for &counter in accepted.iter().rev().take(3) {
+        let code = hotp_code(b"12345678901234567890", counter, 6, HashAlg::Sha1);
+        assert_eq!(b.client().await.authenticate("alice", &code).await.unwrap().code, CODE_ACCESS_REJECT);
+    }
+    let token = b.ctl_json(&["token", "show", "HW1"]);
+    assert!(token["counter"].as_u64().unwrap() > *accepted.last().unwrap(), "{token} after {accepted:?}");
+    assert_eq!(b.ctl_json(&["audit", "verify"])["ok"], true);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_config_checks_the_connection_the_schema_and_the_key() {
+    let url = fresh_database(crate::shared());
+    let (a, b) = two_nodes(&url, "");
+    a.rfc_token("HW1", "alice");
+    let check = |config: &std::path::Path| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_radotpd"))
+            .arg("--check-config")
+            .arg("--config")
+            .arg(config)
+            .output()
+            .unwrap()
+    };
+    let out = check(&b.config_path());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1 stored tokens checked"));
+
+    // Another key file: refused, naming the key.
+    let other = Daemon::prepare(|c| on_postgres(c, &url, "radius-c", ""));
+    std::fs::write(other.config_path(), other.config_text()).unwrap();
+    radotp::crypto::SeedCipher::from_key_file(&other.dir.path().join("master.key"), true).unwrap();
+    let out = check(&other.config_path());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(78), "{stderr}");
+    assert!(stderr.contains("store.key_file") && stderr.contains("every node needs the same key file"), "{stderr}");
+
+    // A database that cannot be reached, and a schema newer than this build.
+    let unreachable = Daemon::prepare(|c| on_postgres(c, "postgresql://postgres@127.0.0.1:1/none", "radius-d", ""));
+    std::fs::write(unreachable.config_path(), unreachable.config_text()).unwrap();
+    let out = check(&unreachable.config_path());
+    assert_eq!(out.status.code(), Some(78));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("store.postgres.url"));
+    let database = url.rsplit('/').next().unwrap();
+    crate::shared().sql(database, "UPDATE radotp_schema SET version = 99");
+    let out = check(&b.config_path());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("schema version 99 is not supported"));
+}
