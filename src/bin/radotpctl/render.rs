@@ -162,7 +162,11 @@ pub(crate) fn render(reply: &Reply, json: bool, qr: &QrOutput) -> ExitCode {
             let drops: Vec<String> =
                 s.radius.drops.iter().filter(|(_, v)| **v > 0).map(|(k, v)| format!("{k} {v}")).collect();
             println!("drops     {}", if drops.is_empty() { "none".to_string() } else { drops.join(", ") });
-            println!("store     {} bytes", s.store_bytes);
+            match (&s.store.failing, s.store.engine.as_str()) {
+                (Some(why), engine) => println!("store     {engine}, FAILING: {why}"),
+                (None, "postgres") => println!("store     postgres, reachable"),
+                (None, _) => println!("store     {} bytes", s.store_bytes),
+            }
         }
         Reply::Audit(entries) => print_audit(entries),
         Reply::Chain(c) => {

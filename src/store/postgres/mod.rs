@@ -59,6 +59,17 @@ pub(crate) fn db_error(e: tokio_postgres::Error) -> StoreError {
     StoreError::Unavailable(text)
 }
 
+/// A pool error (no connection could be had) as a store error, with its cause.
+pub(crate) fn pool_error(e: deadpool_postgres::PoolError) -> StoreError {
+    match e {
+        deadpool_postgres::PoolError::Backend(e) => db_error(e),
+        deadpool_postgres::PoolError::Timeout(_) => {
+            StoreError::Unavailable("no database connection within store.postgres.connect_timeout_ms".into())
+        }
+        other => StoreError::Unavailable(other.to_string()),
+    }
+}
+
 pub(crate) fn i64_of(value: u64) -> Result<i64, StoreError> {
     i64::try_from(value).map_err(|_| StoreError::Corrupt(format!("{value} does not fit the database")))
 }
@@ -91,7 +102,7 @@ impl PostgresStore {
     /// writer; audit entries name `node`.
     pub async fn open(settings: &PgSettings, node: Option<String>) -> Result<Self, StoreError> {
         let pool = pool(settings)?;
-        let mut client = pool.get().await.map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let mut client = pool.get().await.map_err(pool_error)?;
         schema::migrate(&mut client).await?;
         drop(client);
         let writer = Writer::spawn(pool.clone(), node, settings.statement_timeout);
@@ -102,7 +113,7 @@ impl PostgresStore {
     /// nor migrated. None when radotp has not created its tables yet.
     pub async fn open_to_check(settings: &PgSettings) -> Result<Option<Self>, StoreError> {
         let pool = pool(settings)?;
-        let client = pool.get().await.map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let client = pool.get().await.map_err(pool_error)?;
         let Some(found) = schema::version(&**client).await? else { return Ok(None) };
         schema::check(found)?;
         drop(client);
@@ -116,7 +127,7 @@ impl PostgresStore {
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
-        self.pool.get().await.map_err(|e| StoreError::Unavailable(e.to_string()))
+        self.pool.get().await.map_err(pool_error)
     }
 
     /// Runs a read with the statement timeout (a hung connection never hangs a caller).
@@ -279,7 +290,7 @@ impl Store for PostgresStore {
         }
         let limit = if query.limit == 0 { String::new() } else { format!(" LIMIT {}", query.limit) };
         let sql = format!(
-            "SELECT body FROM radotp_audit WHERE {} ORDER BY time DESC, seq DESC, chain{limit}",
+            "SELECT body FROM radotp_audit WHERE {} ORDER BY time DESC, written DESC, seq DESC{limit}",
             conditions.join(" AND ")
         );
         let rows = self.query(&sql, &refs(&params)).await?;

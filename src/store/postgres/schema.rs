@@ -39,6 +39,8 @@ CREATE TABLE radotp_audit (
     user_name  text,
     prev_owner text,
     body       text NOT NULL,
+    -- Orders the entries of several nodes within one second.
+    written    timestamptz NOT NULL DEFAULT clock_timestamp(),
     PRIMARY KEY (chain, seq)
 );
 CREATE INDEX radotp_audit_time ON radotp_audit (time);

@@ -177,7 +177,7 @@ impl Writer {
     /// Runs the group's statements and commits; the changes are answered by
     /// the caller once this returns Ok. Moves `chain` along the entries written.
     async fn transact(&mut self, group: &[Change], chain: &mut Chain) -> Result<Vec<Outcome>, StoreError> {
-        let mut client = self.pool.get().await.map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let mut client = self.pool.get().await.map_err(super::pool_error)?;
         if self.stale {
             *chain = read_head(&**client, &self.key, chain.node.clone()).await?;
         }
