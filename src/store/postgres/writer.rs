@@ -17,7 +17,7 @@
 
 use deadpool_postgres::Pool;
 use tokio::sync::{mpsc, oneshot};
-use tokio_postgres::Transaction;
+use deadpool_postgres::Transaction;
 
 use super::{db_error, i64_of, token_body, token_from_row};
 use crate::model::audit::{AuditEntry, AuditWrite, Chain, split_chains};
@@ -205,10 +205,16 @@ async fn apply(
     match change {
         Change::Swap { token, audit, .. } => {
             let body = token_body(token)?;
-            let updated = tx
-                .query_opt(
+            let update = tx
+                .prepare_cached(
                     "UPDATE radotp_tokens SET body = $3, owner = $4, type_id = $5, version = version + 1 \
                      WHERE serial = $1 AND version = $2 RETURNING version",
+                )
+                .await
+                .map_err(db_error)?;
+            let updated = tx
+                .query_opt(
+                    &update,
                     &[&token.serial, &i64_of(token.version)?, &body, &token.owner_name(), &token.type_id],
                 )
                 .await
@@ -275,7 +281,7 @@ async fn apply(
                 }
             }
             rows.insert(tx).await?;
-            let head = read_head(tx, key, chain.node.clone()).await?;
+            let head = read_head(&**tx, key, chain.node.clone()).await?;
             *chain = head;
             Ok(Outcome::Done)
         }
@@ -391,9 +397,15 @@ impl AuditRows {
         if self.chains.is_empty() {
             return Ok(());
         }
+        let insert = tx
+            .prepare_cached(
+                "INSERT INTO radotp_audit (chain, seq, time, serial, user_name, prev_owner, body) \
+                 SELECT * FROM UNNEST($1::text[], $2::int8[], $3::int8[], $4::text[], $5::text[], $6::text[], $7::text[])",
+            )
+            .await
+            .map_err(db_error)?;
         tx.execute(
-            "INSERT INTO radotp_audit (chain, seq, time, serial, user_name, prev_owner, body) \
-             SELECT * FROM UNNEST($1::text[], $2::int8[], $3::int8[], $4::text[], $5::text[], $6::text[], $7::text[])",
+            &insert,
             &[&self.chains, &self.seqs, &self.times, &self.serials, &self.users, &self.previous_owners, &self.bodies],
         )
         .await
