@@ -371,6 +371,7 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<(), DaemonError
     if let Some(interval) = crate::notify::watchdog_interval() {
         tasks.spawn(watchdog(interval / 2, shutdown.clone()));
     }
+    tasks.spawn(watch_store(store.clone(), metrics.clone(), shutdown.clone()));
 
     let mut current = config;
     loop {
@@ -501,6 +502,27 @@ fn keep_restart_only_settings(new: &mut Config, running: &Config) {
     new.admin.socket = running.admin.socket.clone();
     new.metrics = running.metrics.clone();
     new.log = running.log.clone();
+}
+
+/// Looks at the store's health every 5 s for the metrics (`radotp_store_up`),
+/// and logs when it stops or starts answering.
+async fn watch_store(store: Arc<dyn Store>, metrics: Arc<Metrics>, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    let mut was_failing = false;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let failing = store.health().await.failing;
+        metrics.store_reached(failing.is_none());
+        match (&failing, was_failing) {
+            (Some(why), false) => tracing::error!(reason = %why, "the store cannot be reached"),
+            (None, true) => tracing::info!("the store answers again"),
+            _ => {}
+        }
+        was_failing = failing.is_some();
+    }
 }
 
 async fn watchdog(every: Duration, shutdown: CancellationToken) {

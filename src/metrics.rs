@@ -63,6 +63,8 @@ pub struct Metrics {
     latency_buckets: [AtomicU64; 12],
     latency_count: AtomicU64,
     latency_sum_us: AtomicU64,
+    /// The store could not be reached at the last look (see [`Metrics::store_reached`]).
+    store_failing: std::sync::atomic::AtomicBool,
 }
 
 impl Metrics {
@@ -92,6 +94,11 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition format (version 0.0.4).
+    /// Records whether the store answered the last health check.
+    pub fn store_reached(&self, reached: bool) {
+        self.store_failing.store(!reached, Ordering::Relaxed);
+    }
+
     pub fn prometheus(&self) -> String {
         use std::fmt::Write;
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
@@ -129,6 +136,10 @@ impl Metrics {
         let _ = writeln!(out, "radotp_radius_decision_seconds_bucket{{le=\"+Inf\"}} {count}");
         let _ = writeln!(out, "radotp_radius_decision_seconds_sum {}", get(&self.latency_sum_us) as f64 / 1e6);
         let _ = writeln!(out, "radotp_radius_decision_seconds_count {count}");
+        let up = u8::from(!self.store_failing.load(Ordering::Relaxed));
+        let _ =
+            writeln!(out, "# HELP radotp_store_up Whether the token store answered its last health check (every 5 s).");
+        let _ = writeln!(out, "# TYPE radotp_store_up gauge\nradotp_store_up {up}");
         out
     }
 

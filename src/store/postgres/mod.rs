@@ -214,8 +214,15 @@ impl Store for PostgresStore {
         if query.unassigned {
             conditions.push("owner IS NULL".into());
         }
-        // The state depends on `now`: filtered here, so the limit is applied here too.
-        let sql = format!("SELECT version, body FROM radotp_tokens WHERE {} ORDER BY serial", conditions.join(" AND "));
+        // The state depends on `now`: filtered here, and then the limit too.
+        let sql_limit = match (query.state, query.limit) {
+            (None, n) if n > 0 => format!(" LIMIT {n}"),
+            _ => String::new(),
+        };
+        let sql = format!(
+            "SELECT version, body FROM radotp_tokens WHERE {} ORDER BY serial{sql_limit}",
+            conditions.join(" AND ")
+        );
         let rows = self.query(&sql, &refs(&params)).await?;
         let limit = if query.limit == 0 { usize::MAX } else { query.limit };
         let mut found = Vec::new();
@@ -232,10 +239,21 @@ impl Store for PostgresStore {
     }
 
     async fn census(&self, now: u64, lockout_seconds: u64) -> Result<Census, StoreError> {
-        let rows = self.query("SELECT version, body FROM radotp_tokens", &[]).await?;
         let mut census = Census::empty();
-        for row in &rows {
-            census.count(&token_from_row(row)?, now, lockout_seconds);
+        // In pages, so that no single statement outlasts the statement timeout.
+        let mut after = String::new();
+        loop {
+            let rows = self
+                .query(
+                    "SELECT version, body, serial FROM radotp_tokens WHERE serial > $1 ORDER BY serial LIMIT 5000",
+                    &[&after],
+                )
+                .await?;
+            let Some(last) = rows.last() else { break };
+            after = last.get(2);
+            for row in &rows {
+                census.count(&token_from_row(row)?, now, lockout_seconds);
+            }
         }
         Ok(census)
     }

@@ -16,8 +16,8 @@
 //! nodes never deadlock.
 
 use deadpool_postgres::Pool;
-use tokio::sync::{mpsc, oneshot};
 use deadpool_postgres::Transaction;
+use tokio::sync::{mpsc, oneshot};
 
 use super::{db_error, i64_of, token_body, token_from_row};
 use crate::model::audit::{AuditEntry, AuditWrite, Chain, split_chains};
@@ -26,6 +26,8 @@ use crate::store::{StoreError, Swap};
 
 /// Changes taken into one transaction at most.
 const GROUP_LIMIT: usize = 256;
+/// How long an import or a restore may take in all.
+const BULK_LIMIT: std::time::Duration = std::time::Duration::from_secs(900);
 
 pub enum Change {
     Swap {
@@ -151,7 +153,9 @@ impl Writer {
     /// only itself.
     async fn commit_group(&mut self, group: Vec<Change>) {
         let mut chain = self.chain.clone();
-        let attempt = tokio::time::timeout(self.statement_timeout * 2, self.transact(&group, &mut chain)).await;
+        // An import or a restore may take many statements, each bounded by the statement timeout.
+        let limit = if group.iter().any(Change::runs_alone) { BULK_LIMIT } else { self.statement_timeout * 2 };
+        let attempt = tokio::time::timeout(limit, self.transact(&group, &mut chain)).await;
         let result =
             attempt.unwrap_or_else(|_| Err(StoreError::Unavailable("the database did not answer in time".into())));
         match result {
@@ -183,9 +187,29 @@ impl Writer {
         }
         let tx = client.transaction().await.map_err(db_error)?;
         let mut rows = AuditRows::default();
+        // The token swaps of the group (the Accepts and fail counts) take
+        // three statements together, however many they are.
+        let swaps: Vec<&Token> = group
+            .iter()
+            .filter_map(|change| match change {
+                Change::Swap { token, .. } => Some(&**token),
+                _ => None,
+            })
+            .collect();
+        let mut swapped = swap_all(&tx, &swaps).await?.into_iter();
         let mut outcomes = Vec::with_capacity(group.len());
         for change in group {
-            outcomes.push(apply(&tx, change, chain, &self.key, &mut rows).await?);
+            let outcome = match change {
+                Change::Swap { audit, .. } => {
+                    let swap = swapped.next().ok_or_else(|| StoreError::Corrupt("a swap went missing".into()))?;
+                    if let (Swap::Swapped(_), Some(write)) = (&swap, audit) {
+                        rows.seal(chain, &self.key, write.clone())?;
+                    }
+                    Outcome::Swap(swap)
+                }
+                other => apply(&tx, other, chain, &self.key, &mut rows).await?,
+            };
+            outcomes.push(outcome);
         }
         rows.insert(&tx).await?;
         tx.commit().await.map_err(db_error)?;
@@ -204,32 +228,10 @@ async fn apply(
 ) -> Result<Outcome, StoreError> {
     match change {
         Change::Swap { token, audit, .. } => {
-            let body = token_body(token)?;
-            let update = tx
-                .prepare_cached(
-                    "UPDATE radotp_tokens SET body = $3, owner = $4, type_id = $5, version = version + 1 \
-                     WHERE serial = $1 AND version = $2 RETURNING version",
-                )
-                .await
-                .map_err(db_error)?;
-            let updated = tx
-                .query_opt(
-                    &update,
-                    &[&token.serial, &i64_of(token.version)?, &body, &token.owner_name(), &token.type_id],
-                )
-                .await
-                .map_err(db_error)?;
-            let swap = match updated {
-                Some(row) => {
-                    if let Some(write) = audit {
-                        rows.seal(chain, key, write.clone())?;
-                    }
-                    let mut stored = (**token).clone();
-                    stored.version = row.get::<_, i64>(0) as u64;
-                    Swap::Swapped(stored)
-                }
-                None => current(tx, &token.serial).await?,
-            };
+            let swap = swap_all(tx, &[&**token]).await?.pop().unwrap_or(Swap::NotFound);
+            if let (Swap::Swapped(_), Some(write)) = (&swap, audit) {
+                rows.seal(chain, key, write.clone())?;
+            }
             Ok(Outcome::Swap(swap))
         }
         Change::Remove { serial, expected_version, audit, .. } => {
@@ -286,6 +288,75 @@ async fn apply(
             Ok(Outcome::Done)
         }
     }
+}
+
+/// Compare-and-swap of several tokens in three statements: their rows
+/// locked in serial order (so that the groups of two nodes never deadlock),
+/// one conditional `UPDATE ... WHERE version = expected` for them all, and
+/// the current tokens of those that lost. Of two swaps of one token in one
+/// group, the first is tried and the second loses.
+async fn swap_all(tx: &Transaction<'_>, tokens: &[&Token]) -> Result<Vec<Swap>, StoreError> {
+    if tokens.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut bodies = Vec::with_capacity(tokens.len());
+    let mut versions = Vec::with_capacity(tokens.len());
+    for token in tokens {
+        bodies.push(token_body(token)?);
+        versions.push(i64_of(token.version)?);
+    }
+    let serials: Vec<&str> = tokens.iter().map(|t| t.serial.as_str()).collect();
+    let owners: Vec<Option<&str>> = tokens.iter().map(|t| t.owner_name()).collect();
+    let types: Vec<&str> = tokens.iter().map(|t| t.type_id.as_str()).collect();
+    let ordinals: Vec<i32> = (0..tokens.len() as i32).collect();
+    let lock = tx
+        .prepare_cached("SELECT 1 FROM radotp_tokens WHERE serial = ANY($1) ORDER BY serial FOR UPDATE")
+        .await
+        .map_err(db_error)?;
+    tx.query(&lock, &[&serials]).await.map_err(db_error)?;
+    let update = tx
+        .prepare_cached(
+            "UPDATE radotp_tokens t SET body = u.body, owner = u.owner, type_id = u.type_id, version = t.version + 1 \
+             FROM (SELECT DISTINCT ON (serial) * \
+                   FROM UNNEST($1::text[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::int4[]) \
+                        AS n(serial, version, body, owner, type_id, ord) \
+                   ORDER BY serial, ord) u \
+             WHERE t.serial = u.serial AND t.version = u.version RETURNING u.ord, t.version",
+        )
+        .await
+        .map_err(db_error)?;
+    let won = tx.query(&update, &[&serials, &versions, &bodies, &owners, &types, &ordinals]).await.map_err(db_error)?;
+    let mut results: Vec<Option<Swap>> = vec![None; tokens.len()];
+    for row in &won {
+        let ordinal = row.get::<_, i32>(0) as usize;
+        let mut stored =
+            tokens.get(ordinal).map(|t| (*t).clone()).ok_or_else(|| StoreError::Corrupt("bad ordinal".into()))?;
+        stored.version = row.get::<_, i64>(1) as u64;
+        results[ordinal] = Some(Swap::Swapped(stored));
+    }
+    let lost: Vec<&str> =
+        results.iter().zip(&serials).filter(|(result, _)| result.is_none()).map(|(_, serial)| *serial).collect();
+    if !lost.is_empty() {
+        let current = tx
+            .prepare_cached("SELECT version, body FROM radotp_tokens WHERE serial = ANY($1)")
+            .await
+            .map_err(db_error)?;
+        let rows = tx.query(&current, &[&lost]).await.map_err(db_error)?;
+        let mut found = std::collections::HashMap::new();
+        for row in &rows {
+            let token = token_from_row(row)?;
+            found.insert(token.serial.clone(), token);
+        }
+        for (result, serial) in results.iter_mut().zip(&serials) {
+            if result.is_none() {
+                *result = Some(match found.get(*serial) {
+                    Some(token) => Swap::Conflict(token.clone()),
+                    None => Swap::NotFound,
+                });
+            }
+        }
+    }
+    Ok(results.into_iter().map(|r| r.unwrap_or(Swap::NotFound)).collect())
 }
 
 /// The stored token after a lost compare-and-swap.
