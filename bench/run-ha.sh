@@ -81,6 +81,7 @@ node_config() { # dir, then "sled" or "postgres NAME"
     fi
 }
 start_node() { # dir; sets PORT
+    : >"$1/radotpd.log"
     "$BIN/radotpd" --config "$1/radotp.yaml" 2>"$1/radotpd.log" &
     PIDS+=($!)
     wait_radotpd_ready "$!" "$1/radotpd.log" "$1/admin.sock" "$BIN/radotpctl" || exit 1
