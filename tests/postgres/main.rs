@@ -10,7 +10,6 @@ mod failover;
 mod harness;
 mod migration;
 mod nodes;
-#[allow(dead_code)]
 #[path = "../ldap/slapd.rs"]
 mod slapd;
 
