@@ -14,7 +14,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::admin::server::{AccessPolicy, AdminServer};
 use crate::admin::wire::ReloadOutcome;
-use crate::config::{Config, ConfigError, DirectoryConfig};
+use crate::config::{Config, ConfigError, DirectoryConfig, StoreKind};
 use crate::crypto::SeedCipher;
 use crate::directory::UserDirectory;
 use crate::directory::ldap::LdapDirectory;
@@ -24,6 +24,7 @@ use crate::domain::enroll::EnrollLabels;
 use crate::domain::{Service, Settings, system_clock};
 use crate::metrics::Metrics;
 use crate::radius::server::RadiusServer;
+use crate::store::postgres::{PgSettings, PostgresStore};
 use crate::store::sled::SledStore;
 use crate::store::{Store, TokenQuery};
 
@@ -69,16 +70,124 @@ pub fn check_config(path: &Path) -> Result<Config, ConfigError> {
 
 /// Opens the configured store engine.
 pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, DaemonError> {
-    let store = SledStore::open(&config.store.path, config.store.cache_mib << 20, config.store.durability, None)
-        .map_err(|e| {
-            startup(format!("cannot open the store at {} (is radotpd still running?)", config.store.path.display()), e)
-        })?;
+    if config.store.kind == StoreKind::Postgres {
+        let settings = postgres_settings(config).map_err(|e| startup("store.postgres", e))?;
+        let node = config.node.name_or_host();
+        let store = PostgresStore::open(&settings, Some(node.clone()))
+            .await
+            .map_err(|e| startup(format!("cannot open the PostgreSQL store (node {node})"), e))?;
+        tracing::info!(node = %node, "store: PostgreSQL");
+        return Ok(Arc::new(store));
+    }
+    let store = SledStore::open(
+        &config.store.path,
+        config.store.cache_mib << 20,
+        config.store.durability,
+        config.node.name.clone(),
+    )
+    .map_err(|e| {
+        startup(format!("cannot open the store at {} (is radotpd still running?)", config.store.path.display()), e)
+    })?;
     Ok(Arc::new(store))
+}
+
+/// Nodes sharing a database must share the key file: a node with another
+/// key refuses to start rather than reject every code.
+async fn key_opens_stored_seeds(store: &dyn Store, cipher: &SeedCipher) -> Result<(), DaemonError> {
+    let sample = store
+        .find(&TokenQuery { limit: 16, ..TokenQuery::default() })
+        .await
+        .map_err(|e| startup("cannot read the store", e))?;
+    match sample.iter().find(|token| cipher.open(&token.serial, &token.sealed_seed).is_err()) {
+        None => Ok(()),
+        Some(token) => Err(startup(
+            "store.key_file",
+            format!(
+                "this key does not open the seed of stored token {}: every node needs the same key file",
+                token.serial
+            ),
+        )),
+    }
+}
+
+/// The PostgreSQL engine's settings from `store.postgres`.
+fn postgres_settings(config: &Config) -> Result<PgSettings, String> {
+    let pg = config.store.postgres.as_ref().ok_or("store.postgres is required with store.kind postgres")?;
+    let password = pg
+        .read_password()?
+        .map(|secret| String::from_utf8(secret.expose().to_vec()).map_err(|_| "the password is not UTF-8".to_string()))
+        .transpose()?;
+    Ok(PgSettings {
+        url: pg.url.clone(),
+        password,
+        pool_size: pg.pool_size,
+        connect_timeout: Duration::from_millis(pg.connect_timeout_ms),
+        statement_timeout: Duration::from_millis(pg.statement_timeout_ms),
+    })
+}
+
+/// What the store is called in messages: its path, or the database.
+fn store_name(config: &Config) -> String {
+    match config.store.kind {
+        StoreKind::Sled => config.store.path.display().to_string(),
+        StoreKind::Postgres => "the PostgreSQL database".into(),
+    }
+}
+
+/// `--check-config` with `store.kind: postgres`: the connection, the schema
+/// version, the stored token types, and that the key opens stored seeds.
+async fn check_postgres_store(config: &Config) -> Result<Option<usize>, ConfigError> {
+    let invalid = |path: &str, message: String| ConfigError::Invalid {
+        problems: vec![crate::config::Problem { path: path.into(), message }],
+    };
+    let settings = postgres_settings(config).map_err(|e| invalid("store.postgres", e))?;
+    let store = match PostgresStore::open_to_check(&settings).await {
+        Ok(Some(store)) => store,
+        // Reachable, and radotpd has not created its tables yet.
+        Ok(None) => return Ok(None),
+        Err(e) => return Err(invalid("store.postgres.url", e.to_string())),
+    };
+    if config.store.key_file.exists() {
+        let cipher = SeedCipher::from_key_file(&config.store.key_file, false)
+            .map_err(|e| invalid("store.key_file", e.to_string()))?;
+        for token in store.sample(16).await.map_err(|e| invalid("store.postgres.url", e.to_string()))? {
+            if cipher.open(&token.serial, &token.sealed_seed).is_err() {
+                return Err(invalid(
+                    "store.key_file",
+                    format!(
+                        "this key does not open the seed of stored token {}: every node needs the same key file",
+                        token.serial
+                    ),
+                ));
+            }
+        }
+    }
+    let (undefined, total) =
+        undefined_types(&store, config).await.map_err(|e| invalid("store.postgres.url", e.to_string()))?;
+    if undefined.is_empty() {
+        return Ok(Some(total));
+    }
+    Err(undefined_problems(undefined))
+}
+
+fn undefined_problems(undefined: Vec<(String, usize)>) -> ConfigError {
+    ConfigError::Invalid {
+        problems: undefined
+            .into_iter()
+            .map(|(id, count)| crate::config::Problem {
+                path: "token_types".into(),
+                message: format!("{count} stored token(s) have type {id:?}, which is not defined"),
+            })
+            .collect(),
+    }
 }
 
 /// `--check-config` also checks the store, when it exists and is not in use:
 /// every token's type must still be defined.
 pub async fn check_stored_types(config: &Config) -> Result<Option<usize>, ConfigError> {
+    if config.store.kind == StoreKind::Postgres {
+        return check_postgres_store(config).await;
+    }
     if !config.store.path.exists() {
         return Ok(None);
     }
@@ -98,15 +207,7 @@ pub async fn check_stored_types(config: &Config) -> Result<Option<usize>, Config
     if undefined.is_empty() {
         return Ok(Some(total));
     }
-    Err(ConfigError::Invalid {
-        problems: undefined
-            .into_iter()
-            .map(|(id, count)| crate::config::Problem {
-                path: "token_types".into(),
-                message: format!("{count} stored token(s) have type {id:?}, which is not defined"),
-            })
-            .collect(),
-    })
+    Err(undefined_problems(undefined))
 }
 
 /// Type ids used by stored tokens but missing from the configuration, with
@@ -145,9 +246,7 @@ pub async fn restore(config: &Config, file: &Path, force: bool) -> Result<Restor
     let now = (system_clock())();
     let source = file.display().to_string();
     crate::domain::backup::restore(store.as_ref(), &cipher, &backup, force, &source, now).await.map_err(|e| match e {
-        RestoreError::NotEmpty(_) => {
-            startup("restore", RestoreError::NotEmpty(config.store.path.display().to_string()))
-        }
+        RestoreError::NotEmpty(_) => startup("restore", RestoreError::NotEmpty(store_name(config))),
         other => startup("restore", other),
     })
 }
@@ -227,12 +326,15 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<(), DaemonError
             format!(
                 "{} does not exist, but the store at {} holds data sealed with a key: restore that key file (a new key would open none of the seeds)",
                 config.store.key_file.display(),
-                config.store.path.display()
+                store_name(&config)
             ),
         ));
     }
     let cipher =
         SeedCipher::from_key_file(&config.store.key_file, store_is_new).map_err(|e| startup("store.key_file", e))?;
+    if config.store.kind == StoreKind::Postgres {
+        key_opens_stored_seeds(store.as_ref(), &cipher).await?;
+    }
     let clients = config.radius_clients()?;
     for warning in config.warnings() {
         tracing::warn!("{warning}");
@@ -398,6 +500,12 @@ fn reload(path: &Path, running: &Config) -> Result<(Config, ReloadOutcome, Arc<d
     restart(new.log.level != running.log.level, "log.level");
     restart(new.store.path != running.store.path, "store.path");
     restart(new.store.key_file != running.store.key_file, "store.key_file");
+    restart(new.store.kind != running.store.kind, "store.kind");
+    restart(
+        new.store.postgres.as_ref().map(|p| &p.url) != running.store.postgres.as_ref().map(|p| &p.url),
+        "store.postgres",
+    );
+    restart(new.node.name != running.node.name, "node.name");
     restart(new.admin.socket != running.admin.socket, "admin.socket");
     restart(new.metrics.listen != running.metrics.listen, "metrics.listen");
     Ok((new, outcome, directory))
@@ -412,6 +520,7 @@ fn keep_restart_only_settings(new: &mut Config, running: &Config) {
     new.radius.duplicate_cache_entries = running.radius.duplicate_cache_entries;
     new.radius.receive_buffer_bytes = running.radius.receive_buffer_bytes;
     new.store = running.store.clone();
+    new.node = running.node.clone();
     new.admin.socket = running.admin.socket.clone();
     new.metrics = running.metrics.clone();
     new.log = running.log.clone();
@@ -489,18 +598,20 @@ fn apply_socket_access(config: &Config) -> Result<(), String> {
     Ok(())
 }
 
-/// Keeps the metrics' view of the store current, and says in the log when
-/// the store starts and stops failing.
+/// Keeps the metrics' view of the store current (`radotp_store_failing`,
+/// `radotp_store_up`, `radotp_store_bytes`, every 2 s), and says in the log
+/// when the store starts and stops failing.
 async fn watch_store_health(store: Arc<dyn Store>, metrics: Arc<Metrics>, shutdown: CancellationToken) {
     let mut was_failing: Option<String> = None;
     loop {
         let health = store.health().await;
         metrics.store_health(health.failing.is_some(), health.bytes);
         match (&was_failing, &health.failing) {
-            (None, Some(reason)) => {
-                tracing::error!(%reason, "the store cannot write: Accepts and changes are refused until it can")
-            }
-            (Some(_), None) => tracing::warn!("the store is writing again"),
+            (None, Some(reason)) => tracing::error!(
+                %reason,
+                "the store cannot write or cannot be reached: Accepts and changes are refused until it can"
+            ),
+            (Some(_), None) => tracing::warn!("the store answers and writes again"),
             _ => {}
         }
         was_failing = health.failing;

@@ -94,13 +94,13 @@ impl Metrics {
         self.latency_sum_us.fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
     }
 
-    /// The Prometheus text exposition format (version 0.0.4).
     /// What the store's last health check said (the daemon asks every few seconds).
     pub fn store_health(&self, failing: bool, bytes: u64) {
         self.store_failing.store(u64::from(failing), Ordering::Relaxed);
         self.store_bytes.store(bytes, Ordering::Relaxed);
     }
 
+    /// The Prometheus text exposition format (version 0.0.4).
     pub fn prometheus(&self) -> String {
         use std::fmt::Write;
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
@@ -148,6 +148,12 @@ impl Metrics {
             "# HELP radotp_store_bytes Bytes the store takes on disk, where the engine knows.\n# TYPE radotp_store_bytes gauge\nradotp_store_bytes {}",
             get(&self.store_bytes)
         );
+        let up = u8::from(get(&self.store_failing) == 0);
+        let _ = writeln!(
+            out,
+            "# HELP radotp_store_up Whether the token store answered its last health check (every few seconds)."
+        );
+        let _ = writeln!(out, "# TYPE radotp_store_up gauge\nradotp_store_up {up}");
         out
     }
 

@@ -5,7 +5,7 @@
 # to when they are missing (radclient from freeradius-utils, OpenLDAP's slapd
 # and ldap-utils, openssl for test certificates, e2fsprogs for the full-disk
 # test's small file system, pamtester and libpam-radius-auth, freeradius for
-# the proxy test), using apt-get when run as
+# the proxy test, PostgreSQL's server programs), using apt-get when run as
 # root, then runs `cargo test`. Extra arguments go to `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,12 +24,13 @@ command -v pamtester >/dev/null 2>&1 || missing+=(pamtester)
 compgen -G '/lib/*/security/pam_radius_auth.so' >/dev/null || compgen -G '/usr/lib/*/security/pam_radius_auth.so' >/dev/null \
   || missing+=(libpam-radius-auth)
 [ -x /usr/sbin/freeradius ] || missing+=(freeradius)
+compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
 
 if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "tests/run.sh: installing ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
-    # The tests start their own slapd and freeradius; keep the packages from
+    # The tests start their own slapd, freeradius and PostgreSQL; keep the packages from
     # starting system ones.
     policy=/usr/sbin/policy-rc.d
     added_policy=""

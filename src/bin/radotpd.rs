@@ -41,11 +41,15 @@ fn init_logging(level: Option<&str>) {
         .and_then(|v| EnvFilter::try_new(v).ok())
         .or_else(|| level.and_then(|l| EnvFilter::try_new(l).ok()))
         .unwrap_or_else(|| EnvFilter::new("info"));
-    // sled's own debug output is about its log segments, not about radotp.
-    let filter = match "sled=info".parse() {
-        Ok(directive) if std::env::var_os("RUST_LOG").is_none() => filter.add_directive(directive),
-        _ => filter,
-    };
+    // sled's own debug output is about its log segments, not about radotp;
+    // tokio-postgres's shows statement parameters (sealed seeds, audit entries).
+    let mut filter = filter;
+    for quiet in ["sled=info", "tokio_postgres=info"] {
+        filter = match quiet.parse() {
+            Ok(directive) if std::env::var_os("RUST_LOG").is_none() => filter.add_directive(directive),
+            _ => filter,
+        };
+    }
     // Under systemd the journal adds its own timestamps.
     let under_journal = std::env::var_os("JOURNAL_STREAM").is_some();
     let colour = std::io::IsTerminal::is_terminal(&std::io::stderr()) && !under_journal;

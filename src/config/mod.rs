@@ -40,6 +40,9 @@ pub struct Config {
     #[serde(default)]
     pub auth: AuthConfig,
     pub store: StoreConfig,
+    /// This node's name (audit, logs, status), for several nodes on one store.
+    #[serde(default)]
+    pub node: NodeConfig,
     pub admin: AdminConfig,
     pub directory: DirectoryConfig,
     pub token_types: Vec<TokenType>,
@@ -139,11 +142,90 @@ pub enum Durability {
     Process,
 }
 
+/// Which engine keeps tokens, audit and challenges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    /// The embedded store: one node.
+    #[default]
+    Sled,
+    /// PostgreSQL: several nodes on one database.
+    Postgres,
+}
+
+/// `node`: names this radotpd among the nodes sharing one store.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// Default: the host name (with `store.kind: postgres`); none for a sled node.
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+impl NodeConfig {
+    /// The configured name, or the host name.
+    pub fn name_or_host(&self) -> String {
+        self.name.clone().unwrap_or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_string())
+                .ok()
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| "radotpd".into())
+        })
+    }
+}
+
+/// `store.postgres`: the shared database of several nodes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresConfig {
+    /// libpq-style URL; several hosts with `target_session_attrs=read-write`
+    /// let the nodes find a new primary after a failover.
+    pub url: String,
+    /// A file holding the database password (mode 0600 or stricter).
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    /// Connections this node keeps open at most.
+    #[serde(default = "default_pool_size")]
+    pub pool_size: usize,
+    /// How long connecting (or waiting for a free connection) may take.
+    #[serde(default = "default_pg_timeout_ms")]
+    pub connect_timeout_ms: u64,
+    /// How long one statement (or one group commit) may take.
+    #[serde(default = "default_pg_timeout_ms")]
+    pub statement_timeout_ms: u64,
+}
+
+impl PostgresConfig {
+    /// The password from `password_file`, if one is given.
+    pub fn read_password(&self) -> Result<Option<Secret>, String> {
+        let Some(path) = &self.password_file else { return Ok(None) };
+        crate::crypto::check_private(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(Some(Secret::from(text.trim_end_matches(['\n', '\r']))))
+    }
+}
+
+fn default_pool_size() -> usize {
+    16
+}
+fn default_pg_timeout_ms() -> u64 {
+    2000
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreConfig {
+    /// `sled` (the default) or `postgres`.
+    #[serde(default)]
+    pub kind: StoreKind,
+    /// The sled store's directory (`store.kind: sled`).
+    #[serde(default)]
     pub path: PathBuf,
     pub key_file: PathBuf,
+    /// The database (`store.kind: postgres`).
+    #[serde(default)]
+    pub postgres: Option<PostgresConfig>,
     /// Page cache of the embedded store, in MiB.
     #[serde(default = "default_cache_mib")]
     pub cache_mib: u64,
@@ -472,6 +554,40 @@ impl Config {
         }
         if self.store.cache_mib == 0 {
             problem("store.cache_mib".into(), "must be at least 1".into());
+        }
+        match (self.store.kind, &self.store.postgres) {
+            (StoreKind::Sled, _) if self.store.path.as_os_str().is_empty() => {
+                problem("store.path".into(), "is required with store.kind sled".into());
+            }
+            (StoreKind::Postgres, None) => {
+                problem("store.postgres".into(), "is required with store.kind postgres".into());
+            }
+            (StoreKind::Postgres, Some(pg)) => {
+                if let Err(e) = pg.url.parse::<tokio_postgres::Config>() {
+                    problem("store.postgres.url".into(), format!("not a PostgreSQL URL: {e}"));
+                }
+                if let Err(message) = pg.read_password() {
+                    problem("store.postgres.password_file".into(), message);
+                }
+                if !(1..=1000).contains(&pg.pool_size) {
+                    problem("store.postgres.pool_size".into(), "must be between 1 and 1000".into());
+                }
+                if !(100..=60_000).contains(&pg.connect_timeout_ms) {
+                    problem("store.postgres.connect_timeout_ms".into(), "must be between 100 and 60000".into());
+                }
+                if !(100..=60_000).contains(&pg.statement_timeout_ms) {
+                    problem("store.postgres.statement_timeout_ms".into(), "must be between 100 and 60000".into());
+                }
+            }
+            _ => {}
+        }
+        if let Some(name) = &self.node.name {
+            if name.is_empty()
+                || name.len() > 64
+                || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            {
+                problem("node.name".into(), "must be 1 to 64 letters, digits, '-', '_' or '.'".into());
+            }
         }
         if self.admin.socket.as_os_str().is_empty() {
             problem("admin.socket".into(), "must not be empty".into());

@@ -153,6 +153,17 @@ pub enum DirectoryUnavailable {
     NoAnswer,
 }
 
+/// What RADIUS answers while the token store cannot be reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StoreUnavailable {
+    /// An Access-Reject (as a single node always did).
+    #[default]
+    Reject,
+    /// No answer at all, so the NAS tries its next server.
+    NoAnswer,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthConfig {
@@ -203,6 +214,9 @@ pub struct AuthConfig {
     /// `reject` or `no_answer` while the directory cannot be reached.
     #[serde(default)]
     pub directory_unavailable: DirectoryUnavailable,
+    /// `reject` or `no_answer` while the token store cannot be reached.
+    #[serde(default)]
+    pub store_unavailable: StoreUnavailable,
     /// HOTP look-ahead for a token's first OTP (never used so far): a new
     /// hardware token's button may have been pressed before it was handed out.
     #[serde(default = "default_first_use_window")]
@@ -230,6 +244,7 @@ impl Default for AuthConfig {
             strip_realm: false,
             case_insensitive_users: false,
             directory_unavailable: DirectoryUnavailable::default(),
+            store_unavailable: StoreUnavailable::default(),
             first_use_window: default_first_use_window(),
             totp_first_use_window: default_totp_first_use_window(),
         }

@@ -372,3 +372,37 @@ fn require_message_authenticator_is_true_false_or_auto() {
     let err = Config::parse(&with("sometimes")).unwrap_err().to_string();
     assert!(err.starts_with("radius.clients[0].require_message_authenticator: expected true, false or auto"), "{err}");
 }
+
+#[test]
+fn postgres_store_node_name_and_store_unavailable_keys() {
+    use crate::config::{StoreKind, StoreUnavailable};
+    let config = Config::parse(MINIMAL).unwrap();
+    assert_eq!((config.store.kind, config.auth.store_unavailable), (StoreKind::Sled, StoreUnavailable::Reject));
+    assert_eq!(config.node.name, None);
+    let shared = MINIMAL.replace(
+        "store: { path: ./db, key_file: ./key }",
+        "node: { name: radius-a }\nauth: { store_unavailable: no_answer }\nstore:\n  kind: postgres\n  key_file: ./key\n  postgres:\n    url: \"postgresql://radotp@db1:5432,db2:5432/radotp?target_session_attrs=read-write\"\n    pool_size: 8\n",
+    );
+    let config = Config::parse(&shared).unwrap();
+    config.validate().unwrap();
+    assert_eq!(config.store.kind, StoreKind::Postgres);
+    assert_eq!(config.node.name_or_host(), "radius-a");
+    assert_eq!(config.auth.store_unavailable, StoreUnavailable::NoAnswer);
+    let pg = config.store.postgres.as_ref().unwrap();
+    assert_eq!((pg.pool_size, pg.connect_timeout_ms, pg.statement_timeout_ms), (8, 2000, 2000));
+    // Each engine needs its own section; bad values name their key.
+    let missing =
+        MINIMAL.replace("store: { path: ./db, key_file: ./key }", "store: { kind: postgres, key_file: ./key }");
+    assert_eq!(problem_paths(&missing), vec!["store.postgres".to_string()]);
+    let no_path = MINIMAL.replace("store: { path: ./db, key_file: ./key }", "store: { key_file: ./key }");
+    assert_eq!(problem_paths(&no_path), vec!["store.path".to_string()]);
+    let bad =
+        shared.replace("pool_size: 8", "pool_size: 0\n    connect_timeout_ms: 5\n    password_file: /nonexistent/pw");
+    assert_eq!(
+        problem_paths(&bad),
+        ["store.postgres.password_file", "store.postgres.pool_size", "store.postgres.connect_timeout_ms"]
+            .map(String::from)
+    );
+    assert_eq!(problem_paths(&shared.replace("radius-a", "a b")), vec!["node.name".to_string()]);
+    assert_eq!(problem_paths(&shared.replace("no_answer", "maybe")), vec!["auth.store_unavailable".to_string()]);
+}

@@ -123,9 +123,10 @@ impl Backup {
         }
     }
 
-    /// Checks the audit chain the backup carries.
+    /// Checks the audit chains the backup carries (one per node, one after
+    /// the other; a single node has one).
     pub fn verify_audit_chain(&self) -> ChainReport {
-        crate::model::audit::verify_chain(self.snapshot.audit.iter().map(|(seq, text)| (*seq, text.as_bytes())))
+        crate::model::audit::verify_chains(self.snapshot.audit.iter().map(|(seq, text)| (*seq, text.as_bytes())))
     }
 }
 

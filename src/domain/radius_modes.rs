@@ -13,12 +13,12 @@
 //! maps packets to [`RadiusRequest`] and [`Outcome`] back to packets.
 
 use super::{DomainError, Service};
-use crate::config::{AuthMode, DirectoryUnavailable};
+use crate::config::{AuthMode, DirectoryUnavailable, StoreUnavailable};
 use crate::directory::{DirectoryError, DirectoryUser};
 use crate::model::audit::{Actor, AuditEvent};
 use crate::model::decision::{Decision, RejectReason};
 use crate::secret::Secret;
-use crate::store::Challenge;
+use crate::store::{Challenge, StoreError};
 
 /// What the RADIUS server hands over.
 pub struct RadiusRequest<'a> {
@@ -44,7 +44,8 @@ pub enum Outcome {
         state: Vec<u8>,
         prompt: String,
     },
-    /// No answer at all (directory down and `directory_unavailable: no_answer`).
+    /// No answer at all (directory down and `directory_unavailable: no_answer`,
+    /// or store down and `store_unavailable: no_answer`).
     NoAnswer,
 }
 
@@ -86,8 +87,28 @@ fn reject(reason: RejectReason) -> Outcome {
 }
 
 impl Service {
-    /// Answers one RADIUS request in its client's mode.
+    /// Answers one RADIUS request in its client's mode; while the store
+    /// cannot be reached, the answer is what `auth.store_unavailable` says.
     pub async fn radius_authenticate(&self, actor: &Actor, request: RadiusRequest<'_>) -> Result<Outcome, DomainError> {
+        let outcome = self.radius_outcome(actor, request).await;
+        let store_down = matches!(
+            outcome,
+            Ok(Outcome::Decided(Decision::Reject { reason: RejectReason::StoreFailure, .. }))
+                | Err(DomainError::Store(StoreError::Unavailable(_)))
+        );
+        if !store_down {
+            return outcome;
+        }
+        if let Err(e) = &outcome {
+            tracing::error!(error = %e, "store unavailable during a RADIUS request");
+        }
+        Ok(match self.settings().auth.store_unavailable {
+            StoreUnavailable::Reject => reject(RejectReason::StoreFailure),
+            StoreUnavailable::NoAnswer => Outcome::NoAnswer,
+        })
+    }
+
+    async fn radius_outcome(&self, actor: &Actor, request: RadiusRequest<'_>) -> Result<Outcome, DomainError> {
         let settings = self.settings();
         let auth = &settings.auth;
         let user = normalize_user(request.user, auth.strip_realm, auth.case_insensitive_users);

@@ -7,7 +7,7 @@ use super::{DomainError, Service};
 use crate::metrics::RadiusCounters;
 use crate::model::audit::{Actor, AuditEntry, AuditQuery, ChainReport};
 use crate::model::token::TokenType;
-use crate::store::StoreHealth;
+use crate::store::{Census, StoreError, StoreHealth};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StatusReport {
@@ -32,8 +32,16 @@ impl Service {
 
     async fn status_report(&self) -> Result<StatusReport, DomainError> {
         let settings = self.settings();
-        let census = self.store.census(self.now(), settings.auth.lockout_seconds).await?;
-        let health = self.store.health().await;
+        let mut health = self.store.health().await;
+        // A store that cannot be reached is reported as such, not as a failed status.
+        let census = match self.store.census(self.now(), settings.auth.lockout_seconds).await {
+            Ok(census) => census,
+            Err(StoreError::Unavailable(reason)) => {
+                health.failing.get_or_insert(reason);
+                Census::empty()
+            }
+            Err(e) => return Err(e.into()),
+        };
         let radius = self.metrics.snapshot();
         Ok(StatusReport {
             version: env!("CARGO_PKG_VERSION").to_string(),

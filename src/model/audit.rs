@@ -295,6 +295,56 @@ pub fn verify_chain<'a>(records: impl IntoIterator<Item = (u64, &'a [u8])>) -> C
     walk.report
 }
 
+/// Checks the records of several chains one after the other, as a backup of
+/// several nodes carries them. A chain starts where the sequence starts again
+/// at 1 or the node changes; a chain pruned by retention starts at the
+/// checkpoint its first entry implies. One report for them all: the first
+/// broken chain's, with every entry counted.
+pub fn verify_chains<'a>(records: impl IntoIterator<Item = (u64, &'a [u8])>) -> ChainReport {
+    let mut walk = ChainWalk::default();
+    let mut entries = 0;
+    let mut node: Option<Option<String>> = None;
+    for (seq, bytes) in records {
+        let this_node = node_of(bytes);
+        if node.as_ref().is_none_or(|n| *n != this_node || seq == 1) {
+            entries += walk.report.entries;
+            walk = ChainWalk::after(ChainWalk::implied_by(seq, bytes).as_ref());
+        }
+        node = Some(this_node);
+        if !walk.step(seq, bytes) {
+            return ChainReport { entries: entries + walk.report.entries, ..walk.report };
+        }
+    }
+    ChainReport { entries: entries + walk.report.entries, ..walk.report }
+}
+
+/// The node an entry's stored bytes name (none for a single unnamed node).
+fn node_of(bytes: &[u8]) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Node {
+        #[serde(default)]
+        node: Option<String>,
+    }
+    serde_json::from_slice::<Node>(bytes).ok().and_then(|n| n.node)
+}
+
+/// Splits records into chains where the sequence starts again at 1 or the
+/// node changes.
+pub fn split_chains(records: Vec<(u64, String)>) -> Vec<Vec<(u64, String)>> {
+    let mut chains: Vec<Vec<(u64, String)>> = Vec::new();
+    let mut node: Option<Option<String>> = None;
+    for record in records {
+        let this_node = node_of(record.1.as_bytes());
+        let same = node.as_ref().is_some_and(|n| *n == this_node) && record.0 != 1;
+        node = Some(this_node);
+        match chains.last_mut() {
+            Some(chain) if same => chain.push(record),
+            _ => chains.push(vec![record]),
+        }
+    }
+    chains
+}
+
 /// One walk along the chain.
 pub struct ChainWalk {
     pub report: ChainReport,
@@ -407,6 +457,22 @@ mod tests {
         let mut removed = records.clone();
         removed.remove(2);
         assert_eq!(check(&removed).first_broken, Some(4));
+    }
+
+    #[test]
+    fn chains_of_several_nodes_verify_one_after_the_other() {
+        let mut both = sealed(3);
+        both.extend(sealed(2));
+        let check = |records: &[(u64, String)]| verify_chains(records.iter().map(|(seq, t)| (*seq, t.as_bytes())));
+        let report = check(&both);
+        assert!(report.ok && report.entries == 5, "{report:?}");
+        assert_eq!(split_chains(both.clone()).iter().map(Vec::len).collect::<Vec<_>>(), [3, 2]);
+        let mut edited = both.clone();
+        edited[4].1 = edited[4].1.replace("op1", "op7");
+        assert_eq!(check(&edited).first_broken, Some(2));
+        let mut removed = both.clone();
+        removed.remove(1);
+        assert!(!check(&removed).ok);
     }
 
     #[test]

@@ -24,9 +24,11 @@
 //! Durability, group commit and write-behind are each engine's own business.
 
 pub mod memory;
+pub mod postgres;
 pub mod sled;
 
-#[cfg(test)]
+/// The contract suite, public so that tests/postgres can run it on a real database.
+#[doc(hidden)]
 pub mod contract;
 
 use std::collections::{BTreeMap, HashSet};

@@ -163,9 +163,10 @@ pub(crate) fn render(reply: &Reply, json: bool, qr: &QrOutput) -> ExitCode {
             let drops: Vec<String> =
                 s.radius.drops.iter().filter(|(_, v)| **v > 0).map(|(k, v)| format!("{k} {v}")).collect();
             println!("drops     {}", if drops.is_empty() { "none".to_string() } else { drops.join(", ") });
-            match &s.store.failing {
-                None => println!("store     {}, {} bytes, writing", s.store.engine, s.store_bytes),
-                Some(reason) => println!("store     {}, {} bytes, FAILING: {reason}", s.store.engine, s.store_bytes),
+            match (&s.store.failing, s.store.engine.as_str()) {
+                (Some(why), engine) => println!("store     {engine}, FAILING: {why}"),
+                (None, "postgres") => println!("store     postgres, reachable"),
+                (None, engine) => println!("store     {engine}, {} bytes, writing", s.store_bytes),
             }
         }
         Reply::Audit(entries) => print_audit(entries),
@@ -375,6 +376,8 @@ pub(crate) fn print_import(r: &ImportReport) {
     println!("{verb} {imported}, skipped {}, invalid {}", r.skipped.len(), r.invalid.len());
 }
 
+/// The audit table; a NODE column when entries come from named nodes
+/// (several radotpd on one database: SEQ counts per node).
 pub(crate) fn print_audit(entries: &[AuditEntry]) {
     // NAS and FROM columns only when an entry shown has NAS attributes (a
     // proxy in front, or a NAS that sends them).
@@ -383,10 +386,15 @@ pub(crate) fn print_audit(entries: &[AuditEntry]) {
         _ => None,
     };
     let with_nas = entries.iter().any(|e| nas_of(e).is_some());
+    let with_node = entries.iter().any(|e| e.node.is_some());
     let rows: Vec<Vec<String>> = entries
         .iter()
         .map(|e| {
-            let mut row = vec![e.seq.to_string(), radotp::timefmt::format_utc(e.time), e.actor.to_string()];
+            let mut row = vec![e.seq.to_string()];
+            if with_node {
+                row.push(e.node.clone().unwrap_or_else(|| "-".into()));
+            }
+            row.extend([radotp::timefmt::format_utc(e.time), e.actor.to_string()]);
             if with_nas {
                 let nas = nas_of(e).unwrap_or_default();
                 row.push(nas.nas().unwrap_or("-").to_string());
@@ -402,12 +410,16 @@ pub(crate) fn print_audit(entries: &[AuditEntry]) {
             row
         })
         .collect();
-    let headers: &[&str] = if with_nas {
-        &["SEQ", "TIME", "ACTOR", "NAS", "FROM", "OPERATION", "USER", "SERIAL", "RESULT", "REASON"]
-    } else {
-        &["SEQ", "TIME", "ACTOR", "OPERATION", "USER", "SERIAL", "RESULT", "REASON"]
-    };
-    print_table(headers, &rows);
+    let mut headers = vec!["SEQ"];
+    if with_node {
+        headers.push("NODE");
+    }
+    headers.extend(["TIME", "ACTOR"]);
+    if with_nas {
+        headers.extend(["NAS", "FROM"]);
+    }
+    headers.extend(["OPERATION", "USER", "SERIAL", "RESULT", "REASON"]);
+    print_table(&headers, &rows);
 }
 
 #[cfg(test)]
