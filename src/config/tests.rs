@@ -372,3 +372,16 @@ fn require_message_authenticator_is_true_false_or_auto() {
     let err = Config::parse(&with("sometimes")).unwrap_err().to_string();
     assert!(err.starts_with("radius.clients[0].require_message_authenticator: expected true, false or auto"), "{err}");
 }
+
+#[test]
+fn active_directory_bind_names_are_accepted() {
+    let dn = "  bind_dn: \"cn=radotp,ou=services,dc=example,dc=org\"\n";
+    for name in ["svc-radotp@example.test", "EXAMPLE\\\\svc-radotp"] {
+        let text = with_directory(&LDAP.replace(dn, &format!("  bind_dn: \"{name}\"\n")));
+        assert_eq!(problem_paths(&text), Vec::<String>::new(), "{name}");
+    }
+    for bad in ["svc-radotp", "@example.test", "EXAMPLE\\\\", "svc radotp@example.test"] {
+        let text = with_directory(&LDAP.replace(dn, &format!("  bind_dn: \"{bad}\"\n")));
+        assert!(problem_paths(&text).contains(&"directory.bind_dn".to_string()), "{bad}");
+    }
+}

@@ -88,13 +88,18 @@ impl Service {
         let user = normalize_user(request.user, auth.strip_realm, auth.case_insensitive_users);
         match (request.mode.unwrap_or(auth.mode), request.state) {
             (AuthMode::Otp, _) => {
-                if settings.directory_gate {
-                    if let Err(outcome) = self.directory_entry(actor, &user).await {
-                        return Ok(outcome);
+                // With a directory gate, as in the password modes, tokens
+                // belong to the directory's spelling of the name.
+                let owner = if settings.directory_gate {
+                    match self.directory_entry(actor, &user).await {
+                        Ok(entry) => entry.name,
+                        Err(outcome) => return Ok(outcome),
                     }
-                }
+                } else {
+                    user
+                };
                 let otp = std::str::from_utf8(request.password.expose()).unwrap_or("");
-                Ok(Outcome::Decided(self.authenticate(actor, &user, otp).await?))
+                Ok(Outcome::Decided(self.authenticate(actor, &owner, otp).await?))
             }
             (AuthMode::PasswordOtp, _) => self.password_then_otp(actor, &user, request.password).await,
             (AuthMode::Challenge, None) => {
@@ -113,10 +118,11 @@ impl Service {
 
     /// The user's directory entry, or the outcome to answer instead.
     async fn directory_entry(&self, actor: &Actor, user: &str) -> Result<DirectoryUser, Outcome> {
-        let (reason, detail) = match self.directory().lookup(user).await {
+        let (reason, detail) = match self.directory().lookup_for_login(user).await {
             Ok(Some(entry)) => return Ok(entry),
             Ok(None) => (RejectReason::UnknownUser, "not in the directory".to_string()),
             Err(DirectoryError::NotInGroup(_)) => (RejectReason::NotInGroup, "outside required_group".into()),
+            Err(DirectoryError::AccountUnusable(_, why)) => (RejectReason::AccountDisabled, format!("directory account {why}")),
             Err(DirectoryError::Unavailable(e)) => return Err(self.directory_down(actor, user, e).await),
             Err(e) => (RejectReason::UnknownUser, e.to_string()),
         };

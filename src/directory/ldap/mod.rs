@@ -24,11 +24,22 @@
 //! fallback URL are replaced after [`DOWN_RETRY`] so that the service comes
 //! back to the first URL when it returns.
 //!
+//! # Account state
+//! A login look-up ([`UserDirectory::lookup_for_login`]) also reads the
+//! entry's account state ([`account_state`]: disabled, locked, expired,
+//! password to change) with a base search, and answers
+//! [`DirectoryError::AccountUnusable`]. Usable accounts are remembered for
+//! [`LOGIN_CACHE_TTL`] (at most [`LOGIN_CACHE_MAX`] names), so a change in
+//! the directory counts at login within that time.
+//!
 //! # Time
 //! Each exchange (connecting to one URL with TLS and the service bind, one
 //! search, one bind) is bounded by `timeout_ms`; a whole operation, retry
 //! and failover included, by `timeout_ms × (number of URLs + 1)`.
 
+pub mod account_state;
+
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -50,6 +61,10 @@ pub const DOWN_RETRY: Duration = Duration::from_secs(30);
 const MAX_CONNECTION_AGE: Duration = Duration::from_secs(300);
 /// The matching rule LDAP_MATCHING_RULE_IN_CHAIN of Active Directory.
 pub const IN_CHAIN: &str = "1.2.840.113556.1.4.1941";
+/// How long a login look-up that found a usable account is reused.
+pub const LOGIN_CACHE_TTL: Duration = Duration::from_secs(30);
+/// Most names whose login look-up is remembered; the cache is emptied when full.
+pub const LOGIN_CACHE_MAX: usize = 10_000;
 
 /// Escapes `value` for the inside of an LDAP filter (RFC 4515 section 3).
 ///
@@ -93,6 +108,8 @@ pub struct LdapDirectory {
     searches: Pool,
     binds: Pool,
     opened: AtomicU64,
+    /// Login look-ups that found a usable account, by the name asked.
+    login_cache: Mutex<HashMap<String, (Instant, DirectoryUser)>>,
 }
 
 struct Pool {
@@ -138,6 +155,9 @@ fn describe_result(result: &LdapResult) -> String {
         2 => "protocolError",
         3 => "timeLimitExceeded",
         4 => "sizeLimitExceeded",
+        7 => "authMethodNotSupported",
+        8 => "strongerAuthRequired",
+        13 => "confidentialityRequired",
         10 => "referral",
         11 => "adminLimitExceeded",
         32 => "noSuchObject",
@@ -230,6 +250,7 @@ impl LdapDirectory {
             searches: pool(true),
             binds: pool(false),
             opened: AtomicU64::new(0),
+            login_cache: Mutex::new(HashMap::new()),
         })
     }
 
@@ -327,7 +348,7 @@ impl LdapDirectory {
     async fn connect_to(&self, url: usize, service_bound: bool) -> Result<Ldap, String> {
         let (connection, mut ldap) = LdapConnAsync::with_settings(self.connect_settings.clone(), &self.urls[url])
             .await
-            .map_err(|e| describe(&e))?;
+            .map_err(|e| explain_tls(&describe(&e), &self.urls[url]))?;
         let name = self.urls[url].clone();
         tokio::spawn(async move {
             if let Err(e) = connection.drive().await {
@@ -426,6 +447,12 @@ impl LdapDirectory {
         match result.rc {
             0 | 4 => Ok(Some(entries.into_iter().map(SearchEntry::construct).collect())),
             32 => Ok(None),
+            // Active Directory refusing an anonymous search: a configuration
+            // error, not a server to avoid.
+            1 if result.text.starts_with("000004DC") => Err(Failure::Answer(DirectoryError::Unavailable(format!(
+                "search under {base} refused: {} (the server refuses anonymous searches: set directory.bind_dn)",
+                describe_result(&result)
+            )))),
             rc if connection_trouble(rc) => Err(Failure::Broken(describe_result(&result))),
             _ => Err(Failure::Answer(DirectoryError::Unavailable(format!(
                 "search under {base} refused: {}",
@@ -453,9 +480,40 @@ impl LdapDirectory {
             GroupMembership::MemberOf => {
                 let filter = format!("({}={})", self.membership_attribute(), escape_filter_value(group));
                 let found = self.search_entries(ldap, user_dn, Scope::Base, &filter, none, 1).await?;
-                Ok(found.is_some_and(|entries| !entries.is_empty()))
+                if found.is_some_and(|entries| !entries.is_empty()) {
+                    return Ok(true);
+                }
+                // Not a member: of an existing group? (A misspelt group
+                // would otherwise refuse everyone in silence.)
+                self.group_exists(ldap).await?;
+                Ok(false)
             }
         }
+    }
+
+    /// `Ok` when `required_group` (if any) exists and can be read; an
+    /// answered error naming it otherwise.
+    async fn group_exists(&self, ldap: &mut Ldap) -> Attempt<()> {
+        let Some(group) = &self.required_group else {
+            return Ok(());
+        };
+        let none = vec!["1.1".to_string()];
+        match self.search_entries(ldap, group, Scope::Base, "(objectClass=*)", none, 1).await? {
+            Some(entries) if !entries.is_empty() => Ok(()),
+            _ => Err(Failure::Answer(DirectoryError::Unavailable(format!("required_group {group} does not exist")))),
+        }
+    }
+
+    /// The state of the account at `dn` (a base search: Active Directory
+    /// builds `msDS-User-Account-Control-Computed` only for those).
+    async fn account_check(&self, ldap: &mut Ldap, dn: &str) -> Attempt<Option<account_state::Unusable>> {
+        let attrs = account_state::STATE_ATTRIBUTES.iter().map(|a| a.to_string()).collect();
+        let entries = self.search_entries(ldap, dn, Scope::Base, "(objectClass=*)", attrs, 1).await?.unwrap_or_default();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        Ok(entries.first().and_then(|entry| account_state::unusable(&entry.attrs, now)))
     }
 
     fn user_of(&self, entry: &SearchEntry, wanted: Option<&str>) -> Option<DirectoryUser> {
@@ -483,6 +541,39 @@ impl LdapDirectory {
     }
 
     async fn lookup_user(&self, name: &str) -> Result<Option<DirectoryUser>, DirectoryError> {
+        self.find_user(name, false).await
+    }
+
+    /// A look-up for a login: the account's state is checked too, and a
+    /// usable account is remembered for [`LOGIN_CACHE_TTL`].
+    async fn lookup_login(&self, name: &str) -> Result<Option<DirectoryUser>, DirectoryError> {
+        if let Some(user) = self.cached_login(name) {
+            return Ok(Some(user));
+        }
+        let found = self.find_user(name, true).await?;
+        if let Some(user) = &found {
+            let mut cache = self.login_cache.lock().unwrap_or_else(|p| p.into_inner());
+            if cache.len() >= LOGIN_CACHE_MAX {
+                cache.clear();
+            }
+            cache.insert(name.to_string(), (Instant::now(), user.clone()));
+        }
+        Ok(found)
+    }
+
+    fn cached_login(&self, name: &str) -> Option<DirectoryUser> {
+        let mut cache = self.login_cache.lock().unwrap_or_else(|p| p.into_inner());
+        match cache.get(name) {
+            Some((at, user)) if at.elapsed() < LOGIN_CACHE_TTL => Some(user.clone()),
+            Some(_) => {
+                cache.remove(name);
+                None
+            }
+            None => None,
+        }
+    }
+
+    async fn find_user(&self, name: &str, check_state: bool) -> Result<Option<DirectoryUser>, DirectoryError> {
         check_name(name)?;
         let filter = self.user_filter_for(name);
         let found = self
@@ -505,14 +596,16 @@ impl LdapDirectory {
                     };
                     let user = self.user_of(entry, Some(name));
                     let member = self.member_check(&mut ldap, &entry.dn).await?;
-                    Ok(user.map(|u| (u, member)))
+                    let state = if check_state && member { self.account_check(&mut ldap, &entry.dn).await? } else { None };
+                    Ok(user.map(|u| (u, member, state)))
                 }
             })
             .await?;
         match found {
             None => Ok(None),
-            Some((user, true)) => Ok(Some(user)),
-            Some((user, false)) => Err(DirectoryError::NotInGroup(user.name)),
+            Some((user, false, _)) => Err(DirectoryError::NotInGroup(user.name)),
+            Some((user, true, Some(why))) => Err(DirectoryError::AccountUnusable(user.name, why.as_str().to_string())),
+            Some((user, true, None)) => Ok(Some(user)),
         }
     }
 
@@ -586,7 +679,7 @@ impl LdapDirectory {
             .with_connection(&self.searches, |mut ldap| async move {
                 let none = vec!["1.1".to_string()];
                 match self.search_entries(&mut ldap, &self.base_dn, Scope::Base, "(objectClass=*)", none, 1).await? {
-                    Some(_) => Ok(()),
+                    Some(_) => self.group_exists(&mut ldap).await,
                     None => Err(Failure::Answer(DirectoryError::Unavailable(format!(
                         "base_dn {} does not exist",
                         self.base_dn
@@ -617,6 +710,25 @@ impl Pool {
     }
 }
 
+/// Adds the likely cause to a certificate name mismatch: radotp (rustls)
+/// reads only the subjectAltName, never the CN, where OpenSSL-based tools
+/// such as `ldapsearch` still fall back to the CN.
+fn explain_tls(reason: &str, url: &str) -> String {
+    if !reason.contains("NotValidForName") {
+        return reason.to_string();
+    }
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split('/').next().unwrap_or(rest);
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(v6),
+        None => authority.split(':').next().unwrap_or(authority),
+    };
+    format!(
+        "{reason}: the certificate has no subjectAltName for {host} (a CN is not used; \
+         see docs/ldap.md, TLS)"
+    )
+}
+
 fn check_name(name: &str) -> Result<(), DirectoryError> {
     if name.is_empty() || name.len() > MAX_NAME_BYTES {
         return Err(DirectoryError::BadName(name.to_string()));
@@ -634,6 +746,10 @@ fn user_dn(user: &DirectoryUser) -> Result<&str, DirectoryError> {
 impl UserDirectory for LdapDirectory {
     fn lookup<'a>(&'a self, name: &'a str) -> DirectoryFuture<'a, Option<DirectoryUser>> {
         Box::pin(self.lookup_user(name))
+    }
+
+    fn lookup_for_login<'a>(&'a self, name: &'a str) -> DirectoryFuture<'a, Option<DirectoryUser>> {
+        Box::pin(self.lookup_login(name))
     }
 
     fn search<'a>(&'a self, query: &'a str, limit: usize) -> DirectoryFuture<'a, Vec<DirectoryUser>> {
