@@ -5,7 +5,7 @@
 # to when they are missing (radclient from freeradius-utils, OpenLDAP's slapd
 # and ldap-utils, openssl for test certificates, e2fsprogs for the full-disk
 # test's small file system, pamtester and libpam-radius-auth, freeradius for
-# the proxy test), using apt-get when run as
+# the proxy test, samba for the Active Directory tests), using apt-get when run as
 # root, then runs `cargo test`. Extra arguments go to `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,13 +23,19 @@ command -v pamtester >/dev/null 2>&1 || missing+=(pamtester)
 compgen -G '/lib/*/security/pam_radius_auth.so' >/dev/null || compgen -G '/usr/lib/*/security/pam_radius_auth.so' >/dev/null \
   || missing+=(libpam-radius-auth)
 [ -x /usr/sbin/freeradius ] || missing+=(freeradius)
+# A Samba AD domain controller for tests/ad (its own network namespace, so ip).
+[ -x /usr/sbin/samba ] || missing+=(samba)
+[ -d /usr/share/samba/setup/ad-schema ] || missing+=(samba-ad-provision)
+compgen -G '/usr/lib/*/samba/ldb/acl.so' >/dev/null || missing+=(samba-dsdb-modules)
+compgen -G '/usr/lib/*/samba/vfs/acl_xattr.so' >/dev/null || missing+=(samba-vfs-modules)
+command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 
 if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "tests/run.sh: installing ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
-    # The tests start their own slapd and freeradius; keep the packages from
-    # starting system ones.
+    # The tests start their own slapd, freeradius and samba; keep the
+    # packages from starting system ones.
     policy=/usr/sbin/policy-rc.d
     added_policy=""
     if [ ! -e "$policy" ]; then

@@ -178,6 +178,11 @@ fn describe_result(result: &LdapResult) -> String {
     }
 }
 
+/// Whether an operationsError's text is AD's or Samba's "bind first".
+fn refuses_anonymous(text: &str) -> bool {
+    text.starts_with("000004DC") || text.starts_with("00002020")
+}
+
 /// Result codes after which a connection is not worth keeping.
 fn connection_trouble(rc: u32) -> bool {
     matches!(rc, 1 | 2 | 51 | 52 | 80)
@@ -296,8 +301,12 @@ impl LdapDirectory {
         attrs
     }
 
+    /// The server's own time limit is a second more than `timeout_ms`
+    /// rounded up: servers count whole seconds from the clock's second
+    /// (Samba answered a 1 s limit with `timeLimitExceeded` after 10 ms when
+    /// the second turned), and the client's timeout is the one that counts.
     fn search_options(&self, size_limit: usize) -> SearchOptions {
-        let seconds = self.timeout.as_secs_f64().ceil().max(1.0) as i32;
+        let seconds = self.timeout.as_secs_f64().ceil().max(1.0) as i32 + 1;
         SearchOptions::new().sizelimit(size_limit.min(i32::MAX as usize) as i32).timelimit(seconds)
     }
 
@@ -447,9 +456,9 @@ impl LdapDirectory {
         match result.rc {
             0 | 4 => Ok(Some(entries.into_iter().map(SearchEntry::construct).collect())),
             32 => Ok(None),
-            // Active Directory refusing an anonymous search: a configuration
-            // error, not a server to avoid.
-            1 if result.text.starts_with("000004DC") => Err(Failure::Answer(DirectoryError::Unavailable(format!(
+            // Active Directory (000004DC) or Samba (00002020) refusing an
+            // anonymous search: a configuration error, not a server to avoid.
+            1 if refuses_anonymous(&result.text) => Err(Failure::Answer(DirectoryError::Unavailable(format!(
                 "search under {base} refused: {} (the server refuses anonymous searches: set directory.bind_dn)",
                 describe_result(&result)
             )))),
@@ -561,6 +570,12 @@ impl LdapDirectory {
         Ok(found)
     }
 
+    /// Drops the remembered login look-ups of the entry `dn`.
+    fn forget_login(&self, dn: &str) {
+        let mut cache = self.login_cache.lock().unwrap_or_else(|p| p.into_inner());
+        cache.retain(|_, (_, user)| user.dn.as_deref() != Some(dn));
+    }
+
     fn cached_login(&self, name: &str) -> Option<DirectoryUser> {
         let mut cache = self.login_cache.lock().unwrap_or_else(|p| p.into_inner());
         match cache.get(name) {
@@ -657,6 +672,10 @@ impl LdapDirectory {
                 rc if connection_trouble(rc) => Err(Failure::Broken(describe_result(&result))),
                 _ => {
                     tracing::debug!(dn, "LDAP bind refused: {}", describe_result(&result));
+                    // The refusal may come from a new account state (AD
+                    // locks an account after wrong passwords): read it again
+                    // at the next login.
+                    self.forget_login(dn);
                     Ok(false)
                 }
             }
