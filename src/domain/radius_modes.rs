@@ -396,6 +396,60 @@ mod tests {
         }
     }
 
+    /// An LDAP-like directory: names match without regard to case and come
+    /// back in its spelling; bob's account is disabled.
+    struct StatefulDirectory;
+
+    impl crate::directory::UserDirectory for StatefulDirectory {
+        fn lookup<'a>(&'a self, name: &'a str) -> crate::directory::DirectoryFuture<'a, Option<DirectoryUser>> {
+            let name = name.to_lowercase();
+            let user = DirectoryUser { name: name.clone(), display_name: None, email: None, dn: None };
+            Box::pin(async move { Ok(["alice", "bob"].contains(&name.as_str()).then_some(user)) })
+        }
+
+        fn lookup_for_login<'a>(&'a self, name: &'a str) -> crate::directory::DirectoryFuture<'a, Option<DirectoryUser>> {
+            Box::pin(async move {
+                match self.lookup(name).await? {
+                    Some(user) if user.name == "bob" => Err(DirectoryError::AccountUnusable(user.name, "disabled".into())),
+                    found => Ok(found),
+                }
+            })
+        }
+
+        fn search<'a>(&'a self, _: &'a str, _: usize) -> crate::directory::DirectoryFuture<'a, Vec<DirectoryUser>> {
+            Box::pin(async { Ok(Vec::new()) })
+        }
+
+        fn check_password<'a>(
+            &'a self,
+            _: &'a DirectoryUser,
+            password: &'a Secret,
+        ) -> crate::directory::DirectoryFuture<'a, bool> {
+            Box::pin(async move { Ok(password.expose() == b"right") })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_disabled_account_is_refused_in_every_mode_and_names_follow_the_directory() {
+        use crate::domain::testing::{Fixture, RFC_CODES};
+        let f = Fixture::with_gate(crate::config::AuthConfig::default(), std::sync::Arc::new(StatefulDirectory), true);
+        f.import_tokens().await;
+        for (mode, password) in [
+            (AuthMode::Otp, RFC_CODES[0].to_string()),
+            (AuthMode::PasswordOtp, format!("right{}", RFC_CODES[0])),
+            (AuthMode::Challenge, "right".to_string()),
+        ] {
+            let outcome = login(&f.service, mode, "bob", &password).await;
+            assert_eq!(rejected_because(&outcome), Some(RejectReason::AccountDisabled), "{mode:?}");
+        }
+        assert_eq!(f.token("B1").await.counter, 0, "no OTP used up");
+        // The NAS's spelling finds the directory's, in otp mode as in the others.
+        let outcome = login(&f.service, AuthMode::Otp, "ALICE", RFC_CODES[0]).await;
+        assert!(matches!(outcome, Outcome::Decided(Decision::Accept { .. })), "{outcome:?}");
+        let outcome = login(&f.service, AuthMode::PasswordOtp, "Alice", &format!("right{}", RFC_CODES[1])).await;
+        assert!(matches!(outcome, Outcome::Decided(Decision::Accept { .. })), "{outcome:?}");
+    }
+
     async fn login(service: &Service, mode: AuthMode, user: &str, password: &str) -> Outcome {
         let password = Secret::from(password);
         let request = RadiusRequest { client: "vpn", mode: Some(mode), user, password: &password, state: None };
