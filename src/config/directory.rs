@@ -395,9 +395,8 @@ fn check_dn(dn: &str) -> Result<(), String> {
 /// simple bind: a user principal name (`svc@example.test`) or a down-level
 /// logon name (`EXAMPLE\\svc`).
 fn check_bind_name(name: &str) -> Result<(), String> {
-    let ad_name = |sep: char| {
-        name.split_once(sep).is_some_and(|(a, b)| !a.is_empty() && !b.is_empty() && !name.contains('='))
-    };
+    let ad_name =
+        |sep: char| name.split_once(sep).is_some_and(|(a, b)| !a.is_empty() && !b.is_empty() && !name.contains('='));
     if ad_name('@') || ad_name('\\') {
         if name.len() > MAX_LDAP_TEXT || name.chars().any(|c| c.is_control() || c.is_whitespace()) {
             return Err(format!("{name:?} is not a usable bind name"));

@@ -122,7 +122,9 @@ impl Service {
             Ok(Some(entry)) => return Ok(entry),
             Ok(None) => (RejectReason::UnknownUser, "not in the directory".to_string()),
             Err(DirectoryError::NotInGroup(_)) => (RejectReason::NotInGroup, "outside required_group".into()),
-            Err(DirectoryError::AccountUnusable(_, why)) => (RejectReason::AccountDisabled, format!("directory account {why}")),
+            Err(DirectoryError::AccountUnusable(_, why)) => {
+                (RejectReason::AccountDisabled, format!("directory account {why}"))
+            }
             Err(DirectoryError::Unavailable(e)) => return Err(self.directory_down(actor, user, e).await),
             Err(e) => (RejectReason::UnknownUser, e.to_string()),
         };
@@ -407,10 +409,15 @@ mod tests {
             Box::pin(async move { Ok(["alice", "bob"].contains(&name.as_str()).then_some(user)) })
         }
 
-        fn lookup_for_login<'a>(&'a self, name: &'a str) -> crate::directory::DirectoryFuture<'a, Option<DirectoryUser>> {
+        fn lookup_for_login<'a>(
+            &'a self,
+            name: &'a str,
+        ) -> crate::directory::DirectoryFuture<'a, Option<DirectoryUser>> {
             Box::pin(async move {
                 match self.lookup(name).await? {
-                    Some(user) if user.name == "bob" => Err(DirectoryError::AccountUnusable(user.name, "disabled".into())),
+                    Some(user) if user.name == "bob" => {
+                        Err(DirectoryError::AccountUnusable(user.name, "disabled".into()))
+                    }
                     found => Ok(found),
                 }
             })

@@ -52,8 +52,7 @@ fn directory_section(dir: &std::path::Path) -> String {
 /// 127.0.0.3 challenge, 127.0.0.4 otp; a token (RFC seed) for each user
 /// in the required group.
 fn daemon_with(edit_directory: impl FnOnce(String) -> String) -> Daemon {
-    let dc = dc();
-    let daemon = Daemon::start_with(|config| {
+    Daemon::start_with(|config| {
         let dir = std::path::PathBuf::from(
             config.lines().find_map(|l| l.trim().strip_prefix("path: ")).expect("store path").trim_end_matches("/db"),
         );
@@ -69,9 +68,7 @@ fn daemon_with(edit_directory: impl FnOnce(String) -> String) -> Daemon {
                  - {{ name: plain, address: {OTP_CLIENT}/32, secret: \"{SECRET}\", mode: otp }}\n"
             ),
         );
-    });
-    let _ = dc;
-    daemon
+    })
 }
 
 fn import_tokens(daemon: &Daemon, users: &[&str]) {
@@ -152,15 +149,30 @@ async fn the_docs_example_with_nested_groups_and_password_plus_otp() {
     let mut client = daemon.client().await;
     // alice is in VPN Users through two groups (three levels).
     let alice = password_of("alice");
-    assert_eq!(client.authenticate("alice", &format!("{alice}{}", RFC_CODES[0])).await.unwrap().code, CODE_ACCESS_ACCEPT);
+    assert_eq!(
+        client.authenticate("alice", &format!("{alice}{}", RFC_CODES[0])).await.unwrap().code,
+        CODE_ACCESS_ACCEPT
+    );
     let carol = password_of("carol");
-    assert_eq!(client.authenticate("carol", &format!("{carol}{}", RFC_CODES[0])).await.unwrap().code, CODE_ACCESS_ACCEPT);
+    assert_eq!(
+        client.authenticate("carol", &format!("{carol}{}", RFC_CODES[0])).await.unwrap().code,
+        CODE_ACCESS_ACCEPT
+    );
     // A wrong AD password; the OTP typed with it is not used up.
-    assert_eq!(client.authenticate("alice", &format!("Wrong-1{}", RFC_CODES[1])).await.unwrap().code, CODE_ACCESS_REJECT);
+    assert_eq!(
+        client.authenticate("alice", &format!("Wrong-1{}", RFC_CODES[1])).await.unwrap().code,
+        CODE_ACCESS_REJECT
+    );
     assert!(logged_reason(&daemon, "alice", "wrong_password"));
-    assert_eq!(client.authenticate("alice", &format!("{alice}{}", RFC_CODES[1])).await.unwrap().code, CODE_ACCESS_ACCEPT);
+    assert_eq!(
+        client.authenticate("alice", &format!("{alice}{}", RFC_CODES[1])).await.unwrap().code,
+        CODE_ACCESS_ACCEPT
+    );
     // Replay.
-    assert_eq!(client.authenticate("alice", &format!("{alice}{}", RFC_CODES[1])).await.unwrap().code, CODE_ACCESS_REJECT);
+    assert_eq!(
+        client.authenticate("alice", &format!("{alice}{}", RFC_CODES[1])).await.unwrap().code,
+        CODE_ACCESS_REJECT
+    );
     // bob is in no group.
     let bob = password_of("bob");
     assert_eq!(client.authenticate("bob", &format!("{bob}{}", RFC_CODES[0])).await.unwrap().code, CODE_ACCESS_REJECT);
@@ -181,15 +193,13 @@ async fn unusable_accounts_are_refused_in_every_mode() {
     import_tokens(&daemon, &["dora", "mike", "eve", "lou"]);
     let mut inline = daemon.client().await;
     // lou locks his AD account with wrong passwords typed at the NAS.
-    for i in 0..LOCKOUT_THRESHOLD as usize {
-        let reply = inline.authenticate("lou", &format!("Wrong-{i}{}", RFC_CODES[i])).await.unwrap();
+    for (i, code) in RFC_CODES.iter().take(LOCKOUT_THRESHOLD as usize).enumerate() {
+        let reply = inline.authenticate("lou", &format!("Wrong-{i}{code}")).await.unwrap();
         assert_eq!(reply.code, CODE_ACCESS_REJECT);
     }
     let mut plain = client_from(&daemon, OTP_CLIENT).await;
     let mut asa = client_from(&daemon, CHALLENGE_CLIENT).await;
-    for (user, why) in
-        [("dora", "disabled"), ("mike", "must change password"), ("eve", "expired"), ("lou", "locked")]
-    {
+    for (user, why) in [("dora", "disabled"), ("mike", "must change password"), ("eve", "expired"), ("lou", "locked")] {
         let password = password_of(user);
         assert_eq!(plain.authenticate(user, RFC_CODES[5]).await.unwrap().code, CODE_ACCESS_REJECT, "{user} otp");
         let reply = inline.authenticate(user, &format!("{password}{}", RFC_CODES[5])).await.unwrap();

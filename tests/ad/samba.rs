@@ -105,6 +105,9 @@ fn run(program: &str, args: &[&str]) -> String {
 }
 
 impl Dc {
+    // The watcher and samba outlive this call on purpose: the watcher
+    // stops samba after the test process has exited.
+    #[allow(clippy::zombie_processes)]
     fn provision() -> Dc {
         let started = Instant::now();
         require("/usr/bin/samba-tool", "samba");
@@ -186,7 +189,6 @@ impl Dc {
 
         let dc = Dc { dir: dir.clone(), ip, provision_seconds, ready_seconds: 0.0 };
         dc.populate(&target);
-        let pid_file = target.join("samba.pid");
         let log = std::fs::File::create(dir.join("samba.out")).expect("samba.out");
         let mut child = Command::new("ip")
             .args(["netns", "exec", &netns, "samba", "-i", "-s"])
@@ -197,7 +199,6 @@ impl Dc {
             .spawn()
             .expect("start samba");
         std::fs::write(dir.join("samba.pid"), child.id().to_string()).expect("samba.pid");
-        let _ = pid_file;
         let deadline = Instant::now() + Duration::from_secs(60);
         while TcpStream::connect_timeout(&format!("{}:636", dc.ip).parse().expect("addr"), Duration::from_millis(200))
             .is_err()
@@ -281,8 +282,19 @@ fn make_certificates(dir: &Path, ip: &str) {
     run(
         "openssl",
         &[
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=radotp test CA",
-            "-keyout", &p("ca.key"), "-out", &p("ca.pem"),
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=radotp test CA",
+            "-keyout",
+            &p("ca.key"),
+            "-out",
+            &p("ca.pem"),
         ],
     );
     std::fs::write(dir.join("san.ext"), format!("subjectAltName=IP:{ip},DNS:dc1.{REALM}\n")).expect("san.ext");
@@ -293,13 +305,31 @@ fn make_certificates(dir: &Path, ip: &str) {
         run(
             "openssl",
             &[
-                "req", "-newkey", "rsa:2048", "-nodes", "-subj", &format!("/CN=dc1.{REALM}"), "-keyout",
-                &p(&format!("{name}.key")), "-out", &p(&format!("{name}.csr")),
+                "req",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-subj",
+                &format!("/CN=dc1.{REALM}"),
+                "-keyout",
+                &p(&format!("{name}.key")),
+                "-out",
+                &p(&format!("{name}.csr")),
             ],
         );
         let mut args = vec![
-            "x509".to_string(), "-req".into(), "-days".into(), "2".into(), "-in".into(), p(&format!("{name}.csr")),
-            "-CA".into(), p("ca.pem"), "-CAkey".into(), p("ca.key"), "-CAcreateserial".into(), "-out".into(),
+            "x509".to_string(),
+            "-req".into(),
+            "-days".into(),
+            "2".into(),
+            "-in".into(),
+            p(&format!("{name}.csr")),
+            "-CA".into(),
+            p("ca.pem"),
+            "-CAkey".into(),
+            p("ca.key"),
+            "-CAcreateserial".into(),
+            "-out".into(),
             p(&format!("{name}.pem")),
         ];
         args.extend(["-extfile".to_string(), p(ext)]);

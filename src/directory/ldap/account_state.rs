@@ -11,8 +11,13 @@ use std::collections::HashMap;
 
 /// The attributes read from a user's entry at login (a base search: AD
 /// builds `msDS-User-Account-Control-Computed` only for those).
-pub const STATE_ATTRIBUTES: [&str; 5] =
-    ["userAccountControl", "msDS-User-Account-Control-Computed", "accountExpires", "pwdLastSet", "pwdAccountLockedTime"];
+pub const STATE_ATTRIBUTES: [&str; 5] = [
+    "userAccountControl",
+    "msDS-User-Account-Control-Computed",
+    "accountExpires",
+    "pwdLastSet",
+    "pwdAccountLockedTime",
+];
 
 /// `userAccountControl` ACCOUNTDISABLE.
 const UF_ACCOUNTDISABLE: u64 = 0x2;

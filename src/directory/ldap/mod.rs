@@ -517,11 +517,10 @@ impl LdapDirectory {
     /// builds `msDS-User-Account-Control-Computed` only for those).
     async fn account_check(&self, ldap: &mut Ldap, dn: &str) -> Attempt<Option<account_state::Unusable>> {
         let attrs = account_state::STATE_ATTRIBUTES.iter().map(|a| a.to_string()).collect();
-        let entries = self.search_entries(ldap, dn, Scope::Base, "(objectClass=*)", attrs, 1).await?.unwrap_or_default();
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0);
+        let entries =
+            self.search_entries(ldap, dn, Scope::Base, "(objectClass=*)", attrs, 1).await?.unwrap_or_default();
+        let now =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
         Ok(entries.first().and_then(|entry| account_state::unusable(&entry.attrs, now)))
     }
 
@@ -611,7 +610,8 @@ impl LdapDirectory {
                     };
                     let user = self.user_of(entry, Some(name));
                     let member = self.member_check(&mut ldap, &entry.dn).await?;
-                    let state = if check_state && member { self.account_check(&mut ldap, &entry.dn).await? } else { None };
+                    let state =
+                        if check_state && member { self.account_check(&mut ldap, &entry.dn).await? } else { None };
                     Ok(user.map(|u| (u, member, state)))
                 }
             })
