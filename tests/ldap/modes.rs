@@ -168,6 +168,28 @@ async fn otp_mode_also_enforces_required_group() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_ppolicy_locked_account_is_refused_in_every_mode() {
+    let slapd = Slapd::start();
+    let daemon = daemon_with_modes(&slapd, false, "");
+    slapd.add(&format!(
+        "dn: {}\nchangetype: modify\nreplace: pwdAccountLockedTime\npwdAccountLockedTime: 000001010000Z\n",
+        user_dn("bob")
+    ));
+    let mut plain = client_from(&daemon, OTP_CLIENT).await;
+    assert_eq!(plain.authenticate("bob", RFC_CODES[0]).await.unwrap().code, CODE_ACCESS_REJECT);
+    let mut inline = daemon.client().await;
+    let reply = inline.authenticate("bob", &format!("{}{}", password_of("bob"), RFC_CODES[0])).await.unwrap();
+    assert_eq!(reply.code, CODE_ACCESS_REJECT);
+    let mut asa = client_from(&daemon, CHALLENGE_CLIENT).await;
+    assert_eq!(asa.authenticate("bob", &password_of("bob")).await.unwrap().code, CODE_ACCESS_REJECT);
+    assert_eq!(plain.authenticate("alice", RFC_CODES[0]).await.unwrap().code, CODE_ACCESS_ACCEPT, "not locked");
+    let reasons = daemon.ctl_json(&["status"])["radius"]["reject_reasons"].clone();
+    assert_eq!(reasons["account_disabled"].as_u64(), Some(3), "{reasons}");
+    let audit = daemon.ctl_ok(&["audit", "--user", "bob", "--json"]);
+    assert!(audit.contains("directory account locked"), "{audit}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn challenge_flow_and_its_states() {
     let slapd = Slapd::start();
     let daemon = daemon_with_modes(&slapd, true, "  challenge_timeout_seconds: 2\n  challenge_max_attempts: 2\n");
