@@ -80,6 +80,23 @@ pub fn dc() -> &'static Dc {
     DC.get_or_init(Dc::provision)
 }
 
+/// The DC, or `None` (and a line saying why) when the tests run as a user
+/// who cannot make network namespaces. Under tests/run.sh
+/// (`RADOTP_REQUIRE_LOGS` set, as in CI) that is a failure, not a skip.
+pub fn dc_or_skip() -> Option<&'static Dc> {
+    use std::os::unix::fs::MetadataExt;
+    let root = std::fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false);
+    if !root {
+        assert!(
+            std::env::var_os("RADOTP_REQUIRE_LOGS").is_none(),
+            "tests/ad need root (ip netns add); run tests/run.sh as root"
+        );
+        eprintln!("skipped: tests/ad need root to make a network namespace for the Samba DC");
+        return None;
+    }
+    Some(dc())
+}
+
 fn require(path: &str, package: &str) {
     assert!(
         Path::new(path).exists(),
