@@ -38,16 +38,20 @@
 //! and failover included, by `timeout_ms × (number of URLs + 1)`.
 
 pub mod account_state;
+mod diagnostics;
+mod login_cache;
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, LdapError, LdapResult, Scope, SearchEntry, SearchOptions};
+use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, LdapError, Scope, SearchEntry, SearchOptions};
 use tokio::sync::Semaphore;
 
+use self::diagnostics::{connection_trouble, describe, describe_result, explain_tls, refuses_anonymous};
+use self::login_cache::LoginCache;
+pub use self::login_cache::{LOGIN_CACHE_MAX, LOGIN_CACHE_TTL};
 use super::{DirectoryError, DirectoryFuture, DirectoryUser, UserDirectory};
 use crate::config::{GroupMembership, LdapConfig, read_ca_file};
 use crate::secret::Secret;
@@ -61,10 +65,6 @@ pub const DOWN_RETRY: Duration = Duration::from_secs(30);
 const MAX_CONNECTION_AGE: Duration = Duration::from_secs(300);
 /// The matching rule LDAP_MATCHING_RULE_IN_CHAIN of Active Directory.
 pub const IN_CHAIN: &str = "1.2.840.113556.1.4.1941";
-/// How long a login look-up that found a usable account is reused.
-pub const LOGIN_CACHE_TTL: Duration = Duration::from_secs(30);
-/// Most names whose login look-up is remembered; the cache is emptied when full.
-pub const LOGIN_CACHE_MAX: usize = 10_000;
 
 /// Escapes `value` for the inside of an LDAP filter (RFC 4515 section 3).
 ///
@@ -108,8 +108,7 @@ pub struct LdapDirectory {
     searches: Pool,
     binds: Pool,
     opened: AtomicU64,
-    /// Login look-ups that found a usable account, by the name asked.
-    login_cache: Mutex<HashMap<String, (Instant, DirectoryUser)>>,
+    login_cache: LoginCache,
 }
 
 struct Pool {
@@ -140,53 +139,6 @@ impl From<LdapError> for Failure {
 }
 
 type Attempt<T> = Result<T, Failure>;
-
-fn describe(e: &LdapError) -> String {
-    match e {
-        LdapError::Timeout { .. } => "no answer in time".into(),
-        LdapError::LdapResult { result } => describe_result(result),
-        other => other.to_string(),
-    }
-}
-
-fn describe_result(result: &LdapResult) -> String {
-    let name = match result.rc {
-        1 => "operationsError",
-        2 => "protocolError",
-        3 => "timeLimitExceeded",
-        4 => "sizeLimitExceeded",
-        7 => "authMethodNotSupported",
-        8 => "strongerAuthRequired",
-        13 => "confidentialityRequired",
-        10 => "referral",
-        11 => "adminLimitExceeded",
-        32 => "noSuchObject",
-        34 => "invalidDNSyntax",
-        48 => "inappropriateAuthentication",
-        49 => "invalidCredentials",
-        50 => "insufficientAccessRights",
-        51 => "busy",
-        52 => "unavailable",
-        53 => "unwillingToPerform",
-        80 => "other",
-        _ => "error",
-    };
-    if result.text.is_empty() {
-        format!("{name} ({})", result.rc)
-    } else {
-        format!("{name} ({}): {}", result.rc, result.text)
-    }
-}
-
-/// Whether an operationsError's text is AD's or Samba's "bind first".
-fn refuses_anonymous(text: &str) -> bool {
-    text.starts_with("000004DC") || text.starts_with("00002020")
-}
-
-/// Result codes after which a connection is not worth keeping.
-fn connection_trouble(rc: u32) -> bool {
-    matches!(rc, 1 | 2 | 51 | 52 | 80)
-}
 
 impl LdapDirectory {
     /// Builds the directory from a validated configuration; reads the bind
@@ -255,7 +207,7 @@ impl LdapDirectory {
             searches: pool(true),
             binds: pool(false),
             opened: AtomicU64::new(0),
-            login_cache: Mutex::new(HashMap::new()),
+            login_cache: LoginCache::default(),
         })
     }
 
@@ -555,36 +507,14 @@ impl LdapDirectory {
     /// A look-up for a login: the account's state is checked too, and a
     /// usable account is remembered for [`LOGIN_CACHE_TTL`].
     async fn lookup_login(&self, name: &str) -> Result<Option<DirectoryUser>, DirectoryError> {
-        if let Some(user) = self.cached_login(name) {
+        if let Some(user) = self.login_cache.get(name) {
             return Ok(Some(user));
         }
         let found = self.find_user(name, true).await?;
         if let Some(user) = &found {
-            let mut cache = self.login_cache.lock().unwrap_or_else(|p| p.into_inner());
-            if cache.len() >= LOGIN_CACHE_MAX {
-                cache.clear();
-            }
-            cache.insert(name.to_string(), (Instant::now(), user.clone()));
+            self.login_cache.put(name, user);
         }
         Ok(found)
-    }
-
-    /// Drops the remembered login look-ups of the entry `dn`.
-    fn forget_login(&self, dn: &str) {
-        let mut cache = self.login_cache.lock().unwrap_or_else(|p| p.into_inner());
-        cache.retain(|_, (_, user)| user.dn.as_deref() != Some(dn));
-    }
-
-    fn cached_login(&self, name: &str) -> Option<DirectoryUser> {
-        let mut cache = self.login_cache.lock().unwrap_or_else(|p| p.into_inner());
-        match cache.get(name) {
-            Some((at, user)) if at.elapsed() < LOGIN_CACHE_TTL => Some(user.clone()),
-            Some(_) => {
-                cache.remove(name);
-                None
-            }
-            None => None,
-        }
     }
 
     async fn find_user(&self, name: &str, check_state: bool) -> Result<Option<DirectoryUser>, DirectoryError> {
@@ -675,7 +605,7 @@ impl LdapDirectory {
                     // The refusal may come from a new account state (AD
                     // locks an account after wrong passwords): read it again
                     // at the next login.
-                    self.forget_login(dn);
+                    self.login_cache.forget_dn(dn);
                     Ok(false)
                 }
             }
@@ -727,25 +657,6 @@ impl Pool {
         }
         None
     }
-}
-
-/// Adds the likely cause to a certificate name mismatch: radotp (rustls)
-/// reads only the subjectAltName, never the CN, where OpenSSL-based tools
-/// such as `ldapsearch` still fall back to the CN.
-fn explain_tls(reason: &str, url: &str) -> String {
-    if !reason.contains("NotValidForName") {
-        return reason.to_string();
-    }
-    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
-    let authority = rest.split('/').next().unwrap_or(rest);
-    let host = match authority.strip_prefix('[') {
-        Some(v6) => v6.split(']').next().unwrap_or(v6),
-        None => authority.split(':').next().unwrap_or(authority),
-    };
-    format!(
-        "{reason}: the certificate has no subjectAltName for {host} (a CN is not used; \
-         see docs/ldap.md, TLS)"
-    )
 }
 
 fn check_name(name: &str) -> Result<(), DirectoryError> {

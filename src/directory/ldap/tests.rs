@@ -1,5 +1,7 @@
 //! Filter escaping, name checks and URL handling of the LDAP engine (no server needed).
 
+use ldap3::LdapResult;
+
 use super::*;
 
 #[test]
