@@ -285,7 +285,7 @@ fn settings_of(config: &Config) -> Settings {
         auth: config.auth.clone(),
         token_types: config.token_types.clone(),
         enroll: EnrollLabels { issuer: config.enroll.issuer.clone(), account: config.enroll.account_label.clone() },
-        directory_gate: matches!(&config.directory, DirectoryConfig::Ldap(ldap) if ldap.required_group.is_some()),
+        directory_gate: matches!(&config.directory, DirectoryConfig::Ldap(_)),
         retention: config.audit.retention(),
         clients: config.radius.clients.iter().map(|c| (c.name.clone(), c.access())).collect(),
         authorization: Arc::new(config.authorization().unwrap_or_else(|e| {

@@ -5,7 +5,8 @@
 # to when they are missing (radclient from freeradius-utils, OpenLDAP's slapd
 # and ldap-utils, openssl for test certificates, e2fsprogs for the full-disk
 # test's small file system, pamtester and libpam-radius-auth, freeradius for
-# the proxy test, PostgreSQL's server programs), using apt-get when run as
+# the proxy test, PostgreSQL's server programs, samba for the Active
+# Directory tests), using apt-get when run as
 # root, then runs `cargo test`. Extra arguments go to `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,13 +26,19 @@ compgen -G '/lib/*/security/pam_radius_auth.so' >/dev/null || compgen -G '/usr/l
   || missing+=(libpam-radius-auth)
 [ -x /usr/sbin/freeradius ] || missing+=(freeradius)
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
+# A Samba AD domain controller for tests/ad (its own network namespace, so ip).
+[ -x /usr/sbin/samba ] || missing+=(samba)
+[ -d /usr/share/samba/setup/ad-schema ] || missing+=(samba-ad-provision)
+compgen -G '/usr/lib/*/samba/ldb/acl.so' >/dev/null || missing+=(samba-dsdb-modules)
+compgen -G '/usr/lib/*/samba/vfs/acl_xattr.so' >/dev/null || missing+=(samba-vfs-modules)
+command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 
 if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "tests/run.sh: installing ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
-    # The tests start their own slapd, freeradius and PostgreSQL; keep the packages from
-    # starting system ones.
+    # The tests start their own slapd, freeradius, PostgreSQL and samba; keep
+    # the packages from starting system ones.
     policy=/usr/sbin/policy-rc.d
     added_policy=""
     if [ ! -e "$policy" ]; then

@@ -274,7 +274,7 @@ impl LdapConfig {
             problem(format!("{at}.{key}"), message);
         }
         if let Some(dn) = &self.bind_dn {
-            if let Err(message) = check_dn(dn) {
+            if let Err(message) = check_bind_name(dn) {
                 problem(format!("{at}.bind_dn"), message);
             }
         }
@@ -402,6 +402,21 @@ fn check_dn(dn: &str) -> Result<(), String> {
         return Err(format!("{dn:?} is not a DN (attribute=value,...)"));
     }
     Ok(())
+}
+
+/// A DN, or one of the two other names Active Directory accepts in a
+/// simple bind: a user principal name (`svc@example.test`) or a down-level
+/// logon name (`EXAMPLE\\svc`).
+fn check_bind_name(name: &str) -> Result<(), String> {
+    let ad_name =
+        |sep: char| name.split_once(sep).is_some_and(|(a, b)| !a.is_empty() && !b.is_empty() && !name.contains('='));
+    if ad_name('@') || ad_name('\\') {
+        if name.len() > MAX_LDAP_TEXT || name.chars().any(|c| c.is_control() || c.is_whitespace()) {
+            return Err(format!("{name:?} is not a usable bind name"));
+        }
+        return Ok(());
+    }
+    check_dn(name).map_err(|e| format!("{e} (Active Directory also accepts user@domain and DOMAIN\\user)"))
 }
 
 fn check_filter(filter: &str, placeholder: &str) -> Result<(), String> {

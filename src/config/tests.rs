@@ -406,3 +406,16 @@ fn postgres_store_node_name_and_store_unavailable_keys() {
     assert_eq!(problem_paths(&shared.replace("radius-a", "a b")), vec!["node.name".to_string()]);
     assert_eq!(problem_paths(&shared.replace("no_answer", "maybe")), vec!["auth.store_unavailable".to_string()]);
 }
+
+#[test]
+fn active_directory_bind_names_are_accepted() {
+    let dn = "  bind_dn: \"cn=radotp,ou=services,dc=example,dc=org\"\n";
+    for name in ["svc-radotp@example.test", "EXAMPLE\\\\svc-radotp"] {
+        let text = with_directory(&LDAP.replace(dn, &format!("  bind_dn: \"{name}\"\n")));
+        assert_eq!(problem_paths(&text), Vec::<String>::new(), "{name}");
+    }
+    for bad in ["svc-radotp", "@example.test", "EXAMPLE\\\\", "svc radotp@example.test"] {
+        let text = with_directory(&LDAP.replace(dn, &format!("  bind_dn: \"{bad}\"\n")));
+        assert!(problem_paths(&text).contains(&"directory.bind_dn".to_string()), "{bad}");
+    }
+}

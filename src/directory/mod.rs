@@ -60,6 +60,10 @@ pub enum DirectoryError {
     /// The user exists but is outside the directory's required group.
     #[error("user {0} is not in the required group")]
     NotInGroup(String),
+    /// The user exists but the directory account cannot log in; the
+    /// second field says why (`disabled`, `locked`, `expired`...).
+    #[error("account {0} cannot log in: {1}")]
+    AccountUnusable(String, String),
     /// The directory cannot do this (a static list checks no passwords).
     #[error("{0}")]
     Unsupported(String),
@@ -70,6 +74,14 @@ pub type DirectoryFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, Director
 pub trait UserDirectory: Send + Sync {
     /// The user called exactly `name`, if any.
     fn lookup<'a>(&'a self, name: &'a str) -> DirectoryFuture<'a, Option<DirectoryUser>>;
+
+    /// The user called `name` for a login: [`UserDirectory::lookup`], and
+    /// then [`DirectoryError::AccountUnusable`] when the directory says the
+    /// account cannot log in (disabled, locked, expired). Directories
+    /// without account state answer as `lookup`.
+    fn lookup_for_login<'a>(&'a self, name: &'a str) -> DirectoryFuture<'a, Option<DirectoryUser>> {
+        self.lookup(name)
+    }
 
     /// Users whose name, display name or e-mail contains `query`, at most `limit`.
     fn search<'a>(&'a self, query: &'a str, limit: usize) -> DirectoryFuture<'a, Vec<DirectoryUser>>;

@@ -59,7 +59,8 @@ pub struct Settings {
     pub token_types: Vec<TokenType>,
     pub enroll: enroll::EnrollLabels,
     /// RADIUS requests in `otp` mode must look the user up too (an LDAP
-    /// `required_group` is configured).
+    /// directory: its group and the account's state are checked at every
+    /// login, and tokens are found under its spelling of the name).
     pub directory_gate: bool,
     /// How much of the audit log is kept.
     pub retention: crate::model::audit::Retention,

@@ -114,13 +114,18 @@ impl Service {
         let user = normalize_user(request.user, auth.strip_realm, auth.case_insensitive_users);
         match (request.mode.unwrap_or(auth.mode), request.state) {
             (AuthMode::Otp, _) => {
-                if settings.directory_gate {
-                    if let (None, Err(outcome)) = (request.known, self.directory_entry(actor, &user).await) {
-                        return Ok(outcome);
+                // With a directory gate, as in the password modes, tokens
+                // belong to the directory's spelling of the name.
+                let owner = if settings.directory_gate {
+                    match self.known_or_lookup(actor, &user, request.known).await {
+                        Ok(entry) => entry.name,
+                        Err(outcome) => return Ok(outcome),
                     }
-                }
+                } else {
+                    user.clone()
+                };
                 let otp = std::str::from_utf8(request.password.expose()).unwrap_or("");
-                Ok(Outcome::Decided(self.authenticate_types(actor, &user, otp, request.token_types).await?))
+                Ok(Outcome::Decided(self.authenticate_types(actor, &owner, otp, request.token_types).await?))
             }
             (AuthMode::PasswordOtp, _) => {
                 self.password_then_otp(actor, &user, request.password, request.token_types, request.known).await
@@ -155,10 +160,13 @@ impl Service {
     }
 
     pub(super) async fn directory_entry(&self, actor: &Actor, user: &str) -> Result<DirectoryUser, Outcome> {
-        let (reason, detail) = match self.directory().lookup(user).await {
+        let (reason, detail) = match self.directory().lookup_for_login(user).await {
             Ok(Some(entry)) => return Ok(entry),
             Ok(None) => (RejectReason::UnknownUser, "not in the directory".to_string()),
             Err(DirectoryError::NotInGroup(_)) => (RejectReason::NotInGroup, "outside required_group".into()),
+            Err(DirectoryError::AccountUnusable(_, why)) => {
+                (RejectReason::AccountDisabled, format!("directory account {why}"))
+            }
             Err(DirectoryError::Unavailable(e)) => return Err(self.directory_down(actor, user, e).await),
             Err(e) => (RejectReason::UnknownUser, e.to_string()),
         };
@@ -434,6 +442,65 @@ mod tests {
         ) -> crate::directory::DirectoryFuture<'a, bool> {
             Box::pin(async move { Ok(password.expose() == b"right") })
         }
+    }
+
+    /// An LDAP-like directory: names match without regard to case and come
+    /// back in its spelling; bob's account is disabled.
+    struct StatefulDirectory;
+
+    impl crate::directory::UserDirectory for StatefulDirectory {
+        fn lookup<'a>(&'a self, name: &'a str) -> crate::directory::DirectoryFuture<'a, Option<DirectoryUser>> {
+            let name = name.to_lowercase();
+            let user = DirectoryUser { name: name.clone(), ..DirectoryUser::default() };
+            Box::pin(async move { Ok(["alice", "bob"].contains(&name.as_str()).then_some(user)) })
+        }
+
+        fn lookup_for_login<'a>(
+            &'a self,
+            name: &'a str,
+        ) -> crate::directory::DirectoryFuture<'a, Option<DirectoryUser>> {
+            Box::pin(async move {
+                match self.lookup(name).await? {
+                    Some(user) if user.name == "bob" => {
+                        Err(DirectoryError::AccountUnusable(user.name, "disabled".into()))
+                    }
+                    found => Ok(found),
+                }
+            })
+        }
+
+        fn search<'a>(&'a self, _: &'a str, _: usize) -> crate::directory::DirectoryFuture<'a, Vec<DirectoryUser>> {
+            Box::pin(async { Ok(Vec::new()) })
+        }
+
+        fn check_password<'a>(
+            &'a self,
+            _: &'a DirectoryUser,
+            password: &'a Secret,
+        ) -> crate::directory::DirectoryFuture<'a, bool> {
+            Box::pin(async move { Ok(password.expose() == b"right") })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_disabled_account_is_refused_in_every_mode_and_names_follow_the_directory() {
+        use crate::domain::testing::{Fixture, RFC_CODES};
+        let f = Fixture::with_gate(crate::config::AuthConfig::default(), std::sync::Arc::new(StatefulDirectory), true);
+        f.import_tokens().await;
+        for (mode, password) in [
+            (AuthMode::Otp, RFC_CODES[0].to_string()),
+            (AuthMode::PasswordOtp, format!("right{}", RFC_CODES[0])),
+            (AuthMode::Challenge, "right".to_string()),
+        ] {
+            let outcome = login(&f.service, mode, "bob", &password).await;
+            assert_eq!(rejected_because(&outcome), Some(RejectReason::AccountDisabled), "{mode:?}");
+        }
+        assert_eq!(f.token("B1").await.counter, 0, "no OTP used up");
+        // The NAS's spelling finds the directory's, in otp mode as in the others.
+        let outcome = login(&f.service, AuthMode::Otp, "ALICE", RFC_CODES[0]).await;
+        assert!(matches!(outcome, Outcome::Decided(Decision::Accept { .. })), "{outcome:?}");
+        let outcome = login(&f.service, AuthMode::PasswordOtp, "Alice", &format!("right{}", RFC_CODES[1])).await;
+        assert!(matches!(outcome, Outcome::Decided(Decision::Accept { .. })), "{outcome:?}");
     }
 
     async fn login(service: &Service, mode: AuthMode, user: &str, password: &str) -> Outcome {

@@ -29,6 +29,11 @@ pub(crate) struct Fixture {
 
 impl Fixture {
     pub(crate) fn new(auth: AuthConfig, directory: Arc<dyn UserDirectory>) -> Fixture {
+        Fixture::with_gate(auth, directory, false)
+    }
+
+    /// As [`Fixture::new`]; `directory_gate` as for an LDAP directory.
+    pub(crate) fn with_gate(auth: AuthConfig, directory: Arc<dyn UserDirectory>, directory_gate: bool) -> Fixture {
         let store: Arc<dyn Store> = Arc::new(MemoryStore::new(None));
         let clock = Arc::new(AtomicU64::new(1_000_000));
         let time = clock.clone();
@@ -61,7 +66,7 @@ impl Fixture {
                 },
             ],
             enroll: EnrollLabels::default(),
-            directory_gate: false,
+            directory_gate,
             retention: crate::model::audit::Retention { max_age_seconds: None, max_entries: Some(1000) },
             authorization: Default::default(),
             clients: Vec::new(),

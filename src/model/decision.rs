@@ -25,6 +25,9 @@ pub enum RejectReason {
     UnknownUser,
     /// The user is outside the directory's `required_group`.
     NotInGroup,
+    /// The directory account cannot log in (disabled, locked, expired, or
+    /// its password expired or must be changed).
+    AccountDisabled,
     /// The directory password is wrong.
     WrongPassword,
     /// The directory could not be reached.
@@ -49,6 +52,7 @@ impl RejectReason {
             RejectReason::StoreFailure => "store_failure",
             RejectReason::UnknownUser => "unknown_user",
             RejectReason::NotInGroup => "not_in_group",
+            RejectReason::AccountDisabled => "account_disabled",
             RejectReason::WrongPassword => "wrong_password",
             RejectReason::DirectoryUnavailable => "directory_unavailable",
             RejectReason::BadState => "bad_state",

@@ -168,6 +168,28 @@ async fn otp_mode_also_enforces_required_group() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_ppolicy_locked_account_is_refused_in_every_mode() {
+    let slapd = Slapd::start();
+    let daemon = daemon_with_modes(&slapd, false, "");
+    slapd.add(&format!(
+        "dn: {}\nchangetype: modify\nreplace: pwdAccountLockedTime\npwdAccountLockedTime: 000001010000Z\n",
+        user_dn("bob")
+    ));
+    let mut plain = client_from(&daemon, OTP_CLIENT).await;
+    assert_eq!(plain.authenticate("bob", RFC_CODES[0]).await.unwrap().code, CODE_ACCESS_REJECT);
+    let mut inline = daemon.client().await;
+    let reply = inline.authenticate("bob", &format!("{}{}", password_of("bob"), RFC_CODES[0])).await.unwrap();
+    assert_eq!(reply.code, CODE_ACCESS_REJECT);
+    let mut asa = client_from(&daemon, CHALLENGE_CLIENT).await;
+    assert_eq!(asa.authenticate("bob", &password_of("bob")).await.unwrap().code, CODE_ACCESS_REJECT);
+    assert_eq!(plain.authenticate("alice", RFC_CODES[0]).await.unwrap().code, CODE_ACCESS_ACCEPT, "not locked");
+    let reasons = daemon.ctl_json(&["status"])["radius"]["reject_reasons"].clone();
+    assert_eq!(reasons["account_disabled"].as_u64(), Some(3), "{reasons}");
+    let audit = daemon.ctl_ok(&["audit", "--user", "bob", "--json"]);
+    assert!(audit.contains("directory account locked"), "{audit}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn challenge_flow_and_its_states() {
     let slapd = Slapd::start();
     let daemon = daemon_with_modes(&slapd, true, "  challenge_timeout_seconds: 2\n  challenge_max_attempts: 2\n");
@@ -235,7 +257,7 @@ async fn tokens_belong_to_the_directory_spelling_of_the_name() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_directory_outage_rejects_quickly_spares_otp_mode_and_recovers() {
+async fn a_directory_outage_rejects_quickly_in_every_mode_and_recovers() {
     let mut slapd = Slapd::start();
     let daemon = daemon_with_modes(&slapd, false, "");
     let mut inline = daemon.client().await;
@@ -246,8 +268,9 @@ async fn a_directory_outage_rejects_quickly_spares_otp_mode_and_recovers() {
     let reply = inline.authenticate("alice", &format!("{pw}{}", RFC_CODES[0])).await.unwrap();
     assert_eq!(reply.code, CODE_ACCESS_REJECT);
     assert!(started.elapsed() < Duration::from_millis(1500), "answered within the timeout: {:?}", started.elapsed());
-    // A mode that needs no directory goes on working.
-    assert_eq!(plain.authenticate(ZOE, RFC_CODES[0]).await.unwrap().code, CODE_ACCESS_ACCEPT);
+    // otp mode too checks the account at each login, so it follows the
+    // outage policy (here: reject), and the OTP is not used up.
+    assert_eq!(plain.authenticate(ZOE, RFC_CODES[0]).await.unwrap().code, CODE_ACCESS_REJECT);
     slapd.launch();
     let mut accepted = false;
     for _ in 0..20 {

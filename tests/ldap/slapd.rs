@@ -13,7 +13,8 @@
 //!   [`SHARED_MAIL`]);
 //! - `ou=groups`: `cn=vpn-users` (groupOfNames: alice, zoë) and
 //!   `cn=vpn-unique` (groupOfUniqueNames: alice); the memberof overlay keeps
-//!   `memberOf` on the users;
+//!   `memberOf` on the users; the ppolicy overlay (no policy) gives
+//!   `pwdAccountLockedTime`, which tests may set to lock an account;
 //! - `ou=services`: the service account [`SERVICE_DN`] / [`SERVICE_PASSWORD`],
 //!   the only one (besides each user for their own entry) allowed to read.
 #![allow(dead_code)]
@@ -114,6 +115,7 @@ include /etc/ldap/schema/inetorgperson.schema
 modulepath /usr/lib/ldap
 moduleload back_mdb
 moduleload memberof
+moduleload ppolicy
 pidfile {dir}/slapd.pid
 argsfile {dir}/slapd.args
 {tls_lines}
@@ -124,6 +126,7 @@ rootdn "{ROOT_DN}"
 rootpw {ROOT_PASSWORD}
 directory {dir}/db
 overlay memberof
+overlay ppolicy
 access to attrs=userPassword
     by self write
     by anonymous auth

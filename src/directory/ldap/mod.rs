@@ -24,22 +24,37 @@
 //! fallback URL are replaced after [`DOWN_RETRY`] so that the service comes
 //! back to the first URL when it returns.
 //!
+//! # Account state
+//! A login look-up ([`UserDirectory::lookup_for_login`]) also reads the
+//! entry's account state ([`account_state`]: disabled, locked, expired,
+//! password to change) with a base search, and answers
+//! [`DirectoryError::AccountUnusable`]. Usable accounts are remembered for
+//! [`LOGIN_CACHE_TTL`] (at most [`LOGIN_CACHE_MAX`] names), so a change in
+//! the directory counts at login within that time.
+//!
 //! # Time
 //! Each exchange (connecting to one URL with TLS and the service bind, one
 //! search, one bind) is bounded by `timeout_ms`; a whole operation, retry
 //! and failover included, by `timeout_ms × (number of URLs + 1)`.
+
+pub mod account_state;
+mod diagnostics;
+mod login_cache;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, LdapError, LdapResult, Scope, SearchEntry, SearchOptions};
+use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, LdapError, Scope, SearchEntry, SearchOptions};
 use tokio::sync::Semaphore;
 
 pub mod groups;
 
+use self::diagnostics::{connection_trouble, describe, describe_result, explain_tls, refuses_anonymous};
 use self::groups::AuthzLookup;
+use self::login_cache::LoginCache;
+pub use self::login_cache::{LOGIN_CACHE_MAX, LOGIN_CACHE_TTL};
 use super::{DirectoryError, DirectoryFuture, DirectoryUser, UserDirectory};
 use crate::config::{GroupMembership, LdapConfig, read_ca_file};
 use crate::secret::Secret;
@@ -107,6 +122,7 @@ pub struct LdapDirectory {
     opened: AtomicU64,
     /// Groups and template attributes read at look-up ([`groups`]).
     authz: AuthzLookup,
+    login_cache: LoginCache,
 }
 
 struct Pool {
@@ -137,45 +153,6 @@ impl From<LdapError> for Failure {
 }
 
 type Attempt<T> = Result<T, Failure>;
-
-fn describe(e: &LdapError) -> String {
-    match e {
-        LdapError::Timeout { .. } => "no answer in time".into(),
-        LdapError::LdapResult { result } => describe_result(result),
-        other => other.to_string(),
-    }
-}
-
-fn describe_result(result: &LdapResult) -> String {
-    let name = match result.rc {
-        1 => "operationsError",
-        2 => "protocolError",
-        3 => "timeLimitExceeded",
-        4 => "sizeLimitExceeded",
-        10 => "referral",
-        11 => "adminLimitExceeded",
-        32 => "noSuchObject",
-        34 => "invalidDNSyntax",
-        48 => "inappropriateAuthentication",
-        49 => "invalidCredentials",
-        50 => "insufficientAccessRights",
-        51 => "busy",
-        52 => "unavailable",
-        53 => "unwillingToPerform",
-        80 => "other",
-        _ => "error",
-    };
-    if result.text.is_empty() {
-        format!("{name} ({})", result.rc)
-    } else {
-        format!("{name} ({}): {}", result.rc, result.text)
-    }
-}
-
-/// Result codes after which a connection is not worth keeping.
-fn connection_trouble(rc: u32) -> bool {
-    matches!(rc, 1 | 2 | 51 | 52 | 80)
-}
 
 impl LdapDirectory {
     /// Builds the directory from a validated configuration; reads the bind
@@ -247,6 +224,7 @@ impl LdapDirectory {
             binds: pool(false),
             opened: AtomicU64::new(0),
             authz: AuthzLookup::default(),
+            login_cache: LoginCache::default(),
         })
     }
 
@@ -330,8 +308,12 @@ impl LdapDirectory {
         Ok(())
     }
 
+    /// The server's own time limit is a second more than `timeout_ms`
+    /// rounded up: servers count whole seconds from the clock's second
+    /// (Samba answered a 1 s limit with `timeLimitExceeded` after 10 ms when
+    /// the second turned), and the client's timeout is the one that counts.
     fn search_options(&self, size_limit: usize) -> SearchOptions {
-        let seconds = self.timeout.as_secs_f64().ceil().max(1.0) as i32;
+        let seconds = self.timeout.as_secs_f64().ceil().max(1.0) as i32 + 1;
         SearchOptions::new().sizelimit(size_limit.min(i32::MAX as usize) as i32).timelimit(seconds)
     }
 
@@ -401,7 +383,7 @@ impl LdapDirectory {
     async fn connect_to(&self, url: usize, service_bound: bool) -> Result<Ldap, String> {
         let (connection, mut ldap) = LdapConnAsync::with_settings(self.connect_settings.clone(), &self.urls[url])
             .await
-            .map_err(|e| describe(&e))?;
+            .map_err(|e| explain_tls(&describe(&e), &self.urls[url]))?;
         let name = self.urls[url].clone();
         tokio::spawn(async move {
             if let Err(e) = connection.drive().await {
@@ -502,6 +484,12 @@ impl LdapDirectory {
         match result.rc {
             0 | 4 => Ok(Some(entries.into_iter().map(SearchEntry::construct).collect())),
             32 => Ok(None),
+            // Active Directory (000004DC) or Samba (00002020) refusing an
+            // anonymous search: a configuration error, not a server to avoid.
+            1 if refuses_anonymous(&result.text) => Err(Failure::Answer(DirectoryError::Unavailable(format!(
+                "search under {base} refused: {} (the server refuses anonymous searches: set directory.bind_dn)",
+                describe_result(&result)
+            )))),
             rc if connection_trouble(rc) => Err(Failure::Broken(describe_result(&result))),
             _ => Err(Failure::Answer(DirectoryError::Unavailable(format!(
                 "search under {base} refused: {}",
@@ -529,9 +517,39 @@ impl LdapDirectory {
             GroupMembership::MemberOf => {
                 let filter = format!("({}={})", self.membership_attribute(), escape_filter_value(group));
                 let found = self.search_entries(ldap, user_dn, Scope::Base, &filter, none, 1).await?;
-                Ok(found.is_some_and(|entries| !entries.is_empty()))
+                if found.is_some_and(|entries| !entries.is_empty()) {
+                    return Ok(true);
+                }
+                // Not a member: of an existing group? (A misspelt group
+                // would otherwise refuse everyone in silence.)
+                self.group_exists(ldap).await?;
+                Ok(false)
             }
         }
+    }
+
+    /// `Ok` when `required_group` (if any) exists and can be read; an
+    /// answered error naming it otherwise.
+    async fn group_exists(&self, ldap: &mut Ldap) -> Attempt<()> {
+        let Some(group) = &self.required_group else {
+            return Ok(());
+        };
+        let none = vec!["1.1".to_string()];
+        match self.search_entries(ldap, group, Scope::Base, "(objectClass=*)", none, 1).await? {
+            Some(entries) if !entries.is_empty() => Ok(()),
+            _ => Err(Failure::Answer(DirectoryError::Unavailable(format!("required_group {group} does not exist")))),
+        }
+    }
+
+    /// The state of the account at `dn` (a base search: Active Directory
+    /// builds `msDS-User-Account-Control-Computed` only for those).
+    async fn account_check(&self, ldap: &mut Ldap, dn: &str) -> Attempt<Option<account_state::Unusable>> {
+        let attrs = account_state::STATE_ATTRIBUTES.iter().map(|a| a.to_string()).collect();
+        let entries =
+            self.search_entries(ldap, dn, Scope::Base, "(objectClass=*)", attrs, 1).await?.unwrap_or_default();
+        let now =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+        Ok(entries.first().and_then(|entry| account_state::unusable(&entry.attrs, now)))
     }
 
     fn user_of(&self, entry: &SearchEntry, wanted: Option<&str>) -> Option<DirectoryUser> {
@@ -560,6 +578,23 @@ impl LdapDirectory {
     }
 
     async fn lookup_user(&self, name: &str) -> Result<Option<DirectoryUser>, DirectoryError> {
+        self.find_user(name, false).await
+    }
+
+    /// A look-up for a login: the account's state is checked too, and a
+    /// usable account is remembered for [`LOGIN_CACHE_TTL`].
+    async fn lookup_login(&self, name: &str) -> Result<Option<DirectoryUser>, DirectoryError> {
+        if let Some(user) = self.login_cache.get(name) {
+            return Ok(Some(user));
+        }
+        let found = self.find_user(name, true).await?;
+        if let Some(user) = &found {
+            self.login_cache.put(name, user);
+        }
+        Ok(found)
+    }
+
+    async fn find_user(&self, name: &str, check_state: bool) -> Result<Option<DirectoryUser>, DirectoryError> {
         check_name(name)?;
         let filter = self.user_filter_for(name);
         let found = self
@@ -585,14 +620,17 @@ impl LdapDirectory {
                     if let (Some(user), true) = (user.as_mut(), member) {
                         self.read_authz(&mut ldap, entry, user).await?;
                     }
-                    Ok(user.map(|u| (u, member)))
+                    let state =
+                        if check_state && member { self.account_check(&mut ldap, &entry.dn).await? } else { None };
+                    Ok(user.map(|u| (u, member, state)))
                 }
             })
             .await?;
         match found {
             None => Ok(None),
-            Some((user, true)) => Ok(Some(user)),
-            Some((user, false)) => Err(DirectoryError::NotInGroup(user.name)),
+            Some((user, false, _)) => Err(DirectoryError::NotInGroup(user.name)),
+            Some((user, true, Some(why))) => Err(DirectoryError::AccountUnusable(user.name, why.as_str().to_string())),
+            Some((user, true, None)) => Ok(Some(user)),
         }
     }
 
@@ -644,6 +682,10 @@ impl LdapDirectory {
                 rc if connection_trouble(rc) => Err(Failure::Broken(describe_result(&result))),
                 _ => {
                     tracing::debug!(dn, "LDAP bind refused: {}", describe_result(&result));
+                    // The refusal may come from a new account state (AD
+                    // locks an account after wrong passwords): read it again
+                    // at the next login.
+                    self.login_cache.forget_dn(dn);
                     Ok(false)
                 }
             }
@@ -666,7 +708,7 @@ impl LdapDirectory {
             .with_connection(&self.searches, |mut ldap| async move {
                 let none = vec!["1.1".to_string()];
                 match self.search_entries(&mut ldap, &self.base_dn, Scope::Base, "(objectClass=*)", none, 1).await? {
-                    Some(_) => Ok(()),
+                    Some(_) => self.group_exists(&mut ldap).await,
                     None => Err(Failure::Answer(DirectoryError::Unavailable(format!(
                         "base_dn {} does not exist",
                         self.base_dn
@@ -714,6 +756,10 @@ fn user_dn(user: &DirectoryUser) -> Result<&str, DirectoryError> {
 impl UserDirectory for LdapDirectory {
     fn lookup<'a>(&'a self, name: &'a str) -> DirectoryFuture<'a, Option<DirectoryUser>> {
         Box::pin(self.lookup_user(name))
+    }
+
+    fn lookup_for_login<'a>(&'a self, name: &'a str) -> DirectoryFuture<'a, Option<DirectoryUser>> {
+        Box::pin(self.lookup_login(name))
     }
 
     fn search<'a>(&'a self, query: &'a str, limit: usize) -> DirectoryFuture<'a, Vec<DirectoryUser>> {

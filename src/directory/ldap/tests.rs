@@ -1,5 +1,7 @@
 //! Filter escaping, name checks and URL handling of the LDAP engine (no server needed).
 
+use ldap3::LdapResult;
+
 use super::*;
 
 #[test]
@@ -89,4 +91,22 @@ async fn bad_names_and_empty_passwords_are_refused_without_traffic() {
     };
     assert!(!d.check_password(&user, &Secret::from("")).await.unwrap());
     assert!(matches!(d.lookup("alice").await, Err(DirectoryError::Unavailable(_))));
+}
+
+#[test]
+fn a_certificate_name_mismatch_says_the_cn_is_not_used() {
+    let reason = "invalid peer certificate: NotValidForName";
+    let message = explain_tls(reason, "ldaps://10.0.0.5:636");
+    assert!(message.contains("no subjectAltName for 10.0.0.5"), "{message}");
+    assert!(message.contains("CN is not used"), "{message}");
+    assert!(explain_tls(reason, "ldaps://dc1.example.test").contains("for dc1.example.test ("));
+    assert!(explain_tls(reason, "ldaps://[::1]:636/").contains("for ::1 ("));
+    assert_eq!(explain_tls("I/O error: Connection refused", "ldaps://x"), "I/O error: Connection refused");
+}
+
+#[test]
+fn ad_result_codes_have_their_names() {
+    let result = |rc| LdapResult { rc, matched: String::new(), text: String::new(), refs: vec![], ctrls: vec![] };
+    assert_eq!(describe_result(&result(8)), "strongerAuthRequired (8)");
+    assert_eq!(describe_result(&result(13)), "confidentialityRequired (13)");
 }
