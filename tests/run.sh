@@ -5,7 +5,7 @@
 # to when they are missing (radclient from freeradius-utils, OpenLDAP's slapd
 # and ldap-utils, openssl for test certificates, e2fsprogs for the full-disk
 # test's small file system, pamtester and libpam-radius-auth, freeradius for
-# the proxy test), using apt-get when run as
+# the proxy test, chromium and chromium-driver for the web console), using apt-get when run as
 # root, then runs `cargo test`. Extra arguments go to `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,6 +23,11 @@ command -v pamtester >/dev/null 2>&1 || missing+=(pamtester)
 compgen -G '/lib/*/security/pam_radius_auth.so' >/dev/null || compgen -G '/usr/lib/*/security/pam_radius_auth.so' >/dev/null \
   || missing+=(libpam-radius-auth)
 [ -x /usr/sbin/freeradius ] || missing+=(freeradius)
+# The web console's browser tests (tests/web): headless Chromium over
+# WebDriver, and curl for its headers.
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+[ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
+command -v curl >/dev/null 2>&1 || missing+=(curl)
 
 if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

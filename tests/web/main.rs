@@ -7,7 +7,6 @@ mod browser;
 #[allow(dead_code)]
 #[path = "../e2e/harness.rs"]
 mod harness;
-#[allow(dead_code)]
 #[path = "../ldap/slapd.rs"]
 mod slapd;
 
@@ -119,17 +118,33 @@ async fn an_operator_hands_a_hardware_token_over_as_the_help_page_says() {
     assert!(browser.exists("#token-HW1").await);
     browser.screenshot("08-token-added").await;
 
+    // An app token: its QR code and otpauth URI once, then a first code from the app.
+    browser.go("#add-new-token").await;
+    browser.go("#enroll-app-hotp-submit").await;
+    assert!(browser.exists("#qr").await, "{}", browser.page_text().await);
+    let uri = browser.text("#otpauth-uri").await;
+    assert!(uri.starts_with("otpauth://hotp/"), "{uri}");
+    browser.screenshot("09-app-token-qr").await;
+    let secret = uri.split("secret=").nth(1).and_then(|s| s.split('&').next()).expect("secret in the URI");
+    let key = data_encoding::BASE32_NOPAD.decode(secret.trim_end_matches('=').as_bytes()).expect("base32");
+    let first = radotp::model::otp::hotp_code(&key, 0, 6, radotp::model::otp::HashAlg::Sha1);
+    browser.fill("#confirm-form input[name=otp]", &first).await;
+    browser.go("#confirm").await;
+    let notice = browser.text("#notice").await;
+    assert!(notice.contains("enrolled and confirmed"), "{notice}");
+    assert!(!browser.exists("#qr").await && !browser.page_text().await.contains(secret), "shown once only");
+
     // (3) RESET TOKEN from the token's context menu with two consecutive codes.
     browser.open("/devices/hw-tokens?serial=HW1").await;
     browser.click("#menu-HW1 summary").await;
     browser.go("#reset-HW1").await;
-    browser.screenshot("09-reset-form").await;
+    browser.screenshot("10-reset-form").await;
     browser.fill("input[name=first_otp]", RFC_CODES[4]).await;
     browser.fill("input[name=second_otp]", RFC_CODES[5]).await;
     browser.go("#reset").await;
     let notice = browser.text("#notice").await;
     assert!(notice.contains("was reset successfully") && notice.contains("moved by"), "{notice}");
-    browser.screenshot("10-reset-done").await;
+    browser.screenshot("11-reset-done").await;
     assert!(radius_accepts(&daemon, "bob", RFC_CODES[6]), "the new owner is accepted after the reset");
     assert!(!radius_accepts(&daemon, "alice", RFC_CODES[7]), "the old owner stays rejected");
 
@@ -140,13 +155,13 @@ async fn an_operator_hands_a_hardware_token_over_as_the_help_page_says() {
     browser.go("#reset").await;
     let notice = browser.text("#notice").await;
     assert!(notice.contains("not reset") && notice.contains("reverse order"), "{notice}");
-    browser.screenshot("11-reset-reversed").await;
+    browser.screenshot("12-reset-reversed").await;
 
     // Types whose rules forbid the reset offer no RESET TOKEN.
     browser.open("/devices/hw-tokens?serial=VF1").await;
     assert!(browser.exists("#token-VF1").await && !browser.exists("#reset-VF1").await);
 
-    for (path, shot) in [("/audit", "12-audit"), ("/status", "13-status"), ("/help", "14-help")] {
+    for (path, shot) in [("/audit", "13-audit"), ("/status", "14-status"), ("/help", "15-help")] {
         browser.open(path).await;
         browser.screenshot(shot).await;
     }
@@ -164,14 +179,14 @@ async fn an_operator_hands_a_hardware_token_over_as_the_help_page_says() {
     assert_eq!(browser.path().await, "/login");
     let notice = browser.text("#notice").await;
     assert!(notice.contains("no role"), "{notice}");
-    browser.screenshot("15-no-role").await;
+    browser.screenshot("16-no-role").await;
 
     // An admin sees delete, except for types that may not be deleted.
     browser.login("dave", &password_of("dave"), RFC_CODES[0]).await;
     assert_eq!(browser.path().await, "/devices/hw-tokens", "{}", browser.page_text().await);
     assert!(browser.exists("#delete-HW2").await, "an admin may delete");
     assert!(!browser.exists("#delete-VF1").await, "not a non-deletable type");
-    browser.screenshot("16-admin-hw-tokens").await;
+    browser.screenshot("17-admin-hw-tokens").await;
     browser.close().await;
     drop(slapd);
 }
