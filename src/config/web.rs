@@ -98,3 +98,72 @@ impl WebConfig {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(web: &str, directory: &str) -> Result<Config, ConfigError> {
+        let text = format!(
+            "radius: {{ listen: [\"127.0.0.1:1812\"], clients: [] }}\nstore: {{ path: ./db, key_file: ./key }}\n\
+             admin: {{ socket: ./admin.sock }}\ndirectory: {directory}\n\
+             token_types: [ {{ id: hw, label: HOTP, algorithm: hotp }} ]\n{web}"
+        );
+        Config::parse(&text)
+    }
+
+    const LDAP: &str = "{ kind: ldap, urls: [\"ldap://127.0.0.1\"], base_dn: \"dc=example,dc=org\" }";
+
+    fn problems(web: &str, directory: &str) -> Vec<String> {
+        match config(web, directory).and_then(|c| c.validate().map(|()| c)) {
+            Ok(_) => Vec::new(),
+            Err(e) => e.problems().iter().map(|p| format!("{}: {}", p.path, p.message)).collect(),
+        }
+    }
+
+    #[test]
+    fn the_console_is_off_without_a_web_section() {
+        assert!(config("", LDAP).unwrap().web.is_none());
+    }
+
+    #[test]
+    fn the_web_section_of_the_issue_parses_with_defaults() {
+        let cert = tempfile::NamedTempFile::new().unwrap();
+        let web = format!(
+            "web:\n  listen: 127.0.0.1:8443\n  tls_cert_file: {p}\n  tls_key_file: {p}\n  roles:\n    \
+             operator: {{ groups: [\"cn=helpdesk,ou=groups,dc=example,dc=org\"] }}\n    \
+             admin:    {{ groups: [\"cn=radius-admins,ou=groups,dc=example,dc=org\"] }}\n",
+            p = cert.path().display()
+        );
+        assert_eq!(problems(&web, LDAP), Vec::<String>::new());
+        let web = config(&web, LDAP).unwrap().web.unwrap();
+        assert_eq!(web.listen.port(), 8443);
+        assert_eq!(web.roles.admin.groups, ["cn=radius-admins,ou=groups,dc=example,dc=org"]);
+        assert_eq!((web.idle_timeout_seconds, web.session_lifetime_seconds), (900, 28_800));
+        assert_eq!((web.login_max_failures, web.login_window_seconds), (5, 300));
+    }
+
+    #[test]
+    fn every_problem_of_the_web_section_names_its_key() {
+        let web = "web:\n  listen: 127.0.0.1:8443\n  tls_cert_file: /nonexistent.crt\n  tls_key_file: /nonexistent.key\n  \
+                   roles: {}\n  idle_timeout_seconds: 5\n  login_max_failures: 0\n";
+        let found = problems(web, "{ kind: static, users: [ { name: alice } ] }");
+        for key in [
+            "web.roles:",
+            "web:",
+            "web.tls_cert_file:",
+            "web.tls_key_file:",
+            "web.idle_timeout_seconds:",
+            "web.login_max_failures:",
+        ] {
+            assert!(found.iter().any(|p| p.starts_with(key)), "{key} in {found:?}");
+        }
+        let err = config(
+            "web:\n  listen: 127.0.0.1:8443\n  tls_cert_file: a\n  tls_key_file: b\n  roles: {}\n  port: 1\n",
+            LDAP,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.starts_with("web.port: unknown field"), "{err}");
+    }
+}
