@@ -153,3 +153,62 @@ impl Service {
         self.directory().probe().await.map_err(|e| e.to_string())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::directory::{DirectoryFuture, UserDirectory};
+    use crate::domain::testing::{Fixture, RFC_CODES};
+    use crate::model::audit::AuditQuery;
+
+    /// alice is in `ops`, bob in no group; the password of both is "right".
+    struct Groups;
+
+    impl UserDirectory for Groups {
+        fn lookup<'a>(&'a self, name: &'a str) -> DirectoryFuture<'a, Option<DirectoryUser>> {
+            let user = DirectoryUser { name: name.into(), display_name: None, email: None, dn: None };
+            Box::pin(async move { Ok(["alice", "bob"].contains(&name).then_some(user)) })
+        }
+        fn search<'a>(&'a self, _: &'a str, _: usize) -> DirectoryFuture<'a, Vec<DirectoryUser>> {
+            Box::pin(async { Ok(Vec::new()) })
+        }
+        fn check_password<'a>(&'a self, _: &'a DirectoryUser, password: &'a Secret) -> DirectoryFuture<'a, bool> {
+            Box::pin(async move { Ok(password.expose() == b"right") })
+        }
+        fn in_group<'a>(&'a self, user: &'a DirectoryUser, group: &'a str) -> DirectoryFuture<'a, bool> {
+            Box::pin(async move { Ok(user.name == "alice" && group == "ops") })
+        }
+    }
+
+    fn roles() -> ConsoleRoleGroups {
+        ConsoleRoleGroups { operator: vec!["ops".into()], admin: vec!["admins".into()] }
+    }
+
+    async fn login(f: &Fixture, user: &str, password: &str, otp: &str) -> Result<ConsoleLogin, LoginRefusal> {
+        let actor = Actor::Web { user: user.into(), address: "192.0.2.7".into() };
+        f.service.console_login(&actor, user, &Secret::from(password), otp, &roles()).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn sign_in_needs_password_otp_and_a_role_and_spends_the_code() {
+        let f = Fixture::new(crate::config::AuthConfig::default(), Arc::new(Groups));
+        f.import_tokens().await;
+        assert_eq!(login(&f, "alice", "wrong", RFC_CODES[0]).await, Err(LoginRefusal::WrongCredentials));
+        assert_eq!(f.token("A1").await.fail_count, 1, "a wrong password counts towards the lockout");
+        assert_eq!(login(&f, "nobody", "right", RFC_CODES[0]).await, Err(LoginRefusal::WrongCredentials));
+        assert_eq!(login(&f, "bob", "right", RFC_CODES[0]).await, Err(LoginRefusal::NoRole));
+        assert_eq!(f.token("B1").await.counter, 0, "no code is spent on a refused role");
+        let granted = login(&f, "alice", "right", RFC_CODES[0]).await;
+        assert_eq!(granted, Ok(ConsoleLogin { user: "alice".into(), role: ConsoleRole::Operator }));
+        assert_eq!(login(&f, "alice", "right", RFC_CODES[0]).await, Err(LoginRefusal::WrongCredentials), "replay");
+
+        let query = AuditQuery { user: Some("alice".into()), ..Default::default() };
+        let entries = f.service.audit(&Actor::Daemon, &query).await.unwrap();
+        let logins: Vec<_> = entries.iter().filter(|e| e.operation == "web.login").collect();
+        assert_eq!(logins.len(), 3, "{entries:#?}");
+        assert!(logins.iter().all(|e| e.actor.to_string() == "web:alice@192.0.2.7"));
+        assert!(logins.iter().any(|e| e.result == "ok" && e.details["role"] == "operator"));
+    }
+}
