@@ -188,6 +188,10 @@ async fn an_operator_hands_a_hardware_token_over_as_the_help_page_says() {
     assert!(!browser.exists("#delete-VF1").await, "not a non-deletable type");
     browser.screenshot("17-admin-hw-tokens").await;
     browser.close().await;
+    // The audit of the hand-over as radotpctl prints it (docs/web-console.md shows it).
+    let audit = daemon.ctl_ok(&["audit", "--user", "bob"]);
+    assert!(audit.contains("web:carol@127.0.0.1"), "{audit}");
+    std::fs::write(browser::screenshot_dir().join("audit-bob.txt"), audit).expect("save the audit");
     drop(slapd);
 }
 
