@@ -148,6 +148,16 @@ async fn an_operator_hands_a_hardware_token_over_as_the_help_page_says() {
     assert!(radius_accepts(&daemon, "bob", RFC_CODES[6]), "the new owner is accepted after the reset");
     assert!(!radius_accepts(&daemon, "alice", RFC_CODES[7]), "the old owner stays rejected");
 
+    // Assign a token in stock to a user found in the directory.
+    browser.open("/devices/hw-tokens?unassigned=on").await;
+    browser.click("#menu-HW2 summary").await;
+    browser.go("#assign-HW2").await;
+    browser.fill("input[name=q]", "alice").await;
+    browser.go("#search").await;
+    browser.go("#assign-to-alice").await;
+    let notice = browser.text("#notice").await;
+    assert!(notice.contains("Token HW2 was assigned to alice"), "{notice}");
+
     // A reversed pair is refused with its reason.
     browser.open("/devices/hw-tokens/HW2/reset").await;
     browser.fill("input[name=first_otp]", RFC_CODES[3]).await;
@@ -308,5 +318,38 @@ fn the_console_sets_safe_cookies_and_headers_checks_csrf_and_throttles_sign_ins(
         audit.contains("web.login") && audit.contains("web:dave@127.0.0.1") && audit.contains("throttled"),
         "{audit}"
     );
+    drop(slapd);
+}
+
+/// Prints how long the HW tokens pages take on a store of 100,000 tokens
+/// (`cargo test --test web -- --ignored --nocapture`); asserts no timing.
+#[test]
+#[ignore = "a measurement: run it by hand"]
+fn measure_hw_tokens_pages_on_100k_tokens() {
+    let slapd = directory();
+    let (daemon, base, _certs) = console_daemon(&slapd);
+    let mut csv = String::from("serial,type,seed,user\n");
+    for i in 0..100_000 {
+        csv.push_str(&format!("S{i:06},hw-hotp,{RFC_SEED_HEX},\n"));
+    }
+    let report = daemon.import(&csv);
+    assert!(report.contains("imported 100000"), "{report}");
+    let head = curl_login(&base, "carol", &password_of("carol"), RFC_CODES[0]);
+    let session = header(&head, "set-cookie").into_iter().find(|c| c.starts_with("__Host-radotp=")).expect("session");
+    let cookie = format!("Cookie: {}", session.split(';').next().unwrap());
+    for path in [
+        "/devices/hw-tokens",
+        "/devices/hw-tokens?after=S050000",
+        "/devices/hw-tokens?serial=S09999",
+        "/devices/hw-tokens?serial=S099999",
+        "/devices/hw-tokens?unassigned=on&after=S099000",
+        "/devices/hw-tokens?user=carol",
+    ] {
+        let started = std::time::Instant::now();
+        let (head, body) = curl(&["-H", &cookie, &format!("{base}{path}")]);
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        let rows = body.matches("<tr id=\"token-").count();
+        println!("{path}: {rows} rows in {} ms", started.elapsed().as_millis());
+    }
     drop(slapd);
 }
