@@ -25,9 +25,23 @@ pub fn esc(text: &str) -> String {
     out
 }
 
-/// Escapes a query-string or path component.
+/// Escapes a query-string value.
 pub fn url(text: &str) -> String {
     url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}
+
+/// Escapes one path segment (a serial or a user name in a link): all but
+/// letters, digits and `-._~` as `%XX` (a space must not become `+` here).
+pub fn segment(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
 }
 
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
@@ -121,3 +135,15 @@ details.menu[open] div{display:flex;flex-direction:column;gap:.3em;padding:.3em;
 .notice{padding:.5em;border:1px solid}.notice.ok{background:#e6f4ea;border-color:#2b8a3e}.notice.error{background:#fdecea;border-color:#a4161a}
 code.uri{word-break:break-all}
 "#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_is_escaped_for_html_and_paths() {
+        assert_eq!(esc("<a href=\"x\">'&'</a>"), "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;");
+        assert_eq!(segment("a b/zoë?"), "a%20b%2Fzo%C3%AB%3F");
+        assert_eq!(url("a b&c"), "a+b%26c");
+    }
+}

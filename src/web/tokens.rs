@@ -10,7 +10,7 @@ use axum::response::{Redirect, Response};
 use serde::Deserialize;
 
 use super::Console;
-use super::html::{csrf_field, esc, notice, url};
+use super::html::{csrf_field, esc, notice, segment, url};
 use super::login::{CsrfOnly, SignedIn};
 use crate::domain::DomainError;
 use crate::domain::console::ConsoleRole;
@@ -111,7 +111,7 @@ fn filter_form(console: &Console, form: &FilterForm) -> String {
 fn context_menu(signed: &SignedIn, console: &Console, token: &TokenView) -> String {
     let settings = console.service.settings();
     let ty = settings.token_type(&token.r#type);
-    let base = format!("/devices/hw-tokens/{}", url(&token.serial));
+    let base = format!("/devices/hw-tokens/{}", segment(&token.serial));
     let id = esc(&token.serial);
     let csrf = csrf_field(&signed.session.csrf);
     let mut items = Vec::new();
@@ -149,7 +149,7 @@ fn token_rows(signed: &SignedIn, console: &Console, tokens: &[TokenView]) -> Str
     let mut rows = String::new();
     for token in tokens {
         let user = match &token.user {
-            Some(user) => format!("<a href=\"/users/{}\">{}</a>", url(user), esc(user)),
+            Some(user) => format!("<a href=\"/users/{}\">{}</a>", segment(user), esc(user)),
             None => "<em>unassigned</em>".into(),
         };
         rows.push_str(&format!(

@@ -11,7 +11,7 @@ use axum::response::Response;
 use serde::Deserialize;
 
 use super::Console;
-use super::html::{csrf_field, esc, notice, url};
+use super::html::{csrf_field, esc, notice, segment};
 use super::login::SignedIn;
 use super::tokens::token_table;
 use crate::domain::Decision;
@@ -41,7 +41,7 @@ pub async fn search(
                 for user in users {
                     body.push_str(&format!(
                         "<tr><td><a href=\"/users/{}\" id=\"user-{}\">{}</a></td><td>{}</td><td>{}</td></tr>",
-                        url(&user.name),
+                        segment(&user.name),
                         esc(&user.name),
                         esc(&user.name),
                         esc(user.display_name.as_deref().unwrap_or("")),
@@ -56,7 +56,10 @@ pub async fn search(
 }
 
 fn user_tabs(name: &str) -> String {
-    format!("<div class=\"tabs\"><a href=\"/users/{}\" class=\"current\" id=\"tab-tokens\">TOKENS</a></div>", url(name))
+    format!(
+        "<div class=\"tabs\"><a href=\"/users/{}\" class=\"current\" id=\"tab-tokens\">TOKENS</a></div>",
+        segment(name)
+    )
 }
 
 pub async fn detail(State(console): State<Arc<Console>>, signed: SignedIn, Path(name): Path<String>) -> Response {
@@ -77,7 +80,7 @@ async fn detail_page(console: &Console, signed: &SignedIn, name: &str, message: 
     );
     body.push_str(&format!(
         "<p><a class=\"button\" href=\"/users/{}/add-token\" id=\"add-new-token\">ADD NEW TOKEN</a></p>",
-        url(&entry.name)
+        segment(&entry.name)
     ));
     match console.service.tokens_of(&entry.name).await {
         Ok(tokens) if tokens.is_empty() => body.push_str("<p id=\"empty\">This user has no token.</p>"),
@@ -158,7 +161,7 @@ pub async fn add(
         notice("ok", &format!("Token {serial} was created for {name}.")),
         qr_svg(&uri),
         esc(&uri),
-        url(&name),
+        segment(&name),
         csrf_field(&signed.session.csrf),
         esc(&serial)
     );
