@@ -104,8 +104,16 @@ impl FromRequestParts<Arc<Console>> for SignedIn {
     }
 }
 
+fn no_randomness() -> Response {
+    tracing::error!("the system gives no random bytes: no web console session can be made");
+    html::respond(
+        StatusCode::SERVICE_UNAVAILABLE,
+        html::page(None, "Unavailable", &html::notice("error", "The console cannot sign anyone in now.")),
+    )
+}
+
 fn login_page(status: StatusCode, message: Option<&str>) -> Response {
-    let token = random_token();
+    let Ok(token) = random_token() else { return no_randomness() };
     let notice = message.map(|m| html::notice("error", m)).unwrap_or_default();
     let body = format!(
         "{notice}<form method=\"post\" action=\"/login\" class=\"stack\" id=\"login\">{}\
@@ -159,7 +167,7 @@ pub async fn submit(
     let refusal = match outcome {
         Ok(Ok(login)) => {
             console.throttle.succeeded(&user);
-            let id = console.sessions.open(login.user, login.role, now);
+            let Ok(id) = console.sessions.open(login.user, login.role, now) else { return no_randomness() };
             let mut response = Redirect::to("/devices/hw-tokens").into_response();
             response.headers_mut().append(header::SET_COOKIE, set_cookie(SESSION_COOKIE, &id, None));
             response.headers_mut().append(header::SET_COOKIE, set_cookie(LOGIN_COOKIE, "", Some(0)));

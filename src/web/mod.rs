@@ -49,6 +49,10 @@ use crate::model::audit::Actor;
 const MAX_CONNECTIONS: usize = 256;
 /// A TLS handshake or a request head must arrive within this.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// A connection is closed after this long, busy or idle, so that idle
+/// keep-alive connections cannot hold all [`MAX_CONNECTIONS`] slots
+/// (browsers reconnect without the user noticing).
+const CONNECTION_LIFETIME: Duration = Duration::from_secs(120);
 
 #[derive(Debug, thiserror::Error)]
 pub enum WebError {
@@ -125,6 +129,7 @@ impl Console {
                     .serve_connection(TokioIo::new(stream), TowerToHyperService::new(app));
                 tokio::select! {
                     _ = connection => {}
+                    _ = tokio::time::sleep(CONNECTION_LIFETIME) => {}
                     _ = shutdown.cancelled() => {}
                 }
             });

@@ -21,14 +21,12 @@ pub const SESSION_COOKIE: &str = "__Host-radotp";
 /// The cookie of the sign-in form's CSRF token (double submit).
 pub const LOGIN_COOKIE: &str = "__Host-radotp-login";
 
-/// 32 random bytes, hex.
-pub fn random_token() -> String {
+/// 32 random bytes, hex; an error when the system gives no randomness
+/// (then no session can be made safe, and none is made).
+pub fn random_token() -> Result<String, getrandom::Error> {
     let mut bytes = [0u8; 32];
-    if getrandom::fill(&mut bytes).is_err() {
-        // No randomness: no session can be made safe. Never reached on Linux.
-        panic!("the operating system gives no random bytes");
-    }
-    data_encoding::HEXLOWER.encode(&bytes)
+    getrandom::fill(&mut bytes)?;
+    Ok(data_encoding::HEXLOWER.encode(&bytes))
 }
 
 /// Whether two tokens are equal, in constant time; empty never matches.
@@ -57,13 +55,13 @@ impl Sessions {
     }
 
     /// Opens a session; returns its id.
-    pub fn open(&self, user: String, role: ConsoleRole, now: u64) -> String {
-        let id = random_token();
-        let session = Session { user, role, csrf: random_token(), created: now, last_seen: now };
+    pub fn open(&self, user: String, role: ConsoleRole, now: u64) -> Result<String, getrandom::Error> {
+        let id = random_token()?;
+        let session = Session { user, role, csrf: random_token()?, created: now, last_seen: now };
         let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
         live.retain(|_, s| !self.expired(s, now));
         live.insert(id.clone(), session);
-        id
+        Ok(id)
     }
 
     /// The live session of `id`, marked as used now.
@@ -145,10 +143,10 @@ mod tests {
     #[test]
     fn sessions_end_when_idle_and_at_their_lifetime() {
         let sessions = Sessions::new(60, 200);
-        let id = sessions.open("alice".into(), ConsoleRole::Operator, 1000);
+        let id = sessions.open("alice".into(), ConsoleRole::Operator, 1000).unwrap();
         assert!(sessions.touch(&id, 1059).is_some());
         assert!(sessions.touch(&id, 1119).is_none(), "idle 60 s");
-        let id = sessions.open("alice".into(), ConsoleRole::Operator, 2000);
+        let id = sessions.open("alice".into(), ConsoleRole::Operator, 2000).unwrap();
         for t in (2050..2200).step_by(50) {
             assert!(sessions.touch(&id, t).is_some());
         }
@@ -159,8 +157,8 @@ mod tests {
     #[test]
     fn logout_ends_the_session_and_ids_differ() {
         let sessions = Sessions::new(60, 200);
-        let a = sessions.open("alice".into(), ConsoleRole::Admin, 0);
-        let b = sessions.open("alice".into(), ConsoleRole::Admin, 0);
+        let a = sessions.open("alice".into(), ConsoleRole::Admin, 0).unwrap();
+        let b = sessions.open("alice".into(), ConsoleRole::Admin, 0).unwrap();
         assert_ne!(a, b);
         assert_eq!(a.len(), 64);
         sessions.close(&a);
