@@ -3,6 +3,7 @@
 //! port, a fantoccini session that accepts the test certificate, and
 //! screenshots of the pages under target/tmp/web-screenshots.
 
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -17,6 +18,9 @@ pub const CHROMIUM: &str = "/usr/bin/chromium";
 
 pub struct Browser {
     driver: Child,
+    /// TMPDIR of chromedriver and Chromium: their profiles and scratch
+    /// files go here and are removed with it.
+    _tmp: tempfile::TempDir,
     pub client: Client,
     /// https://127.0.0.1:PORT of the console.
     pub base: String,
@@ -36,8 +40,13 @@ impl Browser {
             );
         }
         let port = free_port();
+        let tmp = tempfile::Builder::new().prefix("radotp-chromium-").tempdir().expect("temp dir");
+        // Its own process group, so that Chromium goes with chromedriver
+        // even when a test fails before closing the session.
         let driver = Command::new(CHROMEDRIVER)
             .arg(format!("--port={port}"))
+            .env("TMPDIR", tmp.path())
+            .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -62,7 +71,7 @@ impl Browser {
             .connect(&format!("http://127.0.0.1:{port}"))
             .await
             .expect("a WebDriver session with chromedriver");
-        Browser { driver, client, base: base.to_string() }
+        Browser { driver, _tmp: tmp, client, base: base.to_string() }
     }
 
     pub async fn open(&self, path: &str) {
@@ -133,16 +142,16 @@ impl Browser {
         self.go("#sign-in").await;
     }
 
-    pub async fn close(mut self) {
+    pub async fn close(self) {
         let _ = self.client.clone().close().await;
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
     }
 }
 
 impl Drop for Browser {
+    /// Kills chromedriver's process group: chromedriver and Chromium.
     fn drop(&mut self) {
-        let _ = self.driver.kill();
+        let group = format!("-{}", self.driver.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
         let _ = self.driver.wait();
     }
 }
