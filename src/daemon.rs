@@ -375,6 +375,16 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<(), DaemonError
         tracing::info!("metrics on http://{bound}/metrics");
         tasks.spawn(crate::metrics::serve_prometheus(listener, metrics.clone(), shutdown.clone()));
     }
+    if let Some(web) = &config.web {
+        let tls = crate::web::tls_acceptor(&web.tls_cert_file, &web.tls_key_file).map_err(|e| startup("web", e))?;
+        let listener = tokio::net::TcpListener::bind(web.listen)
+            .await
+            .map_err(|e| startup(format!("cannot bind web.listen {}", web.listen), e))?;
+        let bound = listener.local_addr().map_err(|e| startup("local address", e))?;
+        tracing::info!("web console on https://{bound}/");
+        let console = Arc::new(crate::web::Console::new(service.clone(), web));
+        tasks.spawn(console.serve(listener, tls, shutdown.clone()));
+    }
     tasks.spawn(watch_store_health(store.clone(), metrics.clone(), shutdown.clone()));
     tasks.spawn(apply_audit_retention(service.clone(), shutdown.clone()));
     let listener = bind_admin_socket(&config.admin.socket)?;
@@ -524,6 +534,8 @@ fn keep_restart_only_settings(new: &mut Config, running: &Config) {
     new.admin.socket = running.admin.socket.clone();
     new.metrics = running.metrics.clone();
     new.log = running.log.clone();
+    // The web console (roles included) is read at start only.
+    new.web = running.web.clone();
 }
 
 async fn watchdog(every: Duration, shutdown: CancellationToken) {

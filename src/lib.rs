@@ -6,7 +6,7 @@
 //! | layer | modules | owns |
 //! |---|---|---|
 //! | app | [`daemon`], [`notify`] | wiring: config -> engines -> domain -> transports; signals, reload, restore |
-//! | transports | [`radius`], [`admin`] | sockets and protocols: bytes <-> domain calls, nothing else |
+//! | transports | [`radius`], [`admin`], [`web`] | sockets and protocols: bytes <-> domain calls, nothing else |
 //! | domain | [`domain`] | the operations (authenticate, RADIUS modes, token life cycle, enroll, reset, import, backup, status); each audits itself |
 //! | model | [`model`], [`import`] | pure types and rules: tokens and their transitions, OTP arithmetic, decisions, audit chain; import file formats |
 //! | engines | [`store`] ([`store::memory`], [`store::sled`]), [`directory`] | where tokens, audit and challenges live; where users come from |
@@ -33,3 +33,4 @@ pub mod radius;
 pub mod secret;
 pub mod store;
 pub mod timefmt;
+pub mod web;

@@ -6,7 +6,8 @@
 # and ldap-utils, openssl for test certificates, e2fsprogs for the full-disk
 # test's small file system, pamtester and libpam-radius-auth, freeradius for
 # the proxy test, PostgreSQL's server programs, samba for the Active
-# Directory tests), using apt-get when run as
+# Directory tests, chromium and chromium-driver for the web console), using
+# apt-get when run as
 # root, then runs `cargo test`. Extra arguments go to `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,6 +33,11 @@ compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql
 compgen -G '/usr/lib/*/samba/ldb/acl.so' >/dev/null || missing+=(samba-dsdb-modules)
 compgen -G '/usr/lib/*/samba/vfs/acl_xattr.so' >/dev/null || missing+=(samba-vfs-modules)
 command -v ip >/dev/null 2>&1 || missing+=(iproute2)
+# The web console's browser tests (tests/web): headless Chromium over
+# WebDriver, and curl for its headers.
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+[ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
+command -v curl >/dev/null 2>&1 || missing+=(curl)
 
 if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

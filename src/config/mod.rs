@@ -21,11 +21,13 @@ mod directory;
 mod radius;
 #[cfg(test)]
 mod tests;
+mod web;
 mod yaml_paths;
 
 pub use authorization::*;
 pub use directory::*;
 pub use radius::*;
+pub use web::*;
 use yaml_paths::{join_path, strip_yaml_path};
 
 /// Where `radotpd` looks without `--config`.
@@ -59,6 +61,9 @@ pub struct Config {
     /// Reply attributes from directory groups (`authorization.rules`).
     #[serde(default)]
     pub authorization: AuthorizationConfig,
+    /// The web console; off when absent.
+    #[serde(default)]
+    pub web: Option<WebConfig>,
 }
 
 /// `audit`: retention of the audit log. Whichever limit is reached first
@@ -658,6 +663,9 @@ impl Config {
         }
         if self.enroll.account_label.is_empty() {
             problem("enroll.account_label".into(), "must not be empty".into());
+        }
+        if let Some(web) = &self.web {
+            web.validate(&self.directory, &mut problem);
         }
         if let Some(level) = &self.log.level {
             if tracing_subscriber::EnvFilter::try_new(level).is_err() {

@@ -102,6 +102,14 @@ pub trait UserDirectory: Send + Sync {
         Box::pin(async { Ok(true) })
     }
 
+    /// Whether `user` is a member of the group `group` (a DN for LDAP),
+    /// tested as `directory.group_membership` says. Directories without
+    /// groups answer false: nobody gets a role from them.
+    fn in_group<'a>(&'a self, user: &'a DirectoryUser, group: &'a str) -> DirectoryFuture<'a, bool> {
+        let _ = (user, group);
+        Box::pin(async { Ok(false) })
+    }
+
     /// Checks that the directory answers, for start-up logs; says where.
     fn probe(&self) -> DirectoryFuture<'_, String> {
         Box::pin(async { Ok("local list".to_string()) })

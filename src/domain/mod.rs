@@ -16,6 +16,7 @@
 //! | [`import`] | CSV and PSKC imports |
 //! | [`backup`] | backups and restores |
 //! | [`status`] | status and the audit log's reading and verification |
+//! | [`console`] | the web console's sign-in: password, OTP and role |
 //!
 //! Each operation records its own audit entry, handed to the store with its
 //! change so both are durable in one step ([`crate::store::Store::swap`]).
@@ -27,6 +28,7 @@
 pub mod authenticate;
 pub mod authorization;
 pub mod backup;
+pub mod console;
 pub mod enroll;
 pub mod error;
 pub mod import;

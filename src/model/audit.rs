@@ -27,6 +27,9 @@ pub enum Actor {
         #[serde(default, skip_serializing_if = "NasAttributes::is_empty")]
         nas: NasAttributes,
     },
+    /// An operator signed in to the web console: the directory user name
+    /// and the source address of the browser's connection.
+    Web { user: String, address: String },
     /// The daemon itself.
     Daemon,
 }
@@ -37,6 +40,7 @@ impl std::fmt::Display for Actor {
             Actor::Admin { uid, user: Some(name) } => write!(f, "{name}(uid {uid})"),
             Actor::Admin { uid, user: None } => write!(f, "uid {uid}"),
             Actor::Radius { client, address, .. } => write!(f, "radius:{client}@{address}"),
+            Actor::Web { user, address } => write!(f, "web:{user}@{address}"),
             Actor::Daemon => f.write_str("radotpd"),
         }
     }

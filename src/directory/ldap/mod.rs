@@ -503,15 +503,18 @@ impl LdapDirectory {
         let Some(group) = &self.required_group else {
             return Ok(true);
         };
+        self.group_check(ldap, user_dn, group).await
+    }
+
+    /// Whether the entry `user_dn` is in `group`, on `ldap`.
+    async fn group_check(&self, ldap: &mut Ldap, user_dn: &str, group: &str) -> Attempt<bool> {
         let none = vec!["1.1".to_string()];
         match self.membership {
             GroupMembership::Member | GroupMembership::UniqueMember => {
                 let filter = format!("({}={})", self.membership_attribute(), escape_filter_value(user_dn));
                 match self.search_entries(ldap, group, Scope::Base, &filter, none, 1).await? {
                     Some(entries) => Ok(!entries.is_empty()),
-                    None => Err(Failure::Answer(DirectoryError::Unavailable(format!(
-                        "required_group {group} does not exist"
-                    )))),
+                    None => Err(Failure::Answer(DirectoryError::Unavailable(format!("group {group} does not exist")))),
                 }
             }
             GroupMembership::MemberOf => {
@@ -702,6 +705,13 @@ impl LdapDirectory {
         self.with_connection(&self.searches, |mut ldap| async move { self.member_check(&mut ldap, dn).await }).await
     }
 
+    /// Whether `user` is in `group` (roles of the web console).
+    pub async fn in_group(&self, user: &DirectoryUser, group: &str) -> Result<bool, DirectoryError> {
+        let dn = user_dn(user)?;
+        self.with_connection(&self.searches, |mut ldap| async move { self.group_check(&mut ldap, dn, group).await })
+            .await
+    }
+
     /// Connects (service bind included) and reads the base DN entry.
     pub async fn probe(&self) -> Result<String, DirectoryError> {
         let url = self
@@ -772,6 +782,10 @@ impl UserDirectory for LdapDirectory {
 
     fn in_required_group<'a>(&'a self, user: &'a DirectoryUser) -> DirectoryFuture<'a, bool> {
         Box::pin(LdapDirectory::in_required_group(self, user))
+    }
+
+    fn in_group<'a>(&'a self, user: &'a DirectoryUser, group: &'a str) -> DirectoryFuture<'a, bool> {
+        Box::pin(LdapDirectory::in_group(self, user, group))
     }
 
     fn probe(&self) -> DirectoryFuture<'_, String> {
