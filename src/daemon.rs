@@ -21,6 +21,7 @@ use crate::directory::ldap::LdapDirectory;
 use crate::directory::static_list::StaticDirectory;
 use crate::domain::backup::{BACKUP_FORMAT, BACKUP_VERSION, Backup, RestoreError, RestoreReport};
 use crate::domain::enroll::EnrollLabels;
+use crate::domain::key_check::{KEY_CHECK_META, KeyCheck, KeyCheckError, check_master_key};
 use crate::domain::{Service, Settings, system_clock};
 use crate::metrics::Metrics;
 use crate::radius::server::RadiusServer;
@@ -76,8 +77,40 @@ pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, DaemonError> 
     Ok(Arc::new(store))
 }
 
+/// Refuses a master key that is not the one the store's seeds were sealed
+/// with (see [`crate::domain::key_check`]); `record` keeps the key's check
+/// value in a store that has none yet.
+async fn verify_master_key(
+    store: &dyn Store,
+    cipher: &SeedCipher,
+    config: &Config,
+    record: bool,
+) -> Result<(), ConfigError> {
+    match check_master_key(store, cipher, record).await {
+        Ok(KeyCheck::Recorded) => {
+            tracing::info!("recorded the master key's check value in the store");
+            Ok(())
+        }
+        Ok(_) => Ok(()),
+        Err(e) => Err(ConfigError::Invalid {
+            problems: vec![crate::config::Problem {
+                path: "store.key_file".into(),
+                message: match e {
+                    KeyCheckError::WrongKey => format!(
+                        "key file {} is not the key the seeds in the store at {} were sealed with; put the right key file back (or point store.key_file at it)",
+                        config.store.key_file.display(),
+                        config.store.path.display()
+                    ),
+                    other => format!("cannot check the master key against the store: {other}"),
+                },
+            }],
+        }),
+    }
+}
+
 /// `--check-config` also checks the store, when it exists and is not in use:
-/// every token's type must still be defined.
+/// every token's type must still be defined, and the master key must be the
+/// store's own.
 pub async fn check_stored_types(config: &Config) -> Result<Option<usize>, ConfigError> {
     if !config.store.path.exists() {
         return Ok(None);
@@ -92,6 +125,12 @@ pub async fn check_stored_types(config: &Config) -> Result<Option<usize>, Config
         // A running daemon holds the store's lock: nothing to check then.
         Err(_) => return Ok(None),
     };
+    if config.store.key_file.exists() {
+        let cipher = SeedCipher::from_key_file(&config.store.key_file, false).map_err(|e| ConfigError::Invalid {
+            problems: vec![crate::config::Problem { path: "store.key_file".into(), message: e.to_string() }],
+        })?;
+        verify_master_key(&store, &cipher, config, false).await?;
+    }
     let (undefined, total) = undefined_types(&store, config).await.map_err(|e| ConfigError::Invalid {
         problems: vec![crate::config::Problem { path: "store.path".into(), message: e.to_string() }],
     })?;
@@ -144,12 +183,20 @@ pub async fn restore(config: &Config, file: &Path, force: bool) -> Result<Restor
     let store = open_store(config).await?;
     let now = (system_clock())();
     let source = file.display().to_string();
-    crate::domain::backup::restore(store.as_ref(), &cipher, &backup, force, &source, now).await.map_err(|e| match e {
-        RestoreError::NotEmpty(_) => {
-            startup("restore", RestoreError::NotEmpty(config.store.path.display().to_string()))
-        }
-        other => startup("restore", other),
-    })
+    let report = crate::domain::backup::restore(store.as_ref(), &cipher, &backup, force, &source, now).await.map_err(
+        |e| match e {
+            RestoreError::NotEmpty(_) => {
+                startup("restore", RestoreError::NotEmpty(config.store.path.display().to_string()))
+            }
+            other => startup("restore", other),
+        },
+    )?;
+    // The restored seeds are sealed under this key: the store's check value says so.
+    store
+        .put_meta(KEY_CHECK_META, &cipher.key_check())
+        .await
+        .map_err(|e| startup("restore: cannot record the master key's check value", e))?;
+    Ok(report)
 }
 
 /// The directory of `config`. Nothing connects yet (an LDAP directory
@@ -216,6 +263,7 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<(), DaemonError
     }
     let cipher =
         SeedCipher::from_key_file(&config.store.key_file, store_is_new).map_err(|e| startup("store.key_file", e))?;
+    verify_master_key(store.as_ref(), &cipher, &config, true).await?;
     let clients = config.radius_clients()?;
     for warning in config.warnings() {
         tracing::warn!("{warning}");

@@ -320,6 +320,12 @@ impl Config {
                 ),
             );
         }
+        if auth.failure_decay_seconds > MAX_LOCKOUT_SECONDS {
+            problem(
+                "auth.failure_decay_seconds".into(),
+                format!("must be at most {MAX_LOCKOUT_SECONDS} (a year); 0 never forgets a failure"),
+            );
+        }
         if auth.hotp_window > 1000 {
             problem("auth.hotp_window".into(), "must be at most 1000".into());
         }

@@ -110,6 +110,10 @@ fn lockout_and_password_failure_keys() {
     assert!(!config.auth.count_password_failures);
     let text = MINIMAL.replace("store:", "auth: { lockout_seconds: 31536001 }\nstore:");
     assert_eq!(problem_paths(&text), vec!["auth.lockout_seconds".to_string()]);
+    let text = MINIMAL.replace("store:", "auth: { failure_decay_seconds: 31536001 }\nstore:");
+    assert_eq!(problem_paths(&text), vec!["auth.failure_decay_seconds".to_string()]);
+    let text = MINIMAL.replace("store:", "auth: { failure_decay_seconds: 0 }\nstore:");
+    assert_eq!(Config::parse(&text).map(|c| c.auth.failure_decay_seconds).ok(), Some(0));
 }
 
 #[test]

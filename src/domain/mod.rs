@@ -13,6 +13,7 @@
 //! | [`enroll`] | "ADD NEW TOKEN": hardware from stock, generated app tokens |
 //! | [`reset`] | the two-OTP reset |
 //! | [`import`] | CSV and PSKC imports |
+//! | [`key_check`] | is the master key the store's own? |
 //! | [`backup`] | backups and restores |
 //! | [`status`] | status and the audit log's reading and verification |
 //!
@@ -28,6 +29,7 @@ pub mod backup;
 pub mod enroll;
 pub mod error;
 pub mod import;
+pub mod key_check;
 pub mod lifecycle;
 pub mod radius_modes;
 pub mod reset;
@@ -233,5 +235,7 @@ impl Service {
     }
 }
 
+#[cfg(test)]
+mod lockout_tests;
 #[cfg(test)]
 mod tests;

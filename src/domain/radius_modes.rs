@@ -417,10 +417,10 @@ mod tests {
         assert_eq!((f.token("A1").await.fail_count, f.token("A1").await.counter), (1, 0));
         let outcome = login(&f.service, AuthMode::PasswordOtp, "alice", &pw("right", RFC_CODES[0])).await;
         assert!(matches!(outcome, Outcome::Decided(Decision::Accept { .. })), "{outcome:?}");
-        assert_eq!(f.token("A1").await.fail_count, 0, "a success resets the count");
+        assert_eq!(f.token("A1").await.fail_count, 1, "a success does not reset the count (it decays with time)");
 
         // One unused code does not buy unlimited password guesses: the token locks.
-        for _ in 0..3 {
+        for _ in 0..2 {
             let outcome = login(&f.service, AuthMode::PasswordOtp, "alice", &pw("guess", RFC_CODES[1])).await;
             assert_eq!(rejected_because(&outcome), Some(RejectReason::WrongPassword));
         }

@@ -33,6 +33,9 @@ pub enum RejectReason {
     BadState,
     /// Too many challenges pending.
     ChallengeRefused,
+    /// A token's seed cannot be decrypted (wrong master key, damaged
+    /// store): a fault of the server, never counted against the user.
+    SeedUnreadable,
 }
 
 impl RejectReason {
@@ -50,6 +53,7 @@ impl RejectReason {
             RejectReason::DirectoryUnavailable => "directory_unavailable",
             RejectReason::BadState => "bad_state",
             RejectReason::ChallengeRefused => "challenge_refused",
+            RejectReason::SeedUnreadable => "seed_unreadable",
         }
     }
 }

@@ -9,4 +9,5 @@ mod lifecycle;
 mod operator;
 mod pskc;
 mod radius;
+mod security;
 mod store;

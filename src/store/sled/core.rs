@@ -4,7 +4,8 @@
 //! RADIUS decision changes, see [`Progress`]: they override the JSON's),
 //! `audit` (big-endian sequence ->
 //! entry bytes, or a chunk of consecutive entries keyed by the first one's
-//! sequence: see [`AuditChunk`]), `meta` (schema version).
+//! sequence: see [`AuditChunk`]), `meta` (schema version, the daemon's
+//! own values such as the master key's check value).
 //!
 //! This engine is the only process using its store, so it keeps the whole
 //! `tokens` tree in memory as well (the stored bytes, in serial order) with an
@@ -588,6 +589,20 @@ impl Core {
             self.log_file.sync_data().map_err(|e| StoreError::Unavailable(format!("fdatasync of the store: {e}")))?;
         }
         Ok(())
+    }
+
+    /// A value of [`crate::store::Store::get_meta`], kept in the `meta` tree
+    /// beside the schema version (under `daemon/NAME`, so no name collides).
+    pub(super) fn get_meta(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let meta = self.db.open_tree("meta").map_err(io)?;
+        Ok(meta.get(format!("daemon/{name}")).map_err(io)?.map(|v| v.to_vec()))
+    }
+
+    /// Sets a value of [`crate::store::Store::put_meta`], durable on return.
+    pub(super) fn put_meta(&self, name: &str, value: &[u8]) -> Result<(), StoreError> {
+        let meta = self.db.open_tree("meta").map_err(io)?;
+        meta.insert(format!("daemon/{name}"), value).map_err(io)?;
+        self.flush()
     }
 
     pub(super) fn size_on_disk(&self) -> Result<u64, StoreError> {

@@ -258,6 +258,16 @@ impl Store for SledStore {
         Ok(self.challenges.lock().unwrap_or_else(|p| p.into_inner()).len() as u64)
     }
 
+    async fn get_meta(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let (core, name) = (self.core.clone(), name.to_string());
+        blocking(move || core.get_meta(&name)).await
+    }
+
+    async fn put_meta(&self, name: &str, value: &[u8]) -> Result<(), StoreError> {
+        let (core, name, value) = (self.core.clone(), name.to_string(), value.to_vec());
+        blocking(move || core.put_meta(&name, &value)).await
+    }
+
     async fn is_empty(&self) -> Result<bool, StoreError> {
         Ok(self.core.count() == 0 && self.core.last_audit()?.is_none())
     }

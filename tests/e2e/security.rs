@@ -1,0 +1,98 @@
+//! Hardening from the outside review (issue #14), seen from outside the
+//! daemon: a wrong master key, lockout as a lever for others, output files,
+//! Proxy-State, the admin socket's path.
+
+use std::process::Command;
+use std::time::Duration;
+
+use radotp::radius::packet::{CODE_ACCESS_ACCEPT, CODE_ACCESS_REJECT, build_access_request};
+
+use crate::harness::{Daemon, RFC_CODES, RFC_SEED_HEX, SECRET};
+
+fn radotpd(daemon: &Daemon, extra: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_radotpd")).args(extra).arg("--config").arg(daemon.config_path()).output().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn another_valid_master_key_is_refused_by_check_config_and_at_start() {
+    let mut daemon = Daemon::start();
+    daemon.rfc_token("HW1", "alice");
+    daemon.terminate();
+    let key = daemon.dir.path().join("master.key");
+    let right = std::fs::read_to_string(&key).unwrap();
+    std::fs::write(&key, format!("{}\n", "ab".repeat(32))).unwrap();
+
+    let check = radotpd(&daemon, &["--check-config"]);
+    let said = String::from_utf8_lossy(&check.stderr);
+    assert_eq!(check.status.code(), Some(78), "{said}");
+    assert!(said.contains("store.key_file") && said.contains(&key.display().to_string()), "{said}");
+    assert!(said.contains("not the key"), "{said}");
+
+    let start = radotpd(&daemon, &[]);
+    let said = String::from_utf8_lossy(&start.stderr);
+    assert_eq!(start.status.code(), Some(78), "{said}");
+    assert!(said.contains(&key.display().to_string()) && said.contains("not the key"), "{said}");
+    assert!(!said.contains("radotpd ready"), "{said}");
+
+    // The right key back: it starts, and the user's code still works.
+    std::fs::write(&key, right).unwrap();
+    let check = radotpd(&daemon, &["--check-config"]);
+    assert_eq!(check.status.code(), Some(0), "{}", String::from_utf8_lossy(&check.stderr));
+    daemon.launch();
+    let mut client = daemon.client().await;
+    assert_eq!(client.authenticate("alice", RFC_CODES[0]).await.unwrap().code, CODE_ACCESS_ACCEPT);
+    let token = daemon.ctl_json(&["token", "show", "HW1"]);
+    assert_eq!((token["state"].as_str(), token["fail_count"].as_u64()), (Some("active"), Some(0)), "{token}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn captured_requests_replayed_after_the_duplicate_window_do_not_lock_the_token() {
+    let daemon = Daemon::start_with(|c| *c = c.replace("duplicate_cache_seconds: 30", "duplicate_cache_seconds: 1"));
+    daemon.rfc_token("HW1", "alice");
+    let mut client = daemon.client().await;
+    // What a passive observer captures: the user's accepted requests.
+    let mut captured = Vec::new();
+    for (id, code) in RFC_CODES[..3].iter().enumerate() {
+        let request = build_access_request(id as u8 + 1, SECRET.as_bytes(), "alice", code.as_bytes(), None).unwrap();
+        assert_eq!(client.exchange(&request).await.unwrap().code, CODE_ACCESS_ACCEPT);
+        captured.push(request);
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Replayed byte for byte, again and again, after the duplicate window:
+    // more times than max_failures (5).
+    for _ in 0..3 {
+        for request in &captured {
+            let mut replayer = daemon.client().await;
+            assert_eq!(replayer.exchange(request).await.unwrap().code, CODE_ACCESS_REJECT);
+        }
+        // Past the duplicate window again, so each round is checked anew.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+    }
+    let token = daemon.ctl_json(&["token", "show", "HW1"]);
+    assert_eq!((token["state"].as_str(), token["fail_count"].as_u64()), (Some("active"), Some(0)), "{token}");
+    assert_eq!(client.authenticate("alice", RFC_CODES[3]).await.unwrap().code, CODE_ACCESS_ACCEPT);
+    let reasons = &daemon.ctl_json(&["status"])["radius"]["reject_reasons"];
+    assert_eq!(reasons["replay"], 9, "{reasons}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sixty_four_concurrent_copies_of_a_valid_code_give_one_accept_and_leave_the_token_active() {
+    let daemon = Daemon::start();
+    daemon.import(&format!("serial,type,seed,user\nHW1,hw-hotp,{RFC_SEED_HEX},alice\n"));
+    let mut handles = Vec::new();
+    for _ in 0..64 {
+        let mut client = daemon.client().await;
+        handles.push(tokio::spawn(async move { client.authenticate("alice", RFC_CODES[0]).await.unwrap().code }));
+    }
+    let mut accepts = 0;
+    for handle in handles {
+        if handle.await.unwrap() == CODE_ACCESS_ACCEPT {
+            accepts += 1;
+        }
+    }
+    assert_eq!(accepts, 1);
+    let token = daemon.ctl_json(&["token", "show", "HW1"]);
+    assert_eq!((token["state"].as_str(), token["fail_count"].as_u64()), (Some("active"), Some(0)), "{token}");
+    let mut client = daemon.client().await;
+    assert_eq!(client.authenticate("alice", RFC_CODES[1]).await.unwrap().code, CODE_ACCESS_ACCEPT);
+}
