@@ -146,8 +146,10 @@ pub struct AuthConfig {
     pub totp_first_use_window: u64,
 }
 
+/// Six hours: a patient attacker gets 4 guesses a day per user on top of
+/// `max_failures - 1`, while a user's typos are forgotten within a day or two.
 fn default_failure_decay_seconds() -> u64 {
-    3600
+    21600
 }
 
 impl Default for AuthConfig {

@@ -96,3 +96,38 @@ async fn sixty_four_concurrent_copies_of_a_valid_code_give_one_accept_and_leave_
     let mut client = daemon.client().await;
     assert_eq!(client.authenticate("alice", RFC_CODES[1]).await.unwrap().code, CODE_ACCESS_ACCEPT);
 }
+
+/// The guess budget an attacker gets without locking the token, measured:
+/// `max_failures - 1` at once, then one more per `failure_decay_seconds`,
+/// whatever the real user does. (With the defaults, 10 and 21600 s: 9 at
+/// once, then one every six hours.) Prints what it measured.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_paced_attacker_gets_one_guess_per_decay_period_and_logins_do_not_refill_it() {
+    let daemon = Daemon::start_with(|c| *c = c.replace("max_failures: 5", "max_failures: 5\n  failure_decay_seconds: 1"));
+    daemon.rfc_token("HW1", "alice");
+    let mut attacker = daemon.client().await;
+    let mut user = daemon.client().await;
+    let started = std::time::Instant::now();
+    let mut guesses = 0;
+    for _ in 0..4 {
+        assert_eq!(attacker.authenticate("alice", "000000").await.unwrap().code, CODE_ACCESS_REJECT);
+        guesses += 1;
+    }
+    for code in &RFC_CODES[..4] {
+        // The real user logs in between the guesses: no fresh guesses from it.
+        assert_eq!(user.authenticate("alice", code).await.unwrap().code, CODE_ACCESS_ACCEPT);
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        assert_eq!(attacker.authenticate("alice", "000000").await.unwrap().code, CODE_ACCESS_REJECT);
+        guesses += 1;
+        assert_eq!(daemon.ctl_json(&["token", "show", "HW1"])["state"], "active");
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let checked = daemon.ctl_json(&["status"])["radius"]["reject_reasons"]["wrong_otp"].as_u64();
+    assert_eq!(checked, Some(guesses));
+    println!("measured: {guesses} guesses checked in {elapsed:.1} s with failure_decay_seconds: 1, max_failures: 5");
+    // Faster than the decay: the next two guesses lock it, logins or not.
+    assert_eq!(user.authenticate("alice", RFC_CODES[4]).await.unwrap().code, CODE_ACCESS_ACCEPT);
+    attacker.authenticate("alice", "000000").await.unwrap();
+    attacker.authenticate("alice", "000000").await.unwrap();
+    assert_eq!(daemon.ctl_json(&["token", "show", "HW1"])["state"], "locked");
+}
