@@ -12,6 +12,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("notify", 0),
     ("metrics", 0),
     ("crypto", 1),
+    ("private_file", 2),
     ("model", 2),
     ("import", 3),
     ("config", 4),

@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use super::testing::{Fixture, RFC_CODES};
 use super::*;
-use crate::model::audit::Actor;
 
 fn reason(decision: &Decision) -> Option<RejectReason> {
     match decision {

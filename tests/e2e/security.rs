@@ -103,7 +103,8 @@ async fn sixty_four_concurrent_copies_of_a_valid_code_give_one_accept_and_leave_
 /// once, then one every six hours.) Prints what it measured.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_paced_attacker_gets_one_guess_per_decay_period_and_logins_do_not_refill_it() {
-    let daemon = Daemon::start_with(|c| *c = c.replace("max_failures: 5", "max_failures: 5\n  failure_decay_seconds: 1"));
+    let daemon =
+        Daemon::start_with(|c| *c = c.replace("max_failures: 5", "max_failures: 5\n  failure_decay_seconds: 1"));
     daemon.rfc_token("HW1", "alice");
     let mut attacker = daemon.client().await;
     let mut user = daemon.client().await;
@@ -130,4 +131,68 @@ async fn a_paced_attacker_gets_one_guess_per_decay_period_and_logins_do_not_refi
     attacker.authenticate("alice", "000000").await.unwrap();
     attacker.authenticate("alice", "000000").await.unwrap();
     assert_eq!(daemon.ctl_json(&["token", "show", "HW1"])["state"], "locked");
+}
+
+/// A shared directory (mode 1777, as /tmp) holding `name`, pre-created by
+/// uid 65533 with mode 0644, as another local user would leave it.
+fn file_of_another_user(daemon: &Daemon, name: &str) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let shared = daemon.dir.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let path = shared.join(name);
+    std::fs::write(&path, "planted").unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::os::unix::fs::chown(&path, Some(65533), Some(65533)).unwrap();
+    path
+}
+
+#[test]
+fn backups_and_qr_codes_never_go_into_another_users_file_or_through_a_link() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    if !nix::unistd::getuid().is_root() {
+        eprintln!("skipped: a file of another user needs root to make");
+        return;
+    }
+    let daemon = Daemon::start();
+    daemon.rfc_token("HW1", "alice");
+
+    // Another user's file at the backup's path: refused even with --force.
+    let planted = file_of_another_user(&daemon, "backup.json");
+    let out = daemon.ctl(&["backup", "--force", planted.to_str().unwrap()]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(said.contains("belongs to uid 65533"), "{said}");
+    assert_eq!(std::fs::read_to_string(&planted).unwrap(), "planted", "not written into");
+
+    // A link at the QR code's path: its target is not overwritten.
+    let target = daemon.dir.path().join("precious");
+    std::fs::write(&target, "precious").unwrap();
+    let link = daemon.dir.path().join("alice.png");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let out = daemon.ctl(&["token", "enroll", "alice", "--type", "app-totp", "--qr-png", link.to_str().unwrap()]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(said.contains("symbolic link"), "{said}");
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "precious");
+
+    // Another user's file at the QR code's path: not written into either.
+    let planted_png = planted.with_file_name("bob.png");
+    std::fs::write(&planted_png, "planted").unwrap();
+    std::os::unix::fs::chown(&planted_png, Some(65533), None).unwrap();
+    let out = daemon.ctl(&["token", "enroll", "bob", "--type", "app-totp", "--qr-png", planted_png.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(std::fs::read_to_string(&planted_png).unwrap(), "planted");
+
+    // The operator's own world-readable file, with --force: a new private file takes its place.
+    let own = daemon.dir.path().join("old.json");
+    std::fs::write(&own, "old").unwrap();
+    std::fs::set_permissions(&own, std::fs::Permissions::from_mode(0o644)).unwrap();
+    daemon.ctl_ok(&["backup", "--force", own.to_str().unwrap()]);
+    let meta = std::fs::metadata(&own).unwrap();
+    assert_eq!((meta.permissions().mode() & 0o777, meta.uid()), (0o600, 0));
+    assert!(std::fs::read_to_string(&own).unwrap().contains("\"tokens\""));
+    let png = daemon.dir.path().join("carol.png");
+    daemon.ctl_ok(&["token", "enroll", "carol", "--type", "app-totp", "--qr-png", png.to_str().unwrap()]);
+    assert_eq!(std::fs::metadata(&png).unwrap().permissions().mode() & 0o777, 0o600);
 }
