@@ -481,7 +481,16 @@ fn bind_admin_socket(path: &Path) -> Result<UnixListener, DaemonError> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(|e| startup(format!("cannot create {}", parent.display()), e))?;
     }
-    if path.exists() {
+    // Only a stale socket is replaced: anything else at the path (a file, a
+    // link, a directory) may be someone's data, and is refused.
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        use std::os::unix::fs::FileTypeExt;
+        if !meta.file_type().is_socket() {
+            return Err(startup(
+                format!("admin socket {}", path.display()),
+                "something that is not a socket is at that path; radotpd does not delete it: move it away, or set admin.socket to another path",
+            ));
+        }
         if std::os::unix::net::UnixStream::connect(path).is_ok() {
             return Err(startup(format!("admin socket {}", path.display()), "another radotpd is listening there"));
         }

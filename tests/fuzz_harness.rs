@@ -154,7 +154,8 @@ fn write_seed_corpus() {
     long_name.truncate(40);
     write("radius_request", "truncated", &long_name);
     let frame = packet::parse_frame(&request).unwrap();
-    let attrs = packet::ReplyAttributes { reply_message: Some("hello".into()), state: Some(vec![9; 16]) };
+    let attrs =
+        packet::ReplyAttributes { reply_message: Some("hello".into()), state: Some(vec![9; 16]), ..Default::default() };
     let reply = packet::sign_reply(packet::CODE_ACCESS_CHALLENGE, 7, &frame.authenticator, secret, &attrs).unwrap();
     write("radius_reply", "challenge", &reply);
     write(

@@ -469,6 +469,31 @@ impl Config {
                     });
                 }
             }
+            if client.address.prefix_len() == 0 && !client.require_message_authenticator {
+                warnings.push(Problem {
+                    path: format!("radius.clients[{i}].require_message_authenticator"),
+                    message: format!(
+                        "client {:?} is every address ({}) and does not require Message-Authenticator: anyone who learns its secret, from anywhere, is open to BlastRADIUS-style forgeries; require it, or narrow the address",
+                        client.name, client.address
+                    ),
+                });
+            }
+        }
+        // The same warnings the daemon logs at start, so that --check-config
+        // and a reload's reply show them too.
+        if let DirectoryConfig::Ldap(ldap) = &self.directory {
+            if !ldap.tls_verify {
+                warnings.push(Problem {
+                    path: "directory.tls_verify".into(),
+                    message: "false: LDAP server certificates are NOT verified; anyone between radotp and the directory can read bind passwords".into(),
+                });
+            }
+            for url in ldap.cleartext_urls() {
+                warnings.push(Problem {
+                    path: "directory.urls".into(),
+                    message: format!("{url} is neither ldaps:// nor StartTLS: passwords cross the network in clear"),
+                });
+            }
         }
         warnings
     }

@@ -122,7 +122,11 @@ impl RadiusServer {
         }
         if frame.code == packet::CODE_STATUS_SERVER {
             Metrics::count(&self.metrics().status_server);
-            let attrs = ReplyAttributes { reply_message: Some("radotpd alive".into()), state: None };
+            let attrs = ReplyAttributes {
+                reply_message: Some("radotpd alive".into()),
+                proxy_states: packet::proxy_states(&frame),
+                ..Default::default()
+            };
             self.answer(socket, source, key, client, &frame, packet::CODE_ACCESS_ACCEPT, &attrs).await;
             return;
         }
@@ -133,7 +137,11 @@ impl RadiusServer {
                 // answer so the NAS does not wait for a timeout.
                 Metrics::count(&self.metrics().rejects);
                 self.metrics().rejected_because("unsupported_request");
-                let attrs = ReplyAttributes { reply_message: Some("only PAP is supported".into()), state: None };
+                let attrs = ReplyAttributes {
+                    reply_message: Some("only PAP is supported".into()),
+                    proxy_states: packet::proxy_states(&frame),
+                    ..Default::default()
+                };
                 self.answer(socket, source, key, client, &frame, packet::CODE_ACCESS_REJECT, &attrs).await;
                 tracing::info!(client = %client.name, %source, result = "reject", reason = "unsupported_request", detail = %e, "RADIUS decision");
                 return;
@@ -154,6 +162,7 @@ impl RadiusServer {
         let client = client.clone();
         let identifier = frame.identifier;
         let request_authenticator = frame.authenticator;
+        let proxy_states = packet::proxy_states(&frame);
         tasks.spawn(async move {
             let _permit = permit;
             let actor = Actor::Radius { client: client.name.clone(), address: source.ip().to_string() };
@@ -165,7 +174,7 @@ impl RadiusServer {
                 state: request.state.as_deref(),
             };
             let outcome = server.service.radius_authenticate(&actor, radius_request).await;
-            let mut attrs = ReplyAttributes::default();
+            let mut attrs = ReplyAttributes { proxy_states, ..Default::default() };
             let (code, result, reason, serial) = match &outcome {
                 Ok(Outcome::Decided(Decision::Accept { serial })) => {
                     (packet::CODE_ACCESS_ACCEPT, "accept", "ok", Some(serial.as_str()))
@@ -174,7 +183,8 @@ impl RadiusServer {
                     (packet::CODE_ACCESS_REJECT, "reject", reason.as_str(), serial.as_deref())
                 }
                 Ok(Outcome::Challenge { state, prompt }) => {
-                    attrs = ReplyAttributes { reply_message: Some(prompt.clone()), state: Some(state.clone()) };
+                    attrs.reply_message = Some(prompt.clone());
+                    attrs.state = Some(state.clone());
                     (packet::CODE_ACCESS_CHALLENGE, "challenge", "otp_needed", None)
                 }
                 Ok(Outcome::NoAnswer) => {

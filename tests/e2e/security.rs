@@ -196,3 +196,120 @@ fn backups_and_qr_codes_never_go_into_another_users_file_or_through_a_link() {
     daemon.ctl_ok(&["token", "enroll", "carol", "--type", "app-totp", "--qr-png", png.to_str().unwrap()]);
     assert_eq!(std::fs::metadata(&png).unwrap().permissions().mode() & 0o777, 0o600);
 }
+
+#[test]
+fn a_regular_file_at_the_admin_socket_path_is_refused_not_deleted() {
+    let mut daemon = Daemon::start();
+    daemon.terminate();
+    std::fs::write(&daemon.socket, "someone's data").unwrap();
+    let out = radotpd(&daemon, &[]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(said.contains("not a socket"), "{said}");
+    assert_eq!(std::fs::read_to_string(&daemon.socket).unwrap(), "someone's data");
+    // A stale socket (a crash left it) is still replaced.
+    std::fs::remove_file(&daemon.socket).unwrap();
+    drop(std::os::unix::net::UnixListener::bind(&daemon.socket).unwrap());
+    daemon.launch();
+    daemon.ctl_ok(&["ping"]);
+}
+
+#[test]
+fn check_config_and_reload_show_the_warnings_the_start_logs() {
+    let open_client = "    - { name: anywhere, address: 0.0.0.0/0, secret: \"a-long-enough-secret\", require_message_authenticator: false }\n";
+    let ldap = "directory:\n  kind: ldap\n  urls: [\"ldap://ldap.example.org\"]\n  base_dn: \"dc=example,dc=org\"\n  tls_verify: false\n";
+    let mut daemon = Daemon::prepare(|c| {
+        *c = c.replace("duplicate_cache_seconds: 30", "duplicate_cache_seconds: 30\n").replacen(
+            "  duplicate_cache_seconds",
+            &format!("{open_client}  duplicate_cache_seconds"),
+            1,
+        );
+    });
+    daemon.launch();
+    assert!(daemon.log().contains("0.0.0.0/0"), "{}", daemon.log());
+    let text = daemon.config_text();
+    let start = text.find("directory:").unwrap();
+    let end = text.find("token_types:").unwrap();
+    let with_ldap = format!("{}{ldap}{}", &text[..start], &text[end..]);
+    daemon.rewrite_config(&with_ldap);
+    let check = radotpd(&daemon, &["--check-config"]);
+    let said = String::from_utf8_lossy(&check.stderr);
+    assert_eq!(check.status.code(), Some(0), "{said}");
+    for needle in [
+        "radius.clients[1].require_message_authenticator",
+        "directory.tls_verify",
+        "ldap://ldap.example.org is neither ldaps:// nor StartTLS",
+    ] {
+        assert!(said.contains(needle), "{needle}: {said}");
+    }
+    let reply = daemon.ctl_json(&["reload"]);
+    let warnings = reply["warnings"].to_string();
+    for needle in ["require_message_authenticator", "directory.tls_verify", "neither ldaps:// nor StartTLS"] {
+        assert!(warnings.contains(needle), "{needle}: {reply}");
+    }
+}
+
+/// `request` with Proxy-State attributes appended and its Message-Authenticator signed again.
+fn with_proxy_states(mut request: Vec<u8>, states: &[&[u8]]) -> Vec<u8> {
+    use hmac::Mac;
+    use radotp::radius::packet::{ATTR_PROXY_STATE, HEADER_LEN};
+    for state in states {
+        request.push(ATTR_PROXY_STATE);
+        request.push(state.len() as u8 + 2);
+        request.extend_from_slice(state);
+    }
+    let len = request.len() as u16;
+    request[2..4].copy_from_slice(&len.to_be_bytes());
+    let ma = HEADER_LEN + 2;
+    request[ma..ma + 16].fill(0);
+    let mut mac = <hmac::Hmac<md5::Md5> as Mac>::new_from_slice(SECRET.as_bytes()).unwrap();
+    mac.update(&request);
+    let tag = mac.finalize().into_bytes();
+    request[ma..ma + 16].copy_from_slice(&tag);
+    request
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn proxy_state_is_copied_into_every_reply_in_order() {
+    let daemon = Daemon::start();
+    daemon.rfc_token("HW1", "alice");
+    let mut client = daemon.client().await;
+    let states: [&[u8]; 2] = [b"proxy-one", b"\x00\x01two"];
+    for (id, code, expected) in [(1u8, RFC_CODES[0], CODE_ACCESS_ACCEPT), (2, "000000", CODE_ACCESS_REJECT)] {
+        let request = with_proxy_states(
+            build_access_request(id, SECRET.as_bytes(), "alice", code.as_bytes(), None).unwrap(),
+            &states,
+        );
+        let reply = client.exchange(&request).await.unwrap();
+        assert_eq!(reply.code, expected);
+        assert_eq!(reply.proxy_states, states.map(<[u8]>::to_vec), "reply {expected}");
+    }
+    let status = with_proxy_states(radotp::radius::packet::build_status_server(3, SECRET.as_bytes()), &states[..1]);
+    assert_eq!(client.exchange(&status).await.unwrap().proxy_states, vec![b"proxy-one".to_vec()]);
+}
+
+#[test]
+fn a_forced_restore_does_not_say_nothing_was_written() {
+    let daemon = Daemon::start();
+    daemon.rfc_token("HW1", "alice");
+    let file = daemon.dir.path().join("backup.json");
+    daemon.ctl_ok(&["backup", file.to_str().unwrap()]);
+    let text = std::fs::read_to_string(&file).unwrap();
+    let edited = daemon.dir.path().join("edited.json");
+    std::fs::write(&edited, text.replace("\"alice\"", "\"bob\"")).unwrap();
+    let target = Daemon::prepare(|_| {});
+    std::fs::copy(daemon.dir.path().join("master.key"), target.dir.path().join("master.key")).unwrap();
+    std::fs::write(target.config_path(), target.config_text()).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_radotpd"))
+        .arg("--restore")
+        .arg(&edited)
+        .arg("--force")
+        .arg("--config")
+        .arg(target.config_path())
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("restored despite (--force): the backup's MAC does not verify"), "{said}");
+    assert!(!said.contains("nothing was written"), "it was written: {said}");
+}
