@@ -19,6 +19,7 @@ use crate::crypto::SeedCipher;
 use crate::directory::UserDirectory;
 use crate::directory::ldap::LdapDirectory;
 use crate::directory::static_list::StaticDirectory;
+use crate::domain::audit_anchor::AnchorCheck;
 use crate::domain::backup::{BACKUP_FORMAT, BACKUP_VERSION, Backup, RestoreError, RestoreReport};
 use crate::domain::enroll::EnrollLabels;
 use crate::domain::key_check::{KEY_CHECK_META, KeyCheck, KeyCheckError, check_master_key};
@@ -191,11 +192,15 @@ pub async fn restore(config: &Config, file: &Path, force: bool) -> Result<Restor
             other => startup("restore", other),
         },
     )?;
-    // The restored seeds are sealed under this key: the store's check value says so.
+    // The restored seeds are sealed under this key: the store's check value
+    // says so, and the restored log's head is anchored under it.
     store
         .put_meta(KEY_CHECK_META, &cipher.key_check())
         .await
         .map_err(|e| startup("restore: cannot record the master key's check value", e))?;
+    crate::domain::audit_anchor::anchor_head(store.as_ref(), &cipher, now)
+        .await
+        .map_err(|e| startup("restore: cannot anchor the audit log", e))?;
     Ok(report)
 }
 
@@ -280,6 +285,16 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<(), DaemonError
         config.radius.duplicate_cache_entries,
         config.radius.max_in_flight,
     ));
+    // The audit log must still reach its anchored head; while it does, the
+    // head is anchored again as the log grows.
+    let anchoring = match service.check_audit_anchor().await {
+        Ok(AnchorCheck::Broken { .. }) => false,
+        Ok(_) => true,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot check the audit log's anchor");
+            false
+        }
+    };
     let (reload_tx, mut reload_rx) = tokio::sync::mpsc::channel::<tokio::sync::oneshot::Sender<ReloadOutcome>>(4);
     let admin = Arc::new(AdminServer::new(
         service.clone(),
@@ -311,6 +326,9 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<(), DaemonError
         for (id, count) in undefined {
             tracing::warn!("{count} stored token(s) have type {id:?}, which the configuration does not define");
         }
+    }
+    if anchoring {
+        tasks.spawn(anchor_audit_every(AUDIT_ANCHOR_INTERVAL, service.clone(), shutdown.clone()));
     }
     tracing::info!(version = env!("CARGO_PKG_VERSION"), "radotpd ready");
     crate::notify::notify("READY=1");
@@ -387,6 +405,11 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<(), DaemonError
     if let Err(e) = service.flush().await {
         tracing::error!(error = %e, "final store flush failed");
     }
+    if anchoring {
+        if let Err(e) = service.anchor_audit().await {
+            tracing::error!(error = %e, "cannot anchor the audit log at shutdown");
+        }
+    }
     let _ = std::fs::remove_file(&current.admin.socket);
     tracing::info!("radotpd stopped");
     Ok(())
@@ -440,6 +463,34 @@ fn keep_restart_only_settings(new: &mut Config, running: &Config) {
     new.admin.socket = running.admin.socket.clone();
     new.metrics = running.metrics.clone();
     new.log = running.log.clone();
+}
+
+/// How often the audit log's head is anchored while it grows.
+const AUDIT_ANCHOR_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Anchors the audit log's head at start and then every `every` when it moved.
+async fn anchor_audit_every(every: Duration, service: Arc<Service>, shutdown: CancellationToken) {
+    let mut anchored = None;
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tick.tick() => {}
+        }
+        let head = match service.audit_head().await {
+            Ok(head) => head,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the audit log's head");
+                continue;
+            }
+        };
+        if head.is_some() && head != anchored {
+            match service.anchor_audit().await {
+                Ok(_) => anchored = head,
+                Err(e) => tracing::warn!(error = %e, "cannot anchor the audit log"),
+            }
+        }
+    }
 }
 
 async fn watchdog(every: Duration, shutdown: CancellationToken) {

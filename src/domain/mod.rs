@@ -7,6 +7,7 @@
 //!
 //! | module | operations |
 //! |---|---|
+//! | [`audit_anchor`] | the audit log's head, signed, to see entries cut off |
 //! | [`authenticate`] | the OTP check, replay and lockout |
 //! | [`radius_modes`] | `otp`, `password+otp`, `challenge` on top of it |
 //! | [`lifecycle`] | list, show, assign, unassign, enable, disable, unlock, delete |
@@ -24,6 +25,7 @@
 //! store and directory seams, and the configuration's policy types; never a
 //! socket, clap or an engine type.
 
+pub mod audit_anchor;
 pub mod authenticate;
 pub mod backup;
 pub mod enroll;

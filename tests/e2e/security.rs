@@ -313,3 +313,81 @@ fn a_forced_restore_does_not_say_nothing_was_written() {
     assert!(said.contains("restored despite (--force): the backup's MAC does not verify"), "{said}");
     assert!(!said.contains("nothing was written"), "it was written: {said}");
 }
+
+/// A daemon with a few audit entries, stopped (its shutdown anchored the head).
+fn stopped_daemon_with_audit() -> Daemon {
+    let mut daemon = Daemon::start();
+    daemon.import(&format!("serial,type,seed\nHW1,hw-hotp,{RFC_SEED_HEX}\n"));
+    daemon.ctl_ok(&["token", "assign", "HW1", "alice"]);
+    daemon.ctl_ok(&["token", "show", "HW1"]);
+    daemon.ctl_ok(&["token", "unassign", "HW1", "--yes"]);
+    daemon.terminate();
+    daemon
+}
+
+fn open_store(daemon: &Daemon) -> radotp::store::sled::SledStore {
+    let path = daemon.dir.path().join("db");
+    radotp::store::sled::SledStore::open(&path, 1 << 20, radotp::store::Durability::Process, None).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cutting_the_newest_audit_entries_is_found_at_start_and_by_audit_verify() {
+    use radotp::store::Store;
+    let mut daemon = stopped_daemon_with_audit();
+    {
+        let store = open_store(&daemon);
+        let newest = store.audit(&Default::default()).await.unwrap()[0].seq;
+        store.cut_audit_after(newest - 2).unwrap();
+        assert!(store.verify_audit().await.unwrap().iter().all(|r| r.ok), "the hash chain alone does not see it");
+    }
+    daemon.launch();
+    assert!(daemon.log().contains("entries were cut from the log"), "{}", daemon.log());
+    let out = daemon.ctl(&["audit", "verify"]);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(said.contains("BROKEN") && said.contains("entries were cut"), "{said}");
+    // It stays reported: the anchor is not moved over the gap.
+    daemon.terminate();
+    daemon.launch();
+    assert_eq!(daemon.ctl(&["audit", "verify"]).status.code(), Some(1));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rewritten_audit_chain_is_found_by_audit_verify() {
+    use radotp::model::audit::AuditEntry;
+    use radotp::store::Store;
+    let mut daemon = stopped_daemon_with_audit();
+    {
+        let store = open_store(&daemon);
+        let mut entries = store.audit(&Default::default()).await.unwrap();
+        entries.reverse();
+        // From the third newest on: other content, hashes computed anew, a chain that holds.
+        let from = entries.len() - 3;
+        let mut previous = entries[from - 1].hash.clone();
+        for entry in &entries[from..] {
+            let mut forged: AuditEntry = entry.clone();
+            forged.user = Some("mallory".into());
+            forged.prev_hash = previous.clone();
+            forged.hash = forged.compute_hash();
+            previous = forged.hash.clone();
+            let text = serde_json::to_string(&forged).unwrap();
+            store.tamper_with_audit_entry(entry.seq, |_| text).unwrap();
+        }
+        assert!(store.verify_audit().await.unwrap().iter().all(|r| r.ok), "the hash chain alone does not see it");
+    }
+    daemon.launch();
+    let out = daemon.ctl(&["audit", "verify"]);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(said.contains("rewritten"), "{said}");
+}
+
+#[test]
+fn an_untouched_audit_log_verifies_across_restarts() {
+    let mut daemon = stopped_daemon_with_audit();
+    daemon.launch();
+    assert_eq!(daemon.ctl_json(&["audit", "verify"])["ok"], true);
+    daemon.kill();
+    daemon.launch();
+    assert_eq!(daemon.ctl_json(&["audit", "verify"])["ok"], true, "after a crash too");
+}

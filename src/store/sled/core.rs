@@ -539,6 +539,23 @@ impl Core {
     }
 
     /// Overwrites one stored audit record in place: only for tests of tamper detection.
+    /// Removes every audit entry after `seq` (tests of truncation only).
+    pub(super) fn cut_audit_after(&self, seq: u64) -> Result<(), StoreError> {
+        let from = self.audit.range(..=seq.to_be_bytes()).next_back().transpose().map_err(io)?.map(|(k, _)| k);
+        let start = from.map(|k| k.to_vec()).unwrap_or_default();
+        for entry in self.audit.range(start..) {
+            let (key, value) = entry.map_err(io)?;
+            let kept: Vec<AuditRecord> =
+                AuditChunk::decode(&key, &value)?.into_iter().filter(|r| r.seq <= seq).collect();
+            if kept.is_empty() {
+                self.audit.remove(key).map_err(io)?;
+            } else {
+                self.audit.insert(key, AuditChunk::encode(&kept).0).map_err(io)?;
+            }
+        }
+        Ok(())
+    }
+
     pub(super) fn overwrite_audit(&self, record: &AuditRecord) -> Result<(), StoreError> {
         let Some((key, value)) = self.audit.range(..=record.seq.to_be_bytes()).next_back().transpose().map_err(io)?
         else {

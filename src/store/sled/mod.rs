@@ -103,6 +103,16 @@ impl SledStore {
         self.core.flush()
     }
 
+    /// Removes the audit entries after `seq`, as an attacker with write
+    /// access to the store could: only for tests of the audit anchor,
+    /// never used by the daemon.
+    #[doc(hidden)]
+    pub fn cut_audit_after(&self, seq: u64) -> Result<(), StoreError> {
+        self.core.flush()?;
+        self.core.cut_audit_after(seq)?;
+        self.core.flush()
+    }
+
     /// Waits until every write so far is durable; a change made since the
     /// failure is undone by the caller.
     async fn durable(&self, commit: Commit) -> Result<(), StoreError> {
