@@ -86,13 +86,13 @@ async fn verify_master_key(
     cipher: &SeedCipher,
     config: &Config,
     record: bool,
-) -> Result<(), ConfigError> {
+) -> Result<KeyCheck, ConfigError> {
     match check_master_key(store, cipher, record).await {
         Ok(KeyCheck::Recorded) => {
             tracing::info!("recorded the master key's check value in the store");
-            Ok(())
+            Ok(KeyCheck::Recorded)
         }
-        Ok(_) => Ok(()),
+        Ok(found) => Ok(found),
         Err(e) => Err(ConfigError::Invalid {
             problems: vec![crate::config::Problem {
                 path: "store.key_file".into(),
@@ -268,7 +268,7 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<(), DaemonError
     }
     let cipher =
         SeedCipher::from_key_file(&config.store.key_file, store_is_new).map_err(|e| startup("store.key_file", e))?;
-    verify_master_key(store.as_ref(), &cipher, &config, true).await?;
+    let key_check = verify_master_key(store.as_ref(), &cipher, &config, true).await?;
     let clients = config.radius_clients()?;
     for warning in config.warnings() {
         tracing::warn!("{warning}");
@@ -287,7 +287,13 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<(), DaemonError
     ));
     // The audit log must still reach its anchored head; while it does, the
     // head is anchored again as the log grows.
-    let anchoring = match service.check_audit_anchor().await {
+    // A store that had no key check value (new, or of an older radotp) has
+    // no anchor yet either: its head is anchored now.
+    let checked = match key_check {
+        KeyCheck::Recorded => service.anchor_audit().await.map(|_| AnchorCheck::Reached),
+        _ => service.check_audit_anchor().await,
+    };
+    let anchoring = match checked {
         Ok(AnchorCheck::Broken { .. }) => false,
         Ok(_) => true,
         Err(e) => {

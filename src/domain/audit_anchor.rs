@@ -30,6 +30,7 @@ pub const AUDIT_ANCHOR_META: &str = "audit_anchor";
 struct Anchor {
     node: Option<String>,
     seq: u64,
+    /// "" when the log was empty (anything reaches that).
     hash: String,
     /// Unix seconds of the anchoring.
     time: u64,
@@ -83,6 +84,9 @@ pub async fn check_anchor(store: &dyn Store, cipher: &SeedCipher) -> Result<Anch
             problem: "the audit log's anchor does not verify under the master key: it was edited".into(),
         });
     }
+    if anchor.hash.is_empty() {
+        return Ok(AnchorCheck::Reached);
+    }
     let mut finder = Finder { node: anchor.node.clone(), seq: anchor.seq, found: None };
     store.export(&mut finder).await?;
     let when = crate::timefmt::format_utc(anchor.time);
@@ -105,18 +109,19 @@ pub async fn check_anchor(store: &dyn Store, cipher: &SeedCipher) -> Result<Anch
     })
 }
 
-/// Anchors the newest entry of the log (nothing when the log is empty).
-/// Returns the anchored sequence number.
+/// Anchors the newest entry of the log (an empty log gets an anchor that
+/// says so, so that a removed anchor is noticed). Returns the anchored
+/// sequence number.
 pub async fn anchor_head(store: &dyn Store, cipher: &SeedCipher, now: u64) -> Result<Option<u64>, StoreError> {
     use hmac::Mac;
-    let Some(newest) = store.audit(&AuditQuery { limit: 1, ..AuditQuery::default() }).await?.pop() else {
-        return Ok(None);
-    };
-    let mut anchor = Anchor { node: newest.node, seq: newest.seq, hash: newest.hash, time: now, mac: String::new() };
+    let newest = store.audit(&AuditQuery { limit: 1, ..AuditQuery::default() }).await?.pop();
+    let seq = newest.as_ref().map(|e| e.seq);
+    let (node, hash) = newest.map(|e| (e.node, e.hash)).unwrap_or_default();
+    let mut anchor = Anchor { node, seq: seq.unwrap_or(0), hash, time: now, mac: String::new() };
     anchor.mac = data_encoding::HEXLOWER.encode(&anchor.tag(cipher).finalize().into_bytes());
     let bytes = serde_json::to_vec(&anchor).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     store.put_meta(AUDIT_ANCHOR_META, &bytes).await?;
-    Ok(Some(anchor.seq))
+    Ok(seq)
 }
 
 impl super::Service {
@@ -203,7 +208,9 @@ mod tests {
     async fn a_log_that_grows_past_its_anchor_is_fine() {
         let (store, cipher) = (MemoryStore::new(None), SeedCipher::new(&[3u8; 32]));
         assert_eq!(check_anchor(&store, &cipher).await.unwrap(), AnchorCheck::NotAnchored);
-        assert_eq!(anchor_head(&store, &cipher, 1).await.unwrap(), None, "empty log: nothing to anchor");
+        assert_eq!(anchor_head(&store, &cipher, 1).await.unwrap(), None, "empty log: anchored as empty");
+        log(&store, 2).await;
+        assert_eq!(check_anchor(&store, &cipher).await.unwrap(), AnchorCheck::Reached);
         log(&store, 5).await;
         assert!(anchor_head(&store, &cipher, 2).await.unwrap().is_some());
         log(&store, 3).await;
