@@ -1,13 +1,13 @@
 //! The admin socket: a Unix socket that operators' `radotpctl` talks to.
 //!
-//! Every connection's peer is identified with SO_PEERCRED and checked against
-//! root, the daemon's own uid, `admin.allowed_uids` and `admin.allowed_groups`;
+//! Every connection's peer is identified ([`Peer`]: SO_PEERCRED and the
+//! process's own groups) and checked against root, the daemon's own uid,
+//! `admin.roles`, `admin.allowed_uids` and `admin.allowed_groups`;
 //! a refused peer gets a clear error and an audit entry. Requests are decoded
 //! from [`super::wire`] and mapped onto [`Service`] operations, which audit
 //! themselves with the peer as actor; this transport audits only what never
 //! reaches an operation (a refused role, `ping`, `reload`).
 
-use std::ffi::CString;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -18,6 +18,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+pub use super::peer::Peer;
 use super::wire::ReloadOutcome;
 use super::wire::{
     Command, ErrorKind, MAX_OPERATOR_REQUEST_BYTES, MAX_REQUEST_BYTES, PROTOCOL_VERSION, Reply, Request, Response,
@@ -50,37 +51,6 @@ impl AccessPolicy {
         } else {
             None
         }
-    }
-}
-
-/// The process on the other end of a connection.
-#[derive(Debug, Clone)]
-pub struct Peer {
-    pub uid: u32,
-    pub pid: Option<i32>,
-    pub user: Option<String>,
-    /// Primary and supplementary groups of the peer's user.
-    pub gids: Vec<u32>,
-}
-
-impl Peer {
-    fn identify(stream: &UnixStream) -> std::io::Result<Peer> {
-        let cred = stream.peer_cred()?;
-        let uid = cred.uid();
-        let user = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)).ok().flatten();
-        let mut gids = vec![cred.gid()];
-        if let Some(user) = &user {
-            if let Ok(name) = CString::new(user.name.as_str()) {
-                if let Ok(groups) = nix::unistd::getgrouplist(&name, nix::unistd::Gid::from_raw(cred.gid())) {
-                    gids.extend(groups.iter().map(|g| g.as_raw()));
-                }
-            }
-        }
-        Ok(Peer { uid, pid: cred.pid(), user: user.map(|u| u.name), gids })
-    }
-
-    fn actor(&self) -> Actor {
-        Actor::Admin { uid: self.uid, user: self.user.clone() }
     }
 }
 

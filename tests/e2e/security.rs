@@ -391,3 +391,66 @@ fn an_untouched_audit_log_verifies_across_restarts() {
     daemon.launch();
     assert_eq!(daemon.ctl_json(&["audit", "verify"])["ok"], true, "after a crash too");
 }
+
+/// Runs radotpctl as `uid` with primary group `gid` and exactly `groups`.
+fn ctl_with_groups(daemon: &Daemon, uid: u32, gid: u32, groups: &[u32]) -> std::process::Output {
+    let groups_arg = if groups.is_empty() {
+        "--clear-groups".to_string()
+    } else {
+        format!("--groups={}", groups.iter().map(u32::to_string).collect::<Vec<_>>().join(","))
+    };
+    Command::new("setpriv")
+        .args([format!("--reuid={uid}"), format!("--regid={gid}"), groups_arg])
+        .arg(env!("CARGO_BIN_EXE_radotpctl"))
+        .arg("--socket")
+        .arg(&daemon.socket)
+        .args(["token", "list"])
+        .output()
+        .expect("setpriv (util-linux)")
+}
+
+/// A user listed as a member of a group in /etc/group: (uid, primary gid, group gid).
+fn member_of_a_group() -> Option<(u32, u32, u32)> {
+    let groups = std::fs::read_to_string("/etc/group").ok()?;
+    groups.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split(':').collect();
+        let gid = fields.get(2)?.parse::<u32>().ok()?;
+        fields.get(3)?.split(',').filter(|m| !m.is_empty()).find_map(|member| {
+            let user = nix::unistd::User::from_name(member).ok()??;
+            (user.uid.as_raw() != 0 && user.gid.as_raw() != gid).then(|| (user.uid.as_raw(), user.gid.as_raw(), gid))
+        })
+    })
+}
+
+#[test]
+fn admin_roles_follow_the_groups_the_connecting_process_holds() {
+    if !nix::unistd::getuid().is_root() {
+        eprintln!("skipped: switching to an unprivileged uid needs root");
+        return;
+    }
+    let member = member_of_a_group();
+    let mut groups = vec!["\"65532\"".to_string()];
+    if let Some((_, _, gid)) = member {
+        groups.push(format!("\"{gid}\""));
+    }
+    let daemon = Daemon::start_with(|c| {
+        *c = c.replace("operator: { uids: [65533] }", &format!("operator: {{ groups: [{}] }}", groups.join(", ")))
+    });
+    daemon.open_socket_to_all_users();
+    // A group given to the process at run time (systemd SupplementaryGroups=),
+    // which /etc/group does not list for uid 65533: it counts.
+    let out = ctl_with_groups(&daemon, 65533, 65533, &[65532]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = ctl_with_groups(&daemon, 65533, 65533, &[]);
+    assert_eq!(out.status.code(), Some(1), "without it: {}", String::from_utf8_lossy(&out.stderr));
+    // A group /etc/group lists for the user, dropped by the process: it does not count.
+    match member {
+        Some((uid, primary, gid)) => {
+            let out = ctl_with_groups(&daemon, uid, primary, &[gid]);
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            let out = ctl_with_groups(&daemon, uid, primary, &[]);
+            assert_eq!(out.status.code(), Some(1), "dropped: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        None => eprintln!("no user with a group in /etc/group: the dropped-group half is skipped"),
+    }
+}
