@@ -56,6 +56,10 @@ impl AccessPolicy {
 
 /// Connections served at once; more are closed as soon as they are accepted.
 pub const MAX_CONNECTIONS: usize = 64;
+/// Connections one uid may hold at once, so that no role holder can take
+/// every slot (and keep them, request after request) from the others.
+/// Root and the daemon's own uid are not limited.
+pub const MAX_CONNECTIONS_PER_UID: usize = 16;
 
 /// Asks the daemon's lifecycle loop to reload; it answers with the outcome.
 pub type ReloadRequests = tokio::sync::mpsc::Sender<tokio::sync::oneshot::Sender<ReloadOutcome>>;
@@ -66,6 +70,7 @@ pub struct AdminServer {
     reload: ReloadRequests,
     /// `admin.request_timeout_seconds`: each request line must arrive within it.
     request_timeout_seconds: AtomicU64,
+    per_uid: crate::limits::PerPeer<u32>,
 }
 
 impl AdminServer {
@@ -75,6 +80,7 @@ impl AdminServer {
             policy: RwLock::new(policy),
             reload,
             request_timeout_seconds: AtomicU64::new(request_timeout.as_secs()),
+            per_uid: crate::limits::PerPeer::new(MAX_CONNECTIONS_PER_UID),
         }
     }
 
@@ -131,6 +137,26 @@ impl AdminServer {
         };
         let (read_half, mut write_half) = stream.into_split();
         let policy = self.policy.read().unwrap_or_else(|p| p.into_inner()).clone();
+        // Root and the daemon's own user own the daemon anyway; everyone else
+        // gets a share of the slots.
+        let exempt = peer.uid == 0 || peer.uid == policy.daemon_uid;
+        let uid_slot = if exempt { None } else { self.per_uid.try_acquire(peer.uid) };
+        if !exempt && uid_slot.is_none() {
+            tracing::warn!(
+                uid = peer.uid,
+                "uid {} holds {MAX_CONNECTIONS_PER_UID} admin connections already; refusing one",
+                peer.uid
+            );
+            let response = Response::failure(
+                ErrorKind::Unavailable,
+                format!(
+                    "uid {} has {MAX_CONNECTIONS_PER_UID} connections to the admin socket open already; close one and try again",
+                    peer.uid
+                ),
+            );
+            let _ = write_response(&mut write_half, &response).await;
+            return;
+        }
         let Some(role) = policy.role_of(&peer) else {
             tracing::warn!(
                 uid = peer.uid,

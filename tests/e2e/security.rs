@@ -454,3 +454,106 @@ fn admin_roles_follow_the_groups_the_connecting_process_holds() {
         None => eprintln!("no user with a group in /etc/group: the dropped-group half is skipped"),
     }
 }
+
+fn open_fds(daemon: &Daemon) -> usize {
+    std::fs::read_dir(format!("/proc/{}/fd", daemon.child_pid())).map(|d| d.count()).unwrap_or(0)
+}
+
+fn scrape(address: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    stream.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").ok()?;
+    let mut body = String::new();
+    stream.read_to_string(&mut body).ok()?;
+    Some(body)
+}
+
+#[test]
+fn idle_metrics_connections_cannot_use_up_the_daemons_file_descriptors() {
+    let daemon = Daemon::start_with(|c| c.push_str("metrics:\n  listen: \"127.0.0.1:0\"\n"));
+    let log = daemon.log();
+    let address = log.split("metrics on http://").nth(1).and_then(|r| r.split('/').next()).unwrap().to_string();
+    let before = open_fds(&daemon);
+    // 400 connections that never send a request, held open by this test.
+    let idle: Vec<std::net::TcpStream> = (0..400).filter_map(|_| std::net::TcpStream::connect(&address).ok()).collect();
+    assert!(idle.len() > 100, "the kernel accepted {} connections", idle.len());
+    std::thread::sleep(Duration::from_millis(500));
+    let during = open_fds(&daemon);
+    assert!(
+        during <= before + radotp::metrics::METRICS_MAX_CONNECTIONS + 8,
+        "{during} file descriptors open with 400 idle metrics connections (from {before})"
+    );
+    daemon.ctl_ok(&["ping"]);
+    // The idle ones are closed after the read timeout; a scrape is served again.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        if scrape(&address).is_some_and(|body| body.contains("radotp_radius_requests_total")) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no scrape was served while idle connections stayed open");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    drop(idle);
+}
+
+/// Run by `one_uid_cannot_take_every_admin_connection` as another uid:
+/// opens 20 admin connections, prints how many were refused at once, and
+/// holds them until its stdin closes.
+#[test]
+#[ignore = "a helper run by another test, as another uid"]
+fn hold_admin_connections() {
+    use std::io::{BufRead, BufReader, Read};
+    let Ok(path) = std::env::var("RADOTP_HOLD_SOCKET") else { return };
+    let held: Vec<std::os::unix::net::UnixStream> =
+        (0..20).map(|_| std::os::unix::net::UnixStream::connect(&path).unwrap()).collect();
+    let mut refused = 0;
+    for stream in &held {
+        stream.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+        let mut line = String::new();
+        if BufReader::new(stream).read_line(&mut line).is_ok_and(|n| n > 0) && line.contains("open already") {
+            refused += 1;
+        }
+    }
+    println!("refused {refused}");
+    let _ = std::io::stdin().read(&mut [0u8; 1]);
+    drop(held);
+}
+
+#[test]
+fn one_uid_cannot_take_every_admin_connection() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::Stdio;
+    if !nix::unistd::getuid().is_root() {
+        eprintln!("skipped: switching to an unprivileged uid needs root");
+        return;
+    }
+    let daemon =
+        Daemon::start_with(|c| *c = c.replace("operator: { uids: [65533] }", "operator: { uids: [65533, 65532] }"));
+    daemon.open_socket_to_all_users();
+    let mut holder = Command::new("setpriv")
+        .args(["--reuid=65533", "--regid=65533", "--clear-groups"])
+        .arg(std::env::current_exe().unwrap())
+        .args(["--exact", "security::hold_admin_connections", "--ignored", "--nocapture", "--test-threads=1"])
+        .env("RADOTP_HOLD_SOCKET", &daemon.socket)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(holder.stdout.take().unwrap());
+    let mut line = String::new();
+    // libtest may print "test NAME ... " before the helper's own line.
+    while !line.contains("refused ") {
+        line.clear();
+        assert!(out.read_line(&mut line).unwrap() > 0, "the holder ended early");
+    }
+    let per_uid = radotp::admin::server::MAX_CONNECTIONS_PER_UID;
+    assert!(line.trim_end().ends_with(&format!("refused {}", 20 - per_uid)), "{line}");
+    // While uid 65533 holds its share, another role holder is served.
+    let other = daemon.ctl_as(65532, &["token", "list"]);
+    assert!(other.status.success(), "{}", String::from_utf8_lossy(&other.stderr));
+    let again = daemon.ctl_as(65533, &["token", "list"]);
+    assert!(String::from_utf8_lossy(&again.stderr).contains("open already"), "{again:?}");
+    holder.stdin.take().unwrap().write_all(b"x").unwrap();
+    holder.wait().unwrap();
+}
