@@ -62,3 +62,61 @@ mod tests {
         assert!(limit.try_acquire("a").is_some());
     }
 }
+
+/// At most `per_window` events per key in each fixed window of
+/// `window_seconds` (directory binds per user). Memory is bounded: keys of
+/// past windows are dropped when the map grows past `max_keys`.
+pub struct PerKeyRate {
+    per_window: u32,
+    window_seconds: u64,
+    max_keys: usize,
+    counts: Mutex<HashMap<String, (u64, u32)>>,
+}
+
+impl PerKeyRate {
+    pub fn new(per_window: u32, window_seconds: u64, max_keys: usize) -> Self {
+        PerKeyRate { per_window, window_seconds: window_seconds.max(1), max_keys, counts: Mutex::default() }
+    }
+
+    /// Counts one event for `key` at `now` (Unix seconds); false when the
+    /// key has had `per_window` events in this window already (then it is
+    /// not counted).
+    pub fn try_take(&self, key: &str, now: u64) -> bool {
+        let window = now / self.window_seconds;
+        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        if counts.len() >= self.max_keys && !counts.contains_key(key) {
+            counts.retain(|_, (w, _)| *w == window);
+            if counts.len() >= self.max_keys {
+                // Every key is busy in this window: refuse newcomers rather than grow.
+                return false;
+            }
+        }
+        let entry = counts.entry(key.to_string()).or_insert((window, 0));
+        if entry.0 != window {
+            *entry = (window, 0);
+        }
+        if entry.1 >= self.per_window {
+            return false;
+        }
+        entry.1 += 1;
+        true
+    }
+}
+
+#[cfg(test)]
+mod rate_tests {
+    use super::*;
+
+    #[test]
+    fn a_key_gets_its_events_per_window_and_others_are_not_touched() {
+        let rate = PerKeyRate::new(3, 60, 100);
+        assert!((0..3).all(|_| rate.try_take("alice", 600)));
+        assert!(!rate.try_take("alice", 659));
+        assert!(rate.try_take("bob", 659));
+        assert!(rate.try_take("alice", 660), "a new window");
+        let small = PerKeyRate::new(1, 60, 2);
+        assert!(small.try_take("a", 0) && small.try_take("b", 0));
+        assert!(!small.try_take("c", 0), "bounded memory");
+        assert!(small.try_take("c", 60), "old windows are dropped");
+    }
+}

@@ -88,6 +88,8 @@ pub struct Service {
     clock: Clock,
     started: Instant,
     metrics: Arc<Metrics>,
+    /// Directory password checks per user ([`radius_modes`]).
+    binds: crate::limits::PerKeyRate,
 }
 
 /// What an update's `decide` chose for the token it was shown. Lives only
@@ -117,6 +119,11 @@ impl Service {
             clock,
             started: Instant::now(),
             metrics,
+            binds: crate::limits::PerKeyRate::new(
+                radius_modes::MAX_BINDS_PER_USER_PER_MINUTE,
+                60,
+                radius_modes::MAX_THROTTLED_USERS,
+            ),
         }
     }
 
@@ -237,6 +244,8 @@ impl Service {
     }
 }
 
+#[cfg(test)]
+mod directory_bind_tests;
 #[cfg(test)]
 mod lockout_tests;
 #[cfg(test)]

@@ -33,6 +33,9 @@ pub enum RejectReason {
     BadState,
     /// Too many challenges pending.
     ChallengeRefused,
+    /// The user had more directory password checks in the last minute than
+    /// radotp makes for one user; the directory was not asked.
+    DirectoryThrottled,
     /// A token's seed cannot be decrypted (wrong master key, damaged
     /// store): a fault of the server, never counted against the user.
     SeedUnreadable,
@@ -54,6 +57,7 @@ impl RejectReason {
             RejectReason::BadState => "bad_state",
             RejectReason::ChallengeRefused => "challenge_refused",
             RejectReason::SeedUnreadable => "seed_unreadable",
+            RejectReason::DirectoryThrottled => "directory_throttled",
         }
     }
 }
