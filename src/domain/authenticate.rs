@@ -73,7 +73,9 @@ impl Service {
         if tokens.is_empty() {
             // Spend about the time a real check takes, so timing does not tell
             // which user names own tokens.
-            let _ = otp::search(&[0u8; 20], otp, 0, settings.auth.hotp_window, 6, HashAlg::Sha1);
+            // (The window, and the used codes a wrong code is compared with.)
+            let dummy_range = settings.auth.hotp_window.saturating_add(REPLAY_MEMORY_COUNTERS);
+            let _ = otp::search(&[0u8; 20], otp, 0, dummy_range, 6, HashAlg::Sha1);
             return Ok(Decision::Reject { reason: RejectReason::NoToken, serial: None });
         }
         let mut replayed = None;
