@@ -117,7 +117,8 @@ impl SeedCipher {
                 return Err(err("does not exist".into()));
             }
             if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-                fs::create_dir_all(parent).map_err(|e| err(format!("cannot create directory: {e}")))?;
+                crate::fsmode::create_dir_all_with_mode(parent, 0o755)
+                    .map_err(|e| err(format!("cannot create directory: {e}")))?;
             }
             let mut key = Zeroizing::new([0u8; KEY_LEN]);
             random_bytes(key.as_mut())?;

@@ -229,6 +229,7 @@ fn settings_of(config: &Config) -> Settings {
         token_types: config.token_types.clone(),
         enroll: EnrollLabels { issuer: config.enroll.issuer.clone(), account: config.enroll.account_label.clone() },
         directory_gate: matches!(&config.directory, DirectoryConfig::Ldap(ldap) if ldap.required_group.is_some()),
+        retention: config.audit.retention(),
     }
 }
 
@@ -325,7 +326,10 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<(), DaemonError
         tracing::info!("metrics on http://{bound}/metrics");
         tasks.spawn(crate::metrics::serve_prometheus(listener, metrics.clone(), shutdown.clone()));
     }
+    tasks.spawn(watch_store_health(store.clone(), metrics.clone(), shutdown.clone()));
+    tasks.spawn(apply_audit_retention(service.clone(), shutdown.clone()));
     let listener = bind_admin_socket(&config.admin.socket)?;
+    apply_socket_access(&config).map_err(|e| startup(format!("admin socket {}", config.admin.socket.display()), e))?;
     tracing::info!("admin socket at {}", config.admin.socket.display());
     tasks.spawn(admin.clone().serve(listener, shutdown.clone(), request_tasks.clone()));
     if let Ok((undefined, _)) = undefined_types(store.as_ref(), &config).await {
@@ -368,6 +372,9 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<(), DaemonError
                 service.replace_settings(settings_of(&new_config), directory);
                 admin.replace_policy(access_policy(&new_config));
                 admin.replace_request_timeout(Duration::from_secs(new_config.admin.request_timeout_seconds));
+                if let Err(e) = apply_socket_access(&new_config) {
+                    outcome.warnings.push(format!("admin socket permissions unchanged: {e}"));
+                }
                 if let Ok((undefined, _)) = undefined_types(store.as_ref(), &new_config).await {
                     outcome.warnings.extend(undefined.into_iter().map(|(id, count)| {
                         format!("{count} stored token(s) have type {id:?}, which is no longer defined")
@@ -536,7 +543,8 @@ async fn bind_udp(address: std::net::SocketAddr, receive_buffer: usize) -> Resul
 
 fn bind_admin_socket(path: &Path) -> Result<UnixListener, DaemonError> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(|e| startup(format!("cannot create {}", parent.display()), e))?;
+        crate::fsmode::create_dir_all_with_mode(parent, 0o755)
+            .map_err(|e| startup(format!("cannot create {}", parent.display()), e))?;
     }
     // Only a stale socket is replaced: anything else at the path (a file, a
     // link, a directory) may be someone's data, and is refused.
@@ -553,8 +561,71 @@ fn bind_admin_socket(path: &Path) -> Result<UnixListener, DaemonError> {
         }
         std::fs::remove_file(path).map_err(|e| startup(format!("cannot remove stale {}", path.display()), e))?;
     }
-    let listener = UnixListener::bind(path).map_err(|e| startup(format!("cannot bind {}", path.display()), e))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
-        .map_err(|e| startup(format!("cannot set permissions on {}", path.display()), e))?;
-    Ok(listener)
+    UnixListener::bind(path).map_err(|e| startup(format!("cannot bind {}", path.display()), e))
+}
+
+/// Gives the admin socket `admin.socket_group` (if set) and
+/// `admin.socket_mode`: at start and at each reload, so that a role plus
+/// the group is all an operator needs.
+fn apply_socket_access(config: &Config) -> Result<(), String> {
+    let path = &config.admin.socket;
+    if let Some(gid) = config.socket_gid() {
+        let group = config.admin.socket_group.as_deref().unwrap_or_default();
+        nix::unistd::chown(path, None, Some(nix::unistd::Gid::from_raw(gid))).map_err(|e| {
+            format!("cannot give it to group {group} (admin.socket_group): {e}; radotpd's user must be root or a member of {group}")
+        })?;
+    }
+    let mode = config.admin.socket_mode;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode.0))
+        .map_err(|e| format!("cannot set mode {mode} (admin.socket_mode): {e}"))?;
+    tracing::info!(
+        socket = %path.display(),
+        group = config.admin.socket_group.as_deref().unwrap_or("(the daemon's)"),
+        mode = %mode,
+        "admin socket permissions set"
+    );
+    Ok(())
+}
+
+/// Keeps the metrics' view of the store current, and says in the log when
+/// the store starts and stops failing.
+async fn watch_store_health(store: Arc<dyn Store>, metrics: Arc<Metrics>, shutdown: CancellationToken) {
+    let mut was_failing: Option<String> = None;
+    loop {
+        let health = store.health().await;
+        metrics.store_health(health.failing.is_some(), health.bytes);
+        match (&was_failing, &health.failing) {
+            (None, Some(reason)) => {
+                tracing::error!(%reason, "the store cannot write: Accepts and changes are refused until it can")
+            }
+            (Some(_), None) => tracing::warn!("the store is writing again"),
+            _ => {}
+        }
+        was_failing = health.failing;
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+        }
+    }
+}
+
+/// Applies audit retention a little after start, then every minute.
+async fn apply_audit_retention(service: Arc<Service>, shutdown: CancellationToken) {
+    let mut wait = Duration::from_secs(10);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(wait) => {}
+        }
+        if let Ok(pruned) = service.prune_audit(&crate::model::audit::Actor::Daemon).await {
+            if pruned.entries > 0 {
+                tracing::info!(
+                    entries = pruned.entries,
+                    through = pruned.through,
+                    "audit retention removed the oldest entries"
+                );
+            }
+        }
+        wait = Duration::from_secs(60);
+    }
 }

@@ -4,7 +4,7 @@
 //! and by `tests/fuzz_harness.rs` (stable, in CI: the checked-in corpus plus
 //! generated inputs). They run the same code the daemon runs on hostile input.
 
-use crate::config::{Config, RadiusClient};
+use crate::config::{Config, RadiusClient, RequireMessageAuthenticator};
 use crate::radius::packet;
 use crate::radius::server::screen;
 use crate::secret::Secret;
@@ -19,8 +19,13 @@ pub fn radius_request(data: &[u8]) {
         name: "fuzz".into(),
         network: "127.0.0.1/32".parse().unwrap_or_else(|_| unreachable!("constant network")),
         secret: Secret::new(FUZZ_SECRET.to_vec()),
-        require_message_authenticator: data.first().is_some_and(|b| b & 1 == 0),
+        require_message_authenticator: match data.first().map(|b| b % 3) {
+            Some(0) => RequireMessageAuthenticator::Never,
+            Some(1) => RequireMessageAuthenticator::Auto,
+            _ => RequireMessageAuthenticator::Always,
+        },
         mode: None,
+        nas: Vec::new(),
     };
     // Half the inputs get a valid Message-Authenticator, so mutations reach
     // the decoding behind the signature check.
@@ -28,7 +33,8 @@ pub fn radius_request(data: &[u8]) {
     if data.last().is_some_and(|b| b & 2 == 0) {
         packet::sign_request_in_place(&mut signed, FUZZ_SECRET);
     }
-    let Ok(frame) = screen(&signed, &client) else { return };
+    let signed_before = data.len() % 2 == 0;
+    let Ok(frame) = screen(&signed, &client, signed_before) else { return };
     if frame.code == packet::CODE_ACCESS_REQUEST {
         if let Ok(request) = packet::decode_access_request(&frame, FUZZ_SECRET) {
             let _ = std::str::from_utf8(request.password.expose());

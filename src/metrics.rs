@@ -63,6 +63,9 @@ pub struct Metrics {
     latency_buckets: [AtomicU64; 12],
     latency_count: AtomicU64,
     latency_sum_us: AtomicU64,
+    /// 1 while the store cannot write (or be reached), else 0.
+    store_failing: AtomicU64,
+    store_bytes: AtomicU64,
 }
 
 impl Metrics {
@@ -92,6 +95,12 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition format (version 0.0.4).
+    /// What the store's last health check said (the daemon asks every few seconds).
+    pub fn store_health(&self, failing: bool, bytes: u64) {
+        self.store_failing.store(u64::from(failing), Ordering::Relaxed);
+        self.store_bytes.store(bytes, Ordering::Relaxed);
+    }
+
     pub fn prometheus(&self) -> String {
         use std::fmt::Write;
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
@@ -129,6 +138,16 @@ impl Metrics {
         let _ = writeln!(out, "radotp_radius_decision_seconds_bucket{{le=\"+Inf\"}} {count}");
         let _ = writeln!(out, "radotp_radius_decision_seconds_sum {}", get(&self.latency_sum_us) as f64 / 1e6);
         let _ = writeln!(out, "radotp_radius_decision_seconds_count {count}");
+        let _ = writeln!(
+            out,
+            "# HELP radotp_store_failing 1 while the store cannot write or be reached (see radotpctl status).\n# TYPE radotp_store_failing gauge\nradotp_store_failing {}",
+            get(&self.store_failing)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP radotp_store_bytes Bytes the store takes on disk, where the engine knows.\n# TYPE radotp_store_bytes gauge\nradotp_store_bytes {}",
+            get(&self.store_bytes)
+        );
         out
     }
 

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[(&str, u32)] = &[
     ("secret", 0),
     ("timefmt", 0),
+    ("fsmode", 0),
     ("notify", 0),
     ("metrics", 1),
     ("limits", 0),

@@ -3,7 +3,9 @@
 #
 # On a fresh Debian machine with Rust: installs the real peers the tests talk
 # to when they are missing (radclient from freeradius-utils, OpenLDAP's slapd
-# and ldap-utils, openssl for test certificates), using apt-get when run as
+# and ldap-utils, openssl for test certificates, e2fsprogs for the full-disk
+# test's small file system, pamtester and libpam-radius-auth, freeradius for
+# the proxy test), using apt-get when run as
 # root, then runs `cargo test`. Extra arguments go to `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,12 +16,20 @@ command -v radclient >/dev/null 2>&1 || missing+=(freeradius-utils)
 command -v ldapadd >/dev/null 2>&1 || missing+=(ldap-utils)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v setpriv >/dev/null 2>&1 || missing+=(util-linux)
+command -v mkfs.ext4 >/dev/null 2>&1 || missing+=(e2fsprogs)
+# Integrators' peers (tests/e2e/integrators.rs): a PAM host through
+# pam_radius_auth, and FreeRADIUS as a proxy (run from its own config tree).
+command -v pamtester >/dev/null 2>&1 || missing+=(pamtester)
+compgen -G '/lib/*/security/pam_radius_auth.so' >/dev/null || compgen -G '/usr/lib/*/security/pam_radius_auth.so' >/dev/null \
+  || missing+=(libpam-radius-auth)
+[ -x /usr/sbin/freeradius ] || missing+=(freeradius)
 
 if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "tests/run.sh: installing ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
-    # The tests start their own slapd; keep the package from starting a system one.
+    # The tests start their own slapd and freeradius; keep the packages from
+    # starting system ones.
     policy=/usr/sbin/policy-rc.d
     added_policy=""
     if [ ! -e "$policy" ]; then

@@ -258,7 +258,7 @@ impl AdminServer {
         } else {
             match self.execute(&actor, command).await {
                 Ok(reply) => Response::success(reply),
-                Err(e) => Response::failure(error_kind(&e), e.to_string()),
+                Err(e) => Response::failure(error_kind(&e), self.explain(&e).await),
             }
         };
         let result = match (&response.error, &response.result) {
@@ -270,6 +270,18 @@ impl AdminServer {
         };
         tracing::info!(operation, peer_uid = peer.uid, peer = peer.user.as_deref().unwrap_or("-"), %result, "admin request");
         response
+    }
+
+    /// The error's message, with the serials the operator may have meant
+    /// when a serial does not exist (serials are case-sensitive).
+    async fn explain(&self, error: &DomainError) -> String {
+        let DomainError::NoSuchToken(serial) = error else {
+            return error.to_string();
+        };
+        match self.service.similar_serials(serial).await {
+            Ok(close) if !close.is_empty() => format!("{error}; did you mean {}?", close.join(", ")),
+            _ => error.to_string(),
+        }
     }
 
     async fn execute(&self, actor: &Actor, command: Command) -> Result<Reply, DomainError> {
@@ -332,6 +344,7 @@ impl AdminServer {
             Command::UserSearch { query, limit } => Reply::Users(service.search_users(actor, &query, limit).await?),
             Command::Audit(query) => Reply::Audit(service.audit(actor, &query).await?),
             Command::AuditVerify => Reply::Chain(service.audit_verify(actor).await?),
+            Command::AuditPrune => Reply::Pruned(service.prune_audit(actor).await?),
         })
     }
 }

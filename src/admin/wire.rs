@@ -16,7 +16,7 @@ use crate::domain::reset::ResetOutcome;
 use crate::domain::status::StatusReport;
 use crate::import::ImportFormat;
 use crate::import::ImportReport;
-use crate::model::audit::{AuditEntry, AuditQuery, ChainReport};
+use crate::model::audit::{AuditEntry, AuditQuery, ChainReport, Pruned};
 use crate::model::token::{TokenType, TokenView};
 use crate::secret::Secret;
 
@@ -113,6 +113,8 @@ pub enum Command {
     },
     Audit(AuditQuery),
     AuditVerify,
+    /// Apply audit retention now.
+    AuditPrune,
 }
 
 fn default_search_limit() -> usize {
@@ -180,6 +182,7 @@ impl Command {
             Command::UserSearch { .. } => "user.search",
             Command::Audit(_) => "audit.list",
             Command::AuditVerify => "audit.verify",
+            Command::AuditPrune => "audit.prune",
         }
     }
 }
@@ -198,9 +201,11 @@ impl Command {
     /// The least role that may run this command.
     pub fn required_role(&self) -> Role {
         match self {
-            Command::TokenImport { .. } | Command::TokenDelete { .. } | Command::Reload | Command::Backup => {
-                Role::Admin
-            }
+            Command::TokenImport { .. }
+            | Command::TokenDelete { .. }
+            | Command::Reload
+            | Command::Backup
+            | Command::AuditPrune => Role::Admin,
             _ => Role::Operator,
         }
     }
@@ -247,6 +252,7 @@ pub enum Reply {
     Users(Vec<DirectoryUser>),
     Audit(Vec<AuditEntry>),
     Chain(ChainReport),
+    Pruned(Pruned),
     Reload(ReloadOutcome),
     Backup(Box<crate::domain::backup::Backup>),
 }

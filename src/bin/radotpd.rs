@@ -67,6 +67,10 @@ fn block_on<T>(job: impl std::future::Future<Output = T>) -> Result<T, std::io::
 }
 
 fn main() -> ExitCode {
+    // Whatever radotpd creates (store files, sled's later snapshots, a
+    // restored store) is its own user's only; the admin socket's mode is set
+    // explicitly after it is bound.
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
     let flags = Flags::parse();
     if flags.check_config {
         let checked = daemon::check_config(&flags.config).and_then(|c| {

@@ -48,6 +48,45 @@ pub struct Config {
     pub metrics: MetricsConfig,
     #[serde(default)]
     pub log: LogConfig,
+    /// How much of the audit log is kept.
+    #[serde(default)]
+    pub audit: AuditConfig,
+}
+
+/// `audit`: retention of the audit log. Whichever limit is reached first
+/// applies; what remains still verifies (`radotpctl audit verify`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// Entries older than this many days are removed; 0 keeps them by age.
+    #[serde(default = "default_audit_retention_days")]
+    pub retention_days: u64,
+    /// At most this many entries are kept (the newest); 0: no limit by count.
+    #[serde(default = "default_audit_max_entries")]
+    pub max_entries: u64,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig { retention_days: default_audit_retention_days(), max_entries: default_audit_max_entries() }
+    }
+}
+
+impl AuditConfig {
+    pub fn retention(&self) -> crate::model::audit::Retention {
+        crate::model::audit::Retention {
+            max_age_seconds: (self.retention_days > 0).then(|| self.retention_days.saturating_mul(86_400)),
+            max_entries: (self.max_entries > 0).then_some(self.max_entries),
+        }
+    }
+}
+
+fn default_audit_retention_days() -> u64 {
+    365
+}
+
+fn default_audit_max_entries() -> u64 {
+    1_000_000
 }
 
 /// `metrics`: the Prometheus text endpoint, off unless `listen` is set.
@@ -127,6 +166,52 @@ pub struct AdminConfig {
     /// connection is closed (a client that stalls holds one of the few slots).
     #[serde(default = "default_admin_request_timeout_seconds")]
     pub request_timeout_seconds: u64,
+    /// The group the socket file is given (name or gid), so that its members
+    /// may open it; applied at start and on reload. None: the daemon's group.
+    #[serde(default)]
+    pub socket_group: Option<String>,
+    /// The socket file's mode, written in octal (`"0660"`); applied at start
+    /// and on reload. Others may get nothing: roles are given by group.
+    #[serde(default)]
+    pub socket_mode: SocketMode,
+}
+
+/// A socket file's permission bits, written in octal in the file (`"0660"`,
+/// or the number `0660`/`660`, whose digits are read as octal).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SocketMode(pub u32);
+
+impl Default for SocketMode {
+    fn default() -> Self {
+        SocketMode(0o660)
+    }
+}
+
+impl std::fmt::Display for SocketMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:04o}", self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for SocketMode {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Written {
+            Number(u64),
+            Text(String),
+        }
+        let digits = match Written::deserialize(d)? {
+            Written::Number(n) => n.to_string(),
+            Written::Text(text) => text.trim().trim_start_matches("0o").to_string(),
+        };
+        match u32::from_str_radix(&digits, 8) {
+            Ok(mode) if !digits.is_empty() && mode <= 0o777 => Ok(SocketMode(mode)),
+            _ => Err(serde::de::Error::custom(format!(
+                "{digits:?} is not a file mode; write it in octal, such as \"0660\""
+            ))),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -297,6 +382,14 @@ impl Config {
                 let key = if client.secret_file.is_some() { "secret_file" } else { "secret" };
                 problem(format!("{at}.{key}"), message);
             }
+            let mut identifiers = HashSet::new();
+            for (j, rule) in client.nas.iter().enumerate() {
+                if rule.identifier.is_empty() || rule.identifier.len() > 253 {
+                    problem(format!("{at}.nas[{j}].identifier"), "must be 1 to 253 bytes".into());
+                } else if !identifiers.insert(rule.identifier.as_str()) {
+                    problem(format!("{at}.nas[{j}].identifier"), format!("{:?} appears twice", rule.identifier));
+                }
+            }
         }
         for (i, client) in self.radius.clients.iter().enumerate() {
             for (j, other) in self.radius.clients.iter().enumerate().skip(i + 1) {
@@ -350,6 +443,14 @@ impl Config {
                         format!("{} checks directory passwords: it needs directory.kind: ldap", mode.as_str()),
                     );
                 }
+                for (j, rule) in client.nas.iter().enumerate() {
+                    if let Some(mode) = rule.mode.filter(|m| needs_passwords(*m)) {
+                        problem(
+                            format!("radius.clients[{i}].nas[{j}].mode"),
+                            format!("{} checks directory passwords: it needs directory.kind: ldap", mode.as_str()),
+                        );
+                    }
+                }
             }
         }
         if !(1..=3600).contains(&auth.challenge_timeout_seconds) {
@@ -379,10 +480,32 @@ impl Config {
         if !(1..=3600).contains(&self.admin.request_timeout_seconds) {
             problem("admin.request_timeout_seconds".into(), "must be between 1 and 3600".into());
         }
-        for (i, group) in self.admin.allowed_groups.iter().enumerate() {
-            if resolve_group(group).is_none() {
-                problem(format!("admin.allowed_groups[{i}]"), format!("no group called {group:?}"));
+        // A group that does not exist gives nobody access: a typo, refused
+        // wherever it is written.
+        let roles = &self.admin.roles;
+        let group_lists = [
+            ("admin.allowed_groups", &self.admin.allowed_groups),
+            ("admin.roles.operator.groups", &roles.operator.groups),
+            ("admin.roles.admin.groups", &roles.admin.groups),
+        ];
+        for (key, groups) in group_lists {
+            for (i, group) in groups.iter().enumerate() {
+                if resolve_group(group).is_none() {
+                    problem(format!("{key}[{i}]"), format!("no group called {group:?}"));
+                }
             }
+        }
+        if let Some(group) = self.admin.socket_group.as_deref().filter(|g| resolve_group(g).is_none()) {
+            problem("admin.socket_group".into(), format!("no group called {group:?}"));
+        }
+        let mode = self.admin.socket_mode;
+        if mode.0 & 0o007 != 0 {
+            problem(
+                "admin.socket_mode".into(),
+                format!("{mode} lets every local user open the socket; give access by group (admin.socket_group)"),
+            );
+        } else if mode.0 & 0o600 != 0o600 {
+            problem("admin.socket_mode".into(), format!("{mode} must let the daemon's user read and write (0600)"));
         }
         match &self.directory {
             DirectoryConfig::Static { users } => {
@@ -441,6 +564,7 @@ impl Config {
                     secret,
                     require_message_authenticator: client.require_message_authenticator,
                     mode: client.mode,
+                    nas: client.nas.clone(),
                 }),
                 Err(message) => {
                     let key = if client.secret_file.is_some() { "secret_file" } else { "secret" };
@@ -469,11 +593,13 @@ impl Config {
                     });
                 }
             }
-            if client.address.prefix_len() == 0 && !client.require_message_authenticator {
+            if client.address.prefix_len() == 0
+                && client.require_message_authenticator != radius::RequireMessageAuthenticator::Always
+            {
                 warnings.push(Problem {
                     path: format!("radius.clients[{i}].require_message_authenticator"),
                     message: format!(
-                        "client {:?} is every address ({}) and does not require Message-Authenticator: anyone who learns its secret, from anywhere, is open to BlastRADIUS-style forgeries; require it, or narrow the address",
+                        "client {:?} is every address ({}) and does not always require Message-Authenticator: requests from anywhere without one are open to BlastRADIUS-style forgeries; set it to true, or narrow the address",
                         client.name, client.address
                     ),
                 });
@@ -500,6 +626,11 @@ impl Config {
 
     pub fn token_type(&self, id: &str) -> Option<&TokenType> {
         self.token_types.iter().find(|t| t.id == id)
+    }
+
+    /// The gid of `admin.socket_group`, if one is set (and exists).
+    pub fn socket_gid(&self) -> Option<u32> {
+        self.admin.socket_group.as_deref().and_then(resolve_group)
     }
 
     /// Numeric gids of `admin.allowed_groups`.

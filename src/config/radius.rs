@@ -37,11 +37,59 @@ pub struct ClientConfig {
     pub secret: Option<String>,
     #[serde(default)]
     pub secret_file: Option<PathBuf>,
-    #[serde(default = "default_true")]
-    pub require_message_authenticator: bool,
+    /// `true`, `false` or `auto`.
+    #[serde(default)]
+    pub require_message_authenticator: RequireMessageAuthenticator,
     /// This client's authentication mode, instead of `auth.mode`.
     #[serde(default)]
     pub mode: Option<AuthMode>,
+    /// Settings for requests this client (a proxy) passes on from the NAS
+    /// named by their NAS-Identifier.
+    #[serde(default)]
+    pub nas: Vec<NasRule>,
+}
+
+/// Settings for the requests of one NAS behind a proxy, matched by the
+/// request's NAS-Identifier (`radius.clients[].nas[]`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NasRule {
+    /// The NAS-Identifier, exactly as the NAS sends it.
+    pub identifier: String,
+    /// The authentication mode for this NAS's requests, instead of the client's.
+    #[serde(default)]
+    pub mode: Option<AuthMode>,
+}
+
+/// Whether a client's Access-Requests must carry Message-Authenticator
+/// (`radius.clients[].require_message_authenticator`: `true`, `false`, `auto`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RequireMessageAuthenticator {
+    /// Always (`true`, the default).
+    #[default]
+    Always,
+    /// Never (`false`): for a NAS that cannot send it, such as pam_radius_auth 2.0.
+    Never,
+    /// From each source address of the client, once that address has sent
+    /// one (`auto`, as FreeRADIUS 3.2.5+): learned in memory, forgotten at restart.
+    Auto,
+}
+
+impl<'de> Deserialize<'de> for RequireMessageAuthenticator {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Written {
+            Flag(bool),
+            Word(String),
+        }
+        match Written::deserialize(d) {
+            Ok(Written::Flag(true)) => Ok(RequireMessageAuthenticator::Always),
+            Ok(Written::Flag(false)) => Ok(RequireMessageAuthenticator::Never),
+            Ok(Written::Word(word)) if word == "auto" => Ok(RequireMessageAuthenticator::Auto),
+            _ => Err(serde::de::Error::custom("expected true, false or auto")),
+        }
+    }
 }
 
 /// How a RADIUS request proves who the user is (`auth.mode`, per client `mode`).
@@ -198,9 +246,20 @@ pub struct RadiusClient {
     pub name: String,
     pub network: IpNet,
     pub secret: Secret,
-    pub require_message_authenticator: bool,
+    pub require_message_authenticator: RequireMessageAuthenticator,
     /// Overrides `auth.mode` for this client.
     pub mode: Option<AuthMode>,
+    /// Per-NAS settings for requests passed on by this client (a proxy).
+    pub nas: Vec<NasRule>,
+}
+
+impl RadiusClient {
+    /// The mode of a request from this client that carries `nas_identifier`:
+    /// its NAS rule's, else the client's (`None`: `auth.mode`).
+    pub fn mode_for(&self, nas_identifier: Option<&str>) -> Option<AuthMode> {
+        let rule = nas_identifier.and_then(|id| self.nas.iter().find(|rule| rule.identifier == id));
+        rule.and_then(|rule| rule.mode).or(self.mode)
+    }
 }
 
 impl ClientConfig {

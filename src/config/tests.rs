@@ -24,7 +24,7 @@ fn minimal_config_gets_defaults() {
     assert_eq!((config.auth.first_use_window, config.auth.totp_first_use_window), (100, 10));
     assert_eq!(config.auth.lockout_seconds, 0, "locked until an operator unlocks, as before");
     assert!(config.auth.count_password_failures);
-    assert!(config.radius.clients[0].require_message_authenticator);
+    assert_eq!(config.radius.clients[0].require_message_authenticator, RequireMessageAuthenticator::Always);
     assert_eq!(config.token_types[0].digits, 6);
     assert_eq!(config.admin.request_timeout_seconds, 60);
 }
@@ -309,4 +309,93 @@ fn open_clients_without_message_authenticator_and_weak_ldap_transport_are_warned
     let paths: Vec<&str> = warnings.iter().map(|w| w.path.as_str()).collect();
     assert_eq!(paths, ["directory.tls_verify", "directory.urls"], "{warnings:?}");
     assert!(warnings[1].message.contains("ldap://ldap1.example.org"), "{warnings:?}");
+}
+
+#[test]
+fn a_group_that_does_not_exist_is_refused_under_roles_as_under_allowed_groups() {
+    let with_admin = |admin: &str| {
+        let text =
+            MINIMAL.replace("admin: { socket: ./admin.sock }", &format!("admin:\n  socket: ./admin.sock\n{admin}"));
+        match Config::parse(&text).unwrap().validate() {
+            Ok(()) => Vec::new(),
+            Err(e) => e.problems().iter().map(|p| p.to_string()).collect::<Vec<_>>(),
+        }
+    };
+    assert!(with_admin("  roles: { operator: { groups: [root, \"0\"] } }").is_empty());
+    let problems = with_admin("  roles: { operator: { groups: [root, radotp-opz] }, admin: { groups: [nogroup-x1] } }");
+    assert_eq!(problems.len(), 2, "{problems:?}");
+    assert!(problems[0].starts_with("admin.roles.operator.groups[1]: no group called \"radotp-opz\""), "{problems:?}");
+    assert!(problems[1].starts_with("admin.roles.admin.groups[0]"), "{problems:?}");
+    let problems = with_admin("  socket_group: radotp-opz");
+    assert!(problems[0].starts_with("admin.socket_group: no group called"), "{problems:?}");
+}
+
+#[test]
+fn the_socket_mode_is_octal_defaults_to_0660_and_gives_others_nothing() {
+    let parse = |admin: &str| {
+        let text =
+            MINIMAL.replace("admin: { socket: ./admin.sock }", &format!("admin:\n  socket: ./admin.sock\n{admin}"));
+        Config::parse(&text)
+    };
+    let config = parse("").unwrap();
+    assert_eq!((config.admin.socket_mode, config.admin.socket_group.clone()), (SocketMode(0o660), None));
+    assert_eq!(config.admin.socket_mode.to_string(), "0660");
+    for written in ["  socket_mode: \"0640\"", "  socket_mode: 0640", "  socket_mode: 640", "  socket_mode: \"0o640\""]
+    {
+        assert_eq!(parse(written).unwrap().admin.socket_mode, SocketMode(0o640), "{written}");
+    }
+    let err = parse("  socket_mode: \"0980\"").unwrap_err().to_string();
+    assert!(err.starts_with("admin.socket_mode: "), "{err}");
+    let config = parse("  socket_mode: \"0666\"").unwrap();
+    let problems = config.validate().unwrap_err().problems().iter().map(|p| p.to_string()).collect::<Vec<_>>();
+    assert!(problems[0].starts_with("admin.socket_mode: 0666 lets every local user"), "{problems:?}");
+    let config = parse("  socket_mode: \"0060\"").unwrap();
+    assert!(config.validate().is_err());
+}
+
+#[test]
+fn nas_rules_choose_the_mode_of_requests_passed_on_by_a_proxy() {
+    let proxy = "{ name: proxy, address: 10.0.0.0/8, secret: \"another long secret\", mode: password+otp, \
+                 nas: [ { identifier: vpn-gw-1, mode: challenge }, { identifier: wifi } ] }";
+    let text = with_directory(LDAP).replace("{ name: b, address: 10.0.0.0/8, secret: \"another long secret\" }", proxy);
+    let config = Config::parse(&text).unwrap();
+    config.validate().unwrap();
+    let clients = config.radius_clients().unwrap();
+    let proxy = clients.iter().find(|c| c.name == "proxy").unwrap();
+    assert_eq!(proxy.mode_for(Some("vpn-gw-1")), Some(AuthMode::Challenge));
+    assert_eq!(proxy.mode_for(Some("wifi")), Some(AuthMode::PasswordOtp), "a rule without mode keeps the client's");
+    assert_eq!(proxy.mode_for(Some("other")), Some(AuthMode::PasswordOtp));
+    assert_eq!(proxy.mode_for(None), Some(AuthMode::PasswordOtp));
+
+    let twice = text.replace("{ identifier: wifi }", "{ identifier: vpn-gw-1 }");
+    assert_eq!(problem_paths(&twice), vec!["radius.clients[1].nas[1].identifier".to_string()]);
+    let empty = text.replace("{ identifier: wifi }", "{ identifier: \"\" }");
+    assert_eq!(problem_paths(&empty), vec!["radius.clients[1].nas[1].identifier".to_string()]);
+    let unknown = text.replace("{ identifier: wifi }", "{ identifier: wifi, policy: x }");
+    assert!(problem_paths(&unknown)[0].starts_with("radius.clients[1].nas[1].policy"), "{:?}", problem_paths(&unknown));
+    let static_dir = MINIMAL.replace(
+        "{ name: b, address: 10.0.0.0/8, secret: \"another long secret\" }",
+        "{ name: b, address: 10.0.0.0/8, secret: \"another long secret\", nas: [ { identifier: x, mode: challenge } ] }",
+    );
+    assert_eq!(problem_paths(&static_dir), vec!["radius.clients[1].nas[0].mode".to_string()]);
+}
+
+#[test]
+fn require_message_authenticator_is_true_false_or_auto() {
+    let with = |value: &str| {
+        MINIMAL.replace(
+            "{ name: a, address: 127.0.0.1, secret: \"a long random secret\" }",
+            &format!("{{ name: a, address: 127.0.0.1, secret: \"a long random secret\", require_message_authenticator: {value} }}"),
+        )
+    };
+    for (value, expected) in [
+        ("true", RequireMessageAuthenticator::Always),
+        ("false", RequireMessageAuthenticator::Never),
+        ("auto", RequireMessageAuthenticator::Auto),
+    ] {
+        let config = Config::parse(&with(value)).unwrap();
+        assert_eq!(config.radius.clients[0].require_message_authenticator, expected, "{value}");
+    }
+    let err = Config::parse(&with("sometimes")).unwrap_err().to_string();
+    assert!(err.starts_with("radius.clients[0].require_message_authenticator: expected true, false or auto"), "{err}");
 }

@@ -44,8 +44,8 @@ impl Service {
 
     /// Imports tokens from a CSV or PSKC file.
     ///
-    /// Serials that exist already (or earlier in the file) are skipped; when
-    /// any row is invalid nothing is written, unless `skip_invalid`. The
+    /// Serials that exist already are skipped; a serial seen earlier in the
+    /// file is invalid; when any row is invalid nothing is written, unless `skip_invalid`. The
     /// tokens and the `token.import` entry are written in one atomic step.
     ///
     /// `content` (for CSV, the seeds in clear) is wiped as soon as it is parsed.
@@ -182,8 +182,8 @@ fn note_counts(details: &mut serde_json::Value, report: &ImportReport) {
     }
 }
 
-/// Turns checked rows into sealed tokens: skips serials seen earlier in the
-/// file or already stored, refuses users missing from the directory.
+/// Turns checked rows into sealed tokens: skips serials already stored,
+/// refuses serials seen earlier in the file and users missing from the directory.
 fn build_tokens(
     rows: Vec<ImportRow>,
     owners: &HashMap<String, Result<Owner, String>>,
@@ -192,7 +192,7 @@ fn build_tokens(
     now: u64,
     mut report: ImportReport,
 ) -> Result<(Vec<Token>, ImportReport), DomainError> {
-    let mut seen = HashSet::with_capacity(rows.len());
+    let mut seen: HashMap<String, u64> = HashMap::with_capacity(rows.len());
     let mut tokens = Vec::with_capacity(rows.len());
     for row in rows {
         let issue = |reason: String| ImportIssue {
@@ -201,10 +201,13 @@ fn build_tokens(
             reason,
             key_id: row.key_id.clone(),
         };
-        if !seen.insert(row.serial.clone()) {
-            report.skipped.push(issue("serial appears earlier in the file".into()));
+        // The same serial twice in one file is a broken file (maybe two
+        // different seeds): invalid, so that nothing is imported by default.
+        if let Some(first) = seen.get(&row.serial) {
+            report.invalid.push(issue(format!("serial appears earlier in the file (line {first})")));
             continue;
         }
+        seen.insert(row.serial.clone(), row.line);
         if existing.contains(&row.serial) {
             report.skipped.push(issue("serial already exists".into()));
             continue;

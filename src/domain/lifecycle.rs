@@ -94,6 +94,33 @@ impl Service {
         Ok(found)
     }
 
+    /// The serials closest to `serial` (another case, or a character or two
+    /// apart), at most five: the help shown when a serial
+    /// does not exist. Runs only on that error path; reads the store in pages.
+    pub async fn similar_serials(&self, serial: &str) -> Result<Vec<String>, DomainError> {
+        const PAGE: usize = 1000;
+        let wanted = serial.to_lowercase();
+        let max_distance = if wanted.chars().count() >= 5 { 2 } else { 1 };
+        let mut close: Vec<(usize, String)> = Vec::new();
+        let mut query = TokenQuery { limit: PAGE, ..TokenQuery::default() };
+        loop {
+            let page = self.store.find(&query).await?;
+            for token in &page {
+                if let Some(distance) = edit_distance_within(&wanted, &token.serial.to_lowercase(), max_distance) {
+                    close.push((distance, token.serial.clone()));
+                }
+            }
+            match page.last() {
+                Some(last) if page.len() == PAGE => query.after = Some(last.serial.clone()),
+                _ => break,
+            }
+        }
+        close.sort();
+        // Only the closest: "hw0001" suggests HW0001, not its neighbours too.
+        let nearest = close.first().map(|(distance, _)| *distance);
+        Ok(close.into_iter().take_while(|(d, _)| Some(*d) == nearest).take(5).map(|(_, serial)| serial).collect())
+    }
+
     /// The tokens of `user` as operators see them (no audit entry of its own:
     /// part of `user show`).
     pub async fn tokens_of(&self, user: &str) -> Result<Vec<TokenView>, DomainError> {
@@ -308,5 +335,38 @@ impl Service {
             reason: Some(error.to_string()),
         };
         self.record(actor, event).await;
+    }
+}
+
+/// The Levenshtein distance between `a` and `b` if it is at most `max`.
+fn edit_distance_within(a: &str, b: &str, max: usize) -> Option<usize> {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    if a.len().abs_diff(b.len()) > max {
+        return None;
+    }
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut current = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = previous[j] + usize::from(ca != cb);
+            current[j + 1] = substitution.min(previous[j + 1] + 1).min(current[j] + 1);
+        }
+        previous = current;
+    }
+    previous.last().copied().filter(|d| *d <= max)
+}
+
+#[cfg(test)]
+mod suggestion_tests {
+    use super::edit_distance_within;
+
+    #[test]
+    fn edit_distance_counts_changes_up_to_the_limit() {
+        assert_eq!(edit_distance_within("hw1001", "hw1001", 2), Some(0));
+        assert_eq!(edit_distance_within("hw1001", "hw1002", 2), Some(1));
+        assert_eq!(edit_distance_within("hw101", "hw1001", 2), Some(1));
+        assert_eq!(edit_distance_within("hw1001", "xx9999", 2), None);
+        assert_eq!(edit_distance_within("a", "abcd", 2), None);
     }
 }

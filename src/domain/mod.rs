@@ -35,6 +35,7 @@ pub mod key_check;
 pub mod lifecycle;
 pub mod radius_modes;
 pub mod reset;
+pub mod retention;
 pub mod status;
 
 #[cfg(test)]
@@ -62,6 +63,8 @@ pub struct Settings {
     /// RADIUS requests in `otp` mode must look the user up too (an LDAP
     /// `required_group` is configured).
     pub directory_gate: bool,
+    /// How much of the audit log is kept.
+    pub retention: crate::model::audit::Retention,
 }
 
 impl Settings {

@@ -65,9 +65,10 @@ impl Service {
     pub async fn audit_verify(&self, actor: &Actor) -> Result<ChainReport, DomainError> {
         let result = self.store.verify_audit().await.map_err(DomainError::from).map(|reports| {
             let entries = reports.iter().map(|r| r.entries).sum();
+            let pruned_through = reports.iter().filter_map(|r| r.pruned_through).max();
             match reports.into_iter().find(|r| !r.ok) {
                 Some(broken) => ChainReport { entries, ..broken },
-                None => ChainReport { entries, ok: true, first_broken: None, problem: None },
+                None => ChainReport { entries, ok: true, first_broken: None, problem: None, pruned_through },
             }
         });
         // The chain holds together: does it still reach its anchored head?

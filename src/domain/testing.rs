@@ -48,6 +48,7 @@ impl Fixture {
             }],
             enroll: EnrollLabels::default(),
             directory_gate: false,
+            retention: crate::model::audit::Retention { max_age_seconds: None, max_entries: Some(1000) },
         };
         let service = Service::new(
             store.clone(),

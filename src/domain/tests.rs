@@ -139,3 +139,37 @@ fn first_use_window_applies_until_the_first_success() {
     assert_eq!(acceptable_range(&token(Algorithm::Hotp, None), now, &off), (5, 15));
     assert_eq!(acceptable_range(&token(Algorithm::Totp, None), now, &off), (99, 101));
 }
+
+#[tokio::test]
+async fn enrolling_a_token_its_owner_already_has_says_so() {
+    let f = Fixture::with_tokens(AuthConfig::default()).await;
+    let err = f.service.enroll(&Actor::Daemon, "bob", "hw-hotp", Some("B1")).await.unwrap_err();
+    assert_eq!(err.refusal(), Some(Refusal::AlreadyOwned), "{err}");
+    assert!(err.to_string().contains("bob already has token B1"), "{err}");
+    assert!(!err.to_string().contains("unassign"), "{err}");
+}
+
+#[tokio::test]
+async fn an_unknown_serial_comes_with_the_close_ones() {
+    let f = Fixture::with_tokens(AuthConfig::default()).await;
+    assert_eq!(f.service.similar_serials("a1").await.unwrap(), vec!["A1".to_string()], "the same but for case");
+    assert_eq!(f.service.similar_serials("C1").await.unwrap(), vec!["A1".to_string(), "B1".to_string()]);
+    assert!(f.service.similar_serials("ZZZZZZ").await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_serial_twice_in_one_file_makes_the_file_invalid() {
+    use super::testing::RFC_SEED_HEX;
+    let f = Fixture::new(AuthConfig::default(), Arc::new(crate::directory::static_list::StaticDirectory::new([])));
+    let other = "3132333435363738393031323334353637383931";
+    let csv = format!("serial,type,seed\nD1,hw-hotp,{RFC_SEED_HEX}\nD2,hw-hotp,{RFC_SEED_HEX}\nD1,hw-hotp,{other}\n");
+    let report = f.service.import_csv(&Actor::Daemon, &csv, false, false).await.unwrap();
+    assert!(report.aborted && report.imported == 0, "{report:?}");
+    assert_eq!(report.invalid.len(), 1, "{report:?}");
+    assert_eq!(report.invalid[0].line, 4);
+    assert!(report.invalid[0].reason.contains("earlier in the file (line 2)"), "{report:?}");
+    assert!(report.skipped.is_empty(), "{report:?}");
+    let report = f.service.import_csv(&Actor::Daemon, &csv, true, false).await.unwrap();
+    assert_eq!((report.imported, report.invalid.len()), (2, 1), "{report:?}");
+    assert_eq!(f.token("D1").await.counter, 0);
+}

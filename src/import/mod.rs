@@ -54,7 +54,7 @@ pub const MAX_SEED_BYTES: usize = 128;
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ImportReport {
     pub imported: usize,
-    /// Serials that already existed (in the store or earlier in the file).
+    /// Serials that already existed in the store.
     pub skipped: Vec<ImportIssue>,
     pub invalid: Vec<ImportIssue>,
     pub dry_run: bool,

@@ -10,14 +10,23 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::nas::NasAttributes;
+
 /// Who did it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum Actor {
     /// An operator through the admin socket.
     Admin { uid: u32, user: Option<String> },
-    /// A NAS through RADIUS.
-    Radius { client: String, address: String },
+    /// A NAS through RADIUS: the client entry and source address, and the
+    /// NAS and caller attributes of the request (behind a proxy, the real
+    /// NAS and the user's address; absent from entries without them).
+    Radius {
+        client: String,
+        address: String,
+        #[serde(default, skip_serializing_if = "NasAttributes::is_empty")]
+        nas: NasAttributes,
+    },
     /// The daemon itself.
     Daemon,
 }
@@ -27,7 +36,7 @@ impl std::fmt::Display for Actor {
         match self {
             Actor::Admin { uid, user: Some(name) } => write!(f, "{name}(uid {uid})"),
             Actor::Admin { uid, user: None } => write!(f, "uid {uid}"),
-            Actor::Radius { client, address } => write!(f, "radius:{client}@{address}"),
+            Actor::Radius { client, address, .. } => write!(f, "radius:{client}@{address}"),
             Actor::Daemon => f.write_str("radotpd"),
         }
     }
@@ -93,6 +102,59 @@ pub struct ChainReport {
     /// Sequence number of the first entry that does not verify.
     pub first_broken: Option<u64>,
     pub problem: Option<String>,
+    /// Entries up to this sequence number were removed by retention; the
+    /// chain was verified from the checkpoint left in their place.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pruned_through: Option<u64>,
+}
+
+/// Where a pruned chain starts: the sequence number and hash of the last
+/// entry removed by retention. The first entry kept must link to it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    pub seq: u64,
+    pub hash: String,
+}
+
+/// How much of the audit log retention keeps (`audit` in the configuration).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Retention {
+    /// Entries older than this many seconds go.
+    pub max_age_seconds: Option<u64>,
+    /// At most this many entries stay (the newest).
+    pub max_entries: Option<u64>,
+}
+
+impl Retention {
+    /// Whether the oldest entry still kept goes: it was written at `time`,
+    /// and `remaining` entries (it included) are kept so far. The newest
+    /// entry always stays (the chain goes on from it).
+    pub fn drops(&self, remaining: u64, time: u64, now: u64) -> bool {
+        remaining > 1
+            && (self.max_entries.is_some_and(|max| remaining > max)
+                || self.max_age_seconds.is_some_and(|age| time.saturating_add(age) < now))
+    }
+
+    pub fn is_unbounded(&self) -> bool {
+        self.max_entries.is_none() && self.max_age_seconds.is_none()
+    }
+}
+
+/// The time of an entry's stored bytes, without decoding all of it.
+pub fn entry_time(bytes: &[u8]) -> Option<u64> {
+    #[derive(Deserialize)]
+    struct Time {
+        time: u64,
+    }
+    serde_json::from_slice::<Time>(bytes).ok().map(|t| t.time)
+}
+
+/// What one pass of retention removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pruned {
+    pub entries: u64,
+    /// The new checkpoint, when entries were removed.
+    pub through: Option<u64>,
 }
 
 /// Filters for reading the log (newest first).
@@ -114,6 +176,13 @@ pub struct AuditQuery {
     /// Entries written by this node only.
     #[serde(default)]
     pub node: Option<String>,
+    /// RADIUS entries about this NAS only: its NAS-Identifier, NAS-IP-Address,
+    /// or the name of the client entry it was received from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nas: Option<String>,
+    /// RADIUS entries whose Calling-Station-Id (the caller's address) is this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
 }
 
 impl AuditQuery {
@@ -127,6 +196,14 @@ impl AuditQuery {
             && self.since.is_none_or(|since| entry.time >= since)
             && self.until.is_none_or(|until| entry.time < until)
             && self.node.as_ref().is_none_or(|n| entry.node.as_ref() == Some(n))
+            && self.nas.as_ref().is_none_or(|wanted| match &entry.actor {
+                Actor::Radius { client, nas, .. } => client == wanted || nas.is_nas(wanted),
+                _ => false,
+            })
+            && self.from.as_ref().is_none_or(|wanted| match &entry.actor {
+                Actor::Radius { nas, .. } => nas.calling_station_id.as_ref() == Some(wanted),
+                _ => false,
+            })
     }
 }
 
@@ -204,8 +281,12 @@ impl Chain {
 }
 
 /// Checks the records of one chain (sequence, stored bytes), oldest first.
+/// A copy that starts after entry 1 (a pruned log) is walked from the
+/// checkpoint its first entry implies.
 pub fn verify_chain<'a>(records: impl IntoIterator<Item = (u64, &'a [u8])>) -> ChainReport {
-    let mut walk = ChainWalk::default();
+    let mut records = records.into_iter().peekable();
+    let checkpoint = records.peek().and_then(|(seq, bytes)| ChainWalk::implied_by(*seq, bytes));
+    let mut walk = ChainWalk::after(checkpoint.as_ref());
     for (seq, bytes) in records {
         if !walk.step(seq, bytes) {
             break;
@@ -224,7 +305,7 @@ pub struct ChainWalk {
 impl Default for ChainWalk {
     fn default() -> Self {
         ChainWalk {
-            report: ChainReport { entries: 0, ok: true, first_broken: None, problem: None },
+            report: ChainReport { entries: 0, ok: true, first_broken: None, problem: None, pruned_through: None },
             previous_hash: String::new(),
             expected_seq: 1,
         }
@@ -232,6 +313,29 @@ impl Default for ChainWalk {
 }
 
 impl ChainWalk {
+    /// A walk of a chain whose entries up to `checkpoint` were pruned (a
+    /// walk from the start without one).
+    pub fn after(checkpoint: Option<&Checkpoint>) -> ChainWalk {
+        let mut walk = ChainWalk::default();
+        if let Some(checkpoint) = checkpoint {
+            walk.previous_hash = checkpoint.hash.clone();
+            walk.expected_seq = checkpoint.seq + 1;
+            walk.report.pruned_through = Some(checkpoint.seq);
+        }
+        walk
+    }
+
+    /// The checkpoint a chain starting with `first` implies (none when it
+    /// starts at entry 1): for copies of a pruned log, such as backups,
+    /// whose start is vouched for by something else (the backup's MAC).
+    pub fn implied_by(seq: u64, bytes: &[u8]) -> Option<Checkpoint> {
+        if seq <= 1 {
+            return None;
+        }
+        let entry: AuditEntry = serde_json::from_slice(bytes).ok()?;
+        Some(Checkpoint { seq: seq - 1, hash: entry.prev_hash })
+    }
+
     /// Checks the next record; false once the chain is broken.
     pub fn step(&mut self, seq: u64, bytes: &[u8]) -> bool {
         self.report.entries += 1;
@@ -313,5 +417,38 @@ mod tests {
         assert_eq!(entry.node.as_deref(), Some("radius-a"));
         assert_eq!(entry.hash, entry.compute_hash());
         assert!(!sealed(1)[0].1.contains("node"), "entries of unnamed nodes are as before");
+    }
+
+    #[test]
+    fn radius_entries_carry_the_nas_and_are_filtered_by_it() {
+        let mut chain = Chain::default();
+        let plain = Actor::Radius { client: "vpn".into(), address: "10.0.0.1".into(), nas: NasAttributes::default() };
+        let nas = NasAttributes {
+            nas_identifier: Some("gw-1".into()),
+            nas_ip_address: Some("192.0.2.10".into()),
+            calling_station_id: Some("203.0.113.7".into()),
+            ..NasAttributes::default()
+        };
+        let proxied = Actor::Radius { client: "proxy".into(), address: "10.0.0.2".into(), nas };
+        let (_, plain_bytes) = chain.seal(AuditWrite::new(&plain, 1, event(1))).unwrap();
+        let (_, proxied_bytes) = chain.seal(AuditWrite::new(&proxied, 2, event(2))).unwrap();
+        let plain_text = String::from_utf8(plain_bytes).unwrap();
+        assert!(!plain_text.contains("nas"), "entries without NAS attributes are as before: {plain_text}");
+        let plain: AuditEntry = serde_json::from_str(&plain_text).unwrap();
+        let proxied: AuditEntry = serde_json::from_slice(&proxied_bytes).unwrap();
+        assert_eq!(proxied.hash, proxied.compute_hash());
+        let query = |nas: Option<&str>, from: Option<&str>| AuditQuery {
+            nas: nas.map(str::to_string),
+            from: from.map(str::to_string),
+            ..AuditQuery::default()
+        };
+        assert!(query(Some("gw-1"), None).matches(&proxied) && !query(Some("gw-1"), None).matches(&plain));
+        assert!(query(Some("192.0.2.10"), None).matches(&proxied));
+        assert!(query(Some("vpn"), None).matches(&plain), "the client entry's name counts as the NAS");
+        assert!(
+            query(None, Some("203.0.113.7")).matches(&proxied) && !query(None, Some("203.0.113.7")).matches(&plain)
+        );
+        let admin = AuditEntry { actor: Actor::Daemon, ..plain.clone() };
+        assert!(!query(Some("vpn"), None).matches(&admin));
     }
 }

@@ -35,8 +35,9 @@ mod tests {
             name: name.into(),
             network: net.parse().unwrap(),
             secret: Secret::from("s"),
-            require_message_authenticator: true,
+            require_message_authenticator: crate::config::RequireMessageAuthenticator::Always,
             mode: None,
+            nas: Vec::new(),
         }
     }
 

@@ -13,6 +13,8 @@ use radius::core::packet::Packet;
 use radius::core::{rfc2865, rfc2869};
 use subtle::ConstantTimeEq;
 
+use crate::model::nas::{NasAttributes, port_type_name, printable};
+
 pub const CODE_ACCESS_REQUEST: u8 = 1;
 pub const CODE_ACCESS_ACCEPT: u8 = 2;
 pub const CODE_ACCESS_REJECT: u8 = 3;
@@ -25,6 +27,12 @@ pub const ATTR_REPLY_MESSAGE: u8 = 18;
 pub const ATTR_STATE: u8 = 24;
 pub const ATTR_PROXY_STATE: u8 = 33;
 pub const ATTR_MESSAGE_AUTHENTICATOR: u8 = 80;
+pub const ATTR_NAS_IP_ADDRESS: u8 = 4;
+pub const ATTR_CALLED_STATION_ID: u8 = 30;
+pub const ATTR_CALLING_STATION_ID: u8 = 31;
+pub const ATTR_NAS_IDENTIFIER: u8 = 32;
+pub const ATTR_NAS_PORT_TYPE: u8 = 61;
+pub const ATTR_NAS_IPV6_ADDRESS: u8 = 95;
 
 pub const HEADER_LEN: usize = 20;
 pub const MAX_PACKET_LEN: usize = 4096;
@@ -121,6 +129,8 @@ pub struct AccessRequest {
     /// The User-Password, decoded (cut at the first NUL).
     pub password: crate::secret::Secret,
     pub state: Option<Vec<u8>>,
+    /// Where the request really comes from (behind a proxy: the NAS and the caller).
+    pub nas: NasAttributes,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -151,7 +161,45 @@ pub fn decode_access_request(frame: &Frame<'_>, secret: &[u8]) -> Result<AccessR
         Some(Ok(bytes)) => crate::secret::Secret::new(bytes),
     };
     let state = rfc2865::lookup_state(&packet);
-    Ok(AccessRequest { user_name, password, state })
+    Ok(AccessRequest { user_name, password, state, nas: nas_attributes(frame) })
+}
+
+/// The NAS and caller attributes of a request (the first of each), bounded
+/// and escaped; attributes of the wrong size are ignored.
+pub fn nas_attributes(frame: &Frame<'_>) -> NasAttributes {
+    let mut nas = NasAttributes::default();
+    let mut at = HEADER_LEN;
+    // parse_frame checked that every attribute fits.
+    while at + 2 <= frame.bytes.len() {
+        let kind = frame.bytes[at];
+        let end = (at + usize::from(frame.bytes[at + 1])).min(frame.bytes.len());
+        let value = frame.bytes.get(at + 2..end).unwrap_or_default();
+        let keep = |slot: &mut Option<String>, text: String| {
+            if slot.is_none() {
+                *slot = Some(text);
+            }
+        };
+        match (kind, value.len()) {
+            (ATTR_NAS_IDENTIFIER, _) => keep(&mut nas.nas_identifier, printable(value)),
+            (ATTR_NAS_IP_ADDRESS, 4) => {
+                let octets: [u8; 4] = value.try_into().unwrap_or_default();
+                keep(&mut nas.nas_ip_address, std::net::Ipv4Addr::from(octets).to_string())
+            }
+            (ATTR_NAS_IPV6_ADDRESS, 16) => {
+                let octets: [u8; 16] = value.try_into().unwrap_or_default();
+                keep(&mut nas.nas_ip_address, std::net::Ipv6Addr::from(octets).to_string())
+            }
+            (ATTR_NAS_PORT_TYPE, 4) => {
+                let number = u32::from_be_bytes(value.try_into().unwrap_or_default());
+                keep(&mut nas.nas_port_type, port_type_name(number))
+            }
+            (ATTR_CALLED_STATION_ID, _) => keep(&mut nas.called_station_id, printable(value)),
+            (ATTR_CALLING_STATION_ID, _) => keep(&mut nas.calling_station_id, printable(value)),
+            _ => {}
+        }
+        at = end.max(at + 2);
+    }
+    nas
 }
 
 /// Attributes a reply may carry besides Message-Authenticator.
@@ -377,6 +425,36 @@ mod tests {
         let request = decode_access_request(&frame, SECRET).unwrap();
         assert_eq!(request.user_name, "alice");
         assert_eq!(request.password.expose(), b"123456");
+    }
+
+    #[test]
+    fn nas_attributes_are_read_bounded_and_escaped() {
+        let mut bytes = build_access_request(7, SECRET, "alice", b"123456", None).unwrap();
+        let mut add = |kind: u8, value: &[u8]| {
+            bytes.push(kind);
+            bytes.push(2 + value.len() as u8);
+            bytes.extend_from_slice(value);
+        };
+        add(ATTR_NAS_IDENTIFIER, b"vpn-gw-1");
+        add(ATTR_NAS_IDENTIFIER, b"second-one-ignored");
+        add(ATTR_NAS_IP_ADDRESS, &[192, 0, 2, 10]);
+        add(ATTR_NAS_PORT_TYPE, &5u32.to_be_bytes());
+        add(ATTR_CALLED_STATION_ID, b"198.51.100.1");
+        add(ATTR_CALLING_STATION_ID, b"203.0.113.7\n\x1b[2J");
+        add(ATTR_NAS_IPV6_ADDRESS, &[0; 5]); // wrong size: ignored
+        let length = bytes.len() as u16;
+        bytes[2..4].copy_from_slice(&length.to_be_bytes());
+        sign_request_in_place(&mut bytes, SECRET);
+        let frame = parse_frame(&bytes).unwrap();
+        let request = decode_access_request(&frame, SECRET).unwrap();
+        let nas = request.nas;
+        assert_eq!(nas.nas_identifier.as_deref(), Some("vpn-gw-1"));
+        assert_eq!(nas.nas_ip_address.as_deref(), Some("192.0.2.10"));
+        assert_eq!(nas.nas_port_type.as_deref(), Some("Virtual"));
+        assert_eq!(nas.called_station_id.as_deref(), Some("198.51.100.1"));
+        assert_eq!(nas.calling_station_id.as_deref(), Some("203.0.113.7\\x0a\\x1b[2J"));
+        let plain = build_access_request(8, SECRET, "bob", b"1", None).unwrap();
+        assert!(nas_attributes(&parse_frame(&plain).unwrap()).is_empty());
     }
 
     #[test]

@@ -17,8 +17,10 @@ use tokio_util::task::TaskTracker;
 
 use super::clients::ClientTable;
 use super::dedup::{DuplicateCache, RequestKey, Seen};
+use super::drop_warnings::{self, DropSource, DropWarnings};
 use super::packet::{self, Frame, ReplyAttributes, RequestError};
-use crate::config::RadiusClient;
+use super::signers::Signers;
+use crate::config::{RadiusClient, RequireMessageAuthenticator};
 use crate::domain::radius_modes::{Outcome, RadiusRequest};
 use crate::domain::{Decision, Service};
 use crate::metrics::{DropReason, Metrics};
@@ -29,6 +31,9 @@ pub struct RadiusServer {
     clients: RwLock<Arc<ClientTable>>,
     dedup: DuplicateCache,
     permits: Arc<Semaphore>,
+    drop_warnings: DropWarnings,
+    /// Source addresses of `auto` clients that have sent Message-Authenticator.
+    signers: Signers,
 }
 
 impl RadiusServer {
@@ -44,6 +49,8 @@ impl RadiusServer {
             clients: RwLock::new(Arc::new(ClientTable::new(clients))),
             dedup: DuplicateCache::new(duplicate_lifetime, duplicate_entries),
             permits: Arc::new(Semaphore::new(max_in_flight.max(1))),
+            drop_warnings: DropWarnings::default(),
+            signers: Signers::default(),
         }
     }
 
@@ -90,16 +97,23 @@ impl RadiusServer {
         let received = Instant::now();
         let table = self.clients();
         let Some(client) = table.find(source.ip()) else {
-            self.drop_packet(DropReason::UnknownClient, source, None);
+            self.drop_packet(DropReason::UnknownClient, source, None, None);
             return;
         };
-        let frame = match screen(datagram, client) {
+        let auto = client.require_message_authenticator == RequireMessageAuthenticator::Auto;
+        let signed_before = auto && self.signers.has_signed(&client.name, source.ip());
+        let frame = match screen(datagram, client, signed_before) {
             Ok(frame) => frame,
             Err((reason, detail)) => {
-                self.drop_packet(reason, source, detail.as_deref());
+                self.drop_packet(reason, source, Some(&client.name), detail.as_deref());
                 return;
             }
         };
+        if auto && !signed_before && teaches_signing(&frame) {
+            // screen() verified it: from now on this address must sign.
+            self.signers.learn(&client.name, source.ip());
+            tracing::info!(client = %client.name, %source, "client sends Message-Authenticator: now required from this address (require_message_authenticator: auto)");
+        }
         Metrics::count(&self.metrics().requests);
         let key = RequestKey {
             ip: source.ip(),
@@ -110,7 +124,7 @@ impl RadiusServer {
         match self.dedup.check(key, received) {
             Seen::New => {}
             Seen::InProgress => {
-                self.drop_packet(DropReason::Duplicate, source, None);
+                self.drop_packet(DropReason::Duplicate, source, Some(&client.name), None);
                 return;
             }
             Seen::Answered(reply) => {
@@ -148,13 +162,13 @@ impl RadiusServer {
             }
             Err(e) => {
                 self.dedup.abandon(&key);
-                self.drop_packet(DropReason::Malformed, source, Some(&e.to_string()));
+                self.drop_packet(DropReason::Malformed, source, Some(&client.name), Some(&e.to_string()));
                 return;
             }
         };
         let Ok(permit) = self.permits.clone().try_acquire_owned() else {
             self.dedup.abandon(&key);
-            self.drop_packet(DropReason::Overloaded, source, None);
+            self.drop_packet(DropReason::Overloaded, source, Some(&client.name), None);
             return;
         };
         let server = self.clone();
@@ -165,10 +179,11 @@ impl RadiusServer {
         let proxy_states = packet::proxy_states(&frame);
         tasks.spawn(async move {
             let _permit = permit;
-            let actor = Actor::Radius { client: client.name.clone(), address: source.ip().to_string() };
+            let nas = request.nas.clone();
+            let actor = Actor::Radius { client: client.name.clone(), address: source.ip().to_string(), nas };
             let radius_request = RadiusRequest {
                 client: &client.name,
-                mode: client.mode,
+                mode: client.mode_for(request.nas.nas_identifier.as_deref()),
                 user: &request.user_name,
                 password: &request.password,
                 state: request.state.as_deref(),
@@ -189,9 +204,11 @@ impl RadiusServer {
                 }
                 Ok(Outcome::NoAnswer) => {
                     server.dedup.abandon(&key);
-                    server.drop_packet(DropReason::DirectoryUnavailable, source, None);
+                    server.drop_packet(DropReason::DirectoryUnavailable, source, Some(&client.name), None);
                     tracing::info!(client = %client.name, %source, user = ?request.user_name, result = "no_answer",
-                        reason = "directory_unavailable", latency_us = received.elapsed().as_micros() as u64, "RADIUS decision");
+                        reason = "directory_unavailable", latency_us = received.elapsed().as_micros() as u64,
+                        nas = field(&request.nas.nas_identifier), nas_ip = field(&request.nas.nas_ip_address),
+                        calling = field(&request.nas.calling_station_id), "RADIUS decision");
                     return;
                 }
                 Err(_) => (packet::CODE_ACCESS_REJECT, "reject", "internal_error", None),
@@ -221,6 +238,11 @@ impl RadiusServer {
                 serial = serial.unwrap_or("-"),
                 latency_us = received.elapsed().as_micros() as u64,
                 sent,
+                nas = field(&request.nas.nas_identifier),
+                nas_ip = field(&request.nas.nas_ip_address),
+                port_type = field(&request.nas.nas_port_type),
+                called = field(&request.nas.called_station_id),
+                calling = field(&request.nas.calling_station_id),
                 "RADIUS decision"
             );
         });
@@ -273,39 +295,130 @@ impl RadiusServer {
         }
     }
 
-    fn drop_packet(&self, reason: DropReason, source: SocketAddr, detail: Option<&str>) {
+    /// Counts a drop; logs it at debug, and at warn at most once per client
+    /// and reason per interval ([`drop_warnings`]).
+    fn drop_packet(&self, reason: DropReason, source: SocketAddr, client: Option<&str>, detail: Option<&str>) {
         self.metrics().dropped(reason);
         tracing::debug!(%source, reason = reason.as_str(), detail = detail.unwrap_or(""), "RADIUS packet dropped");
+        if !drop_warnings::warns_about(reason) {
+            return;
+        }
+        let who = match client {
+            Some(name) => DropSource::Client(name.to_string()),
+            None => DropSource::Unknown(source.ip()),
+        };
+        if let Some(warning) = self.drop_warnings.record(who.clone(), reason, Instant::now()) {
+            drop_warnings::emit(&who, source, reason, &warning);
+        }
     }
+}
+
+/// A NAS attribute as a log field (`-` when absent); quoted and escaped by
+/// the log format, bounded when read ([`crate::model::nas`]).
+fn field(value: &Option<String>) -> &str {
+    value.as_deref().unwrap_or("-")
 }
 
 /// The checks every datagram from a known client passes before anything else
 /// looks at it: framing, code, Message-Authenticator. Pure, so the fuzz
 /// targets run exactly what the server runs.
-pub fn screen<'a>(datagram: &'a [u8], client: &RadiusClient) -> Result<Frame<'a>, (DropReason, Option<String>)> {
+/// `signed_before`: the source address has sent a valid Message-Authenticator
+/// before (what `require_message_authenticator: auto` goes by).
+pub fn screen<'a>(
+    datagram: &'a [u8],
+    client: &RadiusClient,
+    signed_before: bool,
+) -> Result<Frame<'a>, (DropReason, Option<String>)> {
     let frame = packet::parse_frame(datagram).map_err(|e| (DropReason::Malformed, Some(e.to_string())))?;
     if frame.code != packet::CODE_ACCESS_REQUEST && frame.code != packet::CODE_STATUS_SERVER {
         return Err((DropReason::UnexpectedCode, None));
     }
-    if let Some(reason) = check_message_authenticator(&frame, client) {
-        return Err((reason, None));
+    if let Some(reason) = check_message_authenticator(&frame, client, signed_before) {
+        let detail = (reason == DropReason::MissingAuthenticator && signed_before)
+            .then(|| "require_message_authenticator: auto, and this address has sent one before".to_string());
+        return Err((reason, detail));
     }
     Ok(frame)
 }
 
+/// Whether a screened packet shows that its source signs its requests (what
+/// `require_message_authenticator: auto` learns from): an Access-Request
+/// with a Message-Authenticator (screen() verified it). A Status-Server
+/// carries one whatever the requests do (RFC 5997), so it does not count.
+fn teaches_signing(frame: &Frame<'_>) -> bool {
+    frame.code == packet::CODE_ACCESS_REQUEST && frame.message_authenticator_at.is_some()
+}
+
 /// Why a packet fails the Message-Authenticator rules, if it does.
-fn check_message_authenticator(frame: &Frame<'_>, client: &RadiusClient) -> Option<DropReason> {
+fn check_message_authenticator(frame: &Frame<'_>, client: &RadiusClient, signed_before: bool) -> Option<DropReason> {
+    let required = match client.require_message_authenticator {
+        RequireMessageAuthenticator::Always => true,
+        RequireMessageAuthenticator::Never => false,
+        RequireMessageAuthenticator::Auto => signed_before,
+    };
     match frame.message_authenticator_at {
         Some(_) if packet::message_authenticator_valid(frame, client.secret.expose()) => None,
         Some(_) => Some(DropReason::BadAuthenticator),
         // RFC 5997: Status-Server always carries one; a Proxy-State without one
         // is the BlastRADIUS pattern; the client may require it on everything.
-        None if frame.code == packet::CODE_STATUS_SERVER
-            || frame.has_proxy_state
-            || client.require_message_authenticator =>
-        {
+        None if frame.code == packet::CODE_STATUS_SERVER || frame.has_proxy_state || required => {
             Some(DropReason::MissingAuthenticator)
         }
         None => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secret::Secret;
+
+    fn client(require: RequireMessageAuthenticator) -> RadiusClient {
+        RadiusClient {
+            name: "nas".into(),
+            network: "127.0.0.1/32".parse().unwrap(),
+            secret: Secret::from("testing123"),
+            require_message_authenticator: require,
+            mode: None,
+            nas: Vec::new(),
+        }
+    }
+
+    /// A request as pam_radius_auth 2.0 sends it: no Message-Authenticator.
+    fn unsigned() -> Vec<u8> {
+        let mut bytes = vec![packet::CODE_ACCESS_REQUEST, 1, 0, 27];
+        bytes.extend_from_slice(&[7; 16]);
+        bytes.extend_from_slice(&[packet::ATTR_USER_NAME, 7]);
+        bytes.extend_from_slice(b"alice");
+        bytes
+    }
+
+    #[test]
+    fn auto_requires_message_authenticator_once_the_address_has_sent_one() {
+        let signed = packet::build_access_request(1, b"testing123", "alice", b"123456", None).unwrap();
+        let auto = client(RequireMessageAuthenticator::Auto);
+        assert!(screen(&unsigned(), &auto, false).is_ok(), "not signed so far: accepted, as with false");
+        assert!(screen(&signed, &auto, false).is_ok());
+        let (reason, detail) = screen(&unsigned(), &auto, true).unwrap_err();
+        assert_eq!(reason, DropReason::MissingAuthenticator);
+        assert!(detail.unwrap().contains("auto"));
+        assert!(screen(&signed, &auto, true).is_ok());
+        let always = client(RequireMessageAuthenticator::Always);
+        assert_eq!(screen(&unsigned(), &always, false).unwrap_err().0, DropReason::MissingAuthenticator);
+        let never = client(RequireMessageAuthenticator::Never);
+        assert!(screen(&unsigned(), &never, true).is_ok());
+        let wrong = packet::build_access_request(1, b"other-secret", "alice", b"123456", None).unwrap();
+        assert_eq!(screen(&wrong, &auto, false).unwrap_err().0, DropReason::BadAuthenticator);
+    }
+
+    #[test]
+    fn only_signed_access_requests_teach_auto_that_an_address_signs() {
+        let signed = packet::build_access_request(1, b"testing123", "alice", b"123456", None).unwrap();
+        assert!(teaches_signing(&packet::parse_frame(&signed).unwrap()));
+        let unsigned = unsigned();
+        assert!(!teaches_signing(&packet::parse_frame(&unsigned).unwrap()));
+        // A proxy's health checks are signed even when its requests are not.
+        let status = packet::build_status_server(2, b"testing123");
+        assert!(!teaches_signing(&packet::parse_frame(&status).unwrap()));
     }
 }

@@ -10,7 +10,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use super::{Challenge, Commit, ExportSink, Store, StoreError, Swap, TokenQuery};
-use crate::model::audit::{Actor, AuditEvent, AuditQuery, AuditWrite};
+use crate::model::audit::{Actor, AuditEvent, AuditQuery, AuditWrite, Pruned, Retention};
 use crate::model::otp::HashAlg;
 use crate::model::token::{Algorithm, OtpParams, Owner, Token, TokenState};
 
@@ -41,6 +41,7 @@ macro_rules! store_contract_tests {
             audit_entries_come_back_newest_first_filtered_and_chained,
             a_challenge_is_single_use,
             export_and_restore_round_trip,
+            audit_retention_removes_the_oldest_and_what_remains_verifies,
             meta_values_are_kept_apart_from_tokens_and_audit);
     };
     (@each $make:expr; $($name:ident),*) => {
@@ -74,7 +75,8 @@ pub fn token(serial: &str, owner: Option<&str>) -> Token {
     }
 }
 
-fn write(operation: &str, serial: Option<&str>, time: u64) -> AuditWrite {
+/// An audit write by the daemon at `time`, about `serial` when given.
+pub fn write(operation: &str, serial: Option<&str>, time: u64) -> AuditWrite {
     AuditWrite::new(
         &Actor::Daemon,
         time,
@@ -383,4 +385,41 @@ pub async fn meta_values_are_kept_apart_from_tokens_and_audit<F: Fn() -> Fut, Fu
     assert_eq!(store.get_meta("key_check").await.unwrap().as_deref(), Some(&b"second"[..]));
     assert_eq!(store.get_meta("audit_anchor").await.unwrap().as_deref(), Some(&b"other"[..]));
     assert_eq!(store.get_meta("schema_version").await.unwrap(), None, "engine internals are not meta values");
+}
+
+pub async fn audit_retention_removes_the_oldest_and_what_remains_verifies<
+    F: Fn() -> Fut,
+    Fut: Future<Output = Engine>,
+>(
+    make: &F,
+) {
+    let engine = fresh(make).await;
+    let store = &engine.store;
+    let by_count = Retention { max_entries: Some(20), max_age_seconds: None };
+    assert_eq!(store.prune_audit(by_count, 1000).await.unwrap(), Pruned::default(), "nothing to prune yet");
+    // 50 entries, at times 100..150; the engine may queue them: retention counts them too.
+    for time in 100..150 {
+        store.record(vec![write("radius.auth", None, time)], Commit::Soon).await.unwrap();
+    }
+    let pruned = store.prune_audit(by_count, 1000).await.unwrap();
+    assert_eq!(pruned, Pruned { entries: 30, through: Some(30) });
+    let kept = store.audit(&AuditQuery::default()).await.unwrap();
+    assert_eq!((kept.len(), kept.last().map(|e| e.seq)), (20, Some(31)), "the newest 20 stay");
+    let report = &store.verify_audit().await.unwrap()[0];
+    assert!(report.ok && report.entries == 20 && report.pruned_through == Some(30), "{report:?}");
+    // By age: times 130..149 are kept; at 200 with 60 s those before 140 go.
+    let by_age = Retention { max_entries: None, max_age_seconds: Some(60) };
+    assert_eq!(store.prune_audit(by_age, 200).await.unwrap(), Pruned { entries: 10, through: Some(40) });
+    // The newest entry always stays, and the chain goes on after pruning.
+    assert_eq!(store.prune_audit(by_age, 10_000).await.unwrap().entries, 9);
+    store.record(vec![write("token.show", None, 10_001)], Commit::Durable).await.unwrap();
+    let report = &store.verify_audit().await.unwrap()[0];
+    assert!(report.ok && report.entries == 2 && report.pruned_through == Some(49), "{report:?}");
+    // A copy of a pruned log restores and verifies.
+    let mut out = Collect::default();
+    store.export(&mut out).await.unwrap();
+    let copy = fresh(make).await;
+    copy.store.restore_audit(out.audit).await.unwrap();
+    let report = &copy.store.verify_audit().await.unwrap()[0];
+    assert!(report.ok && report.pruned_through == Some(49), "{report:?}");
 }

@@ -9,7 +9,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
 
 use super::{Census, Challenge, Commit, ExportSink, Store, StoreError, StoreHealth, Swap, TokenQuery};
-use crate::model::audit::{AuditEntry, AuditQuery, AuditWrite, Chain, ChainReport, ChainWalk};
+use crate::model::audit::{
+    AuditEntry, AuditQuery, AuditWrite, Chain, ChainReport, ChainWalk, Checkpoint, Pruned, Retention, entry_time,
+};
 use crate::model::token::Token;
 
 #[derive(Default)]
@@ -18,6 +20,8 @@ struct Inner {
     owners: HashMap<String, BTreeSet<String>>,
     /// Sequence -> the entry's JSON, oldest first.
     audit: Vec<(u64, String)>,
+    /// Where the kept audit starts, once retention removed entries.
+    checkpoint: Option<Checkpoint>,
     chain: Chain,
     challenges: HashMap<Vec<u8>, Challenge>,
     meta: HashMap<String, Vec<u8>>,
@@ -174,7 +178,7 @@ impl Store for MemoryStore {
 
     async fn verify_audit(&self) -> Result<Vec<ChainReport>, StoreError> {
         let inner = self.lock();
-        let mut walk = ChainWalk::default();
+        let mut walk = ChainWalk::after(inner.checkpoint.as_ref());
         for (seq, text) in &inner.audit {
             if !walk.step(*seq, text.as_bytes()) {
                 break;
@@ -237,8 +241,33 @@ impl Store for MemoryStore {
             let node = inner.chain.node.clone();
             inner.chain = Chain::after_stored(node, *seq, text.as_bytes()).map_err(StoreError::Corrupt)?;
         }
+        if inner.audit.is_empty() {
+            inner.checkpoint = entries.first().and_then(|(seq, text)| ChainWalk::implied_by(*seq, text.as_bytes()));
+        }
         inner.audit.extend(entries);
         Ok(())
+    }
+
+    async fn prune_audit(&self, rule: Retention, now: u64) -> Result<Pruned, StoreError> {
+        let mut inner = self.lock();
+        let total = inner.audit.len() as u64;
+        let mut cut = 0usize;
+        for (seq, text) in &inner.audit {
+            let time = entry_time(text.as_bytes())
+                .ok_or_else(|| StoreError::Corrupt(format!("audit entry {seq} has no readable time")))?;
+            if !rule.drops(total - cut as u64, time, now) {
+                break;
+            }
+            cut += 1;
+        }
+        let Some((seq, text)) = cut.checked_sub(1).and_then(|last| inner.audit.get(last)).cloned() else {
+            return Ok(Pruned::default());
+        };
+        let entry: AuditEntry =
+            serde_json::from_str(&text).map_err(|e| StoreError::Corrupt(format!("audit entry {seq}: {e}")))?;
+        inner.audit.drain(..cut);
+        inner.checkpoint = Some(Checkpoint { seq, hash: entry.hash });
+        Ok(Pruned { entries: cut as u64, through: Some(seq) })
     }
 
     async fn health(&self) -> StoreHealth {

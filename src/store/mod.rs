@@ -33,7 +33,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::audit::{AuditEntry, AuditQuery, AuditWrite, ChainReport};
+use crate::model::audit::{AuditEntry, AuditQuery, AuditWrite, ChainReport, Pruned, Retention};
 use crate::model::token::{Token, TokenState};
 
 /// Schema version written into a new sled store and checked on open.
@@ -245,7 +245,22 @@ pub trait Store: Send + Sync {
     async fn export(&self, sink: &mut dyn ExportSink) -> Result<(), StoreError>;
 
     /// Writes audit entries exactly as a backup carries them (a restore).
+    /// Entries that start after 1 (a pruned log) leave the checkpoint their
+    /// first entry implies.
     async fn restore_audit(&self, entries: Vec<(u64, String)>) -> Result<(), StoreError>;
+
+    /// Removes the oldest audit entries that `rule` does not keep (by age
+    /// against `now`, by count), in steps, leaving a [`Checkpoint`] so that
+    /// what remains still verifies. Never removes the newest entry.
+    ///
+    /// The default keeps everything: for an engine whose audit is bounded
+    /// elsewhere (a database with its own retention job).
+    ///
+    /// [`Checkpoint`]: crate::model::audit::Checkpoint
+    async fn prune_audit(&self, rule: Retention, now: u64) -> Result<Pruned, StoreError> {
+        let _ = (rule, now);
+        Ok(Pruned::default())
+    }
 
     async fn health(&self) -> StoreHealth;
 

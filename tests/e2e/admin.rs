@@ -45,7 +45,8 @@ fn import_checks_header_users_and_duplicates_and_supports_base32_and_dry_run() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("1 valid"), "{stderr}");
     assert!(stderr.contains("line 3") && stderr.contains("mallory"), "{stderr}");
-    assert!(stderr.contains("line 4") && stderr.contains("earlier in the file"), "{stderr}");
+    assert!(stderr.contains("line 4") && stderr.contains("earlier in the file (line 2)"), "{stderr}");
+    assert!(stderr.contains("2 invalid row(s)"), "a serial twice in one file is an invalid row: {stderr}");
     let out = daemon.ctl_ok(&["token", "import", path.to_str().unwrap(), "--dry-run", "--skip-invalid"]);
     assert!(out.contains("would import 1"), "{out}");
     assert_eq!(daemon.ctl_json(&["token", "list"]).as_array().unwrap().len(), 0, "dry run writes nothing");

@@ -113,3 +113,112 @@ async fn sigkill_under_load_never_lets_an_otp_through_twice() {
     let chain = daemon.ctl_json(&["audit", "verify"]);
     assert_eq!(chain["ok"], true, "{chain}");
 }
+
+/// Tokens the daemon holds, and its `token.import` audit entries that succeeded.
+fn tokens_and_imports(daemon: &Daemon) -> (u64, usize) {
+    let status = daemon.ctl_json(&["status"]);
+    let total = status["tokens_total"].as_u64().expect("tokens_total");
+    let audit = daemon.ctl_json(&["audit", "--limit", "0"]);
+    let imports = audit
+        .as_array()
+        .expect("audit entries")
+        .iter()
+        .filter(|e| e["operation"] == "token.import" && e["result"] == "ok")
+        .count();
+    (total, imports)
+}
+
+/// Writes a CSV of `rows` new tokens (serials `R{round}-...`) and starts `radotpctl token import` on it.
+fn start_import(daemon: &Daemon, round: usize, rows: u64) -> std::process::Child {
+    let mut csv = String::with_capacity(80 * rows as usize);
+    csv.push_str("serial,type,seed\n");
+    for i in 0..rows {
+        csv.push_str(&format!("R{round}-{i:06},hw-hotp,{:040x}\n", u128::from(i) * 7919 + round as u128));
+    }
+    let file = daemon.dir.path().join(format!("import-{round}.csv"));
+    std::fs::write(&file, csv).unwrap();
+    std::process::Command::new(env!("CARGO_BIN_EXE_radotpctl"))
+        .args(["--socket", daemon.socket.to_str().unwrap(), "token", "import", file.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn sigkill_during_a_large_import_keeps_all_of_it_or_none_with_its_audit_entry() {
+    const ROWS: u64 = 50_000;
+    let mut daemon = Daemon::start();
+    // A first import, killed right after it reports done, times a whole import
+    // on this machine; it must be all there.
+    let started = std::time::Instant::now();
+    let mut ctl = start_import(&daemon, 0, ROWS);
+    assert!(ctl.wait().unwrap().success(), "the first import failed");
+    let whole_import = started.elapsed();
+    daemon.kill();
+    daemon.launch();
+    assert_eq!(tokens_and_imports(&daemon), (ROWS, 1), "an import reported done is all there after a kill");
+    let (mut expected_tokens, mut expected_imports) = (ROWS, 1usize);
+    let (mut kept, mut dropped) = (0, 0);
+    // Then kills spread over an import, most of them in its second half,
+    // where the tokens are written.
+    for (round, share) in [0.3, 0.5, 0.6, 0.7, 0.8, 0.95].into_iter().enumerate() {
+        let round = round + 1;
+        let mut ctl = start_import(&daemon, round, ROWS);
+        std::thread::sleep(whole_import.mul_f64(share));
+        daemon.kill();
+        let _ = ctl.wait();
+        daemon.launch(); // panics if the store does not open
+        let (tokens, imports) = tokens_and_imports(&daemon);
+        if tokens == expected_tokens + ROWS {
+            kept += 1;
+            expected_tokens += ROWS;
+            expected_imports += 1;
+        } else {
+            dropped += 1;
+        }
+        assert_eq!(tokens, expected_tokens, "round {round} (kill at {share} of an import): all of the import or none");
+        assert_eq!(imports, expected_imports, "round {round}: the import's audit entry iff its tokens are there");
+    }
+    eprintln!("a whole import took {whole_import:?}; imports killed: {dropped} taken back whole, {kept} kept whole");
+    let chain = daemon.ctl_json(&["audit", "verify"]);
+    assert_eq!(chain["ok"], true, "{chain}");
+}
+
+#[test]
+fn sigkill_right_after_an_operators_change_keeps_the_change_and_its_audit_entry() {
+    let mut daemon = Daemon::start();
+    daemon.import("serial,type,seed,user\nOP-1,hw-hotp,3132333435363738393031323334353637383930,alice\n");
+    // Each change, then a crash as soon as radotpctl reports it done.
+    let steps: [(&[&str], &str, &str); 6] = [
+        (&["token", "disable", "OP-1"], "token.disable", "disabled"),
+        (&["token", "enable", "OP-1"], "token.enable", "active"),
+        (&["token", "unassign", "OP-1", "--yes"], "token.unassign", "active"),
+        (&["token", "assign", "OP-1", "bob"], "token.assign", "active"),
+        (&["token", "disable", "OP-1"], "token.disable", "disabled"),
+        (&["token", "delete", "OP-1", "--yes"], "token.delete", "gone"),
+    ];
+    for (round, (args, operation, state)) in steps.into_iter().enumerate() {
+        daemon.ctl_ok(args);
+        daemon.kill();
+        daemon.launch();
+        let audit = daemon.ctl_json(&["audit", "--limit", "0"]);
+        let last_change = audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["operation"].as_str().is_some_and(|o| o.starts_with("token.")) && e["result"] == "ok")
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(last_change["operation"], operation, "round {round}: the change's audit entry survived the crash");
+        let shown = daemon.ctl(&["token", "show", "OP-1", "--json"]);
+        let now = if shown.status.success() {
+            let token: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
+            token["state"].as_str().unwrap_or_default().to_string()
+        } else {
+            "gone".to_string()
+        };
+        assert_eq!(now, state, "round {round}: the change itself survived the crash");
+    }
+    assert_eq!(daemon.ctl_json(&["audit", "verify"])["ok"], true);
+}

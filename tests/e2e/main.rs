@@ -3,8 +3,12 @@
 mod admin;
 mod admin_limits;
 mod crash;
+mod disk_full;
 mod flood;
+mod freeradius;
 mod harness;
+mod helpdesk;
+mod integrators;
 mod lifecycle;
 mod operator;
 mod pskc;

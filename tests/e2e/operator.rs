@@ -391,7 +391,75 @@ fn messages_say_what_happened() {
     daemon.ctl_ok(&["token", "assign", "HW1", "carol"]);
     let out = daemon.ctl(&["token", "enroll", "bob", "--type", "hw-hotp", "--serial", "HW1"]);
     assert!(stderr(&out).contains("belongs to carol, not to stock"), "{}", stderr(&out));
+    let out = daemon.ctl(&["token", "enroll", "carol", "--type", "hw-hotp", "--serial", "HW1"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("carol already has token HW1"), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("unassign"), "no advice that takes the token away: {}", stderr(&out));
+    let out = daemon.ctl(&["token", "unassign", "hw1", "--yes"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("token hw1 does not exist; did you mean HW1"), "{}", stderr(&out));
     assert!(daemon.ctl_ok(&["user", "search", "zzz"]).contains("no users"));
     let version = Command::new(env!("CARGO_BIN_EXE_radotpctl")).arg("--version").output().unwrap();
     assert!(String::from_utf8_lossy(&version.stdout).starts_with("radotpctl "));
+}
+
+/// On a terminal (a pseudo-terminal made by `script`), `token reset SERIAL`
+/// asks for the first code and then the second; without a terminal it says
+/// how to give them.
+#[test]
+fn reset_asks_for_the_codes_on_a_terminal_first_then_second() {
+    use std::io::Write;
+    let daemon = Daemon::start();
+    daemon.rfc_token("HW1", "alice");
+    let out = daemon.ctl(&["token", "reset", "HW1"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("give OTP1 and OTP2"), "{}", stderr(&out));
+
+    let command = format!("{} --socket {} token reset HW1", env!("CARGO_BIN_EXE_radotpctl"), daemon.socket.display());
+    let mut child = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("script (util-linux)");
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(format!("{}\n", code(40)).as_bytes()).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    input.write_all(format!("{}\n", code(41)).as_bytes()).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    drop(input);
+    let out = child.wait_with_output().unwrap();
+    let screen = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{screen}");
+    let (first, second) = (screen.find("(OTP1)").unwrap(), screen.find("(OTP2)").unwrap());
+    assert!(first < second, "{screen}");
+    assert!(screen.contains("token HW1 reset: counter moved forward by 42"), "{screen}");
+}
+
+/// The shipped demo configuration has what the operator guide uses: an
+/// authenticator-app type, a type that refuses the reset, one operators may
+/// not enroll, and the guide's users.
+#[test]
+fn the_demo_configuration_runs_the_operator_guide() {
+    let demo = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/conf/radotp.yaml")).unwrap();
+    let daemon = Daemon::start_with(|config| {
+        let dir = config.split("store:\n  path: ").nth(1).unwrap().split("/db").next().unwrap().to_string();
+        *config = demo.replace("./var/radotp", &dir).replace("127.0.0.1:1812", "127.0.0.1:0");
+    });
+    daemon.import(&format!(
+        "serial,type,seed,user\nHW0003,hw-hotp,{s},\nVF0001,vendor-fixed,{s},bob\nLG0001,legacy,{s},\n",
+        s = RFC_SEED_HEX
+    ));
+    let types = daemon.ctl_ok(&["types"]);
+    for id in ["hw-hotp", "hw-totp", "app-totp", "vendor-fixed", "legacy"] {
+        assert!(types.contains(id), "{id} missing: {types}");
+    }
+    let app = daemon.ctl_json(&["token", "enroll", "erin", "--type", "app-totp", "--no-qr"]);
+    assert!(app["otpauth_uri"].as_str().unwrap().starts_with("otpauth://totp/Example%20VPN:erin@example.org"), "{app}");
+    let out = daemon.ctl(&["token", "reset", "VF0001", RFC_CODES[0], RFC_CODES[1]]);
+    assert!(stderr(&out).contains("do not allow the reset"), "{}", stderr(&out));
+    let out = daemon.ctl(&["token", "enroll", "dave", "--type", "legacy", "--serial", "LG0001"]);
+    assert!(stderr(&out).contains("operators cannot enroll tokens of type \"legacy\""), "{}", stderr(&out));
+    daemon.ctl_ok(&["token", "enroll", "dave", "--type", "hw-hotp", "--serial", "HW0003"]);
 }

@@ -171,3 +171,61 @@ fn a_missing_key_file_is_not_replaced_when_the_store_holds_tokens() {
     );
     assert!(!key.exists(), "no new key was created");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn audit_retention_keeps_the_configured_number_and_the_rest_still_verifies() {
+    let daemon =
+        crate::harness::Daemon::start_with(|c| c.push_str("audit:\n  max_entries: 50\n  retention_days: 30\n"));
+    let mut client = daemon.client().await;
+    for i in 0..120 {
+        client.authenticate(&format!("nobody-{i}"), "000000").await.unwrap();
+    }
+    let out = daemon.ctl_ok(&["audit", "prune"]);
+    assert!(out.starts_with("audit retention removed "), "{out}");
+    let kept = daemon.ctl_json(&["audit", "--limit", "0"]);
+    let kept = kept.as_array().unwrap();
+    assert!(kept.len() <= 52, "at most the configured 50 (and the reads since): {}", kept.len());
+    assert!(kept.iter().take(3).any(|e| e["operation"] == "audit.prune"), "the removal is audited, among the newest");
+    let verified = daemon.ctl_ok(&["audit", "verify"]);
+    assert!(verified.contains("were removed by retention"), "{verified}");
+    let chain = daemon.ctl_json(&["audit", "verify"]);
+    assert_eq!(chain["ok"], true);
+    assert!(chain["pruned_through"].as_u64().unwrap() >= 70, "{chain}");
+}
+
+/// Every path under `path` (itself included) whose mode gives the group or others anything.
+fn open_to_others(path: &std::path::Path) -> Vec<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut found = Vec::new();
+    let mode = std::fs::symlink_metadata(path).unwrap().permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        found.push(format!("{} {mode:o}", path.display()));
+    }
+    if path.is_dir() {
+        for entry in std::fs::read_dir(path).unwrap() {
+            found.extend(open_to_others(&entry.unwrap().path()));
+        }
+    }
+    found
+}
+
+#[test]
+fn store_files_are_private_whatever_the_umask_and_the_socket_directory_stays_reachable() {
+    use std::os::unix::fs::PermissionsExt;
+    // The daemon's parent (this test) runs under umask 022, as systemd's default is.
+    let mut daemon = Daemon::prepare(|config| {
+        *config = config.replace("/db\n", "/var/lib/db\n").replace("/admin.sock\n", "/run/radotp/admin.sock\n")
+    });
+    daemon.socket = daemon.dir.path().join("run/radotp/admin.sock");
+    daemon.launch();
+    daemon.import(&format!("serial,type,seed,user\nP1,hw-hotp,{RFC_SEED_HEX},alice\n"));
+    daemon.ctl_ok(&["token", "disable", "P1"]);
+    let store = daemon.dir.path().join("var/lib/db");
+    assert!(open_to_others(&store).is_empty(), "{:?}", open_to_others(&store));
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&daemon.dir.path().join("var/lib")), 0o755, "only the store directory itself is private");
+    assert_eq!(mode(&daemon.dir.path().join("run/radotp")), 0o755, "operators reach the socket");
+    assert_eq!(mode(&daemon.dir.path().join("run/radotp/admin.sock")), 0o660);
+    daemon.terminate();
+    assert!(open_to_others(&store).is_empty(), "after the final flush: {:?}", open_to_others(&store));
+}

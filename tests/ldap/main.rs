@@ -5,6 +5,7 @@ mod daemon;
 #[path = "../e2e/harness.rs"]
 mod harness;
 mod modes;
+mod nas_rules;
 mod slapd;
 
 use std::time::{Duration, Instant};
@@ -255,7 +256,16 @@ async fn a_stopped_server_fails_fast_and_is_found_again() {
     assert_quick("search with slapd stopped", start.elapsed());
 
     slapd.launch();
-    assert_eq!(found(&d, "alice").await.name, "alice");
+    // While every server is down, one probe a second: found again within about a second.
+    let back = Instant::now();
+    let user = loop {
+        match d.lookup("alice").await {
+            Ok(Some(user)) => break user,
+            _ if back.elapsed() < Duration::from_secs(3) => tokio::time::sleep(Duration::from_millis(100)).await,
+            other => panic!("not found again after the restart: {other:?}"),
+        }
+    };
+    assert_eq!(user.name, "alice");
     assert!(d.check_password(&alice, &Secret::from("alice-pw")).await.unwrap());
 }
 
@@ -366,4 +376,35 @@ async fn tls_with_starttls_and_ldaps_verifies_the_server() {
     // Unless verification is off (which logs a warning).
     let d = directory_from(&section(&[slapd.ldaps_url()], "tls_verify: false"));
     found(&d, "alice").await;
+}
+
+#[tokio::test]
+async fn a_hung_server_costs_a_connection_a_second_not_one_per_request() {
+    let slapd = Slapd::start();
+    let d = directory(&slapd, "");
+    let alice = found(&d, "alice").await;
+    assert!(d.check_password(&alice, &Secret::from("alice-pw")).await.unwrap());
+    slapd.pause();
+    let before = d.connections_opened();
+    let started = std::time::Instant::now();
+    let mut failed = 0;
+    while started.elapsed() < Duration::from_secs(3) {
+        if d.check_password(&alice, &Secret::from("alice-pw")).await.is_err() {
+            failed += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let opened = d.connections_opened() - before;
+    assert!(failed >= 20, "requests during the hang are answered (as failures) quickly: {failed}");
+    assert!(opened <= 5, "{opened} connections for {failed} password checks in 3 s of hang");
+    slapd.resume();
+    // Found again within about a second of the server answering.
+    let resumed = std::time::Instant::now();
+    loop {
+        if d.check_password(&alice, &Secret::from("alice-pw")).await.is_ok_and(|ok| ok) {
+            break;
+        }
+        assert!(resumed.elapsed() < Duration::from_secs(5), "not found again after the hang");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

@@ -17,7 +17,7 @@ const CHALLENGE_CLIENT: &str = "127.0.0.3";
 /// Clients: 127.0.0.1 password+otp, 127.0.0.3 challenge, 127.0.0.4 otp.
 /// Tokens for alice, bob and zoë; with `required_group`, the group (alice,
 /// zoë) is switched on afterwards by a reload, as when a user leaves it.
-fn daemon_with_modes(slapd: &Slapd, required_group: bool, extra_auth: &str) -> Daemon {
+pub(crate) fn daemon_with_modes(slapd: &Slapd, required_group: bool, extra_auth: &str) -> Daemon {
     let directory = format!(
         "directory:\n  kind: ldap\n  urls: [\"{}\"]\n  bind_dn: \"{SERVICE_DN}\"\n  bind_password: \"{SERVICE_PASSWORD}\"\n  \
          base_dn: \"{PEOPLE}\"\n  timeout_ms: 500\n",

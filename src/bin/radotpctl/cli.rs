@@ -36,7 +36,7 @@ pub(crate) enum Top {
     User(UserCommand),
     /// Show the newest audit entries, or verify the audit chain.
     #[command(
-        after_help = "Examples:\n  radotpctl audit --limit 20\n  radotpctl audit --serial HW0001\n  radotpctl audit verify"
+        after_help = "Examples:\n  radotpctl audit --limit 20\n  radotpctl audit --serial HW0001\n  radotpctl audit --nas vpn-gw-1 --from 203.0.113.7\n  radotpctl audit verify"
     )]
     Audit(AuditArgs),
     /// Daemon version, uptime, token counts and RADIUS counters.
@@ -84,7 +84,7 @@ pub(crate) enum TokenCommand {
     #[command(after_help = "The format is recognised from the content (a PSKC file starts with '<'); --format\n\
 overrides. The whole file is checked first: a bad row or key is reported with its line\n\
 number (and key Id) and nothing is imported, unless --skip-invalid imports the good ones.\n\
-Serials that already exist are skipped and reported.\n\n\
+Serials that already exist are skipped and reported; a serial twice in one file is invalid.\n\n\
 CSV columns: serial,type,seed or seed_base32[,digits,period,counter,hash,user].\n\
 PSKC: HOTP and TOTP keys, plain or encrypted (AES-CBC) under a pre-shared key\n\
 (--psk-file: a file holding the key in hex) or a password (--password-file, PBKDF2);\n\
@@ -171,8 +171,16 @@ Examples:\n  radotpctl token enroll alice --type hw-hotp --serial HW0002\n  rado
     #[command(after_help = "HOTP: OTP1 must be the code for some counter c and OTP2 for c+1, with c within\n\
 auth.reset_window of the current counter; the counter then moves past OTP2, the fail count\n\
 is cleared and a lock lifted (a disabled token stays disabled). TOTP types that allow it learn the token's clock drift.\n\n\
-Example:\n  radotpctl token reset HW0001 338314 254676")]
-    Reset { serial: String, otp1: String, otp2: String },
+Without OTP1 and OTP2 on a terminal, radotpctl asks for the first code, then the second, so\n\
+that the codes stay out of the shell history and the process list.\n\n\
+Examples:\n  radotpctl token reset HW0001\n  radotpctl token reset HW0001 338314 254676")]
+    Reset {
+        serial: String,
+        /// The first (older) code; asked for on a terminal when omitted.
+        otp1: Option<String>,
+        /// The next code, shown after OTP1; asked for on a terminal when omitted.
+        otp2: Option<String>,
+    },
     /// Enable a disabled token (also clears its fail count).
     #[command(after_help = "Example:\n  radotpctl token enable HW0001")]
     Enable { serial: String },
@@ -245,10 +253,20 @@ pub(crate) struct AuditArgs {
     /// Unix seconds, or a span back from now such as 30m, 12h, 7d.
     #[arg(long, value_name = "TIME")]
     pub(crate) since: Option<String>,
+    /// Only RADIUS entries about this NAS: its NAS-Identifier or
+    /// NAS-IP-Address (as a proxy passes them on), or a client entry's name.
+    #[arg(long, value_name = "NAS")]
+    pub(crate) nas: Option<String>,
+    /// Only RADIUS entries whose caller (Calling-Station-Id, e.g. the VPN
+    /// client's address) is this.
+    #[arg(long, value_name = "CALLER")]
+    pub(crate) from: Option<String>,
 }
 
 #[derive(Subcommand)]
 pub(crate) enum AuditAction {
     /// Check the whole hash chain; names the first broken entry.
     Verify,
+    /// Apply retention (audit.retention_days, audit.max_entries) now; radotpd does every minute.
+    Prune,
 }

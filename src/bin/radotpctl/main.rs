@@ -8,10 +8,12 @@ use radotp::admin::wire::{Command, Reply, Response};
 use radotp::domain::lifecycle::TokenFilter;
 use radotp::model::audit::AuditQuery;
 
+mod access;
 mod cli;
 mod files;
 mod render;
 
+use access::permission_hint;
 use cli::*;
 use files::*;
 use render::*;
@@ -75,9 +77,9 @@ async fn run(cli: Cli) -> ExitCode {
         Ok(r) => r,
         Err(e @ AdminClientError::Unreachable { .. }) => {
             let hint = if e.to_string().contains("Permission denied") {
-                "(this user may not open the socket: ask for a group in admin.allowed_groups or admin.roles)"
+                permission_hint(&cli.socket)
             } else {
-                "(is radotpd running? use --socket PATH or RADOTP_SOCKET)"
+                "(is radotpd running? use --socket PATH or RADOTP_SOCKET)".to_string()
             };
             eprintln!("radotpctl: {e}\n{hint}");
             return ExitCode::from(EXIT_UNREACHABLE);
@@ -238,7 +240,8 @@ fn build_command(top: &Top) -> Result<Command, String> {
             Command::TokenEnroll { user: user.clone(), r#type: token_type.clone(), serial: serial.clone() }
         }
         Top::Token(TokenCommand::Reset { serial, otp1, otp2 }) => {
-            Command::TokenReset { serial: serial.clone(), otp1: otp1.clone(), otp2: otp2.clone() }
+            let (otp1, otp2) = reset_codes(serial, otp1.as_deref(), otp2.as_deref())?;
+            Command::TokenReset { serial: serial.clone(), otp1, otp2 }
         }
         Top::Token(TokenCommand::Enable { serial }) => Command::TokenEnable { serial: serial.clone() },
         Top::Token(TokenCommand::Disable { serial }) => Command::TokenDisable { serial: serial.clone() },
@@ -252,10 +255,13 @@ fn build_command(top: &Top) -> Result<Command, String> {
         Top::User(UserCommand::Search { query, limit }) => Command::UserSearch { query: query.clone(), limit: *limit },
         Top::Audit(args) => match args.action {
             Some(AuditAction::Verify) => Command::AuditVerify,
+            Some(AuditAction::Prune) => Command::AuditPrune,
             None => Command::Audit(AuditQuery {
                 limit: args.limit,
                 serial: args.serial.clone(),
                 user: args.user.clone(),
+                nas: args.nas.clone(),
+                from: args.from.clone(),
                 since: match &args.since {
                     None => None,
                     Some(text) => Some(radotp::timefmt::parse_since(text, unix_now()).ok_or_else(|| {
@@ -266,6 +272,48 @@ fn build_command(top: &Top) -> Result<Command, String> {
             }),
         },
     })
+}
+
+/// The two codes of a reset: as given, or asked for on the terminal (first
+/// the older, then the next), which keeps them out of history and `ps`.
+fn reset_codes(serial: &str, otp1: Option<&str>, otp2: Option<&str>) -> Result<(String, String), String> {
+    use std::io::IsTerminal;
+    if let (Some(first), Some(second)) = (otp1, otp2) {
+        return Ok((first.to_string(), second.to_string()));
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(format!(
+            "give OTP1 and OTP2 (radotpctl token reset {serial} OTP1 OTP2), or run on a terminal to be asked for them"
+        ));
+    }
+    let mut input = std::io::stdin().lock();
+    let mut prompts = std::io::stderr();
+    ask_reset_codes(serial, otp1, &mut input, &mut prompts)
+}
+
+/// Asks for the codes not given, in the order the token shows them.
+fn ask_reset_codes(
+    serial: &str,
+    otp1: Option<&str>,
+    input: &mut impl std::io::BufRead,
+    prompts: &mut impl std::io::Write,
+) -> Result<(String, String), String> {
+    let mut ask = |question: String| -> Result<String, String> {
+        let _ = write!(prompts, "{question}");
+        let _ = prompts.flush();
+        let mut line = String::new();
+        match input.read_line(&mut line) {
+            Ok(0) | Err(_) => Err("no code given; nothing changed".to_string()),
+            Ok(_) if line.trim().is_empty() => Err("no code given; nothing changed".to_string()),
+            Ok(_) => Ok(line.trim().to_string()),
+        }
+    };
+    let first = match otp1 {
+        Some(code) => code.to_string(),
+        None => ask(format!("first code shown by token {serial} (OTP1): "))?,
+    };
+    let second = ask(format!("next code shown by token {serial} (OTP2): "))?;
+    Ok((first, second))
 }
 
 /// Reads an import file, refusing one larger than the daemon accepts. The
@@ -324,4 +372,30 @@ fn unix_now() -> u64 {
 async fn call(socket: &std::path::Path, command: Command) -> Result<Response, AdminClientError> {
     let mut client = AdminClient::connect(socket).await?;
     client.call(command).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ask_reset_codes;
+
+    #[test]
+    fn reset_codes_are_asked_first_then_second() {
+        let mut input = std::io::Cursor::new("338314\n 254676 \n");
+        let mut prompts = Vec::new();
+        let codes = ask_reset_codes("HW1", None, &mut input, &mut prompts).unwrap();
+        assert_eq!(codes, ("338314".to_string(), "254676".to_string()));
+        let prompts = String::from_utf8(prompts).unwrap();
+        let first = prompts.find("(OTP1)").unwrap();
+        assert!(prompts[first..].contains("(OTP2)"), "{prompts}");
+    }
+
+    #[test]
+    fn a_given_first_code_asks_only_the_second_and_an_empty_answer_stops() {
+        let mut prompts = Vec::new();
+        let codes = ask_reset_codes("HW1", Some("338314"), &mut std::io::Cursor::new("254676\n"), &mut prompts);
+        assert_eq!(codes.unwrap().1, "254676");
+        assert!(!String::from_utf8(prompts).unwrap().contains("OTP1"));
+        let none = ask_reset_codes("HW1", None, &mut std::io::Cursor::new("\n"), &mut Vec::new());
+        assert!(none.unwrap_err().contains("nothing changed"));
+    }
 }

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use radotp::admin::wire::Reply;
 use radotp::import::{ImportIssue, ImportReport};
-use radotp::model::audit::AuditEntry;
+use radotp::model::audit::{Actor, AuditEntry};
 use radotp::model::token::{TokenState, TokenView};
 
 use super::*;
@@ -57,6 +57,7 @@ pub(crate) fn render(reply: &Reply, json: bool, qr: &QrOutput) -> ExitCode {
             Reply::Status(s) => print_json(s),
             Reply::Audit(entries) => print_json(entries),
             Reply::Chain(c) => print_json(c),
+            Reply::Pruned(p) => print_json(p),
             Reply::User(u) => print_json(u),
             Reply::Users(u) => print_json(u),
             Reply::Enrollment(e) => print_json(e),
@@ -162,12 +163,25 @@ pub(crate) fn render(reply: &Reply, json: bool, qr: &QrOutput) -> ExitCode {
             let drops: Vec<String> =
                 s.radius.drops.iter().filter(|(_, v)| **v > 0).map(|(k, v)| format!("{k} {v}")).collect();
             println!("drops     {}", if drops.is_empty() { "none".to_string() } else { drops.join(", ") });
-            println!("store     {} bytes", s.store_bytes);
+            match &s.store.failing {
+                None => println!("store     {}, {} bytes, writing", s.store.engine, s.store_bytes),
+                Some(reason) => println!("store     {}, {} bytes, FAILING: {reason}", s.store.engine, s.store_bytes),
+            }
         }
         Reply::Audit(entries) => print_audit(entries),
+        Reply::Pruned(p) => match p.through {
+            Some(through) => println!("audit retention removed {} entries, through entry {through}", p.entries),
+            None => println!("audit retention: nothing to remove"),
+        },
         Reply::Chain(c) => {
             if c.ok {
-                println!("audit chain verified: {} entries", c.entries);
+                match c.pruned_through {
+                    Some(through) => println!(
+                        "audit chain verified: {} entries (entries through {through} were removed by retention)",
+                        c.entries
+                    ),
+                    None => println!("audit chain verified: {} entries", c.entries),
+                }
             } else {
                 println!(
                     "audit chain BROKEN at entry {}: {}",
@@ -244,15 +258,30 @@ pub(crate) fn print_token_table(tokens: &[TokenView]) {
                 t.user.clone().unwrap_or_else(|| "-".into()),
                 t.state.as_str().into(),
                 t.fail_count.to_string(),
-                t.counter
-                    .map(|c| c.to_string())
-                    .or(t.last_step.flatten().map(|s| format!("step {s}")))
-                    .unwrap_or_else(|| "-".into()),
+                progress_cell(t),
             ]
         })
         .collect();
     print_table(&["SERIAL", "TYPE", "USER", "STATE", "FAILS", "COUNTER"], &rows);
     println!("{} token(s)", tokens.len());
+}
+
+/// The COUNTER column: the counter of an HOTP token; for a TOTP token the
+/// time of its last use (UTC) and its stored clock drift, which say more to
+/// an operator than a raw time step.
+pub(crate) fn progress_cell(t: &TokenView) -> String {
+    if let Some(counter) = t.counter {
+        return counter.to_string();
+    }
+    if t.algorithm != radotp::model::token::Algorithm::Totp {
+        return "-".into();
+    }
+    let step_time = t.last_step.flatten().zip(t.period).map(|(step, period)| step.saturating_mul(u64::from(period)));
+    let used = match t.last_used_at.or(step_time) {
+        Some(at) => format!("used {}", radotp::timefmt::format_utc(at)),
+        None => "never used".into(),
+    };
+    format!("{used}, drift {:+}", t.drift.unwrap_or(0))
 }
 
 pub(crate) fn print_token(t: &TokenView) {
@@ -280,11 +309,11 @@ pub(crate) fn print_token(t: &TokenView) {
     if let Some(c) = t.counter {
         println!("counter       {c}");
     }
-    if let Some(s) = t.last_step.flatten() {
-        println!("last step     {s}");
+    if let (Some(s), Some(p)) = (t.last_step.flatten(), t.period) {
+        println!("last step     {s} ({})", radotp::timefmt::format_utc(s.saturating_mul(u64::from(p))));
     }
-    if let Some(d) = t.drift.filter(|d| *d != 0) {
-        println!("clock drift   {d} step(s)");
+    if t.algorithm == radotp::model::token::Algorithm::Totp {
+        println!("clock drift   {:+} step(s)", t.drift.unwrap_or(0));
     }
     println!("created       {}", radotp::timefmt::format_utc(t.created_at));
     println!("last used     {}", t.last_used_at.map(radotp::timefmt::format_utc).unwrap_or_else(|| "never".into()));
@@ -324,20 +353,88 @@ pub(crate) fn print_import(r: &ImportReport) {
 }
 
 pub(crate) fn print_audit(entries: &[AuditEntry]) {
+    // NAS and FROM columns only when an entry shown has NAS attributes (a
+    // proxy in front, or a NAS that sends them).
+    let nas_of = |e: &AuditEntry| match &e.actor {
+        Actor::Radius { nas, .. } if !nas.is_empty() => Some(nas.clone()),
+        _ => None,
+    };
+    let with_nas = entries.iter().any(|e| nas_of(e).is_some());
     let rows: Vec<Vec<String>> = entries
         .iter()
         .map(|e| {
-            vec![
-                e.seq.to_string(),
-                radotp::timefmt::format_utc(e.time),
-                e.actor.to_string(),
+            let mut row = vec![e.seq.to_string(), radotp::timefmt::format_utc(e.time), e.actor.to_string()];
+            if with_nas {
+                let nas = nas_of(e).unwrap_or_default();
+                row.push(nas.nas().unwrap_or("-").to_string());
+                row.push(nas.calling_station_id.clone().unwrap_or_else(|| "-".into()));
+            }
+            row.extend([
                 e.operation.clone(),
                 e.user.clone().unwrap_or_else(|| "-".into()),
                 e.serial.clone().unwrap_or_else(|| "-".into()),
                 e.result.clone(),
                 e.reason.clone().unwrap_or_default(),
-            ]
+            ]);
+            row
         })
         .collect();
-    print_table(&["SEQ", "TIME", "ACTOR", "OPERATION", "USER", "SERIAL", "RESULT", "REASON"], &rows);
+    let headers: &[&str] = if with_nas {
+        &["SEQ", "TIME", "ACTOR", "NAS", "FROM", "OPERATION", "USER", "SERIAL", "RESULT", "REASON"]
+    } else {
+        &["SEQ", "TIME", "ACTOR", "OPERATION", "USER", "SERIAL", "RESULT", "REASON"]
+    };
+    print_table(headers, &rows);
+}
+
+#[cfg(test)]
+mod tests {
+    use radotp::model::otp::HashAlg;
+    use radotp::model::token::{Algorithm, TokenState, TokenView};
+
+    use super::progress_cell;
+
+    fn view(algorithm: Algorithm) -> TokenView {
+        TokenView {
+            serial: "T1".into(),
+            r#type: "hw-totp".into(),
+            type_label: None,
+            algorithm,
+            digits: 6,
+            hash: HashAlg::Sha1,
+            period: Some(30),
+            user: None,
+            display_name: None,
+            user_dn: None,
+            state: TokenState::Active,
+            fail_count: 0,
+            counter: None,
+            last_step: Some(None),
+            drift: Some(0),
+            created_at: 0,
+            last_used_at: None,
+            locked_at: None,
+            unlocks_at: None,
+        }
+    }
+
+    #[test]
+    fn a_totp_token_shows_its_last_use_and_drift_not_a_raw_step() {
+        let mut t = view(Algorithm::Totp);
+        assert_eq!(progress_cell(&t), "never used, drift +0");
+        t.last_step = Some(Some(59_874_256));
+        t.drift = Some(-1);
+        t.last_used_at = Some(1_796_227_690);
+        let cell = progress_cell(&t);
+        assert_eq!(cell, format!("used {}, drift -1", radotp::timefmt::format_utc(1_796_227_690)));
+        assert!(!cell.contains("59874256"), "{cell}");
+    }
+
+    #[test]
+    fn an_hotp_token_shows_its_counter() {
+        let mut t = view(Algorithm::Hotp);
+        t.counter = Some(7);
+        t.last_step = None;
+        assert_eq!(progress_cell(&t), "7");
+    }
 }

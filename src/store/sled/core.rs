@@ -30,13 +30,16 @@ use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use super::audit_chunk::AuditChunk;
 use super::progress::Progress;
 use super::{AuditRecord, Durability};
-use crate::model::audit::{AuditWrite, Chain};
+use crate::model::audit::{AuditWrite, Chain, ChainWalk};
 use crate::model::token::Token;
 use crate::store::{SCHEMA_VERSION, StoreError, Swap};
 
 const SCHEMA_KEY: &[u8] = b"schema_version";
 /// Schema 1 kept an owner index tree on disk; schema 2 rebuilds it in memory.
 const SCHEMA_WITH_OWNER_TREE: u32 = 1;
+/// Most audit entries held in memory while the store cannot write them
+/// (about 1 KB each).
+pub(super) const MAX_UNWRITTEN_AUDIT: usize = 20_000;
 /// Tokens written per sled batch by [`SledStore::write_behind`].
 const WRITE_CHUNK: usize = 2000;
 
@@ -97,6 +100,10 @@ pub(super) struct Core {
     tokens: sled::Tree,
     progress: sled::Tree,
     audit: sled::Tree,
+    /// Markers of inserts being written (id -> their serials), see [`Core::insert_audited`].
+    imports: sled::Tree,
+    /// Schema version, audit checkpoint.
+    meta: sled::Tree,
     mirror: RwLock<Mirror>,
     /// Held while dirty tokens are taken and written, so writes land in order.
     writer: Mutex<()>,
@@ -182,7 +189,9 @@ impl Core {
     }
 
     fn open_with(path: &Path, cache_bytes: u64, migrate: bool, node: Option<String>) -> Result<Self, StoreError> {
+        super::private::prepare_dir(path)?;
         let db = open_db(path, cache_bytes)?;
+        super::private::narrow_contents(path);
         let meta = db.open_tree("meta").map_err(io)?;
         match meta.get(SCHEMA_KEY).map_err(io)? {
             None => {
@@ -207,6 +216,17 @@ impl Core {
         }
         let tokens = db.open_tree("tokens").map_err(io)?;
         let progress = db.open_tree("progress").map_err(io)?;
+        let imports = db.open_tree("imports").map_err(io)?;
+        if migrate {
+            let undone = Self::undo_interrupted_inserts(&imports, &tokens, &progress)?;
+            if undone > 0 {
+                db.flush().map_err(io)?;
+                tracing::warn!(
+                    tokens = undone,
+                    "an import cut short by a crash was taken back: none of its tokens are kept"
+                );
+            }
+        }
         let mut progress_of = HashMap::new();
         for entry in progress.iter() {
             let (key, bytes) = entry.map_err(io)?;
@@ -247,6 +267,8 @@ impl Core {
             tokens,
             progress,
             audit,
+            imports,
+            meta,
             db,
             mirror: RwLock::new(mirror),
             writer: Mutex::new(()),
@@ -337,57 +359,6 @@ impl Core {
         self.read().tokens.len()
     }
 
-    /// Inserts new tokens all together (version 1), or none of them.
-    pub(super) fn insert_all(&self, tokens: &[Token]) -> Result<(), StoreError> {
-        let mut serials = HashSet::with_capacity(tokens.len());
-        for token in tokens {
-            if !serials.insert(token.serial.as_str()) {
-                return Err(StoreError::Exists(token.serial.clone()));
-            }
-        }
-        // One insert at a time: no serial can appear between this check and the put.
-        let _inserting = self.inserting.lock().unwrap_or_else(|p| p.into_inner());
-        // A large insert (an import) is written to sled here, by the caller's
-        // thread, before its tokens become visible: the flush thread, which
-        // the Accepts wait for, never carries an import. Not when one of the
-        // serials still has a removal to be written behind: that write must
-        // see the new token (inserts are serialised, so no such removal can
-        // come after this check).
-        let written_here = {
-            let mirror = self.read();
-            if let Some(serial) = serials.iter().filter(|s| mirror.tokens.contains_key(**s)).min() {
-                return Err(StoreError::Exists(serial.to_string()));
-            }
-            tokens.len() > WRITE_CHUNK && !serials.iter().any(|s| mirror.dirty.contains_key(*s))
-        };
-        let added: Vec<Arc<Token>> = tokens.iter().map(|t| Arc::new(Token { version: 1, ..t.clone() })).collect();
-        if written_here {
-            for (done, chunk) in added.chunks(WRITE_CHUNK).enumerate() {
-                let changes: Vec<Pending> =
-                    chunk.iter().map(|t| (t.serial.as_str().into(), Some((t.clone(), Dirty::Whole)))).collect();
-                if let Err(e) = self.apply_changes(&changes) {
-                    // All or nothing: take back the chunks already written.
-                    let mut undo = sled::Batch::default();
-                    for token in &tokens[..done * WRITE_CHUNK] {
-                        undo.remove(token.serial.as_bytes());
-                    }
-                    let _ = self.tokens.apply_batch(undo.clone());
-                    let _ = self.progress.apply_batch(undo);
-                    return Err(e);
-                }
-            }
-        }
-        // Made visible a chunk at a time, so RADIUS never waits for the whole
-        // file (the tokens are new: nobody looks for them yet).
-        for chunk in added.chunks(WRITE_CHUNK) {
-            let mut mirror = self.write();
-            for token in chunk {
-                mirror.put(token.clone(), !written_here);
-            }
-        }
-        Ok(())
-    }
-
     /// Writes `token` if the stored version is still `token.version`
     /// (in memory; written behind). The lock is held from the check to the
     /// write, and the owner index moves in the same step.
@@ -453,13 +424,52 @@ impl Core {
     }
 
     /// Seals audit entries onto the chain and queues them for the next write.
+    /// A queue that cannot be written (the store is failing) stops at
+    /// [`MAX_UNWRITTEN_AUDIT`]: the entries are refused rather than held.
     pub(super) fn seal(&self, writes: Vec<AuditWrite>) -> Result<(), StoreError> {
         let mut queue = self.audit_queue.lock().unwrap_or_else(|p| p.into_inner());
+        if queue.pending.len() + writes.len() > MAX_UNWRITTEN_AUDIT {
+            return Err(StoreError::Unavailable(format!(
+                "{} audit entries wait to be written: the store is not writing",
+                queue.pending.len()
+            )));
+        }
         for write in writes {
             let (seq, bytes) = queue.chain.seal(write).map_err(StoreError::Corrupt)?;
             queue.pending.push(AuditRecord { seq, bytes });
         }
         Ok(())
+    }
+
+    /// Takes the entries sealed but not written (the engine is being replaced).
+    pub(super) fn take_unwritten_audit(&self) -> Vec<AuditRecord> {
+        std::mem::take(&mut self.audit_queue.lock().unwrap_or_else(|p| p.into_inner()).pending)
+    }
+
+    /// Queues entries an engine that is gone sealed but did not write: those
+    /// that follow this store's last entry are kept (and the chain goes on
+    /// after them); any before it were written; any after a gap cannot be
+    /// chained. Returns (kept, dropped).
+    pub(super) fn requeue_audit(&self, records: Vec<AuditRecord>) -> Result<(usize, usize), StoreError> {
+        let last = self.last_audit()?.map_or(0, |r| r.seq);
+        let mut queue = self.audit_queue.lock().unwrap_or_else(|p| p.into_inner());
+        let mut kept: Vec<AuditRecord> = Vec::new();
+        let mut dropped = 0;
+        for record in records.into_iter().filter(|r| r.seq > last) {
+            let expected = kept.last().map_or(last + 1, |r| r.seq + 1);
+            if record.seq == expected && kept.len() < MAX_UNWRITTEN_AUDIT {
+                kept.push(record);
+            } else {
+                dropped += 1;
+            }
+        }
+        if let Some(newest) = kept.last() {
+            let node = queue.chain.node.clone();
+            queue.chain = Chain::after_stored(node, newest.seq, &newest.bytes).map_err(StoreError::Corrupt)?;
+        }
+        let count = kept.len();
+        queue.pending = kept;
+        Ok((count, dropped))
     }
 
     /// Writes the queued audit entries to sled (not yet flushed).
@@ -486,6 +496,13 @@ impl Core {
         if let Some((seq, text)) = entries.last() {
             let node = queue.chain.node.clone();
             queue.chain = Chain::after_stored(node, *seq, text.as_bytes()).map_err(StoreError::Corrupt)?;
+        }
+        if self.audit.is_empty() {
+            if let Some(checkpoint) =
+                entries.first().and_then(|(seq, text)| ChainWalk::implied_by(*seq, text.as_bytes()))
+            {
+                self.set_audit_checkpoint(&checkpoint)?;
+            }
         }
         let records: Vec<AuditRecord> =
             entries.into_iter().map(|(seq, text)| AuditRecord { seq, bytes: text.into_bytes() }).collect();
@@ -630,6 +647,10 @@ impl Core {
 /// A token to write behind with how much of it changed, or `None` for a removal.
 type Pending = (Box<str>, Option<(Arc<Token>, Dirty)>);
 
+#[path = "atomic.rs"]
+mod atomic;
+#[path = "retention.rs"]
+mod retention;
 #[cfg(test)]
 #[path = "core_tests.rs"]
 mod tests;

@@ -291,11 +291,11 @@ fn a_large_insert_is_written_by_the_caller_and_is_all_or_nothing() {
     store.insert_all(&[token("X00042", None)]).unwrap();
     let many: Vec<Token> = (0..5000).map(|i| token(&format!("X{i:05}"), Some("alice"))).collect();
     assert!(matches!(store.insert_all(&many), Err(StoreError::Exists(s)) if s == "X00042"));
-    assert_eq!((store.count(), store.tokens.len()), (1, 0), "nothing of it, in memory or in sled");
+    assert_eq!((store.count(), store.tokens.len()), (1, 1), "nothing of it, in memory or in sled");
     let many: Vec<Token> = (0..5000).map(|i| token(&format!("Y{i:05}"), Some("alice"))).collect();
     store.insert_all(&many).unwrap();
     // In sled already (not left to the flush thread), and nothing dirty.
-    assert_eq!(store.tokens.len(), 5000);
+    assert_eq!(store.tokens.len(), 5001);
     assert!(store.read().dirty.keys().all(|s| s.starts_with('X')));
     assert_eq!(store.tokens_of("alice").unwrap().len(), 5000);
 }
@@ -385,4 +385,105 @@ fn progress_records_round_trip_and_refuse_garbage() {
     used.counter = 3;
     used.locked_at = Some(1);
     assert!(Progress::is_all_that_changed(&old, &used));
+}
+
+#[test]
+fn an_insert_cut_short_by_a_crash_is_taken_back_at_the_next_open() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Core::open(dir.path(), 1 << 20, None).unwrap();
+        store.insert_all(&[token("KEEP", Some("alice"))]).unwrap();
+        // What a crash leaves between the marker and the audit transaction:
+        // the marker and some of the tokens it names.
+        let names: Vec<String> = (0..3000).map(|i| format!("N{i:05}")).collect();
+        store.imports.insert(7u64.to_be_bytes(), serde_json::to_vec(&names).unwrap()).unwrap();
+        let written: Vec<Pending> =
+            names[..2500].iter().map(|s| (s.as_str().into(), Some((Arc::new(token(s, None)), Dirty::Whole)))).collect();
+        store.apply_changes(&written).unwrap();
+        store.flush().unwrap();
+        assert_eq!(store.tokens.len(), 2501);
+    }
+    let store = reopen(dir.path());
+    assert_eq!(store.count(), 1, "only the token of the finished insert");
+    assert!(store.get("KEEP").unwrap().is_some());
+    assert_eq!((store.tokens.len(), store.progress.len(), store.imports.len()), (1, 1, 0));
+}
+
+#[test]
+fn an_insert_writes_its_audit_entries_and_removes_its_marker_in_one_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Core::open(dir.path(), 1 << 20, None).unwrap();
+    // An entry sealed before stays before the insert's own, in chain order.
+    store.seal(vec![crate::store::contract::write("radius.auth", None, 1)]).unwrap();
+    let many: Vec<Token> = (0..4500).map(|i| token(&format!("M{i:05}"), None)).collect();
+    store.insert_audited(&many, vec![crate::store::contract::write("token.import", None, 2)]).unwrap();
+    assert_eq!(store.imports.len(), 0);
+    let mut seen = Vec::new();
+    store
+        .audit_oldest_first(&mut |r| {
+            seen.push(r.seq);
+            true
+        })
+        .unwrap();
+    assert_eq!(seen, vec![1, 2], "both entries written, in order");
+    assert_eq!((store.count(), store.tokens.len()), (4500, 4500));
+    // A refused insert leaves no marker and no entry.
+    assert!(matches!(store.insert_audited(&many[..1], vec![]), Err(StoreError::Exists(_))));
+    assert_eq!(store.imports.len(), 0);
+}
+
+#[test]
+fn an_operators_change_is_written_with_its_audit_entry_not_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Core::open(dir.path(), 1 << 20, None).unwrap();
+    store.insert_all(&[token("A", Some("alice"))]).unwrap();
+    let mut changed = store.get("A").unwrap().unwrap();
+    changed.disabled = true;
+    store.swap(&changed).unwrap();
+    store.seal(vec![crate::store::contract::write("radius.auth", None, 1)]).unwrap();
+    store.write_with_audit("A", vec![crate::store::contract::write("token.disable", Some("A"), 2)]).unwrap();
+    // Both in sled now, before any write-behind: the token and the entries
+    // (the one queued before first).
+    assert!(decode(&store.tokens.get("A").unwrap().unwrap()).unwrap().disabled);
+    let mut operations = Vec::new();
+    store
+        .audit_oldest_first(&mut |r| {
+            operations.push(serde_json::from_slice::<serde_json::Value>(&r.bytes).unwrap()["operation"].clone());
+            true
+        })
+        .unwrap();
+    assert_eq!(operations, vec!["radius.auth", "token.disable"]);
+    // A removal the same way.
+    store.remove("A", store.get("A").unwrap().unwrap().version).unwrap();
+    store.write_with_audit("A", vec![crate::store::contract::write("token.delete", Some("A"), 3)]).unwrap();
+    assert!(store.tokens.get("A").unwrap().is_none() && store.progress.get("A").unwrap().is_none());
+}
+
+#[test]
+fn the_unwritten_audit_queue_is_bounded_and_carried_to_a_reopened_store() {
+    use crate::store::contract::write;
+    let dir = tempfile::tempdir().unwrap();
+    let carried = {
+        let store = Core::open(dir.path(), 1 << 20, None).unwrap();
+        store.seal(vec![write("radius.auth", None, 1)]).unwrap();
+        store.flush().unwrap();
+        // Entries that cannot be written pile up to the bound, then are refused.
+        let many: Vec<_> = (0..MAX_UNWRITTEN_AUDIT).map(|i| write("radius.auth", None, i as u64)).collect();
+        store.seal(many).unwrap();
+        assert!(matches!(store.seal(vec![write("radius.auth", None, 9)]), Err(StoreError::Unavailable(_))));
+        store.take_unwritten_audit()
+    };
+    assert_eq!(carried.len(), MAX_UNWRITTEN_AUDIT);
+    let store = reopen(dir.path());
+    // Entry 1 is stored: the carried ones follow it and the chain goes on after them.
+    let mut with_a_gap = carried.clone();
+    with_a_gap.remove(100);
+    assert_eq!(store.requeue_audit(with_a_gap).unwrap(), (100, MAX_UNWRITTEN_AUDIT - 101));
+    assert_eq!(store.requeue_audit(carried).unwrap(), (MAX_UNWRITTEN_AUDIT, 0));
+    store.flush().unwrap();
+    store.seal(vec![write("radius.auth", None, 10)]).unwrap();
+    store.flush().unwrap();
+    let mut walk = crate::model::audit::ChainWalk::default();
+    store.audit_oldest_first(&mut |r| walk.step(r.seq, &r.bytes)).unwrap();
+    assert!(walk.report.ok && walk.report.entries == MAX_UNWRITTEN_AUDIT as u64 + 2, "{:?}", walk.report);
 }

@@ -14,6 +14,8 @@
 mod audit_chunk;
 mod core;
 mod group_commit;
+mod healing;
+mod private;
 mod progress;
 
 use std::collections::{HashMap, HashSet};
@@ -21,9 +23,10 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use self::core::Core;
-use self::group_commit::GroupCommit;
+use self::healing::{Engine, Slot};
+use self::progress::Progress;
 use super::{Census, Challenge, Commit, Durability, ExportSink, Store, StoreError, StoreHealth, Swap, TokenQuery};
-use crate::model::audit::{AuditEntry, AuditQuery, AuditWrite, ChainReport, ChainWalk};
+use crate::model::audit::{AuditEntry, AuditQuery, AuditWrite, ChainReport, ChainWalk, Pruned, Retention};
 use crate::model::token::Token;
 
 /// One audit record as sled keeps it: a sequence number and the entry's JSON.
@@ -34,8 +37,8 @@ pub struct AuditRecord {
 }
 
 pub struct SledStore {
-    core: Arc<Core>,
-    commit: GroupCommit,
+    /// The open engine, replaced when the store is reopened after a failure.
+    slot: Arc<Slot>,
     challenges: Mutex<HashMap<Vec<u8>, Challenge>>,
 }
 
@@ -58,39 +61,42 @@ impl SledStore {
         durability: Durability,
         node: Option<String>,
     ) -> Result<Self, StoreError> {
-        let core = Arc::new(Core::open(path, cache_bytes, node)?.with_durability(durability));
-        Self::start(core)
+        let reopen = healing::Reopen { path: path.to_path_buf(), cache_bytes, durability, node };
+        let slot = Slot::open(reopen)?;
+        healing::watch(&slot);
+        Ok(SledStore { slot, challenges: Mutex::default() })
     }
 
     /// Opens the store to look at it (`--check-config`): an older schema is
     /// read as it is and left so, so that checking a configuration with a
     /// newer radotpd never makes the store unreadable for the installed one.
     pub fn open_to_check(path: &Path, cache_bytes: u64) -> Result<Self, StoreError> {
-        Self::start(Arc::new(Core::open_to_check(path, cache_bytes)?))
+        let engine = Engine::start(Arc::new(Core::open_to_check(path, cache_bytes)?))?;
+        Ok(SledStore { slot: Slot::holding(engine), challenges: Mutex::default() })
     }
 
-    fn start(core: Arc<Core>) -> Result<Self, StoreError> {
-        let commit = GroupCommit::start(core.clone())
-            .map_err(|e| StoreError::Unavailable(format!("cannot start the flush thread: {e}")))?;
-        Ok(SledStore { core, commit, challenges: Mutex::default() })
+    /// The engine now open, or why there is none (being reopened).
+    fn engine(&self) -> Result<Arc<Engine>, StoreError> {
+        self.slot.current()
     }
 
     /// How many stored tokens each type has (for checks at start).
-    pub fn token_types(&self) -> HashMap<String, usize> {
+    pub fn token_types(&self) -> Result<HashMap<String, usize>, StoreError> {
         let mut counts = HashMap::new();
-        for token in self.core.all() {
+        for token in self.engine()?.core.all() {
             *counts.entry(token.type_id.clone()).or_default() += 1;
         }
-        counts
+        Ok(counts)
     }
 
     /// Rewrites the stored audit entry `seq` with `edit`: only for tests of
     /// tamper detection, never used by the daemon.
     #[doc(hidden)]
     pub fn tamper_with_audit_entry(&self, seq: u64, edit: impl FnOnce(String) -> String) -> Result<(), StoreError> {
-        self.core.flush()?;
+        let e = self.engine()?;
+        e.core.flush()?;
         let mut target = None;
-        self.core.audit_oldest_first(&mut |record| {
+        e.core.audit_oldest_first(&mut |record| {
             if record.seq == seq {
                 target = Some(record);
             }
@@ -99,8 +105,8 @@ impl SledStore {
         let mut record = target.ok_or_else(|| StoreError::Corrupt(format!("no audit entry {seq}")))?;
         let text = String::from_utf8(record.bytes).map_err(|_| StoreError::Corrupt("not UTF-8".into()))?;
         record.bytes = edit(text).into_bytes();
-        self.core.overwrite_audit(&record)?;
-        self.core.flush()
+        e.core.overwrite_audit(&record)?;
+        e.core.flush()
     }
 
     /// Removes the audit entries after `seq`, as an attacker with write
@@ -108,16 +114,17 @@ impl SledStore {
     /// never used by the daemon.
     #[doc(hidden)]
     pub fn cut_audit_after(&self, seq: u64) -> Result<(), StoreError> {
-        self.core.flush()?;
-        self.core.cut_audit_after(seq)?;
-        self.core.flush()
+        let e = self.engine()?;
+        e.core.flush()?;
+        e.core.cut_audit_after(seq)?;
+        e.core.flush()
     }
 
     /// Waits until every write so far is durable; a change made since the
     /// failure is undone by the caller.
-    async fn durable(&self, commit: Commit) -> Result<(), StoreError> {
+    async fn durable(e: &Engine, commit: Commit) -> Result<(), StoreError> {
         match commit {
-            Commit::Durable => self.commit.sync().await,
+            Commit::Durable => e.commit.sync().await,
             Commit::Soon => Ok(()),
         }
     }
@@ -126,20 +133,23 @@ impl SledStore {
 #[async_trait::async_trait]
 impl Store for SledStore {
     async fn get(&self, serial: &str) -> Result<Option<Token>, StoreError> {
-        self.core.get(serial)
+        let e = self.engine()?;
+        e.core.get(serial)
     }
 
     async fn tokens_of(&self, user: &str) -> Result<Vec<Token>, StoreError> {
-        self.core.tokens_of(user)
+        let e = self.engine()?;
+        e.core.tokens_of(user)
     }
 
     async fn find(&self, query: &TokenQuery) -> Result<Vec<Token>, StoreError> {
+        let e = self.engine()?;
         let limit = if query.limit == 0 { usize::MAX } else { query.limit };
         if let Some(owner) = &query.owner {
             // The owner index answers without a scan.
-            return Ok(self.core.tokens_of(owner)?.into_iter().filter(|t| query.matches(t)).take(limit).collect());
+            return Ok(e.core.tokens_of(owner)?.into_iter().filter(|t| query.matches(t)).take(limit).collect());
         }
-        let core = self.core.clone();
+        let core = e.core.clone();
         let query = query.clone();
         blocking(move || {
             Ok(core.all().into_iter().filter(|t| query.matches(t)).take(limit).map(|t| Token::clone(&t)).collect())
@@ -148,7 +158,8 @@ impl Store for SledStore {
     }
 
     async fn census(&self, now: u64, lockout_seconds: u64) -> Result<Census, StoreError> {
-        let core = self.core.clone();
+        let e = self.engine()?;
+        let core = e.core.clone();
         blocking(move || {
             let mut census = Census::empty();
             for token in core.all() {
@@ -160,55 +171,81 @@ impl Store for SledStore {
     }
 
     async fn existing(&self, serials: &[String]) -> Result<HashSet<String>, StoreError> {
-        Ok(self.core.existing(serials))
+        let e = self.engine()?;
+        Ok(e.core.existing(serials))
     }
 
     async fn insert(&self, tokens: Vec<Token>, audit: Vec<AuditWrite>) -> Result<(), StoreError> {
-        let core = self.core.clone();
-        blocking(move || {
-            core.insert_all(&tokens)?;
-            core.seal(audit)
-        })
-        .await?;
-        self.commit.sync().await
+        let e = self.engine()?;
+        let core = e.core.clone();
+        blocking(move || core.insert_audited(&tokens, audit)).await?;
+        e.commit.sync().await
     }
 
     async fn swap(&self, token: &Token, audit: Option<AuditWrite>, commit: Commit) -> Result<Swap, StoreError> {
-        let (written, previous) = match self.core.swap(token)? {
+        let e = self.engine()?;
+        let (written, previous) = match e.core.swap(token)? {
             (Swap::Swapped(written), Some(previous)) => (written, previous),
             (other, _) => return Ok(other),
         };
-        if let Some(write) = audit {
-            self.core.seal(vec![write])?;
+        // An operator's change (more than a RADIUS decision's progress) is
+        // written with its audit entry in one step; decisions go through the
+        // queue and the group commit.
+        let operator_change = commit == Commit::Durable && !Progress::is_all_that_changed(&previous, &written);
+        match audit {
+            Some(write) if operator_change => {
+                let core = e.core.clone();
+                let serial = written.serial.clone();
+                if let Err(err) = blocking(move || core.write_with_audit(&serial, vec![write])).await {
+                    e.core.undo_swap(&written, &previous);
+                    return Err(err);
+                }
+            }
+            Some(write) => {
+                if let Err(err) = e.core.seal(vec![write]) {
+                    e.core.undo_swap(&written, &previous);
+                    return Err(err);
+                }
+            }
+            None => {}
         }
-        if let Err(e) = self.durable(commit).await {
+        if let Err(err) = Self::durable(&e, commit).await {
             // What the disk does not hold, memory must not show.
-            self.core.undo_swap(&written, &previous);
-            return Err(e);
+            e.core.undo_swap(&written, &previous);
+            return Err(err);
         }
         Ok(Swap::Swapped(written))
     }
 
     async fn remove(&self, serial: &str, expected_version: u64, audit: AuditWrite) -> Result<Swap, StoreError> {
-        let removed = match self.core.remove(serial, expected_version)? {
+        let e = self.engine()?;
+        let removed = match e.core.remove(serial, expected_version)? {
             Swap::Swapped(removed) => removed,
             other => return Ok(other),
         };
-        self.core.seal(vec![audit])?;
-        if let Err(e) = self.commit.sync().await {
-            self.core.undo_remove(&removed);
-            return Err(e);
+        let core = e.core.clone();
+        let serial = removed.serial.clone();
+        let written = blocking(move || core.write_with_audit(&serial, vec![audit])).await;
+        if let Err(err) = written {
+            e.core.undo_remove(&removed);
+            return Err(err);
+        }
+        if let Err(err) = e.commit.sync().await {
+            e.core.undo_remove(&removed);
+            return Err(err);
         }
         Ok(Swap::Swapped(removed))
     }
 
     async fn record(&self, audit: Vec<AuditWrite>, commit: Commit) -> Result<(), StoreError> {
-        self.core.seal(audit)?;
-        self.durable(commit).await
+        let e = self.engine()?;
+        e.core.seal(audit)?;
+        Self::durable(&e, commit).await
     }
 
     async fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError> {
-        let core = self.core.clone();
+        let e = self.engine()?;
+        let core = e.core.clone();
         let query = query.clone();
         blocking(move || {
             core.write_pending_audit()?;
@@ -238,10 +275,11 @@ impl Store for SledStore {
     }
 
     async fn verify_audit(&self) -> Result<Vec<ChainReport>, StoreError> {
-        let core = self.core.clone();
+        let e = self.engine()?;
+        let core = e.core.clone();
         blocking(move || {
             core.write_pending_audit()?;
-            let mut walk = ChainWalk::default();
+            let mut walk = ChainWalk::after(core.audit_checkpoint()?.as_ref());
             core.audit_oldest_first(&mut |record| walk.step(record.seq, &record.bytes))?;
             Ok(vec![walk.report])
         })
@@ -269,28 +307,30 @@ impl Store for SledStore {
     }
 
     async fn get_meta(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let (core, name) = (self.core.clone(), name.to_string());
+        let (core, name) = (self.engine()?.core.clone(), name.to_string());
         blocking(move || core.get_meta(&name)).await
     }
 
     async fn put_meta(&self, name: &str, value: &[u8]) -> Result<(), StoreError> {
-        let (core, name, value) = (self.core.clone(), name.to_string(), value.to_vec());
+        let (core, name, value) = (self.engine()?.core.clone(), name.to_string(), value.to_vec());
         blocking(move || core.put_meta(&name, &value)).await
     }
 
     async fn is_empty(&self) -> Result<bool, StoreError> {
-        Ok(self.core.count() == 0 && self.core.last_audit()?.is_none())
+        let e = self.engine()?;
+        Ok(e.core.count() == 0 && e.core.last_audit()?.is_none())
     }
 
     async fn export(&self, sink: &mut dyn ExportSink) -> Result<(), StoreError> {
+        let e = self.engine()?;
         // The tokens as they are now (shared references: no copy under a lock) ...
-        self.core.write_pending_audit()?;
-        for token in self.core.all() {
+        e.core.write_pending_audit()?;
+        for token in e.core.all() {
             sink.token(Token::clone(&token))?;
         }
         // ... then the audit, read in order while writes go on.
         let mut failure = None;
-        self.core.audit_oldest_first(&mut |record| match String::from_utf8(record.bytes) {
+        e.core.audit_oldest_first(&mut |record| match String::from_utf8(record.bytes) {
             Ok(text) => match sink.audit(record.seq, text) {
                 Ok(()) => true,
                 Err(e) => {
@@ -307,21 +347,34 @@ impl Store for SledStore {
     }
 
     async fn restore_audit(&self, entries: Vec<(u64, String)>) -> Result<(), StoreError> {
-        let core = self.core.clone();
+        let e = self.engine()?;
+        let core = e.core.clone();
         blocking(move || core.restore_audit(entries)).await?;
-        self.commit.sync().await
+        e.commit.sync().await
+    }
+
+    async fn prune_audit(&self, rule: Retention, now: u64) -> Result<Pruned, StoreError> {
+        let e = self.engine()?;
+        let core = e.core.clone();
+        blocking(move || {
+            // Entries still queued count too: write them first.
+            core.write_pending_audit()?;
+            core.prune_audit(rule, now)
+        })
+        .await
     }
 
     async fn health(&self) -> StoreHealth {
-        StoreHealth {
-            engine: "sled".into(),
-            bytes: self.core.size_on_disk().unwrap_or(0),
-            failing: self.commit.failing(),
-        }
+        let e = match self.engine() {
+            Ok(e) => e,
+            Err(err) => return StoreHealth { engine: "sled".into(), bytes: 0, failing: Some(err.to_string()) },
+        };
+        StoreHealth { engine: "sled".into(), bytes: e.core.size_on_disk().unwrap_or(0), failing: e.commit.failing() }
     }
 
     async fn flush(&self) -> Result<(), StoreError> {
-        let core = self.core.clone();
+        let e = self.engine()?;
+        let core = e.core.clone();
         blocking(move || core.flush()).await
     }
 }
