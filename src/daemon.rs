@@ -209,7 +209,17 @@ pub async fn restore(config: &Config, file: &Path, force: bool) -> Result<Restor
 pub fn build_directory(config: &Config) -> Result<Arc<dyn UserDirectory>, DaemonError> {
     Ok(match &config.directory {
         DirectoryConfig::Static { users } => Arc::new(StaticDirectory::new(users.iter().map(Into::into))),
-        DirectoryConfig::Ldap(ldap) => Arc::new(LdapDirectory::new(ldap).map_err(|e| startup("directory", e))?),
+        DirectoryConfig::Ldap(ldap) => {
+            let authorization = config.authorization().unwrap_or_default();
+            let want_groups = authorization.needs_directory()
+                || config
+                    .radius
+                    .clients
+                    .iter()
+                    .any(|c| c.allowed_groups.is_some() || c.nas.iter().any(|n| n.allowed_groups.is_some()));
+            let directory = LdapDirectory::new(ldap).map_err(|e| startup("directory", e))?;
+            Arc::new(directory.with_authorization(want_groups, authorization.directory_attributes()))
+        }
     })
 }
 
@@ -230,6 +240,12 @@ fn settings_of(config: &Config) -> Settings {
         enroll: EnrollLabels { issuer: config.enroll.issuer.clone(), account: config.enroll.account_label.clone() },
         directory_gate: matches!(&config.directory, DirectoryConfig::Ldap(ldap) if ldap.required_group.is_some()),
         retention: config.audit.retention(),
+        clients: config.radius.clients.iter().map(|c| (c.name.clone(), c.access())).collect(),
+        authorization: Arc::new(config.authorization().unwrap_or_else(|e| {
+            // validate() refused such a configuration; a dictionary file changed since.
+            tracing::error!("authorization rules left out: {e}");
+            Default::default()
+        })),
     }
 }
 

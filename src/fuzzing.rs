@@ -26,6 +26,7 @@ pub fn radius_request(data: &[u8]) {
         },
         mode: None,
         nas: Vec::new(),
+        access: Default::default(),
     };
     // Half the inputs get a valid Message-Authenticator, so mutations reach
     // the decoding behind the signature check.

@@ -12,6 +12,7 @@ cd "$(dirname "$0")/.."
 
 missing=()
 command -v radclient >/dev/null 2>&1 || missing+=(freeradius-utils)
+[ -d /usr/share/freeradius ] || missing+=(freeradius-common)  # dictionaries: the parser unit tests, radius.dictionary_files e2e
 [ -x /usr/sbin/slapd ] || missing+=(slapd)
 command -v ldapadd >/dev/null 2>&1 || missing+=(ldap-utils)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)

@@ -330,10 +330,17 @@ impl AdminServer {
                 service.record(actor, event).await;
                 Reply::Reload(outcome)
             }
-            Command::UserShow { user } => {
+            Command::UserShow { user, client } => {
                 let found = service.directory_user(&user).await;
                 let result = match found {
-                    Ok(entry) => service.tokens_of(&entry.name).await.map(|tokens| UserDetails { user: entry, tokens }),
+                    Ok(entry) => match service.preview_replies(&entry, client.as_deref()) {
+                        Ok(replies) => service.tokens_of(&entry.name).await.map(|tokens| UserDetails {
+                            user: entry,
+                            tokens,
+                            replies,
+                        }),
+                        Err(e) => Err(e),
+                    },
                     Err(e) => Err(e),
                 };
                 service
@@ -378,7 +385,7 @@ fn subject(command: &Command) -> (Option<String>, Option<String>) {
         | Command::TokenDelete { serial } => (None, Some(serial.clone())),
         Command::TokenEnroll { user, serial, .. } => (Some(user.clone()), serial.clone()),
         Command::TokenAssign { serial, user, .. } => (Some(user.clone()), Some(serial.clone())),
-        Command::UserShow { user } => (Some(user.clone()), None),
+        Command::UserShow { user, .. } => (Some(user.clone()), None),
         _ => (None, None),
     }
 }

@@ -105,6 +105,9 @@ pub enum Command {
     Backup,
     UserShow {
         user: String,
+        /// Only this RADIUS client's reply preview.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client: Option<String>,
     },
     UserSearch {
         query: String,
@@ -274,6 +277,9 @@ pub struct ReloadOutcome {
 pub struct UserDetails {
     pub user: DirectoryUser,
     pub tokens: Vec<TokenView>,
+    /// What a login through each RADIUS client would get (groups, rules).
+    #[serde(default)]
+    pub replies: Vec<crate::domain::authorization::ClientReply>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

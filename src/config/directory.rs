@@ -64,6 +64,8 @@ pub struct DirectorySection {
     #[serde(default)]
     pub nested_groups: Option<bool>,
     #[serde(default)]
+    pub group_base_dn: Option<String>,
+    #[serde(default)]
     pub timeout_ms: Option<u64>,
     #[serde(default)]
     pub search_limit: Option<usize>,
@@ -89,6 +91,7 @@ impl DirectorySection {
             ("required_group", self.required_group.is_some()),
             ("group_membership", self.group_membership.is_some()),
             ("nested_groups", self.nested_groups.is_some()),
+            ("group_base_dn", self.group_base_dn.is_some()),
             ("timeout_ms", self.timeout_ms.is_some()),
             ("search_limit", self.search_limit.is_some()),
             ("pool_size", self.pool_size.is_some()),
@@ -129,6 +132,7 @@ impl TryFrom<DirectorySection> for DirectoryConfig {
                     required_group: section.required_group,
                     group_membership: section.group_membership.unwrap_or_default(),
                     nested_groups: section.nested_groups.unwrap_or(false),
+                    group_base_dn: section.group_base_dn,
                     timeout_ms: section.timeout_ms.unwrap_or(DEFAULT_LDAP_TIMEOUT_MS),
                     search_limit: section.search_limit.unwrap_or(DEFAULT_SEARCH_LIMIT),
                     pool_size: section.pool_size.unwrap_or(DEFAULT_POOL_SIZE),
@@ -169,6 +173,9 @@ pub struct LdapConfig {
     /// Follow nested groups with the Active Directory matching rule
     /// LDAP_MATCHING_RULE_IN_CHAIN (1.2.840.113556.1.4.1941).
     pub nested_groups: bool,
+    /// Where a user's groups are searched for authorization rules and
+    /// `allowed_groups` (whole subtree); `base_dn` when absent.
+    pub group_base_dn: Option<String>,
     /// Limit of one exchange with a server (connect, bind, search), in ms.
     pub timeout_ms: u64,
     /// Most entries a `user search` returns.
@@ -236,6 +243,9 @@ pub struct StaticUser {
     pub display_name: Option<String>,
     #[serde(default)]
     pub email: Option<String>,
+    /// Groups for `authorization.rules` and `radius.clients[].allowed_groups`.
+    #[serde(default)]
+    pub groups: Vec<String>,
 }
 
 /// Longest accepted LDAP URL, DN, filter or attribute name, in bytes.
@@ -295,8 +305,11 @@ impl LdapConfig {
             if let Err(message) = check_dn(group) {
                 problem(format!("{at}.required_group"), message);
             }
-        } else if self.nested_groups {
-            problem(format!("{at}.nested_groups"), "needs required_group".into());
+        }
+        if let Some(dn) = &self.group_base_dn {
+            if let Err(message) = check_dn(dn) {
+                problem(format!("{at}.group_base_dn"), message);
+            }
         }
         if !(1..=60_000).contains(&self.timeout_ms) {
             problem(format!("{at}.timeout_ms"), "must be between 1 and 60000".into());

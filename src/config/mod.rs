@@ -16,12 +16,14 @@ use crate::model::otp::{MAX_DIGITS, MIN_DIGITS};
 use crate::model::token::TokenType;
 use crate::secret::Secret;
 
+mod authorization;
 mod directory;
 mod radius;
 #[cfg(test)]
 mod tests;
 mod yaml_paths;
 
+pub use authorization::*;
 pub use directory::*;
 pub use radius::*;
 use yaml_paths::{join_path, strip_yaml_path};
@@ -51,6 +53,9 @@ pub struct Config {
     /// How much of the audit log is kept.
     #[serde(default)]
     pub audit: AuditConfig,
+    /// Reply attributes from directory groups (`authorization.rules`).
+    #[serde(default)]
+    pub authorization: AuthorizationConfig,
 }
 
 /// `audit`: retention of the audit log. Whichever limit is reached first
@@ -549,6 +554,45 @@ impl Config {
                 problem("log.level".into(), format!("{level:?} is not a log filter"));
             }
         }
+        for (i, client) in self.radius.clients.iter().enumerate() {
+            let policies = std::iter::once((format!("radius.clients[{i}]"), &client.allowed_token_types)).chain(
+                client
+                    .nas
+                    .iter()
+                    .enumerate()
+                    .map(|(j, n)| (format!("radius.clients[{i}].nas[{j}]"), &n.allowed_token_types)),
+            );
+            for (at, types) in policies {
+                for (k, id) in types.iter().flatten().enumerate() {
+                    if self.token_type(id).is_none() {
+                        problem(format!("{at}.allowed_token_types[{k}]"), format!("no token type is called {id:?}"));
+                    }
+                }
+            }
+        }
+        match self.authorization() {
+            Err(e) => {
+                for p in e.problems() {
+                    problem(p.path, p.message);
+                }
+            }
+            Ok(authorization) => {
+                if let DirectoryConfig::Ldap(ldap) = &self.directory {
+                    let groups_used =
+                        authorization.needs_directory()
+                            || self.radius.clients.iter().any(|c| {
+                                c.allowed_groups.is_some() || c.nas.iter().any(|n| n.allowed_groups.is_some())
+                            });
+                    if ldap.nested_groups && ldap.required_group.is_none() && !groups_used {
+                        problem(
+                            "directory.nested_groups".into(),
+                            "needs required_group, or groups in authorization.rules or radius.clients[].allowed_groups"
+                                .into(),
+                        );
+                    }
+                }
+            }
+        }
         if problems.is_empty() { Ok(()) } else { Err(ConfigError::Invalid { problems }) }
     }
 
@@ -565,6 +609,7 @@ impl Config {
                     require_message_authenticator: client.require_message_authenticator,
                     mode: client.mode,
                     nas: client.nas.clone(),
+                    access: client.access(),
                 }),
                 Err(message) => {
                     let key = if client.secret_file.is_some() { "secret_file" } else { "secret" };

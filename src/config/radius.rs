@@ -25,6 +25,10 @@ pub struct RadiusConfig {
     /// SO_RCVBUF asked for each UDP socket, in bytes.
     #[serde(default = "default_receive_buffer_bytes")]
     pub receive_buffer_bytes: usize,
+    /// FreeRADIUS-format dictionaries for reply attributes beyond the
+    /// built-in ones, loaded in order.
+    #[serde(default)]
+    pub dictionary_files: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -47,6 +51,13 @@ pub struct ClientConfig {
     /// named by their NAS-Identifier.
     #[serde(default)]
     pub nas: Vec<NasRule>,
+    /// Only users in one of these groups log in through this client; the
+    /// others get Access-Reject `not_allowed_here` before any OTP is checked.
+    #[serde(default)]
+    pub allowed_groups: Option<Vec<String>>,
+    /// Only tokens of these types authenticate through this client.
+    #[serde(default)]
+    pub allowed_token_types: Option<Vec<String>>,
 }
 
 /// Settings for the requests of one NAS behind a proxy, matched by the
@@ -59,6 +70,19 @@ pub struct NasRule {
     /// The authentication mode for this NAS's requests, instead of the client's.
     #[serde(default)]
     pub mode: Option<AuthMode>,
+    /// Instead of the client's `allowed_groups`, for this NAS's requests.
+    #[serde(default)]
+    pub allowed_groups: Option<Vec<String>>,
+    /// Instead of the client's `allowed_token_types`, for this NAS's requests.
+    #[serde(default)]
+    pub allowed_token_types: Option<Vec<String>>,
+}
+
+/// Who may log in through a client (or one NAS behind it); `None`: anyone.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientAccess {
+    pub allowed_groups: Option<Vec<String>>,
+    pub allowed_token_types: Option<Vec<String>>,
 }
 
 /// Whether a client's Access-Requests must carry Message-Authenticator
@@ -251,6 +275,8 @@ pub struct RadiusClient {
     pub mode: Option<AuthMode>,
     /// Per-NAS settings for requests passed on by this client (a proxy).
     pub nas: Vec<NasRule>,
+    /// `allowed_groups` and `allowed_token_types` of the client itself.
+    pub access: ClientAccess,
 }
 
 impl RadiusClient {
@@ -260,9 +286,28 @@ impl RadiusClient {
         let rule = nas_identifier.and_then(|id| self.nas.iter().find(|rule| rule.identifier == id));
         rule.and_then(|rule| rule.mode).or(self.mode)
     }
+
+    /// Who may log in with a request from this client that carries
+    /// `nas_identifier`: each of the NAS rule's settings, else the client's.
+    pub fn access_for(&self, nas_identifier: Option<&str>) -> ClientAccess {
+        let rule = nas_identifier.and_then(|id| self.nas.iter().find(|rule| rule.identifier == id));
+        ClientAccess {
+            allowed_groups: rule.and_then(|r| r.allowed_groups.clone()).or_else(|| self.access.allowed_groups.clone()),
+            allowed_token_types: rule
+                .and_then(|r| r.allowed_token_types.clone())
+                .or_else(|| self.access.allowed_token_types.clone()),
+        }
+    }
 }
 
 impl ClientConfig {
+    pub fn access(&self) -> ClientAccess {
+        ClientAccess {
+            allowed_groups: self.allowed_groups.clone(),
+            allowed_token_types: self.allowed_token_types.clone(),
+        }
+    }
+
     pub(super) fn read_secret(&self) -> Result<Secret, String> {
         let secret = match (&self.secret, &self.secret_file) {
             (Some(_), Some(_)) => return Err("give secret or secret_file, not both".into()),

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use crate::secret::Secret;
 
 /// A user as the directory knows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DirectoryUser {
     pub name: String,
     pub display_name: Option<String>,
@@ -30,6 +30,23 @@ pub struct DirectoryUser {
     /// The entry's distinguished name, for LDAP directories.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dn: Option<String>,
+    /// The groups the user is in: names for a static list, DNs for LDAP
+    /// (filled in by [`UserDirectory::lookup`] when groups are wanted).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
+    /// Directory attributes asked for by reply templates (`{ldap:NAME}`): the first value of each.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub attributes: std::collections::BTreeMap<String, String>,
+}
+
+impl crate::model::reply::UserValues for DirectoryUser {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn attribute(&self, name: &str) -> Option<String> {
+        self.attributes.iter().find(|(key, _)| key.eq_ignore_ascii_case(name)).map(|(_, value)| value.clone())
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

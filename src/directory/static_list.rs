@@ -36,6 +36,13 @@ impl UserDirectory for StaticDirectory {
 
 impl From<&crate::config::StaticUser> for DirectoryUser {
     fn from(u: &crate::config::StaticUser) -> Self {
-        DirectoryUser { name: u.name.clone(), display_name: u.display_name.clone(), email: u.email.clone(), dn: None }
+        DirectoryUser {
+            name: u.name.clone(),
+            display_name: u.display_name.clone(),
+            email: u.email.clone(),
+            dn: None,
+            groups: u.groups.clone(),
+            attributes: Default::default(),
+        }
     }
 }

@@ -42,7 +42,20 @@ impl Service {
     /// its audit entry are durable, so an accepted OTP can never be accepted
     /// again, even after a crash.
     pub async fn authenticate(&self, actor: &Actor, user: &str, otp: &str) -> Result<Decision, DomainError> {
-        let decision = match self.check_otp(actor, user, otp).await {
+        self.authenticate_types(actor, user, otp, None).await
+    }
+
+    /// [`Service::authenticate`] with only the tokens of `types` (a
+    /// client's `allowed_token_types`), when given. A user whose tokens are
+    /// all of other types is rejected `not_allowed_here`, counting no failure.
+    pub async fn authenticate_types(
+        &self,
+        actor: &Actor,
+        user: &str,
+        otp: &str,
+        types: Option<&[String]>,
+    ) -> Result<Decision, DomainError> {
+        let decision = match self.check_otp(actor, user, otp, types).await {
             Ok(d) => d,
             Err(e) => {
                 if matches!(e, DomainError::Store(StoreError::Unavailable(_))) {
@@ -62,7 +75,13 @@ impl Service {
         Ok(decision)
     }
 
-    async fn check_otp(&self, actor: &Actor, user: &str, otp: &str) -> Result<Decision, DomainError> {
+    async fn check_otp(
+        &self,
+        actor: &Actor,
+        user: &str,
+        otp: &str,
+        types: Option<&[String]>,
+    ) -> Result<Decision, DomainError> {
         if !valid_user_name(user) {
             return Ok(Decision::Reject { reason: RejectReason::BadUserName, serial: None });
         }
@@ -77,6 +96,13 @@ impl Service {
             let dummy_range = settings.auth.hotp_window.saturating_add(REPLAY_MEMORY_COUNTERS);
             let _ = otp::search(&[0u8; 20], otp, 0, dummy_range, 6, HashAlg::Sha1);
             return Ok(Decision::Reject { reason: RejectReason::NoToken, serial: None });
+        }
+        let tokens: Vec<Token> = match types {
+            Some(types) => tokens.into_iter().filter(|t| types.contains(&t.type_id)).collect(),
+            None => tokens,
+        };
+        if tokens.is_empty() {
+            return Ok(Decision::Reject { reason: RejectReason::NotAllowedHere, serial: None });
         }
         let mut replayed = None;
         let mut any_usable = false;

@@ -21,7 +21,7 @@ struct CountingDirectory {
 
 impl crate::directory::UserDirectory for CountingDirectory {
     fn lookup<'a>(&'a self, name: &'a str) -> crate::directory::DirectoryFuture<'a, Option<DirectoryUser>> {
-        let user = DirectoryUser { name: name.into(), display_name: None, email: None, dn: None };
+        let user = DirectoryUser { name: name.into(), ..Default::default() };
         Box::pin(async move { Ok(["alice", "bob"].contains(&name).then_some(user)) })
     }
 
@@ -41,7 +41,15 @@ impl crate::directory::UserDirectory for CountingDirectory {
 
 async fn login(f: &Fixture, mode: AuthMode, user: &str, password: &str) -> Option<RejectReason> {
     let password = Secret::from(password);
-    let request = RadiusRequest { client: "vpn", mode: Some(mode), user, password: &password, state: None };
+    let request = RadiusRequest {
+        client: "vpn",
+        mode: Some(mode),
+        user,
+        password: &password,
+        state: None,
+        token_types: None,
+        known: None,
+    };
     match f.service.radius_authenticate(&Actor::Daemon, request).await.unwrap() {
         Outcome::Decided(Decision::Reject { reason, .. }) => Some(reason),
         _ => None,

@@ -10,6 +10,7 @@
 //! | [`audit_anchor`] | the audit log's head, signed, to see entries cut off |
 //! | [`authenticate`] | the OTP check, replay and lockout |
 //! | [`radius_modes`] | `otp`, `password+otp`, `challenge` on top of it |
+//! | [`authorization`] | per-client `allowed_groups`, and the Access-Accept's reply attributes |
 //! | [`lifecycle`] | list, show, assign, unassign, enable, disable, unlock, delete |
 //! | [`enroll`] | "ADD NEW TOKEN": hardware from stock, generated app tokens |
 //! | [`reset`] | the two-OTP reset |
@@ -27,6 +28,7 @@
 
 pub mod audit_anchor;
 pub mod authenticate;
+pub mod authorization;
 pub mod backup;
 pub mod enroll;
 pub mod error;
@@ -65,6 +67,10 @@ pub struct Settings {
     pub directory_gate: bool,
     /// How much of the audit log is kept.
     pub retention: crate::model::audit::Retention,
+    /// Reply attributes for an Access-Accept (`authorization.rules`).
+    pub authorization: Arc<crate::model::reply::Authorization>,
+    /// Each RADIUS client's name and access policy, for `user show`'s preview.
+    pub clients: Vec<(String, crate::config::ClientAccess)>,
 }
 
 impl Settings {

@@ -28,6 +28,11 @@ pub struct RadiusRequest<'a> {
     pub user: &'a str,
     pub password: &'a Secret,
     pub state: Option<&'a [u8]>,
+    /// Only tokens of these types may answer (the client's `allowed_token_types`).
+    pub token_types: Option<&'a [String]>,
+    /// The user's directory entry, when the caller has looked it up
+    /// already (authorization): not looked up again.
+    pub known: Option<&'a DirectoryUser>,
 }
 
 /// What the RADIUS server must answer.
@@ -97,19 +102,22 @@ impl Service {
         match (request.mode.unwrap_or(auth.mode), request.state) {
             (AuthMode::Otp, _) => {
                 if settings.directory_gate {
-                    if let Err(outcome) = self.directory_entry(actor, &user).await {
+                    if let (None, Err(outcome)) = (request.known, self.directory_entry(actor, &user).await) {
                         return Ok(outcome);
                     }
                 }
                 let otp = std::str::from_utf8(request.password.expose()).unwrap_or("");
-                Ok(Outcome::Decided(self.authenticate(actor, &user, otp).await?))
+                Ok(Outcome::Decided(self.authenticate_types(actor, &user, otp, request.token_types).await?))
             }
-            (AuthMode::PasswordOtp, _) => self.password_then_otp(actor, &user, request.password).await,
+            (AuthMode::PasswordOtp, _) => {
+                self.password_then_otp(actor, &user, request.password, request.token_types, request.known).await
+            }
             (AuthMode::Challenge, None) => {
-                self.password_then_challenge(actor, request.client, &user, request.password).await
+                self.password_then_challenge(actor, request.client, &user, request.password, request.known).await
             }
             (AuthMode::Challenge, Some(state)) => {
-                self.answer_to_challenge(actor, request.client, &user, request.password, state).await
+                self.answer_to_challenge(actor, request.client, &user, request.password, state, request.token_types)
+                    .await
             }
         }
     }
@@ -120,7 +128,20 @@ impl Service {
     }
 
     /// The user's directory entry, or the outcome to answer instead.
-    async fn directory_entry(&self, actor: &Actor, user: &str) -> Result<DirectoryUser, Outcome> {
+    /// `known`, if the caller looked the user up already; else a look-up.
+    async fn known_or_lookup(
+        &self,
+        actor: &Actor,
+        user: &str,
+        known: Option<&DirectoryUser>,
+    ) -> Result<DirectoryUser, Outcome> {
+        match known {
+            Some(entry) => Ok(entry.clone()),
+            None => self.directory_entry(actor, user).await,
+        }
+    }
+
+    pub(super) async fn directory_entry(&self, actor: &Actor, user: &str) -> Result<DirectoryUser, Outcome> {
         let (reason, detail) = match self.directory().lookup(user).await {
             Ok(Some(entry)) => return Ok(entry),
             Ok(None) => (RejectReason::UnknownUser, "not in the directory".to_string()),
@@ -186,9 +207,11 @@ impl Service {
         actor: &Actor,
         asked_as: &str,
         password: &Secret,
+        types: Option<&[String]>,
+        known: Option<&DirectoryUser>,
     ) -> Result<Outcome, DomainError> {
         // Tokens belong to the directory's spelling of the name, whatever the NAS sent.
-        let entry = match self.directory_entry(actor, asked_as).await {
+        let entry = match self.known_or_lookup(actor, asked_as, known).await {
             Ok(entry) => entry,
             Err(outcome) => return Ok(outcome),
         };
@@ -204,13 +227,13 @@ impl Service {
                 Some(parts) => parts,
                 // No split gives an OTP that any of the user's tokens would
                 // take: reject without asking the directory, and count it.
-                None => return Ok(Outcome::Decided(self.authenticate(actor, user, "").await?)),
+                None => return Ok(Outcome::Decided(self.authenticate_types(actor, user, "", types).await?)),
             },
         };
         if let Err(outcome) = self.check_directory_password(actor, &entry, &directory_password).await {
             return Ok(outcome);
         }
-        Ok(Outcome::Decided(self.authenticate(actor, user, &otp).await?))
+        Ok(Outcome::Decided(self.authenticate_types(actor, user, &otp, types).await?))
     }
 
     /// Password and OTP typed together: the OTP is the last `digits`
@@ -241,8 +264,9 @@ impl Service {
         client: &str,
         asked_as: &str,
         password: &Secret,
+        known: Option<&DirectoryUser>,
     ) -> Result<Outcome, DomainError> {
-        let entry = match self.directory_entry(actor, asked_as).await {
+        let entry = match self.known_or_lookup(actor, asked_as, known).await {
             Ok(entry) => entry,
             Err(outcome) => return Ok(outcome),
         };
@@ -318,6 +342,7 @@ impl Service {
         asked_as: &str,
         password: &Secret,
         state: &[u8],
+        types: Option<&[String]>,
     ) -> Result<Outcome, DomainError> {
         let user = asked_as;
         let problem = match self.store.take_challenge(state).await? {
@@ -337,7 +362,7 @@ impl Service {
         };
         let user = pending.user.as_str();
         let otp = std::str::from_utf8(password.expose()).unwrap_or("");
-        let decision = self.authenticate(actor, user, otp).await?;
+        let decision = self.authenticate_types(actor, user, otp, types).await?;
         if let Decision::Reject { reason: RejectReason::WrongOtp | RejectReason::Replay, .. } = decision {
             if pending.attempts_left > 1 {
                 let prompt = "Wrong one-time password; try again".to_string();
@@ -347,7 +372,7 @@ impl Service {
         Ok(Outcome::Decided(decision))
     }
 
-    async fn record_radius(
+    pub(super) async fn record_radius(
         &self,
         actor: &Actor,
         user: &str,
@@ -395,7 +420,7 @@ mod tests {
 
     impl crate::directory::UserDirectory for PasswordDirectory {
         fn lookup<'a>(&'a self, name: &'a str) -> crate::directory::DirectoryFuture<'a, Option<DirectoryUser>> {
-            let user = DirectoryUser { name: name.into(), display_name: None, email: None, dn: None };
+            let user = DirectoryUser { name: name.into(), ..Default::default() };
             Box::pin(async move { Ok(["alice", "bob"].contains(&name).then_some(user)) })
         }
 
@@ -414,7 +439,15 @@ mod tests {
 
     async fn login(service: &Service, mode: AuthMode, user: &str, password: &str) -> Outcome {
         let password = Secret::from(password);
-        let request = RadiusRequest { client: "vpn", mode: Some(mode), user, password: &password, state: None };
+        let request = RadiusRequest {
+            client: "vpn",
+            mode: Some(mode),
+            user,
+            password: &password,
+            state: None,
+            token_types: None,
+            known: None,
+        };
         service.radius_authenticate(&Actor::Daemon, request).await.unwrap()
     }
 
@@ -497,7 +530,15 @@ mod tests {
             let service = &f.service;
             async move {
                 let mode = Some(AuthMode::Challenge);
-                let request = RadiusRequest { client: "vpn", mode, user: "alice", password, state: Some(&state) };
+                let request = RadiusRequest {
+                    client: "vpn",
+                    mode,
+                    user: "alice",
+                    password,
+                    state: Some(&state),
+                    token_types: None,
+                    known: None,
+                };
                 service.radius_authenticate(&Actor::Daemon, request).await.unwrap()
             }
         };

@@ -105,8 +105,21 @@ impl Service {
                         next.counter - current.counter
                     }
                     Algorithm::Totp => {
-                        if current.last_step.is_some_and(|s| s >= first) {
+                        let now_step = otp::time_step(now, p.period);
+                        let ahead = ahead_of_the_clock(current.last_step, now_step, settings.auth.totp_window);
+                        // A last step ahead of the server's clock was recorded
+                        // under a wrong clock (the server's, or the token's
+                        // before a reset): two fresh consecutive codes then
+                        // resynchronise the token instead of being "used".
+                        if ahead == 0 && current.last_step.is_some_and(|s| s >= first) {
                             return Change::Keep(Err(used()));
+                        }
+                        if ahead > 0 {
+                            tracing::warn!(
+                                serial,
+                                steps_ahead = ahead,
+                                "token reset while its last used time step lay ahead of this server's clock: the clock stepped"
+                            );
                         }
                         next.last_step = Some(first + 1);
                         next.drift = (first + 1) as i64 - otp::time_step(now, p.period) as i64;
@@ -138,4 +151,10 @@ impl Service {
             }
         }
     }
+}
+
+/// How many steps `last_step` lies beyond what the server's clock allows now
+/// (`now_step` plus the window); 0 when it does not.
+pub(crate) fn ahead_of_the_clock(last_step: Option<u64>, now_step: u64, window: u64) -> u64 {
+    last_step.map_or(0, |last| last.saturating_sub(now_step.saturating_add(window)))
 }

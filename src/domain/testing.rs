@@ -34,21 +34,37 @@ impl Fixture {
         let time = clock.clone();
         let settings = Settings {
             auth,
-            token_types: vec![TokenType {
-                id: "hw-hotp".into(),
-                label: "HOTP".into(),
-                algorithm: Algorithm::Hotp,
-                digits: 6,
-                period: 30,
-                hash: HashAlg::Sha1,
-                operator_enroll: true,
-                generate_secret: false,
-                allow_reset: true,
-                deletable: true,
-            }],
+            token_types: vec![
+                TokenType {
+                    id: "hw-hotp".into(),
+                    label: "HOTP".into(),
+                    algorithm: Algorithm::Hotp,
+                    digits: 6,
+                    period: 30,
+                    hash: HashAlg::Sha1,
+                    operator_enroll: true,
+                    generate_secret: false,
+                    allow_reset: true,
+                    deletable: true,
+                },
+                TokenType {
+                    id: "hw-totp".into(),
+                    label: "TOTP".into(),
+                    algorithm: Algorithm::Totp,
+                    digits: 6,
+                    period: 30,
+                    hash: HashAlg::Sha1,
+                    operator_enroll: true,
+                    generate_secret: false,
+                    allow_reset: true,
+                    deletable: true,
+                },
+            ],
             enroll: EnrollLabels::default(),
             directory_gate: false,
             retention: crate::model::audit::Retention { max_age_seconds: None, max_entries: Some(1000) },
+            authorization: Default::default(),
+            clients: Vec::new(),
         };
         let service = Service::new(
             store.clone(),
@@ -68,6 +84,7 @@ impl Fixture {
             display_name: None,
             email: None,
             dn: None,
+            ..Default::default()
         });
         let fixture = Fixture::new(auth, Arc::new(crate::directory::static_list::StaticDirectory::new(users.to_vec())));
         fixture.import_tokens().await;

@@ -173,3 +173,27 @@ async fn a_serial_twice_in_one_file_makes_the_file_invalid() {
     assert_eq!((report.imported, report.invalid.len()), (2, 1), "{report:?}");
     assert_eq!(f.token("D1").await.counter, 0);
 }
+
+#[tokio::test]
+async fn a_totp_token_used_while_the_clock_was_ahead_is_reset_with_two_fresh_codes() {
+    use crate::model::otp::{HashAlg, totp_code};
+    let f = Fixture::with_tokens(AuthConfig::default()).await;
+    let csv = format!("serial,type,seed,user\nT1,hw-totp,{},alice\n", super::testing::RFC_SEED_HEX);
+    f.service.import_csv(&Actor::Daemon, &csv, false, false).await.unwrap();
+    let seed = b"12345678901234567890";
+    let code = |at: u64| totp_code(seed, at, 30, 6, HashAlg::Sha1);
+    let t0 = 1_800_000_000;
+    // The server's clock (and the code's) ten minutes ahead: a code is used there.
+    f.set_time(t0 + 600);
+    assert!(matches!(f.check("alice", &code(t0 + 600)).await, Decision::Accept { .. }));
+    // The clock steps back: the token's last step lies ahead of it. Two fresh
+    // codes reset it (they were refused as "already used" before).
+    f.set_time(t0 + 60);
+    let reset = f.service.reset(&Actor::Daemon, "T1", &code(t0 + 30), &code(t0 + 60)).await;
+    assert!(reset.is_ok(), "{reset:?}");
+    f.set_time(t0 + 120);
+    assert!(matches!(f.check("alice", &code(t0 + 120)).await, Decision::Accept { .. }));
+    // With the clock right, used codes stay used.
+    let again = f.service.reset(&Actor::Daemon, "T1", &code(t0 + 90), &code(t0 + 120)).await;
+    assert!(again.is_err(), "{again:?}");
+}

@@ -33,6 +33,9 @@ pub enum RejectReason {
     BadState,
     /// Too many challenges pending.
     ChallengeRefused,
+    /// The client (or NAS) does not let this user, or this user's tokens, in
+    /// (`allowed_groups`, `allowed_token_types`); no failure is counted.
+    NotAllowedHere,
     /// The user had more directory password checks in the last minute than
     /// radotp makes for one user; the directory was not asked.
     DirectoryThrottled,
@@ -56,6 +59,7 @@ impl RejectReason {
             RejectReason::DirectoryUnavailable => "directory_unavailable",
             RejectReason::BadState => "bad_state",
             RejectReason::ChallengeRefused => "challenge_refused",
+            RejectReason::NotAllowedHere => "not_allowed_here",
             RejectReason::SeedUnreadable => "seed_unreadable",
             RejectReason::DirectoryThrottled => "directory_throttled",
         }

@@ -11,4 +11,5 @@ pub mod audit;
 pub mod decision;
 pub mod nas;
 pub mod otp;
+pub mod reply;
 pub mod token;

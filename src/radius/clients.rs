@@ -38,6 +38,7 @@ mod tests {
             require_message_authenticator: crate::config::RequireMessageAuthenticator::Always,
             mode: None,
             nas: Vec::new(),
+            access: Default::default(),
         }
     }
 

@@ -207,6 +207,9 @@ pub fn nas_attributes(frame: &Frame<'_>) -> NasAttributes {
 pub struct ReplyAttributes {
     pub reply_message: Option<String>,
     pub state: Option<Vec<u8>>,
+    /// Encoded attributes from the authorization rules (Access-Accept only),
+    /// placed after Message-Authenticator.
+    pub extra: Vec<Vec<u8>>,
     /// The request's Proxy-State values, copied into the reply unmodified
     /// and in order (RFC 2865 section 5.33): proxies find their requests by them.
     pub proxy_states: Vec<Vec<u8>>,
@@ -253,16 +256,19 @@ pub fn sign_reply(
         rfc2865::add_state(&mut packet, state);
     }
     let mut bytes = packet.encode().map_err(|e| e.to_string())?;
+    if code == CODE_ACCESS_ACCEPT {
+        for attribute in &attributes.extra {
+            bytes.extend_from_slice(attribute);
+        }
+    }
     for state in &attributes.proxy_states {
         let attr_len = u8::try_from(state.len() + 2).map_err(|_| "a Proxy-State is too long".to_string())?;
         bytes.push(ATTR_PROXY_STATE);
         bytes.push(attr_len);
         bytes.extend_from_slice(state);
     }
-    let length = u16::try_from(bytes.len())
-        .ok()
-        .filter(|len| usize::from(*len) <= MAX_PACKET_LEN)
-        .ok_or_else(|| format!("the reply would be {} octets, over {MAX_PACKET_LEN}", bytes.len()))?;
+    let length = u16::try_from(bytes.len()).ok().filter(|&n| usize::from(n) <= MAX_PACKET_LEN);
+    let length = length.ok_or_else(|| format!("the reply would be {} bytes, past {MAX_PACKET_LEN}", bytes.len()))?;
     bytes[2..4].copy_from_slice(&length.to_be_bytes());
     finish_signature(&mut bytes, request_authenticator, secret);
     Ok(bytes)
@@ -476,6 +482,23 @@ mod tests {
         assert_eq!(verified.code, CODE_ACCESS_ACCEPT);
         assert_eq!(verified.reply_message.as_deref(), Some("hi"));
         assert_eq!(verify_reply(&reply, &request, b"wrong"), Err(ReplyError::ResponseAuthenticator));
+    }
+
+    #[test]
+    fn rule_attributes_follow_message_authenticator_in_accepts_only() {
+        let request = build_access_request(9, SECRET, "bob", b"654321", None).unwrap();
+        let frame = parse_frame(&request).unwrap();
+        let filter = b"\x0b\x08admins".to_vec();
+        let attrs = ReplyAttributes { extra: vec![filter.clone()], ..Default::default() };
+        let reply = sign_reply(CODE_ACCESS_ACCEPT, 9, &frame.authenticator, SECRET, &attrs).unwrap();
+        assert_eq!(reply[HEADER_LEN], ATTR_MESSAGE_AUTHENTICATOR);
+        assert!(reply.ends_with(&filter));
+        assert_eq!(usize::from(u16::from_be_bytes([reply[2], reply[3]])), reply.len());
+        assert_eq!(verify_reply(&reply, &request, SECRET).unwrap().code, CODE_ACCESS_ACCEPT);
+        let reject = sign_reply(CODE_ACCESS_REJECT, 9, &frame.authenticator, SECRET, &attrs).unwrap();
+        assert!(!reject.ends_with(&filter), "a Reject carries no rule attributes");
+        let huge = ReplyAttributes { extra: vec![vec![11, 255].into_iter().chain([b'x'; 253]).collect(); 17], ..attrs };
+        assert!(sign_reply(CODE_ACCESS_ACCEPT, 9, &frame.authenticator, SECRET, &huge).unwrap_err().contains("4096"));
     }
 
     #[test]

@@ -181,15 +181,25 @@ impl RadiusServer {
             let _permit = permit;
             let nas = request.nas.clone();
             let actor = Actor::Radius { client: client.name.clone(), address: source.ip().to_string(), nas };
+            let access = client.access_for(request.nas.nas_identifier.as_deref());
             let radius_request = RadiusRequest {
                 client: &client.name,
                 mode: client.mode_for(request.nas.nas_identifier.as_deref()),
                 user: &request.user_name,
                 password: &request.password,
                 state: request.state.as_deref(),
+                // Filled in from `access` by the domain.
+                token_types: None,
+                known: None,
             };
-            let outcome = server.service.radius_authenticate(&actor, radius_request).await;
+            let login = server.service.radius_login(&actor, radius_request, &access).await;
             let mut attrs = ReplyAttributes { proxy_states, ..Default::default() };
+            let mut rules = Vec::new();
+            let outcome = login.map(|login| {
+                attrs.extra = login.reply.attributes;
+                rules = login.reply.rules;
+                login.outcome
+            });
             let (code, result, reason, serial) = match &outcome {
                 Ok(Outcome::Decided(Decision::Accept { serial })) => {
                     (packet::CODE_ACCESS_ACCEPT, "accept", "ok", Some(serial.as_str()))
@@ -243,6 +253,7 @@ impl RadiusServer {
                 port_type = field(&request.nas.nas_port_type),
                 called = field(&request.nas.called_station_id),
                 calling = field(&request.nas.calling_station_id),
+                rules = if rules.is_empty() { "-".to_string() } else { rules.join(",") },
                 "RADIUS decision"
             );
         });
@@ -381,6 +392,7 @@ mod tests {
             require_message_authenticator: require,
             mode: None,
             nas: Vec::new(),
+            access: Default::default(),
         }
     }
 

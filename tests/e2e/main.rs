@@ -2,6 +2,7 @@
 
 mod admin;
 mod admin_limits;
+mod authorization;
 mod crash;
 mod disk_full;
 mod flood;

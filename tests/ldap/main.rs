@@ -1,5 +1,6 @@
 //! The LDAP directory against a real OpenLDAP slapd (see slapd.rs).
 
+mod authorization;
 mod daemon;
 #[allow(dead_code)]
 #[path = "../e2e/harness.rs"]
@@ -74,6 +75,7 @@ async fn lookup_returns_the_entry_with_its_attributes() {
             display_name: Some("Alice Archer".into()),
             email: Some("alice@example.org".into()),
             dn: Some(user_dn("alice")),
+            ..Default::default()
         }
     );
     // uid matches without regard to case; the name is the directory's.
@@ -142,7 +144,7 @@ async fn required_group_by_member() {
         other => panic!("expected NotInGroup, got {other:?}"),
     }
     assert_eq!(d.lookup("nobody").await.unwrap(), None);
-    let bob = DirectoryUser { name: "bob".into(), display_name: None, email: None, dn: Some(user_dn("bob")) };
+    let bob = DirectoryUser { name: "bob".into(), dn: Some(user_dn("bob")), ..Default::default() };
     assert!(!d.in_required_group(&bob).await.unwrap());
     assert!(d.in_required_group(&found(&d, "alice").await).await.unwrap());
     assert_eq!(names(&d, "", 50).await, vec!["alice".to_string(), ZOE.to_string()]);
@@ -195,7 +197,7 @@ async fn passwords_are_checked_by_binding() {
     let zoe = found(&d, ZOE).await;
     assert!(d.check_password(&zoe, &Secret::from(password_of(ZOE).as_str())).await.unwrap());
     assert!(!d.check_password(&zoe, &Secret::from("alice-pw")).await.unwrap());
-    let ghost = DirectoryUser { name: "ghost".into(), display_name: None, email: None, dn: Some(user_dn("ghost")) };
+    let ghost = DirectoryUser { name: "ghost".into(), dn: Some(user_dn("ghost")), ..Default::default() };
     assert!(!d.check_password(&ghost, &Secret::from("x")).await.unwrap());
     let no_dn = DirectoryUser { dn: None, ..ghost };
     assert!(matches!(d.check_password(&no_dn, &Secret::from("x")).await, Err(DirectoryError::Unsupported(_))));

@@ -223,9 +223,15 @@ pub(crate) struct ListArgs {
 
 #[derive(Subcommand)]
 pub(crate) enum UserCommand {
-    /// A directory user and the tokens they own.
-    #[command(after_help = "Example:\n  radotpctl user show alice")]
-    Show { user: String },
+    /// A directory user, their groups, the tokens they own, and the reply
+    /// attributes a login through each RADIUS client would get.
+    #[command(after_help = "Examples:\n  radotpctl user show alice\n  radotpctl user show alice --client fw-1")]
+    Show {
+        user: String,
+        /// Only the reply a login through this RADIUS client (by name) would get.
+        #[arg(long)]
+        client: Option<String>,
+    },
     /// Find directory users by name, display name or e-mail.
     #[command(after_help = "Example:\n  radotpctl user search ali")]
     Search {

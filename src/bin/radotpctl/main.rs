@@ -251,7 +251,9 @@ fn build_command(top: &Top) -> Result<Command, String> {
         Top::Reload => Command::Reload,
         Top::Backup { .. } => Command::Backup,
         Top::Completions { .. } | Top::Man { .. } => return Err("handled locally".into()),
-        Top::User(UserCommand::Show { user }) => Command::UserShow { user: user.clone() },
+        Top::User(UserCommand::Show { user, client }) => {
+            Command::UserShow { user: user.clone(), client: client.clone() }
+        }
         Top::User(UserCommand::Search { query, limit }) => Command::UserSearch { query: query.clone(), limit: *limit },
         Top::Audit(args) => match args.action {
             Some(AuditAction::Verify) => Command::AuditVerify,

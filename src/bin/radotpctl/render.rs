@@ -197,8 +197,31 @@ pub(crate) fn render(reply: &Reply, json: bool, qr: &QrOutput) -> ExitCode {
             if let Some(dn) = &u.user.dn {
                 println!("dn            {dn}");
             }
+            println!(
+                "groups        {}",
+                if u.user.groups.is_empty() { "-".to_string() } else { u.user.groups.join(", ") }
+            );
             println!();
             print_token_table(&u.tokens);
+            for reply in &u.replies {
+                println!();
+                if !reply.allowed {
+                    println!("client {}: not allowed here (outside its allowed_groups)", reply.client);
+                    continue;
+                }
+                let rules = if reply.rules.is_empty() {
+                    "no rule applies".to_string()
+                } else {
+                    format!("rules {}", reply.rules.join(", "))
+                };
+                println!("client {} ({rules}):", reply.client);
+                for line in &reply.attributes {
+                    println!("  {line}");
+                }
+                for line in &reply.skipped {
+                    println!("  left out: {line}");
+                }
+            }
         }
         Reply::Users(users) => {
             let rows: Vec<Vec<String>> =

@@ -37,6 +37,9 @@ use std::time::{Duration, Instant};
 use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, LdapError, LdapResult, Scope, SearchEntry, SearchOptions};
 use tokio::sync::Semaphore;
 
+pub mod groups;
+
+use self::groups::AuthzLookup;
 use super::{DirectoryError, DirectoryFuture, DirectoryUser, UserDirectory};
 use crate::config::{GroupMembership, LdapConfig, read_ca_file};
 use crate::secret::Secret;
@@ -91,6 +94,8 @@ pub struct LdapDirectory {
     required_group: Option<String>,
     membership: GroupMembership,
     nested_groups: bool,
+    /// Where [`groups`] searches a user's groups.
+    group_base_dn: String,
     timeout: Duration,
     search_limit: usize,
     /// When each URL last failed, if it has not worked since.
@@ -100,6 +105,8 @@ pub struct LdapDirectory {
     searches: Pool,
     binds: Pool,
     opened: AtomicU64,
+    /// Groups and template attributes read at look-up ([`groups`]).
+    authz: AuthzLookup,
 }
 
 struct Pool {
@@ -226,6 +233,7 @@ impl LdapDirectory {
             required_group: config.required_group.clone(),
             membership: config.group_membership,
             nested_groups: config.nested_groups,
+            group_base_dn: config.group_base_dn.clone().unwrap_or_else(|| config.base_dn.clone()),
             timeout,
             search_limit: config.search_limit,
             down_since: Mutex::new(vec![None; config.urls.len()]),
@@ -233,7 +241,15 @@ impl LdapDirectory {
             searches: pool(true),
             binds: pool(false),
             opened: AtomicU64::new(0),
+            authz: AuthzLookup::default(),
         })
+    }
+
+    /// Makes look-ups read the user's groups (`want_groups`) and the
+    /// directory attributes reply templates use.
+    pub fn with_authorization(mut self, want_groups: bool, attributes: Vec<String>) -> Self {
+        self.authz = AuthzLookup::new(want_groups, attributes);
+        self
     }
 
     /// Connections opened so far (searches and binds): a measure of reuse.
@@ -275,7 +291,38 @@ impl LdapDirectory {
         let mut attrs = vec![self.name_attribute.clone()];
         attrs.extend(self.display_name_attribute.iter().cloned());
         attrs.extend(self.email_attribute.iter().cloned());
+        attrs.extend(self.authz.attributes.iter().cloned());
+        if self.authz.want_groups && groups::groups_in_entry(self.membership, self.nested_groups) {
+            attrs.push(self.membership.attribute().to_string());
+        }
         attrs
+    }
+
+    /// Fills in the user's groups and template attributes, when wanted:
+    /// from the entry, the cache, or one search.
+    async fn read_authz(&self, ldap: &mut Ldap, entry: &SearchEntry, user: &mut DirectoryUser) -> Attempt<()> {
+        for name in &self.authz.attributes {
+            if let Some(value) = groups::values(entry, name).first() {
+                user.attributes.insert(name.clone(), value.clone());
+            }
+        }
+        if !self.authz.want_groups {
+            return Ok(());
+        }
+        if groups::groups_in_entry(self.membership, self.nested_groups) {
+            user.groups = groups::values(entry, self.membership.attribute()).to_vec();
+            return Ok(());
+        }
+        if let Some(cached) = self.authz.cached(&entry.dn) {
+            user.groups = cached;
+            return Ok(());
+        }
+        let filter = groups::groups_filter(self.membership, self.nested_groups, &entry.dn);
+        let none = vec!["1.1".to_string()];
+        let found = self.search_entries(ldap, &self.group_base_dn, Scope::Subtree, &filter, none, 1000).await?;
+        user.groups = found.unwrap_or_default().into_iter().map(|e| e.dn).collect();
+        self.authz.remember(&entry.dn, &user.groups);
+        Ok(())
     }
 
     fn search_options(&self, size_limit: usize) -> SearchOptions {
@@ -503,6 +550,7 @@ impl LdapDirectory {
             display_name: first(&self.display_name_attribute),
             email: first(&self.email_attribute),
             dn: Some(entry.dn.clone()),
+            ..DirectoryUser::default()
         })
     }
 
@@ -527,8 +575,11 @@ impl LdapDirectory {
                         [entry] => entry,
                         _ => return Err(Failure::Answer(DirectoryError::Ambiguous(name.to_string()))),
                     };
-                    let user = self.user_of(entry, Some(name));
+                    let mut user = self.user_of(entry, Some(name));
                     let member = self.member_check(&mut ldap, &entry.dn).await?;
+                    if let (Some(user), true) = (user.as_mut(), member) {
+                        self.read_authz(&mut ldap, entry, user).await?;
+                    }
                     Ok(user.map(|u| (u, member)))
                 }
             })

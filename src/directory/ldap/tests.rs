@@ -85,6 +85,7 @@ async fn bad_names_and_empty_passwords_are_refused_without_traffic() {
         display_name: None,
         email: None,
         dn: Some("uid=alice,dc=example,dc=org".into()),
+        ..Default::default()
     };
     assert!(!d.check_password(&user, &Secret::from("")).await.unwrap());
     assert!(matches!(d.lookup("alice").await, Err(DirectoryError::Unavailable(_))));
