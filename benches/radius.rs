@@ -48,8 +48,7 @@ fn reply_path(c: &mut Criterion) {
     let frame = parse_frame(&request).expect("frame");
     let authenticator = frame.authenticator;
     let plain = ReplyAttributes::default();
-    let with_message =
-        ReplyAttributes { reply_message: Some("Authentication failed".into()), state: None, extra: Vec::new() };
+    let with_message = ReplyAttributes { reply_message: Some("Authentication failed".into()), ..Default::default() };
     let reply = sign_reply(CODE_ACCESS_ACCEPT, 42, &authenticator, SECRET, &plain).expect("reply");
     assert!(packet::verify_reply(&reply, &request, SECRET).is_ok());
 

@@ -26,6 +26,10 @@ const NONCE_LEN: usize = 24;
 const SEALED_FORMAT_V1: u8 = 1;
 /// Derives the backup MAC key from the master key: HMAC-SHA256(master, this label).
 const BACKUP_MAC_LABEL: &[u8] = b"radotp backup mac v1";
+/// Derives the key of the key check value kept in the store ([`SeedCipher::key_check`]).
+const KEY_CHECK_LABEL: &[u8] = b"radotp key check v1";
+/// Derives the key that anchors the audit chain's head ([`SeedCipher::purpose_mac`]).
+pub const AUDIT_ANCHOR_LABEL: &[u8] = b"radotp audit anchor v1";
 
 /// HMAC-SHA256, as used for backups.
 pub type BackupMac = hmac::Hmac<sha2::Sha256>;
@@ -51,6 +55,8 @@ pub struct SeedCipher {
     aead: XChaCha20Poly1305,
     /// The key of backup MACs, derived from the master key.
     backup_key: Zeroizing<[u8; KEY_LEN]>,
+    /// The master key itself, to derive keys for other purposes.
+    master: Zeroizing<[u8; KEY_LEN]>,
 }
 
 impl std::fmt::Debug for SeedCipher {
@@ -66,7 +72,32 @@ impl SeedCipher {
         derive.update(BACKUP_MAC_LABEL);
         let mut backup_key = Zeroizing::new([0u8; KEY_LEN]);
         backup_key.copy_from_slice(&derive.finalize().into_bytes());
-        SeedCipher { aead: XChaCha20Poly1305::new(key.into()), backup_key }
+        SeedCipher { aead: XChaCha20Poly1305::new(key.into()), backup_key, master: Zeroizing::new(*key) }
+    }
+
+    /// A fresh HMAC-SHA256 under a key derived from the master key for one
+    /// purpose (`label`), never the master key itself.
+    pub fn purpose_mac(&self, label: &[u8]) -> BackupMac {
+        use hmac::Mac;
+        let mut derive = hmac_sha256(self.master.as_ref());
+        derive.update(label);
+        hmac_sha256(&derive.finalize().into_bytes())
+    }
+
+    /// The key check value: 32 bytes that tell whether a store was sealed
+    /// under this master key, and nothing about the key. The store keeps
+    /// it; the daemon and `--check-config` compare it at start.
+    pub fn key_check(&self) -> [u8; 32] {
+        use hmac::Mac;
+        let mut mac = self.purpose_mac(KEY_CHECK_LABEL);
+        mac.update(b"key check");
+        mac.finalize().into_bytes().into()
+    }
+
+    /// Whether `stored` is this key's check value (compared in constant time).
+    pub fn matches_key_check(&self, stored: &[u8]) -> bool {
+        use subtle::ConstantTimeEq;
+        stored.len() == KEY_LEN && bool::from(self.key_check().ct_eq(stored))
     }
 
     /// A fresh HMAC-SHA256 under the backup key (derived from the master
@@ -215,6 +246,15 @@ mod tests {
         let mut direct = <BackupMac as Mac>::new_from_slice(&[7u8; 32]).unwrap();
         direct.update(b"backup");
         assert_ne!(tag(&one), direct.finalize().into_bytes().to_vec());
+    }
+
+    #[test]
+    fn key_check_value_tells_keys_apart() {
+        let one = SeedCipher::new(&[7u8; 32]);
+        assert!(one.matches_key_check(&SeedCipher::new(&[7u8; 32]).key_check()));
+        assert!(!one.matches_key_check(&SeedCipher::new(&[8u8; 32]).key_check()));
+        assert!(!one.matches_key_check(b"short"));
+        assert_ne!(one.key_check().as_slice(), &[7u8; 32], "not the key itself");
     }
 
     #[test]

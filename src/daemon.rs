@@ -19,8 +19,10 @@ use crate::crypto::SeedCipher;
 use crate::directory::UserDirectory;
 use crate::directory::ldap::LdapDirectory;
 use crate::directory::static_list::StaticDirectory;
+use crate::domain::audit_anchor::AnchorCheck;
 use crate::domain::backup::{BACKUP_FORMAT, BACKUP_VERSION, Backup, RestoreError, RestoreReport};
 use crate::domain::enroll::EnrollLabels;
+use crate::domain::key_check::{KEY_CHECK_META, KeyCheck, KeyCheckError, check_master_key};
 use crate::domain::{Service, Settings, system_clock};
 use crate::metrics::Metrics;
 use crate::radius::server::RadiusServer;
@@ -89,25 +91,6 @@ pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, DaemonError> 
         startup(format!("cannot open the store at {} (is radotpd still running?)", config.store.path.display()), e)
     })?;
     Ok(Arc::new(store))
-}
-
-/// Nodes sharing a database must share the key file: a node with another
-/// key refuses to start rather than reject every code.
-async fn key_opens_stored_seeds(store: &dyn Store, cipher: &SeedCipher) -> Result<(), DaemonError> {
-    let sample = store
-        .find(&TokenQuery { limit: 16, ..TokenQuery::default() })
-        .await
-        .map_err(|e| startup("cannot read the store", e))?;
-    match sample.iter().find(|token| cipher.open(&token.serial, &token.sealed_seed).is_err()) {
-        None => Ok(()),
-        Some(token) => Err(startup(
-            "store.key_file",
-            format!(
-                "this key does not open the seed of stored token {}: every node needs the same key file",
-                token.serial
-            ),
-        )),
-    }
 }
 
 /// The PostgreSQL engine's settings from `store.postgres`.
@@ -182,8 +165,40 @@ fn undefined_problems(undefined: Vec<(String, usize)>) -> ConfigError {
     }
 }
 
+/// Refuses a master key that is not the one the store's seeds were sealed
+/// with (see [`crate::domain::key_check`]); `record` keeps the key's check
+/// value in a store that has none yet.
+async fn verify_master_key(
+    store: &dyn Store,
+    cipher: &SeedCipher,
+    config: &Config,
+    record: bool,
+) -> Result<KeyCheck, ConfigError> {
+    match check_master_key(store, cipher, record).await {
+        Ok(KeyCheck::Recorded) => {
+            tracing::info!("recorded the master key's check value in the store");
+            Ok(KeyCheck::Recorded)
+        }
+        Ok(found) => Ok(found),
+        Err(e) => Err(ConfigError::Invalid {
+            problems: vec![crate::config::Problem {
+                path: "store.key_file".into(),
+                message: match e {
+                    KeyCheckError::WrongKey => format!(
+                        "key file {} is not the key the seeds in the store at {} were sealed with; put the right key file back (or point store.key_file at it)",
+                        config.store.key_file.display(),
+                        store_name(config)
+                    ),
+                    other => format!("cannot check the master key against the store: {other}"),
+                },
+            }],
+        }),
+    }
+}
+
 /// `--check-config` also checks the store, when it exists and is not in use:
-/// every token's type must still be defined.
+/// every token's type must still be defined, and the master key must be the
+/// store's own.
 pub async fn check_stored_types(config: &Config) -> Result<Option<usize>, ConfigError> {
     if config.store.kind == StoreKind::Postgres {
         return check_postgres_store(config).await;
@@ -201,6 +216,12 @@ pub async fn check_stored_types(config: &Config) -> Result<Option<usize>, Config
         // A running daemon holds the store's lock: nothing to check then.
         Err(_) => return Ok(None),
     };
+    if config.store.key_file.exists() {
+        let cipher = SeedCipher::from_key_file(&config.store.key_file, false).map_err(|e| ConfigError::Invalid {
+            problems: vec![crate::config::Problem { path: "store.key_file".into(), message: e.to_string() }],
+        })?;
+        verify_master_key(&store, &cipher, config, false).await?;
+    }
     let (undefined, total) = undefined_types(&store, config).await.map_err(|e| ConfigError::Invalid {
         problems: vec![crate::config::Problem { path: "store.path".into(), message: e.to_string() }],
     })?;
@@ -245,10 +266,22 @@ pub async fn restore(config: &Config, file: &Path, force: bool) -> Result<Restor
     let store = open_store(config).await?;
     let now = (system_clock())();
     let source = file.display().to_string();
-    crate::domain::backup::restore(store.as_ref(), &cipher, &backup, force, &source, now).await.map_err(|e| match e {
-        RestoreError::NotEmpty(_) => startup("restore", RestoreError::NotEmpty(store_name(config))),
-        other => startup("restore", other),
-    })
+    let report = crate::domain::backup::restore(store.as_ref(), &cipher, &backup, force, &source, now).await.map_err(
+        |e| match e {
+            RestoreError::NotEmpty(_) => startup("restore", RestoreError::NotEmpty(store_name(config))),
+            other => startup("restore", other),
+        },
+    )?;
+    // The restored seeds are sealed under this key: the store's check value
+    // says so, and the restored log's head is anchored under it.
+    store
+        .put_meta(KEY_CHECK_META, &cipher.key_check())
+        .await
+        .map_err(|e| startup("restore: cannot record the master key's check value", e))?;
+    crate::domain::audit_anchor::anchor_head(store.as_ref(), &cipher, now)
+        .await
+        .map_err(|e| startup("restore: cannot anchor the audit log", e))?;
+    Ok(report)
 }
 
 /// The directory of `config`. Nothing connects yet (an LDAP directory
@@ -332,9 +365,7 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<(), DaemonError
     }
     let cipher =
         SeedCipher::from_key_file(&config.store.key_file, store_is_new).map_err(|e| startup("store.key_file", e))?;
-    if config.store.kind == StoreKind::Postgres {
-        key_opens_stored_seeds(store.as_ref(), &cipher).await?;
-    }
+    let key_check = verify_master_key(store.as_ref(), &cipher, &config, true).await?;
     let clients = config.radius_clients()?;
     for warning in config.warnings() {
         tracing::warn!("{warning}");
@@ -351,6 +382,22 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<(), DaemonError
         config.radius.duplicate_cache_entries,
         config.radius.max_in_flight,
     ));
+    // The audit log must still reach its anchored head; while it does, the
+    // head is anchored again as the log grows.
+    // A store that had no key check value (new, or of an older radotp) has
+    // no anchor yet either: its head is anchored now.
+    let checked = match key_check {
+        KeyCheck::Recorded => service.anchor_audit().await.map(|_| AnchorCheck::Reached),
+        _ => service.check_audit_anchor().await,
+    };
+    let anchoring = match checked {
+        Ok(AnchorCheck::Broken { .. }) => false,
+        Ok(_) => true,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot check the audit log's anchor");
+            false
+        }
+    };
     let (reload_tx, mut reload_rx) = tokio::sync::mpsc::channel::<tokio::sync::oneshot::Sender<ReloadOutcome>>(4);
     let admin = Arc::new(AdminServer::new(
         service.clone(),
@@ -395,6 +442,9 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<(), DaemonError
         for (id, count) in undefined {
             tracing::warn!("{count} stored token(s) have type {id:?}, which the configuration does not define");
         }
+    }
+    if anchoring {
+        tasks.spawn(anchor_audit_every(AUDIT_ANCHOR_INTERVAL, service.clone(), shutdown.clone()));
     }
     tracing::info!(version = env!("CARGO_PKG_VERSION"), "radotpd ready");
     crate::notify::notify("READY=1");
@@ -474,6 +524,11 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<(), DaemonError
     if let Err(e) = service.flush().await {
         tracing::error!(error = %e, "final store flush failed");
     }
+    if anchoring {
+        if let Err(e) = service.anchor_audit().await {
+            tracing::error!(error = %e, "cannot anchor the audit log at shutdown");
+        }
+    }
     let _ = std::fs::remove_file(&current.admin.socket);
     tracing::info!("radotpd stopped");
     Ok(())
@@ -538,6 +593,34 @@ fn keep_restart_only_settings(new: &mut Config, running: &Config) {
     new.web = running.web.clone();
 }
 
+/// How often the audit log's head is anchored while it grows.
+const AUDIT_ANCHOR_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Anchors the audit log's head at start and then every `every` when it moved.
+async fn anchor_audit_every(every: Duration, service: Arc<Service>, shutdown: CancellationToken) {
+    let mut anchored = None;
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tick.tick() => {}
+        }
+        let head = match service.audit_head().await {
+            Ok(head) => head,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the audit log's head");
+                continue;
+            }
+        };
+        if head.is_some() && head != anchored {
+            match service.anchor_audit().await {
+                Ok(_) => anchored = head,
+                Err(e) => tracing::warn!(error = %e, "cannot anchor the audit log"),
+            }
+        }
+    }
+}
+
 async fn watchdog(every: Duration, shutdown: CancellationToken) {
     let mut tick = tokio::time::interval(every);
     loop {
@@ -578,7 +661,16 @@ fn bind_admin_socket(path: &Path) -> Result<UnixListener, DaemonError> {
         crate::fsmode::create_dir_all_with_mode(parent, 0o755)
             .map_err(|e| startup(format!("cannot create {}", parent.display()), e))?;
     }
-    if path.exists() {
+    // Only a stale socket is replaced: anything else at the path (a file, a
+    // link, a directory) may be someone's data, and is refused.
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        use std::os::unix::fs::FileTypeExt;
+        if !meta.file_type().is_socket() {
+            return Err(startup(
+                format!("admin socket {}", path.display()),
+                "something that is not a socket is at that path; radotpd does not delete it: move it away, or set admin.socket to another path",
+            ));
+        }
         if std::os::unix::net::UnixStream::connect(path).is_ok() {
             return Err(startup(format!("admin socket {}", path.display()), "another radotpd is listening there"));
         }

@@ -196,26 +196,47 @@ pub struct RadiusCounters {
     pub reject_reasons: std::collections::BTreeMap<String, u64>,
 }
 
+/// Connections the metrics endpoint serves at once.
+pub const METRICS_MAX_CONNECTIONS: usize = 32;
+/// Connections one IP address may hold on the metrics endpoint.
+pub const METRICS_MAX_PER_PEER: usize = 4;
+/// How long a metrics connection may take to send its request.
+pub const METRICS_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Serves `GET /metrics` in the Prometheus text format on `listener` until
-/// `shutdown`. Deliberately tiny: one request per connection, bounded reads.
+/// `shutdown`. Deliberately tiny: one request per connection, bounded
+/// reads, at most [`METRICS_MAX_CONNECTIONS`] connections and
+/// [`METRICS_MAX_PER_PEER`] per address, each closed after
+/// [`METRICS_READ_TIMEOUT`] without a request; a connection over a limit is
+/// closed at once, so idle connections cannot use up the daemon's file
+/// descriptors (which the admin socket and the directory need too).
 pub async fn serve_prometheus(
     listener: tokio::net::TcpListener,
     metrics: std::sync::Arc<Metrics>,
     shutdown: tokio_util::sync::CancellationToken,
 ) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(METRICS_MAX_CONNECTIONS));
+    let per_peer = crate::limits::PerPeer::new(METRICS_MAX_PER_PEER);
     loop {
-        let (mut stream, _) = tokio::select! {
+        let (mut stream, peer) = tokio::select! {
             _ = shutdown.cancelled() => break,
             accepted = listener.accept() => match accepted {
                 Ok(pair) => pair,
-                Err(_) => continue,
+                Err(_) => {
+                    // Out of file descriptors, most likely: let some close.
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
             },
         };
+        let Ok(slot) = slots.clone().try_acquire_owned() else { continue };
+        let Some(peer_slot) = per_peer.try_acquire(peer.ip()) else { continue };
         let metrics = metrics.clone();
         tokio::spawn(async move {
+            let (_slot, _peer_slot) = (slot, peer_slot);
             let mut head = vec![0u8; 2048];
-            let read = tokio::time::timeout(std::time::Duration::from_secs(5), stream.read(&mut head)).await;
+            let read = tokio::time::timeout(METRICS_READ_TIMEOUT, stream.read(&mut head)).await;
             let Ok(Ok(n)) = read else { return };
             let request = String::from_utf8_lossy(&head[..n]);
             let (status, body) = if request.starts_with("GET /metrics ") || request.starts_with("GET / ") {
@@ -227,8 +248,11 @@ pub async fn serve_prometheus(
                 "HTTP/1.0 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                 body.len()
             );
-            let _ = stream.write_all(response.as_bytes()).await;
-            let _ = stream.shutdown().await;
+            let _ = tokio::time::timeout(METRICS_READ_TIMEOUT, async {
+                let _ = stream.write_all(response.as_bytes()).await;
+                let _ = stream.shutdown().await;
+            })
+            .await;
         });
     }
 }

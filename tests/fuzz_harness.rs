@@ -155,7 +155,7 @@ fn write_seed_corpus() {
     write("radius_request", "truncated", &long_name);
     let frame = packet::parse_frame(&request).unwrap();
     let attrs =
-        packet::ReplyAttributes { reply_message: Some("hello".into()), state: Some(vec![9; 16]), extra: Vec::new() };
+        packet::ReplyAttributes { reply_message: Some("hello".into()), state: Some(vec![9; 16]), ..Default::default() };
     let reply = packet::sign_reply(packet::CODE_ACCESS_CHALLENGE, 7, &frame.authenticator, secret, &attrs).unwrap();
     write("radius_reply", "challenge", &reply);
     write(

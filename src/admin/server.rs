@@ -1,13 +1,13 @@
 //! The admin socket: a Unix socket that operators' `radotpctl` talks to.
 //!
-//! Every connection's peer is identified with SO_PEERCRED and checked against
-//! root, the daemon's own uid, `admin.allowed_uids` and `admin.allowed_groups`;
+//! Every connection's peer is identified ([`Peer`]: SO_PEERCRED and the
+//! process's own groups) and checked against root, the daemon's own uid,
+//! `admin.roles`, `admin.allowed_uids` and `admin.allowed_groups`;
 //! a refused peer gets a clear error and an audit entry. Requests are decoded
 //! from [`super::wire`] and mapped onto [`Service`] operations, which audit
 //! themselves with the peer as actor; this transport audits only what never
 //! reaches an operation (a refused role, `ping`, `reload`).
 
-use std::ffi::CString;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -18,6 +18,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+pub use super::peer::Peer;
 use super::wire::ReloadOutcome;
 use super::wire::{
     Command, ErrorKind, MAX_OPERATOR_REQUEST_BYTES, MAX_REQUEST_BYTES, PROTOCOL_VERSION, Reply, Request, Response,
@@ -53,39 +54,12 @@ impl AccessPolicy {
     }
 }
 
-/// The process on the other end of a connection.
-#[derive(Debug, Clone)]
-pub struct Peer {
-    pub uid: u32,
-    pub pid: Option<i32>,
-    pub user: Option<String>,
-    /// Primary and supplementary groups of the peer's user.
-    pub gids: Vec<u32>,
-}
-
-impl Peer {
-    fn identify(stream: &UnixStream) -> std::io::Result<Peer> {
-        let cred = stream.peer_cred()?;
-        let uid = cred.uid();
-        let user = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)).ok().flatten();
-        let mut gids = vec![cred.gid()];
-        if let Some(user) = &user {
-            if let Ok(name) = CString::new(user.name.as_str()) {
-                if let Ok(groups) = nix::unistd::getgrouplist(&name, nix::unistd::Gid::from_raw(cred.gid())) {
-                    gids.extend(groups.iter().map(|g| g.as_raw()));
-                }
-            }
-        }
-        Ok(Peer { uid, pid: cred.pid(), user: user.map(|u| u.name), gids })
-    }
-
-    fn actor(&self) -> Actor {
-        Actor::Admin { uid: self.uid, user: self.user.clone() }
-    }
-}
-
 /// Connections served at once; more are closed as soon as they are accepted.
 pub const MAX_CONNECTIONS: usize = 64;
+/// Connections one uid may hold at once, so that no role holder can take
+/// every slot (and keep them, request after request) from the others.
+/// Root and the daemon's own uid are not limited.
+pub const MAX_CONNECTIONS_PER_UID: usize = 16;
 
 /// Asks the daemon's lifecycle loop to reload; it answers with the outcome.
 pub type ReloadRequests = tokio::sync::mpsc::Sender<tokio::sync::oneshot::Sender<ReloadOutcome>>;
@@ -96,6 +70,7 @@ pub struct AdminServer {
     reload: ReloadRequests,
     /// `admin.request_timeout_seconds`: each request line must arrive within it.
     request_timeout_seconds: AtomicU64,
+    per_uid: crate::limits::PerPeer<u32>,
 }
 
 impl AdminServer {
@@ -105,6 +80,7 @@ impl AdminServer {
             policy: RwLock::new(policy),
             reload,
             request_timeout_seconds: AtomicU64::new(request_timeout.as_secs()),
+            per_uid: crate::limits::PerPeer::new(MAX_CONNECTIONS_PER_UID),
         }
     }
 
@@ -161,6 +137,26 @@ impl AdminServer {
         };
         let (read_half, mut write_half) = stream.into_split();
         let policy = self.policy.read().unwrap_or_else(|p| p.into_inner()).clone();
+        // Root and the daemon's own user own the daemon anyway; everyone else
+        // gets a share of the slots.
+        let exempt = peer.uid == 0 || peer.uid == policy.daemon_uid;
+        let uid_slot = if exempt { None } else { self.per_uid.try_acquire(peer.uid) };
+        if !exempt && uid_slot.is_none() {
+            tracing::warn!(
+                uid = peer.uid,
+                "uid {} holds {MAX_CONNECTIONS_PER_UID} admin connections already; refusing one",
+                peer.uid
+            );
+            let response = Response::failure(
+                ErrorKind::Unavailable,
+                format!(
+                    "uid {} has {MAX_CONNECTIONS_PER_UID} connections to the admin socket open already; close one and try again",
+                    peer.uid
+                ),
+            );
+            let _ = write_response(&mut write_half, &response).await;
+            return;
+        }
         let Some(role) = policy.role_of(&peer) else {
             tracing::warn!(
                 uid = peer.uid,

@@ -505,6 +505,12 @@ impl Config {
                 ),
             );
         }
+        if auth.failure_decay_seconds > MAX_LOCKOUT_SECONDS {
+            problem(
+                "auth.failure_decay_seconds".into(),
+                format!("must be at most {MAX_LOCKOUT_SECONDS} (a year); 0 never forgets a failure"),
+            );
+        }
         if auth.hotp_window > 1000 {
             problem("auth.hotp_window".into(), "must be at most 1000".into());
         }
@@ -755,6 +761,33 @@ impl Config {
                         ),
                     });
                 }
+            }
+            if client.address.prefix_len() == 0
+                && client.require_message_authenticator != radius::RequireMessageAuthenticator::Always
+            {
+                warnings.push(Problem {
+                    path: format!("radius.clients[{i}].require_message_authenticator"),
+                    message: format!(
+                        "client {:?} is every address ({}) and does not always require Message-Authenticator: requests from anywhere without one are open to BlastRADIUS-style forgeries; set it to true, or narrow the address",
+                        client.name, client.address
+                    ),
+                });
+            }
+        }
+        // The same warnings the daemon logs at start, so that --check-config
+        // and a reload's reply show them too.
+        if let DirectoryConfig::Ldap(ldap) = &self.directory {
+            if !ldap.tls_verify {
+                warnings.push(Problem {
+                    path: "directory.tls_verify".into(),
+                    message: "false: LDAP server certificates are NOT verified; anyone between radotp and the directory can read bind passwords".into(),
+                });
+            }
+            for url in ldap.cleartext_urls() {
+                warnings.push(Problem {
+                    path: "directory.urls".into(),
+                    message: format!("{url} is neither ldaps:// nor StartTLS: passwords cross the network in clear"),
+                });
             }
         }
         warnings

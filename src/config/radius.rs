@@ -176,6 +176,11 @@ pub struct AuthConfig {
     /// unlocks it. Operator `disable` is not affected.
     #[serde(default)]
     pub lockout_seconds: u64,
+    /// The fail count forgets one failure per this many seconds since the
+    /// last one; an accepted code does not reset it. 0: never forgotten
+    /// (only an unlock clears the count).
+    #[serde(default = "default_failure_decay_seconds")]
+    pub failure_decay_seconds: u64,
     /// A wrong directory password (`password+otp`, `challenge`) counts as a
     /// failed attempt on the user's active tokens, like a wrong OTP; the OTP
     /// typed with it is not consumed.
@@ -227,11 +232,18 @@ pub struct AuthConfig {
     pub totp_first_use_window: u64,
 }
 
+/// Six hours: a patient attacker gets 4 guesses a day per user on top of
+/// `max_failures - 1`, while a user's typos are forgotten within a day or two.
+fn default_failure_decay_seconds() -> u64 {
+    21600
+}
+
 impl Default for AuthConfig {
     fn default() -> Self {
         AuthConfig {
             max_failures: default_max_failures(),
             lockout_seconds: 0,
+            failure_decay_seconds: default_failure_decay_seconds(),
             count_password_failures: true,
             hotp_window: default_hotp_window(),
             totp_window: default_totp_window(),

@@ -110,6 +110,10 @@ fn lockout_and_password_failure_keys() {
     assert!(!config.auth.count_password_failures);
     let text = MINIMAL.replace("store:", "auth: { lockout_seconds: 31536001 }\nstore:");
     assert_eq!(problem_paths(&text), vec!["auth.lockout_seconds".to_string()]);
+    let text = MINIMAL.replace("store:", "auth: { failure_decay_seconds: 31536001 }\nstore:");
+    assert_eq!(problem_paths(&text), vec!["auth.failure_decay_seconds".to_string()]);
+    let text = MINIMAL.replace("store:", "auth: { failure_decay_seconds: 0 }\nstore:");
+    assert_eq!(Config::parse(&text).map(|c| c.auth.failure_decay_seconds).ok(), Some(0));
 }
 
 #[test]
@@ -282,6 +286,29 @@ fn shipped_configs_are_valid() {
         }
     }
     assert!(seen >= 1);
+}
+
+#[test]
+fn open_clients_without_message_authenticator_and_weak_ldap_transport_are_warned_about() {
+    let open = MINIMAL.replace("address: 10.0.0.0/8,", "address: 0.0.0.0/0, require_message_authenticator: false,");
+    let config = Config::parse(&open).unwrap();
+    config.validate().unwrap();
+    let paths: Vec<String> = config.warnings().into_iter().map(|w| w.path).collect();
+    assert_eq!(paths, ["radius.clients[1].require_message_authenticator"]);
+    let v6 = MINIMAL.replace("address: 10.0.0.0/8,", "address: \"::/0\", require_message_authenticator: false,");
+    assert_eq!(Config::parse(&v6).unwrap().warnings().len(), 1);
+    let required = MINIMAL.replace("address: 10.0.0.0/8,", "address: 0.0.0.0/0,");
+    assert!(Config::parse(&required).unwrap().warnings().is_empty(), "required (the default): no warning");
+
+    let weak = LDAP
+        .replace("ldap://127.0.0.1:3389", "ldap://ldap1.example.org")
+        .replace("timeout_ms: 700", "timeout_ms: 700\n  tls_verify: false");
+    let config = Config::parse(&with_directory(&weak)).unwrap();
+    config.validate().unwrap();
+    let warnings = config.warnings();
+    let paths: Vec<&str> = warnings.iter().map(|w| w.path.as_str()).collect();
+    assert_eq!(paths, ["directory.tls_verify", "directory.urls"], "{warnings:?}");
+    assert!(warnings[1].message.contains("ldap://ldap1.example.org"), "{warnings:?}");
 }
 
 #[test]

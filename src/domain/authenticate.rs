@@ -4,7 +4,14 @@
 //! with a compare-and-swap that carries the Accept's audit entry and is
 //! durable before the Accept is returned, so a code is accepted once, even
 //! across a crash and across nodes sharing one store. Failures count towards
-//! the lockout on every active token of the user.
+//! the lockout on every active token of the user, and are forgotten one by
+//! one with time (`auth.failure_decay_seconds`), not by a success.
+//!
+//! What is not a guess is not counted: a code that was already used (a
+//! replay of a captured request, or a NAS retrying an accepted code as a
+//! new request) matches a recently used moving factor and is refused as
+//! `replay` without a failure; a seed that cannot be decrypted is a server
+//! fault (`seed_unreadable`), logged and counted in the metrics only.
 
 use super::{Change, DomainError, Service};
 use crate::config::AuthConfig;
@@ -14,6 +21,12 @@ use crate::model::otp::{self, HashAlg};
 use crate::model::token::{Algorithm, Token, TokenState, valid_user_name};
 use crate::secret::Secret;
 use crate::store::{Commit, StoreError};
+
+/// How many HOTP counters below the next one a replayed code is recognised in.
+const REPLAY_MEMORY_COUNTERS: u64 = 32;
+/// How far back (seconds) before the last used TOTP step a replayed code is
+/// recognised.
+const REPLAY_MEMORY_SECONDS: u64 = 3600;
 
 /// What an attempt to consume a code on one token came to.
 enum Consumed {
@@ -79,7 +92,9 @@ impl Service {
         if tokens.is_empty() {
             // Spend about the time a real check takes, so timing does not tell
             // which user names own tokens.
-            let _ = otp::search(&[0u8; 20], otp, 0, settings.auth.hotp_window, 6, HashAlg::Sha1);
+            // (The window, and the used codes a wrong code is compared with.)
+            let dummy_range = settings.auth.hotp_window.saturating_add(REPLAY_MEMORY_COUNTERS);
+            let _ = otp::search(&[0u8; 20], otp, 0, dummy_range, 6, HashAlg::Sha1);
             return Ok(Decision::Reject { reason: RejectReason::NoToken, serial: None });
         }
         let tokens: Vec<Token> = match types {
@@ -91,12 +106,14 @@ impl Service {
         }
         let mut replayed = None;
         let mut any_usable = false;
+        let mut unreadable = None;
         for token in tokens.iter().filter(|t| t.state() == TokenState::Active) {
             any_usable = true;
             let seed = match self.cipher.open(&token.serial, &token.sealed_seed) {
                 Ok(seed) => seed,
                 Err(e) => {
                     tracing::error!(serial = %token.serial, error = %e, "token seed cannot be opened");
+                    unreadable = Some(token.serial.clone());
                     continue;
                 }
             };
@@ -115,13 +132,19 @@ impl Service {
         if !any_usable {
             return Ok(Decision::Reject { reason: RejectReason::NoUsableToken, serial: only(tokens.iter().collect()) });
         }
+        // A used code is no guess: whoever sends it again (an observer after
+        // the duplicate window, a retrying client) must not lock the token.
+        if let Some(serial) = replayed {
+            return Ok(Decision::Reject { reason: RejectReason::Replay, serial: Some(serial) });
+        }
+        // The code may belong to the token that cannot be read: not the user's fault.
+        if unreadable.is_some() {
+            return Ok(Decision::Reject { reason: RejectReason::SeedUnreadable, serial: unreadable });
+        }
         self.count_failure(&tokens, settings.auth.max_failures, now).await?;
-        Ok(match replayed {
-            Some(serial) => Decision::Reject { reason: RejectReason::Replay, serial: Some(serial) },
-            None => Decision::Reject {
-                reason: RejectReason::WrongOtp,
-                serial: only(tokens.iter().filter(|t| t.state() == TokenState::Active).collect()),
-            },
+        Ok(Decision::Reject {
+            reason: RejectReason::WrongOtp,
+            serial: only(tokens.iter().filter(|t| t.state() == TokenState::Active).collect()),
         })
     }
 
@@ -142,11 +165,8 @@ impl Service {
         let p = token.params;
         let (first, last) = acceptable_range(token, now, auth);
         let Some(found) = otp::search(seed.expose(), otp, first, last, p.digits, p.hash) else {
-            let replay = match p.algorithm {
-                Algorithm::Hotp => token.counter.checked_sub(1),
-                Algorithm::Totp => token.last_step,
-            }
-            .is_some_and(|used| otp::search(seed.expose(), otp, used, used, p.digits, p.hash).is_some());
+            let replay = recently_used_range(token)
+                .is_some_and(|(from, to)| otp::search(seed.expose(), otp, from, to, p.digits, p.hash).is_some());
             return Ok(if replay { Consumed::Replay } else { Consumed::NoMatch });
         };
         let accepted = radius_event(user, "accept", Some(token.serial.clone()), None);
@@ -166,6 +186,7 @@ impl Service {
     }
 
     async fn count_failure(&self, tokens: &[Token], max_failures: u32, now: u64) -> Result<(), DomainError> {
+        let decay = self.settings().auth.failure_decay_seconds;
         for token in tokens.iter().filter(|t| t.state() == TokenState::Active) {
             let locked = self
                 .update(&Actor::Daemon, &token.serial, Some(token.clone()), Commit::Soon, |current| {
@@ -173,7 +194,7 @@ impl Service {
                         return Change::Keep(false);
                     }
                     let mut next = current.clone();
-                    let locked = next.record_failure(max_failures, now);
+                    let locked = next.record_failure(max_failures, now, decay);
                     Change::Write(next, None, locked)
                 })
                 .await?;
@@ -290,6 +311,25 @@ pub(crate) fn acceptable_range(token: &Token, now: u64, auth: &AuthConfig) -> (u
                 None => first,
             };
             (first, step.saturating_add(window))
+        }
+    }
+}
+
+/// The moving factors whose codes count as used on `token`: the last
+/// [`REPLAY_MEMORY_COUNTERS`] HOTP counters below the next one, or the TOTP
+/// steps of the last [`REPLAY_MEMORY_SECONDS`] up to the last one used. A
+/// code there can never be accepted again; it is a replay, not a guess.
+/// None for a token never used.
+fn recently_used_range(token: &Token) -> Option<(u64, u64)> {
+    match token.params.algorithm {
+        Algorithm::Hotp => {
+            let last = token.counter.checked_sub(1)?;
+            Some((last.saturating_sub(REPLAY_MEMORY_COUNTERS - 1), last))
+        }
+        Algorithm::Totp => {
+            let last = token.last_step?;
+            let steps = REPLAY_MEMORY_SECONDS / u64::from(token.params.period.max(1));
+            Some((last.saturating_sub(steps), last))
         }
     }
 }

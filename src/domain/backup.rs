@@ -149,20 +149,34 @@ pub enum RestoreError {
         "the configured key file does not open the backup's seeds (token {0}): restore the key file that was in use when the backup was made"
     )]
     WrongKey(String),
-    #[error(
-        "the backup has no MAC: it was made by a radotp version that did not sign backups, or the MAC was removed, so changes to its owners, counters or states cannot be detected; if you trust where it came from, restore it with --force"
-    )]
+    #[error("{UNSIGNED}; if you trust where it came from, restore it with --force")]
     Unsigned,
-    #[error(
-        "the backup's MAC does not verify: the file was changed after `radotpctl backup` wrote it (owners, counters or states may have been edited), or it was made under another master key; nothing was written (--force restores it anyway)"
-    )]
+    #[error("{BAD_MAC}; nothing was written (--force restores it anyway)")]
     BadMac,
-    #[error(
-        "the backup's audit chain does not verify at entry {seq}: {problem}; nothing was written (--force restores it anyway)"
-    )]
+    #[error("{}; nothing was written (--force restores it anyway)", chain_broken(*seq, problem))]
     BrokenChain { seq: u64, problem: String },
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+const UNSIGNED: &str = "the backup has no MAC: it was made by a radotp version that did not sign backups, or the MAC was removed, so changes to its owners, counters or states cannot be detected";
+const BAD_MAC: &str = "the backup's MAC does not verify: the file was changed after `radotpctl backup` wrote it (owners, counters or states may have been edited), or it was made under another master key";
+
+fn chain_broken(seq: u64, problem: &str) -> String {
+    format!("the backup's audit chain does not verify at entry {seq}: {problem}")
+}
+
+impl RestoreError {
+    /// The failed check alone, without the advice of a refusal: what a
+    /// forced restore reports it overrode (it did write).
+    pub fn check_that_failed(&self) -> String {
+        match self {
+            RestoreError::Unsigned => UNSIGNED.to_string(),
+            RestoreError::BadMac => BAD_MAC.to_string(),
+            RestoreError::BrokenChain { seq, problem } => chain_broken(*seq, problem),
+            other => other.to_string(),
+        }
+    }
 }
 
 /// Writes a backup into an empty store. Checks first that the master key
@@ -209,7 +223,7 @@ pub async fn restore(
     let report = RestoreReport {
         tokens: backup.snapshot.tokens.len(),
         audit_entries: backup.snapshot.audit.len(),
-        overridden: problems.iter().map(ToString::to_string).collect(),
+        overridden: problems.iter().map(RestoreError::check_that_failed).collect(),
     };
     let event = AuditEvent {
         operation: "backup.restore".into(),

@@ -141,6 +141,7 @@ impl Service {
             created_at: now,
             last_used_at: None,
             locked_at: None,
+            failed_at: None,
             version: 0,
         };
         let audit = AuditWrite::new(

@@ -242,6 +242,7 @@ fn build_tokens(
             created_at: now,
             last_used_at: None,
             locked_at: None,
+            failed_at: None,
             version: 0,
         });
     }

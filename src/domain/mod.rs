@@ -7,6 +7,7 @@
 //!
 //! | module | operations |
 //! |---|---|
+//! | [`audit_anchor`] | the audit log's head, signed, to see entries cut off |
 //! | [`authenticate`] | the OTP check, replay and lockout |
 //! | [`radius_modes`] | `otp`, `password+otp`, `challenge` on top of it |
 //! | [`authorization`] | per-client `allowed_groups`, and the Access-Accept's reply attributes |
@@ -14,6 +15,7 @@
 //! | [`enroll`] | "ADD NEW TOKEN": hardware from stock, generated app tokens |
 //! | [`reset`] | the two-OTP reset |
 //! | [`import`] | CSV and PSKC imports |
+//! | [`key_check`] | is the master key the store's own? |
 //! | [`backup`] | backups and restores |
 //! | [`status`] | status and the audit log's reading and verification |
 //! | [`console`] | the web console's sign-in: password, OTP and role |
@@ -25,6 +27,7 @@
 //! store and directory seams, and the configuration's policy types; never a
 //! socket, clap or an engine type.
 
+pub mod audit_anchor;
 pub mod authenticate;
 pub mod authorization;
 pub mod backup;
@@ -32,6 +35,7 @@ pub mod console;
 pub mod enroll;
 pub mod error;
 pub mod import;
+pub mod key_check;
 pub mod lifecycle;
 pub mod radius_modes;
 pub mod reset;
@@ -96,6 +100,8 @@ pub struct Service {
     clock: Clock,
     started: Instant,
     metrics: Arc<Metrics>,
+    /// Directory password checks per user ([`radius_modes`]).
+    binds: crate::limits::PerKeyRate,
 }
 
 /// What an update's `decide` chose for the token it was shown. Lives only
@@ -125,6 +131,11 @@ impl Service {
             clock,
             started: Instant::now(),
             metrics,
+            binds: crate::limits::PerKeyRate::new(
+                radius_modes::MAX_BINDS_PER_USER_PER_MINUTE,
+                60,
+                radius_modes::MAX_THROTTLED_USERS,
+            ),
         }
     }
 
@@ -245,5 +256,9 @@ impl Service {
     }
 }
 
+#[cfg(test)]
+mod directory_bind_tests;
+#[cfg(test)]
+mod lockout_tests;
 #[cfg(test)]
 mod tests;

@@ -79,7 +79,27 @@ impl Service {
                 None => ChainReport { entries, ok: true, first_broken: None, problem: None, pruned_through },
             }
         });
+        // The chain holds together: does it still reach its anchored head?
+        let result = match result {
+            Ok(report) if report.ok => self.check_against_anchor(report).await,
+            other => other,
+        };
         self.audit_read(actor, "audit.verify", None, None, serde_json::Value::Null, &result).await;
         result
+    }
+
+    /// `report` (of a chain that verifies) turned into a failure when the
+    /// log does not reach its anchor; otherwise the head is anchored anew.
+    async fn check_against_anchor(&self, report: ChainReport) -> Result<ChainReport, DomainError> {
+        use super::audit_anchor::{AnchorCheck, check_anchor};
+        match check_anchor(self.store.as_ref(), &self.cipher).await? {
+            AnchorCheck::Broken { seq, problem } => {
+                Ok(ChainReport { ok: false, first_broken: seq, problem: Some(problem), ..report })
+            }
+            AnchorCheck::Reached | AnchorCheck::NotAnchored => {
+                self.anchor_audit().await?;
+                Ok(report)
+            }
+        }
     }
 }

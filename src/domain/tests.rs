@@ -120,6 +120,7 @@ fn token(algorithm: Algorithm, last_used_at: Option<u64>) -> Token {
         created_at: 0,
         last_used_at,
         locked_at: None,
+        failed_at: None,
         version: 0,
     }
 }

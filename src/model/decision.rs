@@ -39,6 +39,12 @@ pub enum RejectReason {
     /// The client (or NAS) does not let this user, or this user's tokens, in
     /// (`allowed_groups`, `allowed_token_types`); no failure is counted.
     NotAllowedHere,
+    /// The user had more directory password checks in the last minute than
+    /// radotp makes for one user; the directory was not asked.
+    DirectoryThrottled,
+    /// A token's seed cannot be decrypted (wrong master key, damaged
+    /// store): a fault of the server, never counted against the user.
+    SeedUnreadable,
 }
 
 impl RejectReason {
@@ -58,6 +64,8 @@ impl RejectReason {
             RejectReason::BadState => "bad_state",
             RejectReason::ChallengeRefused => "challenge_refused",
             RejectReason::NotAllowedHere => "not_allowed_here",
+            RejectReason::SeedUnreadable => "seed_unreadable",
+            RejectReason::DirectoryThrottled => "directory_throttled",
         }
     }
 }

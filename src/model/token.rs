@@ -115,6 +115,11 @@ pub struct Token {
     /// so that backups of older versions keep their MAC (see [`crate::domain::backup::Backup`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub locked_at: Option<u64>,
+    /// Unix seconds of the last failure counted in `fail_count`; the count
+    /// forgets one failure per `auth.failure_decay_seconds` since then.
+    /// Left out when None, as `locked_at`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_at: Option<u64>,
     /// The store's version of this token: each write makes it one higher, and
     /// a write is refused unless the stored version is still the one read
     /// ([`crate::store::Store::swap`]). Kept by the store, not in the token's
@@ -173,17 +178,33 @@ impl Token {
         if self.lock_expired(now, lockout_seconds) { TokenState::Active } else { self.state() }
     }
 
-    /// Forgets failures and any lock (a success, an operator's unlock, a new owner).
+    /// Forgets failures and any lock (an operator's unlock, a new owner, the
+    /// end of a lockout). An accepted code does not: see [`Token::advance_past`].
     pub fn clear_failures(&mut self) {
         self.fail_count = 0;
         self.locked = false;
         self.locked_at = None;
+        self.failed_at = None;
     }
 
-    /// Counts a failed attempt at `now`; locks the token at `max_failures`.
-    /// Returns true when this failure locked it.
-    pub fn record_failure(&mut self, max_failures: u32, now: u64) -> bool {
-        self.fail_count = self.fail_count.saturating_add(1);
+    /// The fail count at `now`: the stored count less one failure for every
+    /// `decay_seconds` since the last one (0: failures are never forgotten).
+    pub fn fail_count_at(&self, now: u64, decay_seconds: u64) -> u32 {
+        match (decay_seconds, self.failed_at) {
+            (0, _) | (_, None) => self.fail_count,
+            (decay, Some(at)) => {
+                let forgotten = now.saturating_sub(at) / decay;
+                self.fail_count.saturating_sub(u32::try_from(forgotten).unwrap_or(u32::MAX))
+            }
+        }
+    }
+
+    /// Counts a failed attempt at `now` on top of the failures not yet
+    /// forgotten ([`Token::fail_count_at`]); locks the token at
+    /// `max_failures`. Returns true when this failure locked it.
+    pub fn record_failure(&mut self, max_failures: u32, now: u64, decay_seconds: u64) -> bool {
+        self.fail_count = self.fail_count_at(now, decay_seconds).saturating_add(1);
+        self.failed_at = Some(now);
         self.locked = self.fail_count >= max_failures;
         self.locked_at = self.locked.then_some(now);
         self.locked
@@ -207,7 +228,9 @@ impl Token {
                 self.last_step = Some(found);
             }
         }
-        self.fail_count = 0;
+        // The fail count stays: were it reset, every login of the real user
+        // would give an attacker `max_failures - 1` fresh guesses. It decays
+        // with time instead (`auth.failure_decay_seconds`).
         self.last_used_at = Some(now);
         true
     }

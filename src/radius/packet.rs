@@ -210,6 +210,27 @@ pub struct ReplyAttributes {
     /// Encoded attributes from the authorization rules (Access-Accept only),
     /// placed after Message-Authenticator.
     pub extra: Vec<Vec<u8>>,
+    /// The request's Proxy-State values, copied into the reply unmodified
+    /// and in order (RFC 2865 section 5.33): proxies find their requests by them.
+    pub proxy_states: Vec<Vec<u8>>,
+}
+
+/// The values of the Proxy-State attributes of a checked frame, in order.
+pub fn proxy_states(frame: &Frame<'_>) -> Vec<Vec<u8>> {
+    let mut states = Vec::new();
+    let mut at = HEADER_LEN;
+    // parse_frame has checked every attribute's length.
+    while at + 2 <= frame.bytes.len() {
+        let attr_len = usize::from(frame.bytes[at + 1]);
+        if attr_len < 2 || at + attr_len > frame.bytes.len() {
+            break;
+        }
+        if frame.bytes[at] == ATTR_PROXY_STATE {
+            states.push(frame.bytes[at + 2..at + attr_len].to_vec());
+        }
+        at += attr_len;
+    }
+    states
 }
 
 fn code_of(code: u8) -> Code {
@@ -239,6 +260,12 @@ pub fn sign_reply(
         for attribute in &attributes.extra {
             bytes.extend_from_slice(attribute);
         }
+    }
+    for state in &attributes.proxy_states {
+        let attr_len = u8::try_from(state.len() + 2).map_err(|_| "a Proxy-State is too long".to_string())?;
+        bytes.push(ATTR_PROXY_STATE);
+        bytes.push(attr_len);
+        bytes.extend_from_slice(state);
     }
     let length = u16::try_from(bytes.len()).ok().filter(|&n| usize::from(n) <= MAX_PACKET_LEN);
     let length = length.ok_or_else(|| format!("the reply would be {} bytes, past {MAX_PACKET_LEN}", bytes.len()))?;
@@ -316,6 +343,8 @@ pub struct VerifiedReply {
     pub code: u8,
     pub reply_message: Option<String>,
     pub state: Option<Vec<u8>>,
+    /// The Proxy-State values, in order.
+    pub proxy_states: Vec<Vec<u8>>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -370,12 +399,25 @@ pub fn verify_reply(reply: &[u8], request: &[u8], secret: &[u8]) -> Result<Verif
         }
         at += len;
     }
-    Ok(VerifiedReply { code: frame.code, reply_message, state })
+    let proxy_states = proxy_states(&frame);
+    Ok(VerifiedReply { code: frame.code, reply_message, state, proxy_states })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn proxy_states_are_copied_into_the_reply_in_order() {
+        let attrs = ReplyAttributes { proxy_states: vec![vec![1, 2, 3], vec![], vec![9; 253]], ..Default::default() };
+        let request = build_access_request(7, b"secret", "alice", b"123456", None).unwrap();
+        let authenticator: [u8; 16] = request[4..HEADER_LEN].try_into().unwrap();
+        let reply = sign_reply(CODE_ACCESS_REJECT, 7, &authenticator, b"secret", &attrs).unwrap();
+        let verified = verify_reply(&reply, &request, b"secret").unwrap();
+        assert_eq!(verified.proxy_states, attrs.proxy_states, "unmodified, in order, signed");
+        let too_many = ReplyAttributes { proxy_states: vec![vec![0; 253]; 17], ..Default::default() };
+        assert!(sign_reply(CODE_ACCESS_REJECT, 7, &authenticator, b"secret", &too_many).is_err(), "over 4096 octets");
+    }
 
     const SECRET: &[u8] = b"testing123";
 
@@ -433,7 +475,7 @@ mod tests {
     fn reply_is_signed_in_the_right_order() {
         let request = build_access_request(9, SECRET, "bob", b"654321", None).unwrap();
         let frame = parse_frame(&request).unwrap();
-        let attrs = ReplyAttributes { reply_message: Some("hi".into()), state: None, extra: Vec::new() };
+        let attrs = ReplyAttributes { reply_message: Some("hi".into()), ..Default::default() };
         let reply = sign_reply(CODE_ACCESS_ACCEPT, 9, &frame.authenticator, SECRET, &attrs).unwrap();
         assert_eq!(reply[HEADER_LEN], ATTR_MESSAGE_AUTHENTICATOR, "Message-Authenticator comes first");
         let verified = verify_reply(&reply, &request, SECRET).unwrap();
@@ -447,7 +489,7 @@ mod tests {
         let request = build_access_request(9, SECRET, "bob", b"654321", None).unwrap();
         let frame = parse_frame(&request).unwrap();
         let filter = b"\x0b\x08admins".to_vec();
-        let attrs = ReplyAttributes { reply_message: None, state: None, extra: vec![filter.clone()] };
+        let attrs = ReplyAttributes { extra: vec![filter.clone()], ..Default::default() };
         let reply = sign_reply(CODE_ACCESS_ACCEPT, 9, &frame.authenticator, SECRET, &attrs).unwrap();
         assert_eq!(reply[HEADER_LEN], ATTR_MESSAGE_AUTHENTICATOR);
         assert!(reply.ends_with(&filter));

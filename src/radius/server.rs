@@ -136,7 +136,11 @@ impl RadiusServer {
         }
         if frame.code == packet::CODE_STATUS_SERVER {
             Metrics::count(&self.metrics().status_server);
-            let attrs = ReplyAttributes { reply_message: Some("radotpd alive".into()), state: None, extra: Vec::new() };
+            let attrs = ReplyAttributes {
+                reply_message: Some("radotpd alive".into()),
+                proxy_states: packet::proxy_states(&frame),
+                ..Default::default()
+            };
             self.answer(socket, source, key, client, &frame, packet::CODE_ACCESS_ACCEPT, &attrs).await;
             return;
         }
@@ -149,8 +153,8 @@ impl RadiusServer {
                 self.metrics().rejected_because("unsupported_request");
                 let attrs = ReplyAttributes {
                     reply_message: Some("only PAP is supported".into()),
-                    state: None,
-                    extra: Vec::new(),
+                    proxy_states: packet::proxy_states(&frame),
+                    ..Default::default()
                 };
                 self.answer(socket, source, key, client, &frame, packet::CODE_ACCESS_REJECT, &attrs).await;
                 tracing::info!(client = %client.name, %source, result = "reject", reason = "unsupported_request", detail = %e, "RADIUS decision");
@@ -172,6 +176,7 @@ impl RadiusServer {
         let client = client.clone();
         let identifier = frame.identifier;
         let request_authenticator = frame.authenticator;
+        let proxy_states = packet::proxy_states(&frame);
         tasks.spawn(async move {
             let _permit = permit;
             let nas = request.nas.clone();
@@ -188,7 +193,7 @@ impl RadiusServer {
                 known: None,
             };
             let login = server.service.radius_login(&actor, radius_request, &access).await;
-            let mut attrs = ReplyAttributes::default();
+            let mut attrs = ReplyAttributes { proxy_states, ..Default::default() };
             let mut rules = Vec::new();
             let outcome = login.map(|login| {
                 attrs.extra = login.reply.attributes;
@@ -203,11 +208,8 @@ impl RadiusServer {
                     (packet::CODE_ACCESS_REJECT, "reject", reason.as_str(), serial.as_deref())
                 }
                 Ok(Outcome::Challenge { state, prompt }) => {
-                    attrs = ReplyAttributes {
-                        reply_message: Some(prompt.clone()),
-                        state: Some(state.clone()),
-                        extra: Vec::new(),
-                    };
+                    attrs.reply_message = Some(prompt.clone());
+                    attrs.state = Some(state.clone());
                     (packet::CODE_ACCESS_CHALLENGE, "challenge", "otp_needed", None)
                 }
                 Ok(Outcome::NoAnswer) => {

@@ -41,7 +41,8 @@ macro_rules! store_contract_tests {
             audit_entries_come_back_newest_first_filtered_and_chained,
             a_challenge_is_single_use,
             export_and_restore_round_trip,
-            audit_retention_removes_the_oldest_and_what_remains_verifies);
+            audit_retention_removes_the_oldest_and_what_remains_verifies,
+            meta_values_are_kept_apart_from_tokens_and_audit);
     };
     (@each $make:expr; $($name:ident),*) => {
         $(
@@ -69,6 +70,7 @@ pub fn token(serial: &str, owner: Option<&str>) -> Token {
         created_at: 1000,
         last_used_at: None,
         locked_at: None,
+        failed_at: None,
         version: 0,
     }
 }
@@ -370,6 +372,19 @@ pub async fn export_and_restore_round_trip<F: Fn() -> Fut, Fut: Future<Output = 
     copy.store.record(vec![write("token.show", Some("A"), 3)], Commit::Durable).await.unwrap();
     assert!(copy.store.verify_audit().await.unwrap().iter().all(|r| r.ok));
     assert_eq!(copy.store.audit(&AuditQuery::default()).await.unwrap().len(), 3);
+}
+
+pub async fn meta_values_are_kept_apart_from_tokens_and_audit<F: Fn() -> Fut, Fut: Future<Output = Engine>>(make: &F) {
+    let engine = fresh(make).await;
+    let store = &engine.store;
+    assert_eq!(store.get_meta("key_check").await.unwrap(), None);
+    store.put_meta("key_check", b"first").await.unwrap();
+    store.put_meta("audit_anchor", b"other").await.unwrap();
+    assert!(store.is_empty().await.unwrap(), "meta values are neither tokens nor audit entries");
+    store.put_meta("key_check", b"second").await.unwrap();
+    assert_eq!(store.get_meta("key_check").await.unwrap().as_deref(), Some(&b"second"[..]));
+    assert_eq!(store.get_meta("audit_anchor").await.unwrap().as_deref(), Some(&b"other"[..]));
+    assert_eq!(store.get_meta("schema_version").await.unwrap(), None, "engine internals are not meta values");
 }
 
 pub async fn audit_retention_removes_the_oldest_and_what_remains_verifies<

@@ -24,6 +24,7 @@ struct Inner {
     checkpoint: Option<Checkpoint>,
     chain: Chain,
     challenges: HashMap<Vec<u8>, Challenge>,
+    meta: HashMap<String, Vec<u8>>,
 }
 
 impl Inner {
@@ -204,6 +205,15 @@ impl Store for MemoryStore {
 
     async fn pending_challenges(&self) -> Result<u64, StoreError> {
         Ok(self.lock().challenges.len() as u64)
+    }
+
+    async fn get_meta(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.lock().meta.get(name).cloned())
+    }
+
+    async fn put_meta(&self, name: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.lock().meta.insert(name.to_string(), value.to_vec());
+        Ok(())
     }
 
     async fn is_empty(&self) -> Result<bool, StoreError> {

@@ -222,6 +222,21 @@ pub trait Store: Send + Sync {
     /// Challenges kept (expired ones may be counted until they are swept).
     async fn pending_challenges(&self) -> Result<u64, StoreError>;
 
+    // -------------------------------------------------- store metadata
+
+    /// A small value the daemon keeps about the store itself under `name`
+    /// (the master key's check value, the audit head's anchor); None when
+    /// never set. Names are short ASCII words; values a few dozen bytes.
+    async fn get_meta(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Sets the value under `name`, replacing any, durable on return
+    /// together with every write made before the call (the audit anchor
+    /// names the newest entry [`Store::audit`] returned, which must then
+    /// survive a crash as the anchor does). Such values are not tokens or
+    /// audit entries: [`Store::is_empty`] ignores
+    /// them and [`Store::export`] does not carry them.
+    async fn put_meta(&self, name: &str, value: &[u8]) -> Result<(), StoreError>;
+
     // ------------------------------------------------------- whole store
 
     /// True when the store holds no token and no audit entry.

@@ -14,4 +14,5 @@ mod lifecycle;
 mod operator;
 mod pskc;
 mod radius;
+mod security;
 mod store;

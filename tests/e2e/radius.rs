@@ -327,7 +327,7 @@ async fn malformed_packets_are_dropped_and_the_daemon_keeps_answering() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn failures_lock_the_token_and_a_success_resets_the_count() {
+async fn failures_lock_the_token_and_a_success_does_not_reset_the_count() {
     let daemon = Daemon::start(); // max_failures: 5
     daemon.rfc_token("HW1", "alice");
     let mut client = daemon.client().await;
@@ -336,8 +336,14 @@ async fn failures_lock_the_token_and_a_success_resets_the_count() {
     }
     assert_eq!(daemon.ctl_json(&["token", "show", "HW1"])["fail_count"], 4);
     assert_eq!(client.authenticate("alice", RFC_CODES[0]).await.unwrap().code, CODE_ACCESS_ACCEPT);
-    assert_eq!(daemon.ctl_json(&["token", "show", "HW1"])["fail_count"], 0, "a success resets the count");
-    for _ in 0..5 {
+    assert_eq!(
+        daemon.ctl_json(&["token", "show", "HW1"])["fail_count"],
+        4,
+        "a success does not give an attacker fresh guesses"
+    );
+    assert_eq!(client.authenticate("alice", "000000").await.unwrap().code, CODE_ACCESS_REJECT);
+    assert_eq!(daemon.ctl_json(&["token", "show", "HW1"])["state"], "locked", "the 5th failure locks");
+    for _ in 0..4 {
         client.authenticate("alice", "000000").await.unwrap();
     }
     let token = daemon.ctl_json(&["token", "show", "HW1"]);

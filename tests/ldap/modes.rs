@@ -110,7 +110,7 @@ async fn wrong_directory_passwords_count_towards_the_lockout_in_both_password_mo
     assert_eq!((token("A1")["fail_count"].as_u64(), token("A1")["counter"].as_u64()), (Some(2), Some(0)));
     let reply = client.authenticate("alice", &code(RFC_CODES[0], &pw)).await.unwrap();
     assert_eq!(reply.code, CODE_ACCESS_ACCEPT, "the OTP was not burnt");
-    assert_eq!(token("A1")["fail_count"], 0);
+    assert_eq!(token("A1")["fail_count"], 2, "a success does not reset the count");
 
     // One unused HOTP code no longer buys unlimited password guesses.
     for _ in 0..5 {
@@ -131,7 +131,9 @@ async fn wrong_directory_passwords_count_towards_the_lockout_in_both_password_mo
     let reply = asa.authenticate("bob", &password_of("bob")).await.unwrap();
     assert_eq!(reply.code, CODE_ACCESS_REJECT, "no challenge for a user whose tokens are all locked");
     let reasons = daemon.ctl_json(&["status"])["radius"]["reject_reasons"].clone();
-    assert_eq!(reasons["wrong_password"].as_u64(), Some(12), "{reasons}");
+    // alice: 2, then 3 more to the lock (the Accept between did not reset her
+    // count); bob: 5. Password guesses at a locked user never reach the directory.
+    assert_eq!(reasons["wrong_password"].as_u64(), Some(10), "{reasons}");
 
     // An operator unlock restores both, and the OTP refused while locked still works.
     daemon.ctl_ok(&["token", "unlock", "A1"]);
@@ -310,4 +312,47 @@ fn password_modes_need_an_ldap_directory() {
         .unwrap();
     assert_eq!(out.status.code(), Some(78));
     assert!(String::from_utf8_lossy(&out.stderr).contains("auth.mode: challenge checks directory passwords"));
+}
+
+/// Issue #14, item 5: password guesses reach the directory only with a code
+/// a usable token would take, and at most 10 times a minute per user.
+#[tokio::test(flavor = "multi_thread")]
+async fn password_guesses_do_not_reach_the_directory_without_a_usable_code_and_are_throttled() {
+    let slapd = Slapd::start();
+    let daemon = daemon_with_modes(&slapd, false, "  count_password_failures: false\n");
+    let mut client = daemon.client().await;
+    let reasons = || daemon.ctl_json(&["status"])["radius"]["reject_reasons"].clone();
+    let b64 = |s: &str| data_encoding::BASE64.encode(s.as_bytes());
+    // SCRV1 with a wrong code: refused for the code; the password is never tried.
+    for _ in 0..3 {
+        let guess = format!("SCRV1:{}:{}", b64("guess"), b64("000000"));
+        assert_eq!(client.authenticate("alice", &guess).await.unwrap().code, CODE_ACCESS_REJECT);
+    }
+    let seen = reasons();
+    assert_eq!((seen["wrong_otp"].as_u64(), seen["wrong_password"].as_u64()), (Some(3), None), "{seen}");
+
+    // Challenge step 1 for a user whose tokens are all disabled: no bind.
+    daemon.ctl_ok(&["token", "disable", "Z1"]);
+    let mut asa = client_from(&daemon, CHALLENGE_CLIENT).await;
+    for _ in 0..3 {
+        assert_eq!(asa.authenticate(ZOE, "guess").await.unwrap().code, CODE_ACCESS_REJECT);
+    }
+    assert_eq!(reasons()["no_usable_token"].as_u64(), Some(3));
+    assert_eq!(reasons()["wrong_password"].as_u64(), None, "the directory was not asked");
+
+    // Binds per user: 10 a minute; then refused without asking the directory,
+    // even for the right password; other users are not affected. (Counted
+    // per clock minute: start well inside one.)
+    let second = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() % 60;
+    if second > 45 {
+        tokio::time::sleep(Duration::from_secs(61 - second)).await;
+    }
+    for _ in 0..10 {
+        assert_eq!(asa.authenticate("bob", "guess").await.unwrap().code, CODE_ACCESS_REJECT);
+    }
+    let reply = asa.authenticate("bob", &password_of("bob")).await.unwrap();
+    assert_eq!(reply.code, CODE_ACCESS_REJECT);
+    let seen = reasons();
+    assert_eq!((seen["wrong_password"].as_u64(), seen["directory_throttled"].as_u64()), (Some(10), Some(1)), "{seen}");
+    assert_eq!(asa.authenticate("alice", &password_of("alice")).await.unwrap().code, CODE_ACCESS_CHALLENGE);
 }

@@ -10,27 +10,25 @@ pub(crate) struct QrOutput {
     pub(crate) png: Option<PathBuf>,
 }
 
+/// Writes a backup as a new private file (see [`radotp::private_file`]):
+/// an existing file is replaced only with `force`, and only if it is the
+/// caller's own regular file; links are never followed.
 pub(crate) fn write_backup(
     backup: &radotp::domain::backup::Backup,
     path: &std::path::Path,
     force: bool,
-) -> std::io::Result<()> {
+) -> Result<(), String> {
     use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).mode(0o600);
-    if force {
-        options.create(true).truncate(true);
-    } else {
-        options.create_new(true);
-    }
-    let file = options.open(path)?;
-    // An existing file (--force) keeps its mode on open: make it private too.
-    file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
-    let mut writer = std::io::BufWriter::new(file);
-    serde_json::to_writer(&mut writer, backup).map_err(std::io::Error::other)?;
-    writer.write_all(b"\n")?;
-    writer.into_inner().map_err(|e| e.into_error())?.sync_all()
+    radotp::private_file::write_private(path, force, |file| {
+        let mut writer = std::io::BufWriter::new(file);
+        serde_json::to_writer(&mut writer, backup).map_err(std::io::Error::other)?;
+        writer.write_all(b"\n")?;
+        writer.flush()
+    })
+    .map_err(|e| match e {
+        radotp::private_file::PrivateFileError::Exists(_) => format!("{e} (--force replaces it)"),
+        other => other.to_string(),
+    })
 }
 
 /// Writes the QR code of `text` as a greyscale PNG (8 pixels a module, 4-module margin).
@@ -53,19 +51,17 @@ pub(crate) fn write_qr_png(text: &str, path: &std::path::Path) -> Result<(), Str
             }
         }
     }
-    // The QR code carries the seed: private to the operator, like a backup.
-    let file = {
-        use std::os::unix::fs::OpenOptionsExt;
-        std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)
-    }
-    .map_err(|e| e.to_string())?;
-    file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600)).map_err(|e| e.to_string())?;
-    let mut encoder = png::Encoder::new(std::io::BufWriter::new(file), side as u32, side as u32);
-    encoder.set_color(png::ColorType::Grayscale);
-    encoder.set_depth(png::BitDepth::Eight);
-    let mut writer = encoder.write_header().map_err(|e| e.to_string())?;
-    writer.write_image_data(&pixels).map_err(|e| e.to_string())?;
-    writer.finish().map_err(|e| e.to_string())
+    // The QR code carries the seed: private to the operator, like a backup,
+    // and never written through a link or into another user's file.
+    radotp::private_file::write_private(path, true, |file| {
+        let mut encoder = png::Encoder::new(std::io::BufWriter::new(file), side as u32, side as u32);
+        encoder.set_color(png::ColorType::Grayscale);
+        encoder.set_depth(png::BitDepth::Eight);
+        let mut writer = encoder.write_header().map_err(std::io::Error::other)?;
+        writer.write_image_data(&pixels).map_err(std::io::Error::other)?;
+        writer.finish().map_err(std::io::Error::other)
+    })
+    .map_err(|e| e.to_string())
 }
 
 pub(crate) fn write_man_pages(dir: &std::path::Path) -> std::io::Result<usize> {

@@ -156,16 +156,14 @@ type Attempt<T> = Result<T, Failure>;
 
 impl LdapDirectory {
     /// Builds the directory from a validated configuration; reads the bind
-    /// password and CA files. Logs a warning for `tls_verify: false` and for
-    /// passwords sent in clear.
+    /// password and CA files. (`tls_verify: false` and passwords sent in
+    /// clear are warned about by [`crate::config::Config::warnings`].)
     pub fn new(config: &LdapConfig) -> Result<LdapDirectory, String> {
         let timeout = Duration::from_millis(config.timeout_ms.max(1));
         let mut connect_settings = LdapConnSettings::new().set_conn_timeout(timeout).set_starttls(config.starttls);
+        // Its warning, as that of cleartext URLs, is one of
+        // `Config::warnings`, logged at start and shown by --check-config and reload.
         if !config.tls_verify {
-            tracing::warn!(
-                "directory.tls_verify is false: LDAP server certificates are NOT verified; \
-                 anyone between radotp and the directory can read bind passwords"
-            );
             connect_settings = connect_settings.set_no_tls_verify(true);
         } else if let Some(path) = &config.ca_file {
             let mut roots = rustls::RootCertStore::empty();
@@ -177,9 +175,6 @@ impl LdapDirectory {
                 .with_root_certificates(roots)
                 .with_no_client_auth();
             connect_settings = connect_settings.set_config(Arc::new(tls));
-        }
-        for url in config.cleartext_urls() {
-            tracing::warn!("{url} is neither ldaps:// nor StartTLS: passwords cross the network in clear");
         }
         let service_bind = config
             .read_bind_password()

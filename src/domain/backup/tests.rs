@@ -46,7 +46,10 @@ async fn backups_are_signed_and_restore_checks_the_mac_and_the_audit_chain() {
     assert!(matches!(result, Err(RestoreError::BadMac)), "{result:?}");
     assert_eq!(tokens, 0, "nothing written");
     let (result, tokens) = restore_into(&edited, true).await;
-    assert_eq!((result.unwrap().overridden.len(), tokens), (1, 2));
+    let overridden = result.unwrap().overridden;
+    assert_eq!((overridden.len(), tokens), (1, 2));
+    assert!(overridden[0].contains("MAC does not verify"), "{overridden:?}");
+    assert!(!overridden[0].contains("nothing was written"), "it was written: {overridden:?}");
 
     // A rolled-back counter, an unlocked token: the same.
     let counter = text.replacen(r#""counter": 1"#, r#""counter": 0"#, 1);

@@ -476,6 +476,23 @@ impl Store for PostgresStore {
         Ok(pruned)
     }
 
+    async fn get_meta(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let rows = self.query("SELECT value FROM radotp_meta WHERE name = $1", &[&name]).await?;
+        Ok(rows.first().map(|r| r.get::<_, Vec<u8>>(0)))
+    }
+
+    /// Committed on return; every write acknowledged before is committed too
+    /// (the writer answers only after its commit).
+    async fn put_meta(&self, name: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.query(
+            "INSERT INTO radotp_meta (name, value) VALUES ($1, $2) \
+             ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value RETURNING 1",
+            &[&name, &value],
+        )
+        .await?;
+        Ok(())
+    }
+
     async fn health(&self) -> StoreHealth {
         let failing = match self.query("SELECT 1", &[]).await {
             Ok(_) => None,

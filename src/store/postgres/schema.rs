@@ -11,7 +11,7 @@ use super::db_error;
 use crate::store::StoreError;
 
 /// The schema version this build writes and reads.
-pub const PG_SCHEMA_VERSION: i32 = 2;
+pub const PG_SCHEMA_VERSION: i32 = 3;
 
 /// The advisory lock key of migrations ("radotp" in ASCII).
 const MIGRATION_LOCK: i64 = 0x7261_646f_7470;
@@ -62,6 +62,16 @@ CREATE TABLE radotp_audit_checkpoints (
 UPDATE radotp_schema SET version = 2 WHERE id = 1;
 "#;
 
+/// Version 3: small values about the store itself (the master key's check
+/// value, the audit anchor).
+const V3: &str = r#"
+CREATE TABLE radotp_meta (
+    name  text PRIMARY KEY,
+    value bytea NOT NULL
+);
+UPDATE radotp_schema SET version = 3 WHERE id = 1;
+"#;
+
 /// The schema version of the database, or none when radotp has not created its tables.
 pub async fn version(client: &impl GenericClient) -> Result<Option<i32>, StoreError> {
     let exists = client
@@ -81,11 +91,9 @@ pub async fn migrate(client: &mut Client) -> Result<(), StoreError> {
     let tx = client.transaction().await.map_err(db_error)?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).await.map_err(db_error)?;
     match version(&tx).await? {
-        None => {
-            tx.batch_execute(V1).await.map_err(db_error)?;
-            tx.batch_execute(V2).await.map_err(db_error)?;
-        }
-        Some(1) => tx.batch_execute(V2).await.map_err(db_error)?,
+        None => tx.batch_execute(&[V1, V2, V3].concat()).await.map_err(db_error)?,
+        Some(1) => tx.batch_execute(&[V2, V3].concat()).await.map_err(db_error)?,
+        Some(2) => tx.batch_execute(V3).await.map_err(db_error)?,
         Some(found) => check(found)?,
     }
     tx.commit().await.map_err(db_error)
@@ -93,7 +101,7 @@ pub async fn migrate(client: &mut Client) -> Result<(), StoreError> {
 
 /// Refuses a schema newer than this build (an older one would be migrated).
 pub fn check(found: i32) -> Result<(), StoreError> {
-    if found > PG_SCHEMA_VERSION || found < 1 {
+    if !(1..=PG_SCHEMA_VERSION).contains(&found) {
         return Err(StoreError::Schema { found: found as u32, supported: PG_SCHEMA_VERSION as u32 });
     }
     Ok(())

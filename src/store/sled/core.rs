@@ -4,7 +4,8 @@
 //! RADIUS decision changes, see [`Progress`]: they override the JSON's),
 //! `audit` (big-endian sequence ->
 //! entry bytes, or a chunk of consecutive entries keyed by the first one's
-//! sequence: see [`AuditChunk`]), `meta` (schema version).
+//! sequence: see [`AuditChunk`]), `meta` (schema version, the daemon's
+//! own values such as the master key's check value).
 //!
 //! This engine is the only process using its store, so it keeps the whole
 //! `tokens` tree in memory as well (the stored bytes, in serial order) with an
@@ -555,6 +556,23 @@ impl Core {
     }
 
     /// Overwrites one stored audit record in place: only for tests of tamper detection.
+    /// Removes every audit entry after `seq` (tests of truncation only).
+    pub(super) fn cut_audit_after(&self, seq: u64) -> Result<(), StoreError> {
+        let from = self.audit.range(..=seq.to_be_bytes()).next_back().transpose().map_err(io)?.map(|(k, _)| k);
+        let start = from.map(|k| k.to_vec()).unwrap_or_default();
+        for entry in self.audit.range(start..) {
+            let (key, value) = entry.map_err(io)?;
+            let kept: Vec<AuditRecord> =
+                AuditChunk::decode(&key, &value)?.into_iter().filter(|r| r.seq <= seq).collect();
+            if kept.is_empty() {
+                self.audit.remove(key).map_err(io)?;
+            } else {
+                self.audit.insert(key, AuditChunk::encode(&kept).0).map_err(io)?;
+            }
+        }
+        Ok(())
+    }
+
     pub(super) fn overwrite_audit(&self, record: &AuditRecord) -> Result<(), StoreError> {
         let Some((key, value)) = self.audit.range(..=record.seq.to_be_bytes()).next_back().transpose().map_err(io)?
         else {
@@ -605,6 +623,20 @@ impl Core {
             self.log_file.sync_data().map_err(|e| StoreError::Unavailable(format!("fdatasync of the store: {e}")))?;
         }
         Ok(())
+    }
+
+    /// A value of [`crate::store::Store::get_meta`], kept in the `meta` tree
+    /// beside the schema version (under `daemon/NAME`, so no name collides).
+    pub(super) fn get_meta(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let meta = self.db.open_tree("meta").map_err(io)?;
+        Ok(meta.get(format!("daemon/{name}")).map_err(io)?.map(|v| v.to_vec()))
+    }
+
+    /// Sets a value of [`crate::store::Store::put_meta`], durable on return.
+    pub(super) fn put_meta(&self, name: &str, value: &[u8]) -> Result<(), StoreError> {
+        let meta = self.db.open_tree("meta").map_err(io)?;
+        meta.insert(format!("daemon/{name}"), value).map_err(io)?;
+        self.flush()
     }
 
     pub(super) fn size_on_disk(&self) -> Result<u64, StoreError> {

@@ -109,6 +109,17 @@ impl SledStore {
         e.core.flush()
     }
 
+    /// Removes the audit entries after `seq`, as an attacker with write
+    /// access to the store could: only for tests of the audit anchor,
+    /// never used by the daemon.
+    #[doc(hidden)]
+    pub fn cut_audit_after(&self, seq: u64) -> Result<(), StoreError> {
+        let e = self.engine()?;
+        e.core.flush()?;
+        e.core.cut_audit_after(seq)?;
+        e.core.flush()
+    }
+
     /// Waits until every write so far is durable; a change made since the
     /// failure is undone by the caller.
     async fn durable(e: &Engine, commit: Commit) -> Result<(), StoreError> {
@@ -293,6 +304,16 @@ impl Store for SledStore {
 
     async fn pending_challenges(&self) -> Result<u64, StoreError> {
         Ok(self.challenges.lock().unwrap_or_else(|p| p.into_inner()).len() as u64)
+    }
+
+    async fn get_meta(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let (core, name) = (self.engine()?.core.clone(), name.to_string());
+        blocking(move || core.get_meta(&name)).await
+    }
+
+    async fn put_meta(&self, name: &str, value: &[u8]) -> Result<(), StoreError> {
+        let (core, name, value) = (self.engine()?.core.clone(), name.to_string(), value.to_vec());
+        blocking(move || core.put_meta(&name, &value)).await
     }
 
     async fn is_empty(&self) -> Result<bool, StoreError> {
