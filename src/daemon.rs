@@ -434,6 +434,7 @@ pub async fn run(config_path: PathBuf, config: Config) -> Result<(), DaemonError
     }
     tasks.spawn(watch_store_health(store.clone(), metrics.clone(), shutdown.clone()));
     tasks.spawn(apply_audit_retention(service.clone(), shutdown.clone()));
+    tasks.spawn(watch_clock(shutdown.clone()));
     let listener = bind_admin_socket(&config.admin.socket)?;
     apply_socket_access(&config).map_err(|e| startup(format!("admin socket {}", config.admin.socket.display()), e))?;
     tracing::info!("admin socket at {}", config.admin.socket.display());
@@ -744,5 +745,33 @@ async fn apply_audit_retention(service: Arc<Service>, shutdown: CancellationToke
             }
         }
         wait = Duration::from_secs(60);
+    }
+}
+
+/// Says in the log when the system clock steps (the wall clock moved more
+/// or less than the monotonic clock): TOTP codes follow the wall clock, so a
+/// step shows as `clock_skew` rejects (not counted as failures) and resets
+/// of tokens used while the clock was ahead. See docs/operations.md.
+async fn watch_clock(shutdown: CancellationToken) {
+    const EVERY: Duration = Duration::from_secs(5);
+    const TOLERANCE_MS: i128 = 2_000;
+    let wall_ms = || {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i128).unwrap_or(0)
+    };
+    let (mut wall, mut mono) = (wall_ms(), std::time::Instant::now());
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(EVERY) => {}
+        }
+        let (now_wall, now_mono) = (wall_ms(), std::time::Instant::now());
+        let step_ms = (now_wall - wall) - now_mono.duration_since(mono).as_millis() as i128;
+        if step_ms.abs() > TOLERANCE_MS {
+            tracing::warn!(
+                step_seconds = (step_ms / 1000) as i64,
+                "the system clock stepped: TOTP codes follow it; codes from the time it left are refused as clock_skew, not counted as failures"
+            );
+        }
+        (wall, mono) = (now_wall, now_mono);
     }
 }

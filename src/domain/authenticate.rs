@@ -32,6 +32,8 @@ const REPLAY_MEMORY_SECONDS: u64 = 3600;
 enum Consumed {
     Won,
     Replay,
+    /// A TOTP code of the token for a time this far (seconds) from now.
+    ClockSkew(i64),
     NoMatch,
 }
 
@@ -105,6 +107,7 @@ impl Service {
             return Ok(Decision::Reject { reason: RejectReason::NotAllowedHere, serial: None });
         }
         let mut replayed = None;
+        let mut skewed = None;
         let mut any_usable = false;
         let mut unreadable = None;
         for token in tokens.iter().filter(|t| t.state() == TokenState::Active) {
@@ -120,6 +123,14 @@ impl Service {
             match self.match_and_consume(actor, user, token, &seed, otp, now, &settings.auth).await? {
                 Consumed::Won => return Ok(Decision::Accept { serial: token.serial.clone() }),
                 Consumed::Replay => replayed = Some(token.serial.clone()),
+                Consumed::ClockSkew(seconds) => {
+                    tracing::warn!(
+                        serial = %token.serial,
+                        seconds,
+                        "a code of this TOTP token matches a time {seconds} s away from this server's clock: check the server's time (NTP), or the token's"
+                    );
+                    skewed = Some(token.serial.clone());
+                }
                 Consumed::NoMatch => {}
             }
         }
@@ -136,6 +147,10 @@ impl Service {
         // the duplicate window, a retrying client) must not lock the token.
         if let Some(serial) = replayed {
             return Ok(Decision::Reject { reason: RejectReason::Replay, serial: Some(serial) });
+        }
+        // A real code for another time: a clock stepped, not a guess.
+        if let Some(serial) = skewed {
+            return Ok(Decision::Reject { reason: RejectReason::ClockSkew, serial: Some(serial) });
         }
         // The code may belong to the token that cannot be read: not the user's fault.
         if unreadable.is_some() {
@@ -167,7 +182,13 @@ impl Service {
         let Some(found) = otp::search(seed.expose(), otp, first, last, p.digits, p.hash) else {
             let replay = recently_used_range(token)
                 .is_some_and(|(from, to)| otp::search(seed.expose(), otp, from, to, p.digits, p.hash).is_some());
-            return Ok(if replay { Consumed::Replay } else { Consumed::NoMatch });
+            if replay {
+                return Ok(Consumed::Replay);
+            }
+            return Ok(match skewed_step(token, seed, otp, now) {
+                Some(seconds) => Consumed::ClockSkew(seconds),
+                None => Consumed::NoMatch,
+            });
         };
         let accepted = radius_event(user, "accept", Some(token.serial.clone()), None);
         let outcome = self
@@ -332,6 +353,26 @@ fn recently_used_range(token: &Token) -> Option<(u64, u64)> {
             Some((last.saturating_sub(steps), last))
         }
     }
+}
+
+/// How far (in TOTP steps, each way) a code is looked for when it matches
+/// no step in the window: 40 steps of 30 s, 20 minutes.
+const CLOCK_SKEW_STEPS: u64 = 40;
+
+/// For a TOTP code that matched nothing in the window: the offset (seconds,
+/// positive when the code's time is ahead of the server's) of a step within
+/// [`CLOCK_SKEW_STEPS`] whose code it is. Such a code comes from the token
+/// (a random guess hits one of 80 steps once in 12,500 tries at 6 digits),
+/// so a clock that stepped is not counted as the user's failure.
+fn skewed_step(token: &Token, seed: &Secret, otp: &str, now: u64) -> Option<i64> {
+    let p = token.params;
+    if p.algorithm != Algorithm::Totp {
+        return None;
+    }
+    let step = otp::time_step(now, p.period).saturating_add_signed(token.drift);
+    let first = step.saturating_sub(CLOCK_SKEW_STEPS);
+    let found = otp::search(seed.expose(), otp, first, step.saturating_add(CLOCK_SKEW_STEPS), p.digits, p.hash)?;
+    Some((found as i64 - step as i64) * i64::from(p.period))
 }
 
 /// The audit event of a RADIUS decision.

@@ -197,3 +197,30 @@ async fn a_totp_token_used_while_the_clock_was_ahead_is_reset_with_two_fresh_cod
     let again = f.service.reset(&Actor::Daemon, "T1", &code(t0 + 90), &code(t0 + 120)).await;
     assert!(again.is_err(), "{again:?}");
 }
+
+#[tokio::test]
+async fn codes_for_a_time_the_server_clock_stepped_away_from_are_not_counted_as_failures() {
+    use crate::model::otp::{HashAlg, totp_code};
+    let f = Fixture::with_tokens(AuthConfig { max_failures: 3, ..AuthConfig::default() }).await;
+    let csv = format!("serial,type,seed,user\nT2,hw-totp,{},bob\n", super::testing::RFC_SEED_HEX);
+    f.service.import_csv(&Actor::Daemon, &csv, false, false).await.unwrap();
+    let seed = b"12345678901234567890";
+    let t0 = 1_800_000_000;
+    f.set_time(t0);
+    let code = |at: u64| totp_code(seed, at, 30, 6, HashAlg::Sha1);
+    assert!(matches!(f.check("bob", &code(t0)).await, Decision::Accept { .. }));
+    // The server's clock steps back ten minutes: the token's codes are ahead of it.
+    f.set_time(t0 - 600);
+    for minute in 1..=5 {
+        let decision = f.check("bob", &code(t0 + 60 * minute)).await;
+        assert!(
+            matches!(decision, Decision::Reject { reason: RejectReason::ClockSkew, .. }),
+            "minute {minute}: {decision:?}"
+        );
+    }
+    let token = f.token("T2").await;
+    assert_eq!((token.fail_count, token.state()), (0, TokenState::Active), "real codes lock nothing");
+    // A guess still counts.
+    assert!(matches!(f.check("bob", "000000").await, Decision::Reject { reason: RejectReason::WrongOtp, .. }));
+    assert_eq!(f.token("T2").await.fail_count, 1);
+}

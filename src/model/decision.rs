@@ -45,6 +45,10 @@ pub enum RejectReason {
     /// A token's seed cannot be decrypted (wrong master key, damaged
     /// store): a fault of the server, never counted against the user.
     SeedUnreadable,
+    /// A TOTP code of the token, but for a time well away from this
+    /// server's clock (a clock that stepped, here or on the token): not a
+    /// guess, so not counted as a failure.
+    ClockSkew,
 }
 
 impl RejectReason {
@@ -66,6 +70,7 @@ impl RejectReason {
             RejectReason::NotAllowedHere => "not_allowed_here",
             RejectReason::SeedUnreadable => "seed_unreadable",
             RejectReason::DirectoryThrottled => "directory_throttled",
+            RejectReason::ClockSkew => "clock_skew",
         }
     }
 }
