@@ -46,18 +46,24 @@ fn init_logging(level: Option<&str>) {
         Ok(directive) if std::env::var_os("RUST_LOG").is_none() => filter.add_directive(directive),
         _ => filter,
     };
-    // Under systemd the journal adds its own timestamps.
-    let under_journal = std::env::var_os("JOURNAL_STREAM").is_some();
-    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr()) && !under_journal;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .with_ansi(colour);
-    if under_journal {
-        builder.without_time().with_ansi(false).init();
+    // Under systemd the journal adds its own timestamps, and reads each
+    // line's priority from its `<N>` prefix.
+    if radotp::journal::under_journal() {
+        let format = tracing_subscriber::fmt::format().without_time().with_target(false).with_ansi(false);
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .with_ansi(false)
+            .event_format(radotp::journal::SyslogPrefixed(format))
+            .init();
     } else {
-        builder.init();
+        let colour = std::io::IsTerminal::is_terminal(&std::io::stderr());
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .with_target(false)
+            .with_ansi(colour)
+            .init();
     }
 }
 
@@ -98,7 +104,7 @@ fn main() -> ExitCode {
             }
             Err(e) => {
                 for problem in e.problems() {
-                    eprintln!("{}: {problem}", flags.config.display());
+                    eprintln!("{}{}: {problem}", radotp::journal::error_prefix(), flags.config.display());
                 }
                 ExitCode::from(EXIT_CONFIG)
             }
@@ -107,9 +113,10 @@ fn main() -> ExitCode {
     let config = match daemon::check_config(&flags.config) {
         Ok(config) => config,
         Err(e) => {
-            eprintln!("radotpd: invalid configuration {}:", flags.config.display());
+            let prefix = radotp::journal::error_prefix();
+            eprintln!("{prefix}radotpd: invalid configuration {}:", flags.config.display());
             for problem in e.problems() {
-                eprintln!("  {problem}");
+                eprintln!("{prefix}  {problem}");
             }
             return ExitCode::from(EXIT_CONFIG);
         }
@@ -140,7 +147,7 @@ fn main() -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("radotpd: cannot start the async runtime: {e}");
+            eprintln!("{}radotpd: cannot start the async runtime: {e}", radotp::journal::error_prefix());
             return ExitCode::from(1);
         }
     };

@@ -372,3 +372,24 @@ fn require_message_authenticator_is_true_false_or_auto() {
     let err = Config::parse(&with("sometimes")).unwrap_err().to_string();
     assert!(err.starts_with("radius.clients[0].require_message_authenticator: expected true, false or auto"), "{err}");
 }
+
+#[test]
+fn dual_stack_listeners_do_not_overlap() {
+    let text = MINIMAL.replace(
+        r#"listen: ["127.0.0.1:1812"]"#,
+        r#"listen: ["0.0.0.0:1812", "[::]:1812", "127.0.0.1:0", "127.0.0.1:0"]"#,
+    );
+    let config = Config::parse(&text).unwrap();
+    config.validate().unwrap();
+}
+
+#[test]
+fn overlapping_listeners_are_refused_by_key_path() {
+    let text = MINIMAL.replace(
+        r#"listen: ["127.0.0.1:1812"]"#,
+        r#"listen: ["0.0.0.0:1812", "10.0.0.1:1812", "[::1]:1812", "[::1]:1812"]"#,
+    );
+    let err = Config::parse(&text).unwrap().validate().unwrap_err().to_string();
+    assert!(err.contains("radius.listen[1]: 10.0.0.1:1812 overlaps radius.listen[0] (0.0.0.0:1812)"), "{err}");
+    assert!(err.contains("radius.listen[3]: [::1]:1812 overlaps radius.listen[2]"), "{err}");
+}
