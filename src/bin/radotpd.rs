@@ -32,6 +32,22 @@ struct Flags {
     /// with what was overridden.
     #[arg(long, requires = "restore")]
     force: bool,
+    /// Print this manual page (roff, section 8) and exit; the Debian package
+    /// installs it as radotpd(8).
+    #[arg(long, hide = true)]
+    man: bool,
+}
+
+fn print_man_page() -> ExitCode {
+    use clap::CommandFactory;
+    let page = clap_mangen::Man::new(Flags::command()).section("8");
+    match page.render(&mut std::io::stdout()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("radotpd: cannot write the manual page: {e}");
+            ExitCode::from(1)
+        }
+    }
 }
 
 fn init_logging(level: Option<&str>) {
@@ -78,6 +94,9 @@ fn main() -> ExitCode {
     // explicitly after it is bound.
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
     let flags = Flags::parse();
+    if flags.man {
+        return print_man_page();
+    }
     if flags.check_config {
         let checked = daemon::check_config(&flags.config).and_then(|c| {
             block_on(daemon::check_stored_types(&c)).unwrap_or_else(|e| {
