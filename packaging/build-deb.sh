@@ -16,7 +16,8 @@ case "$profile" in
   *) bin_dir="$target_dir/$profile" ;;
 esac
 command -v cargo-deb >/dev/null 2>&1 || cargo install --locked cargo-deb
-cargo build --profile "$profile" --locked --bins
+# RADOTP_DEB_SKIP_BUILD=1: the binaries are built already (the packaging test).
+[ -n "${RADOTP_DEB_SKIP_BUILD:-}" ] || cargo build --profile "$profile" --locked --bins
 # Generated assets live in the checkout's target/ (Cargo.toml names them so).
 rm -rf target/man target/completions
 mkdir -p target/completions

@@ -5,7 +5,8 @@
 # to when they are missing (radclient from freeradius-utils, OpenLDAP's slapd
 # and ldap-utils, openssl for test certificates, e2fsprogs for the full-disk
 # test's small file system, pamtester and libpam-radius-auth, freeradius for
-# the proxy test), using apt-get when run as
+# the proxy test, debootstrap, systemd-container and iproute2 for the
+# packaging test), using apt-get when run as
 # root, then runs `cargo test`. Extra arguments go to `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,6 +24,11 @@ command -v pamtester >/dev/null 2>&1 || missing+=(pamtester)
 compgen -G '/lib/*/security/pam_radius_auth.so' >/dev/null || compgen -G '/usr/lib/*/security/pam_radius_auth.so' >/dev/null \
   || missing+=(libpam-radius-auth)
 [ -x /usr/sbin/freeradius ] || missing+=(freeradius)
+# The packaging test (tests/packaging.rs): a Debian 12 root booted with
+# systemd-nspawn in a network namespace of its own.
+command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
+command -v systemd-nspawn >/dev/null 2>&1 || missing+=(systemd-container)
+command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 
 if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
@@ -43,6 +49,10 @@ if [ "${#missing[@]}" -gt 0 ]; then
     exit 1
   fi
 fi
+
+# The packaging test builds the .deb with cargo-deb (from the test build's
+# binaries).
+command -v cargo-deb >/dev/null 2>&1 || cargo install --locked cargo-deb
 
 # Daemon logs kept by the tests are scanned at the end (tests/log_scan.rs).
 rm -rf target/tmp/daemon-logs
