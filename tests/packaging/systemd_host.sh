@@ -145,6 +145,7 @@ inside systemctl is-active radotpd >/dev/null || fail "radotpd is not active"
 grep -q 'listening for RADIUS on \[::\]:1812' <<< "$(inside journalctl -u radotpd --no-pager -o cat)" \
   || fail "no IPv6 listener: $(inside journalctl -u radotpd --no-pager -o cat)"
 say "started with the shipped dual-stack listen: $(inside journalctl -u radotpd --no-pager -o cat | grep -c 'listening for RADIUS') listeners"
+say "systemd-analyze security radotpd: $(inside systemd-analyze security radotpd --no-pager 2>&1 | tail -n 1)"
 printf 'serial,type,seed\nHW0001,hw-hotp,3132333435363738393031323334353637383930\n' > "$root/root/tokens.csv"
 inside radotpctl token import /root/tokens.csv
 inside radotpctl token assign HW0001 alice
@@ -205,13 +206,17 @@ inside systemctl start radotpd
 
 # ---------------------------------------------------------------- upgrade
 key_before=$(sha256sum < "$root/var/lib/radotp/master.key")
+pid=$(main_pid)
 inside env DEBIAN_FRONTEND=noninteractive dpkg -i --force-confold /root/radotp_2.deb > "$work/upgrade.log" 2>&1 \
   || { cat "$work/upgrade.log" >&2; fail "upgrade to revision 2"; }
 [ "$(inside dpkg-query -W -f '${Version}' radotp)" = 0.1.0-2 ] || fail "not upgraded"
 grep -q "address: $host_ip/32" "$root/etc/radotp/radotp.yaml" || fail "the upgrade replaced the conffile"
 [ "$(sha256sum < "$root/var/lib/radotp/master.key")" = "$key_before" ] || fail "the upgrade changed the master key"
-inside systemctl is-active radotpd >/dev/null || inside systemctl start radotpd
-say "upgraded to 0.1.0-2: conffile and key kept, radotpd $(inside systemctl is-active radotpd)"
+after=$(inside systemctl is-active radotpd || true)
+if [ "$after" = active ] && [ "$(main_pid)" != "$pid" ]; then after="active, restarted by the upgrade"
+elif [ "$after" = active ]; then after="active, the old process still running"; fi
+say "upgraded to 0.1.0-2: conffile and key kept; radotpd $after"
+inside systemctl restart radotpd || fail "restart after the upgrade"
 expect_accept "$secret" "after the upgrade (counter kept)"
 
 # ----------------------------------------------------------- remove, purge
