@@ -267,7 +267,7 @@ fn the_systemd_unit_verifies() {
     }
     // A check in ExecStartPre= exits 78 outside RestartPreventExitStatus=
     // (systemd #11868): a broken file would be retried until the start limit.
-    assert!(!unit.contains("ExecStartPre="), "radotpd checks its configuration itself");
+    assert!(!unit.lines().any(|l| l.starts_with("ExecStartPre=")), "radotpd checks its configuration itself");
     if Command::new("systemd-analyze").arg("--version").output().is_err() {
         eprintln!("systemd-analyze not installed: structural checks only");
         return;
@@ -480,4 +480,18 @@ fn sled_is_empty(daemon: &Daemon) -> bool {
     let path = daemon.dir.path().join("db");
     let store = radotp::store::sled::SledStore::open(&path, 1 << 20, radotp::store::Durability::Process, None).unwrap();
     tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(store.is_empty())).unwrap()
+}
+
+/// The shipped `listen: ["0.0.0.0:1812", "[::]:1812"]`: with Linux's default
+/// `net.ipv6.bindv6only=0` an IPv6 wildcard socket is dual stack unless it is
+/// bound IPv6-only, and the second bind failed with "Address already in use".
+#[test]
+fn ipv4_and_ipv6_wildcards_on_one_port_both_bind() {
+    let port = std::net::UdpSocket::bind("0.0.0.0:0").unwrap().local_addr().unwrap().port();
+    let daemon = Daemon::start_with(|config| {
+        *config = config.replace(r#"listen: ["127.0.0.1:0"]"#, &format!(r#"listen: ["0.0.0.0:{port}", "[::]:{port}"]"#))
+    });
+    let log = daemon.log();
+    assert!(log.contains(&format!("listening for RADIUS on 0.0.0.0:{port}")), "{log}");
+    assert!(log.contains(&format!("listening for RADIUS on [::]:{port}")), "{log}");
 }
