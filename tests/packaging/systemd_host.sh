@@ -150,6 +150,8 @@ printf 'serial,type,seed\nHW0001,hw-hotp,313233343536373839303132333435363738393
 inside radotpctl token import /root/tokens.csv
 inside radotpctl token assign HW0001 alice
 expect_accept "$secret" "after install"
+say "radotpctl status:"
+inside radotpctl status
 
 # ----------------------------------------------------------------- reload
 secret="second shared secret of the test NAS"
@@ -202,7 +204,12 @@ expect_accept "$secret" "after the watchdog restart"
 inside systemctl stop radotpd || fail "systemctl stop"
 [ "$(inside systemctl show -P ExecMainStatus radotpd)" = 0 ] || fail "radotpd exited non-zero on stop"
 say "systemctl stop: exit status 0"
+say "runuser -u radotp -- radotpd --check-config (the daemon stopped):"
+inside runuser -u radotp -- radotpd --check-config --config /etc/radotp/radotp.yaml
 inside systemctl start radotpd
+
+say "journalctl -p err -u radotpd -o cat (the daemon's own errors, at priority err):"
+inside journalctl -p err -u radotpd --no-pager -o cat | grep -v '^radotpd.service\|^Failed to start' || true
 
 # ---------------------------------------------------------------- upgrade
 key_before=$(sha256sum < "$root/var/lib/radotp/master.key")
