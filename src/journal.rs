@@ -42,8 +42,16 @@ where
     F: FormatEvent<S, N>,
 {
     fn format_event(&self, ctx: &FmtContext<'_, S, N>, mut writer: Writer<'_>, event: &Event<'_>) -> fmt::Result {
-        write!(writer, "<{}>", syslog_priority(event.metadata().level()))?;
-        self.0.format_event(ctx, writer, event)
+        // journald reads the prefix per line: a message of several lines
+        // (a refused reload lists its problems) carries it on each.
+        let mut text = String::new();
+        self.0.format_event(ctx, Writer::new(&mut text), event)?;
+        let prefix = format!("<{}>", syslog_priority(event.metadata().level()));
+        for line in text.split_inclusive('\n') {
+            writer.write_str(&prefix)?;
+            writer.write_str(line)?;
+        }
+        Ok(())
     }
 }
 
@@ -82,17 +90,20 @@ mod tests {
             tracing::error!("cannot bind");
             tracing::warn!("reload: listen changed");
             tracing::info!("configuration reloaded");
+            tracing::error!("reload refused:\n  auth.max_failures: must be at least 1");
             tracing::debug!("detail");
         });
         let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines.len(), 4, "{text}");
+        assert_eq!(lines.len(), 6, "{text}");
         assert!(
             lines[0].starts_with("<3>") && lines[0].contains("ERROR") && lines[0].ends_with("cannot bind"),
             "{text}"
         );
         assert!(lines[1].starts_with("<4>") && lines[1].contains("WARN"), "{text}");
         assert!(lines[2].starts_with("<6>") && lines[2].contains("INFO"), "{text}");
-        assert!(lines[3].starts_with("<7>"), "{text}");
+        assert!(lines[3].starts_with("<3>") && lines[3].ends_with("reload refused:"), "{text}");
+        assert_eq!(lines[4], "<3>  auth.max_failures: must be at least 1", "{text}");
+        assert!(lines[5].starts_with("<7>"), "{text}");
     }
 }
