@@ -95,9 +95,14 @@ systemd-nspawn --register=no --keep-unit -q -D "$root" -M "$tag" \
   --network-namespace-path="/run/netns/$netns" -b > "$work/console.log" 2>&1 &
 nspawn_pid=$!
 init_pid=""
-for _ in $(seq 1 60); do
-  init_pid=$(pgrep -P "$nspawn_pid" | head -n 1 || true)
+# The container's init is the child of systemd-nspawn that has become
+# systemd (nspawn's own short-lived helpers come and go before it).
+for _ in $(seq 1 120); do
+  for child in $(pgrep -P "$nspawn_pid" || true); do
+    if [ "$(cat "/proc/$child/comm" 2>/dev/null)" = systemd ]; then init_pid=$child; fi
+  done
   [ -n "$init_pid" ] && break
+  kill -0 "$nspawn_pid" 2>/dev/null || break
   sleep 0.5
 done
 [ -n "$init_pid" ] || { cat "$work/console.log" >&2; fail "systemd-nspawn did not start the container"; }
