@@ -135,6 +135,8 @@ if grep -qi "warning" <<< "$install_log"; then fail "the first installation warn
 inside systemd-analyze verify /usr/lib/systemd/system/radotpd.service \
   || fail "systemd-analyze verify radotpd.service"
 [ "$(inside stat -c '%U:%G %a' /var/lib/radotp)" = "radotp:radotp 700" ] || fail "/var/lib/radotp owner or mode"
+grep -q '^Copyright: ' "$root/usr/share/doc/radotp/copyright" || fail "no copyright line in /usr/share/doc/radotp/copyright"
+[ -f "$root/usr/share/man/man8/radotpd.8.gz" ] || fail "no radotpd(8) man page"
 
 # The shipped file, with this host as the NAS and one user: listen stays as
 # shipped ("0.0.0.0:1812" and "[::]:1812").
