@@ -649,12 +649,23 @@ fn spawn_signal_thread(tx: tokio::sync::mpsc::UnboundedSender<i32>) -> Result<()
     Ok(())
 }
 
+/// Binds one RADIUS listener. IPv6 addresses are bound IPv6-only, so that
+/// `[::]:1812` next to `0.0.0.0:1812` works whatever
+/// `net.ipv6.bindv6only` says (Linux defaults to dual stack, which would
+/// make the second bind fail with "Address already in use").
 async fn bind_udp(address: std::net::SocketAddr, receive_buffer: usize) -> Result<UdpSocket, DaemonError> {
-    let socket = UdpSocket::bind(address).await.map_err(|e| startup(format!("cannot bind RADIUS to {address}"), e))?;
-    if let Err(e) = nix::sys::socket::setsockopt(&socket, nix::sys::socket::sockopt::RcvBuf, &receive_buffer) {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let cannot_bind = |e: std::io::Error| startup(format!("cannot bind RADIUS to {address}"), e);
+    let socket = Socket::new(Domain::for_address(address), Type::DGRAM, Some(Protocol::UDP)).map_err(cannot_bind)?;
+    if address.is_ipv6() {
+        socket.set_only_v6(true).map_err(cannot_bind)?;
+    }
+    if let Err(e) = socket.set_recv_buffer_size(receive_buffer) {
         tracing::warn!(error = %e, "cannot set the UDP receive buffer size");
     }
-    Ok(socket)
+    socket.set_nonblocking(true).map_err(cannot_bind)?;
+    socket.bind(&address.into()).map_err(cannot_bind)?;
+    UdpSocket::from_std(socket.into()).map_err(cannot_bind)
 }
 
 fn bind_admin_socket(path: &Path) -> Result<UnixListener, DaemonError> {

@@ -10,7 +10,7 @@
 //! | domain | [`domain`] | the operations (authenticate, RADIUS modes, token life cycle, enroll, reset, import, backup, status); each audits itself |
 //! | model | [`model`], [`import`] | pure types and rules: tokens and their transitions, OTP arithmetic, decisions, audit chain; import file formats |
 //! | engines | [`store`] ([`store::memory`], [`store::sled`]), [`directory`] | where tokens, audit and challenges live; where users come from |
-//! | support | [`config`], [`crypto`], [`secret`], [`metrics`], [`timefmt`], [`fsmode`], [`private_file`], [`limits`] | configuration, sealing seeds, redacted secrets, counters, directory modes, writing private files safely, connections per peer |
+//! | support | [`config`], [`crypto`], [`secret`], [`metrics`], [`timefmt`], [`fsmode`], [`private_file`], [`limits`], [`journal`] | configuration, sealing seeds, redacted secrets, counters, directory modes, writing private files safely, connections per peer, journal priorities |
 //!
 //! RADIUS and the admin socket call the same [`domain::Service`]
 //! operations; neither reaches into a store engine. Seeds are sealed by
@@ -26,6 +26,7 @@ pub mod fsmode;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod import;
+pub mod journal;
 pub mod limits;
 pub mod metrics;
 pub mod model;

@@ -10,6 +10,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("secret", 0),
     ("timefmt", 0),
     ("fsmode", 0),
+    ("journal", 0),
     ("notify", 0),
     ("metrics", 1),
     ("limits", 0),

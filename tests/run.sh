@@ -6,7 +6,8 @@
 # and ldap-utils, openssl for test certificates, e2fsprogs for the full-disk
 # test's small file system, pamtester and libpam-radius-auth, freeradius for
 # the proxy test, PostgreSQL's server programs, samba for the Active
-# Directory tests, chromium and chromium-driver for the web console), using
+# Directory tests, chromium and chromium-driver for the web console,
+# debootstrap and systemd-container for the packaging test), using
 # apt-get when run as
 # root, then runs `cargo test`. Extra arguments go to `cargo test`.
 set -euo pipefail
@@ -38,6 +39,10 @@ command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 [ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
+# The packaging test (tests/packaging.rs): a Debian 12 root booted with
+# systemd-nspawn in a network namespace of its own.
+command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
+command -v systemd-nspawn >/dev/null 2>&1 || missing+=(systemd-container)
 
 if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
@@ -58,6 +63,10 @@ if [ "${#missing[@]}" -gt 0 ]; then
     exit 1
   fi
 fi
+
+# The packaging test builds the .deb with cargo-deb (from the test build's
+# binaries).
+command -v cargo-deb >/dev/null 2>&1 || cargo install --locked cargo-deb
 
 # Daemon logs kept by the tests are scanned at the end (tests/log_scan.rs).
 rm -rf target/tmp/daemon-logs

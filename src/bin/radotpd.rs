@@ -32,6 +32,22 @@ struct Flags {
     /// with what was overridden.
     #[arg(long, requires = "restore")]
     force: bool,
+    /// Print this manual page (roff, section 8) and exit; the Debian package
+    /// installs it as radotpd(8).
+    #[arg(long, hide = true)]
+    man: bool,
+}
+
+fn print_man_page() -> ExitCode {
+    use clap::CommandFactory;
+    let page = clap_mangen::Man::new(Flags::command()).section("8");
+    match page.render(&mut std::io::stdout()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("radotpd: cannot write the manual page: {e}");
+            ExitCode::from(1)
+        }
+    }
 }
 
 fn init_logging(level: Option<&str>) {
@@ -50,18 +66,24 @@ fn init_logging(level: Option<&str>) {
             _ => filter,
         };
     }
-    // Under systemd the journal adds its own timestamps.
-    let under_journal = std::env::var_os("JOURNAL_STREAM").is_some();
-    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr()) && !under_journal;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .with_ansi(colour);
-    if under_journal {
-        builder.without_time().with_ansi(false).init();
+    // Under systemd the journal adds its own timestamps, and reads each
+    // line's priority from its `<N>` prefix.
+    if radotp::journal::under_journal() {
+        let format = tracing_subscriber::fmt::format().without_time().with_target(false).with_ansi(false);
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .with_ansi(false)
+            .event_format(radotp::journal::SyslogPrefixed(format))
+            .init();
     } else {
-        builder.init();
+        let colour = std::io::IsTerminal::is_terminal(&std::io::stderr());
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .with_target(false)
+            .with_ansi(colour)
+            .init();
     }
 }
 
@@ -76,6 +98,9 @@ fn main() -> ExitCode {
     // explicitly after it is bound.
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
     let flags = Flags::parse();
+    if flags.man {
+        return print_man_page();
+    }
     if flags.check_config {
         let checked = daemon::check_config(&flags.config).and_then(|c| {
             block_on(daemon::check_stored_types(&c)).unwrap_or_else(|e| {
@@ -102,7 +127,7 @@ fn main() -> ExitCode {
             }
             Err(e) => {
                 for problem in e.problems() {
-                    eprintln!("{}: {problem}", flags.config.display());
+                    eprintln!("{}{}: {problem}", radotp::journal::error_prefix(), flags.config.display());
                 }
                 ExitCode::from(EXIT_CONFIG)
             }
@@ -111,9 +136,10 @@ fn main() -> ExitCode {
     let config = match daemon::check_config(&flags.config) {
         Ok(config) => config,
         Err(e) => {
-            eprintln!("radotpd: invalid configuration {}:", flags.config.display());
+            let prefix = radotp::journal::error_prefix();
+            eprintln!("{prefix}radotpd: invalid configuration {}:", flags.config.display());
             for problem in e.problems() {
-                eprintln!("  {problem}");
+                eprintln!("{prefix}  {problem}");
             }
             return ExitCode::from(EXIT_CONFIG);
         }
@@ -144,7 +170,7 @@ fn main() -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("radotpd: cannot start the async runtime: {e}");
+            eprintln!("{}radotpd: cannot start the async runtime: {e}", radotp::journal::error_prefix());
             return ExitCode::from(1);
         }
     };

@@ -456,6 +456,13 @@ impl Config {
         if self.radius.listen.is_empty() {
             problem("radius.listen".into(), "at least one address is needed".into());
         }
+        for (i, j) in self.radius.overlapping_listeners() {
+            let (a, b) = (self.radius.listen[i], self.radius.listen[j]);
+            problem(
+                format!("radius.listen[{j}]"),
+                format!("{b} overlaps radius.listen[{i}] ({a}): both cannot be bound"),
+            );
+        }
         if self.radius.max_in_flight == 0 {
             problem("radius.max_in_flight".into(), "must be at least 1".into());
         }

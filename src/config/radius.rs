@@ -294,6 +294,31 @@ pub struct RadiusClient {
     pub access: ClientAccess,
 }
 
+impl RadiusConfig {
+    /// Pairs of `listen` entries (by index) that cannot both be bound: the
+    /// same port and family, and the same address or one of them the
+    /// wildcard. IPv6 listeners are bound IPv6-only, so `0.0.0.0:1812` and
+    /// `[::]:1812` do not overlap. Port 0 (any free port) never overlaps.
+    pub fn overlapping_listeners(&self) -> Vec<(usize, usize)> {
+        let mut pairs = Vec::new();
+        for (i, a) in self.listen.iter().enumerate() {
+            for (j, b) in self.listen.iter().enumerate().skip(i + 1) {
+                if listeners_overlap(a, b) {
+                    pairs.push((i, j));
+                }
+            }
+        }
+        pairs
+    }
+}
+
+fn listeners_overlap(a: &SocketAddr, b: &SocketAddr) -> bool {
+    a.port() != 0
+        && a.port() == b.port()
+        && a.is_ipv4() == b.is_ipv4()
+        && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
+}
+
 impl RadiusClient {
     /// The mode of a request from this client that carries `nas_identifier`:
     /// its NAS rule's, else the client's (`None`: `auth.mode`).

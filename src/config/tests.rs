@@ -446,3 +446,24 @@ fn active_directory_bind_names_are_accepted() {
         assert!(problem_paths(&text).contains(&"directory.bind_dn".to_string()), "{bad}");
     }
 }
+
+#[test]
+fn dual_stack_listeners_do_not_overlap() {
+    let text = MINIMAL.replace(
+        r#"listen: ["127.0.0.1:1812"]"#,
+        r#"listen: ["0.0.0.0:1812", "[::]:1812", "127.0.0.1:0", "127.0.0.1:0"]"#,
+    );
+    let config = Config::parse(&text).unwrap();
+    config.validate().unwrap();
+}
+
+#[test]
+fn overlapping_listeners_are_refused_by_key_path() {
+    let text = MINIMAL.replace(
+        r#"listen: ["127.0.0.1:1812"]"#,
+        r#"listen: ["0.0.0.0:1812", "10.0.0.1:1812", "[::1]:1812", "[::1]:1812"]"#,
+    );
+    let err = Config::parse(&text).unwrap().validate().unwrap_err().to_string();
+    assert!(err.contains("radius.listen[1]: 10.0.0.1:1812 overlaps radius.listen[0] (0.0.0.0:1812)"), "{err}");
+    assert!(err.contains("radius.listen[3]: [::1]:1812 overlaps radius.listen[2]"), "{err}");
+}

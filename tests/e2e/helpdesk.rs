@@ -88,6 +88,10 @@ async fn a_helpdesk_account_with_a_role_and_the_socket_group_does_the_whole_hand
     assert!(hint.contains("Permission denied"), "{hint}");
     assert!(hint.contains("srw-rw---- owner root group root (mode 0660)"), "{hint}");
     assert!(hint.contains("is not in group root") && hint.contains("admin.socket_group"), "{hint}");
+    // The socket's group is what is missing (the account has a role): the
+    // hint names the group to join, not roles.
+    assert!(hint.contains("usermod -aG root "), "{hint}");
+    assert!(!hint.contains("admin.roles"), "{hint}");
 
     // A misspelt group under admin.roles is refused by a reload, as under allowed_groups.
     let good = daemon.config_text();

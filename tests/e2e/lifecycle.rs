@@ -249,8 +249,10 @@ fn the_systemd_unit_verifies() {
     let unit = std::fs::read_to_string(format!("{root}/systemd/radotpd.service")).unwrap();
     for needed in [
         "Type=notify",
-        "ExecStartPre=/usr/bin/radotpd --check-config",
-        "ExecReload=/bin/kill -HUP $MAINPID",
+        "ExecStart=/usr/bin/radotpd --config /etc/radotp/radotp.yaml",
+        // No undeclared dependency (/bin/kill is procps's), and a refused
+        // reload makes `systemctl reload` fail.
+        "ExecReload=/usr/bin/radotpctl --socket /run/radotp/admin.sock reload",
         "User=radotp",
         "RestartPreventExitStatus=78",
         "NoNewPrivileges=yes",
@@ -263,13 +265,19 @@ fn the_systemd_unit_verifies() {
     ] {
         assert!(unit.contains(needed), "unit lacks {needed:?}");
     }
+    // A check in ExecStartPre= exits 78 outside RestartPreventExitStatus=
+    // (systemd #11868): a broken file would be retried until the start limit.
+    assert!(!unit.lines().any(|l| l.starts_with("ExecStartPre=")), "radotpd checks its configuration itself");
     if Command::new("systemd-analyze").arg("--version").output().is_err() {
         eprintln!("systemd-analyze not installed: structural checks only");
         return;
     }
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("radotpd.service");
-    std::fs::write(&path, unit.replace("/usr/bin/radotpd", env!("CARGO_BIN_EXE_radotpd"))).unwrap();
+    let unit = unit
+        .replace("/usr/bin/radotpd", env!("CARGO_BIN_EXE_radotpd"))
+        .replace("/usr/bin/radotpctl", env!("CARGO_BIN_EXE_radotpctl"));
+    std::fs::write(&path, unit).unwrap();
     let out = Command::new("systemd-analyze").arg("verify").arg(&path).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
@@ -472,4 +480,18 @@ fn sled_is_empty(daemon: &Daemon) -> bool {
     let path = daemon.dir.path().join("db");
     let store = radotp::store::sled::SledStore::open(&path, 1 << 20, radotp::store::Durability::Process, None).unwrap();
     tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(store.is_empty())).unwrap()
+}
+
+/// The shipped `listen: ["0.0.0.0:1812", "[::]:1812"]`: with Linux's default
+/// `net.ipv6.bindv6only=0` an IPv6 wildcard socket is dual stack unless it is
+/// bound IPv6-only, and the second bind failed with "Address already in use".
+#[test]
+fn ipv4_and_ipv6_wildcards_on_one_port_both_bind() {
+    let port = std::net::UdpSocket::bind("0.0.0.0:0").unwrap().local_addr().unwrap().port();
+    let daemon = Daemon::start_with(|config| {
+        *config = config.replace(r#"listen: ["127.0.0.1:0"]"#, &format!(r#"listen: ["0.0.0.0:{port}", "[::]:{port}"]"#))
+    });
+    let log = daemon.log();
+    assert!(log.contains(&format!("listening for RADIUS on 0.0.0.0:{port}")), "{log}");
+    assert!(log.contains(&format!("listening for RADIUS on [::]:{port}")), "{log}");
 }

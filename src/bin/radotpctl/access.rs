@@ -16,11 +16,13 @@ pub(crate) fn permission_hint(socket: &Path) -> String {
             let why = if in_group && !group_may {
                 "its group may not write to it: the administrator sets admin.socket_mode (default 0660)".to_string()
             } else if !in_group {
+                // The missing piece is the file's group, not a role: say how to get it.
+                let uid = nix::unistd::getuid().as_raw();
+                let (me, group) = (user_name(uid), group_name(meta.gid()));
                 format!(
-                    "this account (uid {}) is not in group {}: the administrator sets admin.socket_group to the \
-                     operators' group (which also needs a role in admin.roles) and reloads radotpd",
-                    nix::unistd::getuid(),
-                    group_name(meta.gid())
+                    "this account ({me}, uid {uid}) is not in group {group}: add it (usermod -aG {group} {me}, then \
+                     log in again), or the administrator sets admin.socket_group to a group it is in and reloads \
+                     radotpd"
                 )
             } else {
                 "ask the administrator to check admin.socket_group and admin.socket_mode".to_string()
