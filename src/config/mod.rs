@@ -16,17 +16,21 @@ use crate::model::otp::{MAX_DIGITS, MIN_DIGITS};
 use crate::model::token::TokenType;
 use crate::secret::Secret;
 
+mod admin;
 mod authorization;
 mod directory;
 mod radius;
+mod store;
 #[cfg(test)]
 mod tests;
 mod web;
 mod yaml_paths;
 
+pub use admin::*;
 pub use authorization::*;
 pub use directory::*;
 pub use radius::*;
+pub use store::*;
 pub use web::*;
 use yaml_paths::{join_path, strip_yaml_path};
 
@@ -136,197 +140,6 @@ fn default_account_label() -> String {
     "{user}".into()
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Durability {
-    /// The data is on stable storage: it survives a power cut (`fdatasync`).
-    #[default]
-    Full,
-    /// The data is in the operating system's hands: it survives a crash or
-    /// kill of radotpd, but a power cut may lose the last moments of writes.
-    Process,
-}
-
-/// Which engine keeps tokens, audit and challenges.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum StoreKind {
-    /// The embedded store: one node.
-    #[default]
-    Sled,
-    /// PostgreSQL: several nodes on one database.
-    Postgres,
-}
-
-/// `node`: names this radotpd among the nodes sharing one store.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NodeConfig {
-    /// Default: the host name (with `store.kind: postgres`); none for a sled node.
-    #[serde(default)]
-    pub name: Option<String>,
-}
-
-impl NodeConfig {
-    /// The configured name, or the host name.
-    pub fn name_or_host(&self) -> String {
-        self.name.clone().unwrap_or_else(|| {
-            std::fs::read_to_string("/proc/sys/kernel/hostname")
-                .map(|h| h.trim().to_string())
-                .ok()
-                .filter(|h| !h.is_empty())
-                .unwrap_or_else(|| "radotpd".into())
-        })
-    }
-}
-
-/// `store.postgres`: the shared database of several nodes.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PostgresConfig {
-    /// libpq-style URL; several hosts with `target_session_attrs=read-write`
-    /// let the nodes find a new primary after a failover.
-    pub url: String,
-    /// A file holding the database password (mode 0600 or stricter).
-    #[serde(default)]
-    pub password_file: Option<PathBuf>,
-    /// Connections this node keeps open at most.
-    #[serde(default = "default_pool_size")]
-    pub pool_size: usize,
-    /// How long connecting (or waiting for a free connection) may take.
-    #[serde(default = "default_pg_timeout_ms")]
-    pub connect_timeout_ms: u64,
-    /// How long one statement (or one group commit) may take.
-    #[serde(default = "default_pg_timeout_ms")]
-    pub statement_timeout_ms: u64,
-}
-
-impl PostgresConfig {
-    /// The password from `password_file`, if one is given.
-    pub fn read_password(&self) -> Result<Option<Secret>, String> {
-        let Some(path) = &self.password_file else { return Ok(None) };
-        crate::crypto::check_private(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        Ok(Some(Secret::from(text.trim_end_matches(['\n', '\r']))))
-    }
-}
-
-fn default_pool_size() -> usize {
-    16
-}
-fn default_pg_timeout_ms() -> u64 {
-    2000
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StoreConfig {
-    /// `sled` (the default) or `postgres`.
-    #[serde(default)]
-    pub kind: StoreKind,
-    /// The sled store's directory (`store.kind: sled`).
-    #[serde(default)]
-    pub path: PathBuf,
-    pub key_file: PathBuf,
-    /// The database (`store.kind: postgres`).
-    #[serde(default)]
-    pub postgres: Option<PostgresConfig>,
-    /// Page cache of the embedded store, in MiB.
-    #[serde(default = "default_cache_mib")]
-    pub cache_mib: u64,
-    /// What must hold before an Accept leaves: `full` (its counter survives a
-    /// power cut: fdatasync) or `process` (it survives a crash of radotpd).
-    #[serde(default)]
-    pub durability: Durability,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AdminConfig {
-    pub socket: PathBuf,
-    /// Besides root and the daemon's own uid.
-    #[serde(default)]
-    pub allowed_uids: Vec<u32>,
-    /// Group names or numeric gids.
-    #[serde(default)]
-    pub allowed_groups: Vec<String>,
-    /// Who gets which role. Peers in `allowed_uids`/`allowed_groups`, root and
-    /// the daemon's own uid are admins.
-    #[serde(default)]
-    pub roles: RolesConfig,
-    /// Each request line must arrive within this many seconds, or the
-    /// connection is closed (a client that stalls holds one of the few slots).
-    #[serde(default = "default_admin_request_timeout_seconds")]
-    pub request_timeout_seconds: u64,
-    /// The group the socket file is given (name or gid), so that its members
-    /// may open it; applied at start and on reload. None: the daemon's group.
-    #[serde(default)]
-    pub socket_group: Option<String>,
-    /// The socket file's mode, written in octal (`"0660"`); applied at start
-    /// and on reload. Others may get nothing: roles are given by group.
-    #[serde(default)]
-    pub socket_mode: SocketMode,
-}
-
-/// A socket file's permission bits, written in octal in the file (`"0660"`,
-/// or the number `0660`/`660`, whose digits are read as octal).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SocketMode(pub u32);
-
-impl Default for SocketMode {
-    fn default() -> Self {
-        SocketMode(0o660)
-    }
-}
-
-impl std::fmt::Display for SocketMode {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:04o}", self.0)
-    }
-}
-
-impl<'de> Deserialize<'de> for SocketMode {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Written {
-            Number(u64),
-            Text(String),
-        }
-        let digits = match Written::deserialize(d)? {
-            Written::Number(n) => n.to_string(),
-            Written::Text(text) => text.trim().trim_start_matches("0o").to_string(),
-        };
-        match u32::from_str_radix(&digits, 8) {
-            Ok(mode) if !digits.is_empty() && mode <= 0o777 => Ok(SocketMode(mode)),
-            _ => Err(serde::de::Error::custom(format!(
-                "{digits:?} is not a file mode; write it in octal, such as \"0660\""
-            ))),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RolesConfig {
-    /// Day-to-day token handling: list, show, assign, reassign, unassign,
-    /// enroll, reset, enable, disable, unlock, audit.
-    #[serde(default)]
-    pub operator: RoleMembers,
-    /// Everything, including import and delete.
-    #[serde(default)]
-    pub admin: RoleMembers,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RoleMembers {
-    #[serde(default)]
-    pub uids: Vec<u32>,
-    /// Group names or numeric gids.
-    #[serde(default)]
-    pub groups: Vec<String>,
-}
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LogConfig {

@@ -38,15 +38,15 @@
 //! and failover included, by `timeout_ms × (number of URLs + 1)`.
 
 pub mod account_state;
+mod connections;
 mod diagnostics;
 mod login_cache;
 
-use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, LdapError, Scope, SearchEntry, SearchOptions};
+use ldap3::{Ldap, LdapConnSettings, LdapError, Scope, SearchEntry, SearchOptions};
 use tokio::sync::Semaphore;
 
 pub mod groups;
@@ -311,156 +311,6 @@ impl LdapDirectory {
         let seconds = self.timeout.as_secs_f64().ceil().max(1.0) as i32 + 1;
         SearchOptions::new().sizelimit(size_limit.min(i32::MAX as usize) as i32).timelimit(seconds)
     }
-
-    /// URL indexes in the order to try: those not failed lately first.
-    fn url_order(&self) -> Vec<usize> {
-        let down = self.down_since.lock().unwrap_or_else(|p| p.into_inner());
-        let recently_down = |i: usize| down[i].is_some_and(|t| t.elapsed() < DOWN_RETRY);
-        let (mut up, failed): (Vec<usize>, Vec<usize>) = (0..self.urls.len()).partition(|&i| !recently_down(i));
-        up.extend(failed);
-        up
-    }
-
-    /// Whether every URL failed within [`DOWN_RETRY`].
-    fn all_down(&self) -> bool {
-        let down = self.down_since.lock().unwrap_or_else(|p| p.into_inner());
-        down.iter().all(|since| since.is_some_and(|t| t.elapsed() < DOWN_RETRY))
-    }
-
-    fn mark_down(&self, url: usize, reason: &str) {
-        let mut down = self.down_since.lock().unwrap_or_else(|p| p.into_inner());
-        if down[url].is_none() {
-            tracing::warn!(url = %self.urls[url], "LDAP server unusable: {reason}");
-        }
-        down[url] = Some(Instant::now());
-    }
-
-    fn mark_up(&self, url: usize) {
-        let mut down = self.down_since.lock().unwrap_or_else(|p| p.into_inner());
-        if down[url].take().is_some() {
-            tracing::info!(url = %self.urls[url], "LDAP server answers again");
-        }
-    }
-
-    /// A new connection: the URLs in order, each with TLS as configured and,
-    /// for the search pool, the service bind.
-    async fn connect(&self, service_bound: bool) -> Result<Connection, DirectoryError> {
-        if self.all_down() {
-            let mut last = self.last_probe.lock().unwrap_or_else(|p| p.into_inner());
-            if last.is_some_and(|t| t.elapsed() < PROBE_INTERVAL) {
-                return Err(DirectoryError::Unavailable(
-                    "every LDAP server failed lately; the next try is under way or due within a second".into(),
-                ));
-            }
-            *last = Some(Instant::now());
-        }
-        let mut failures = Vec::new();
-        for url in self.url_order() {
-            match self.connect_to(url, service_bound).await {
-                Ok(ldap) => {
-                    self.opened.fetch_add(1, Ordering::Relaxed);
-                    // A TCP connection alone proves nothing (a hung server
-                    // accepts them): the service bind's answer does.
-                    if service_bound && self.service_bind.is_some() {
-                        self.mark_up(url);
-                    }
-                    return Ok(Connection { ldap, url, opened: Instant::now() });
-                }
-                Err(reason) => {
-                    self.mark_down(url, &reason);
-                    failures.push(format!("{}: {reason}", self.urls[url]));
-                }
-            }
-        }
-        Err(DirectoryError::Unavailable(failures.join("; ")))
-    }
-
-    async fn connect_to(&self, url: usize, service_bound: bool) -> Result<Ldap, String> {
-        let (connection, mut ldap) = LdapConnAsync::with_settings(self.connect_settings.clone(), &self.urls[url])
-            .await
-            .map_err(|e| explain_tls(&describe(&e), &self.urls[url]))?;
-        let name = self.urls[url].clone();
-        tokio::spawn(async move {
-            if let Err(e) = connection.drive().await {
-                tracing::debug!(url = %name, "LDAP connection ended: {e}");
-            }
-        });
-        if let (true, Some((dn, password))) = (service_bound, &self.service_bind) {
-            let password = std::str::from_utf8(password.expose()).map_err(|_| "bind password is not UTF-8")?;
-            let bind = ldap.with_timeout(self.timeout).simple_bind(dn, password);
-            let result = tokio::time::timeout(self.timeout, bind)
-                .await
-                .map_err(|_| "no answer to the service bind in time".to_string())?
-                .map_err(|e| describe(&e))?;
-            if result.rc != 0 {
-                return Err(format!("service bind as {dn} refused: {}", describe_result(&result)));
-            }
-        }
-        Ok(ldap)
-    }
-
-    /// Runs `op` on a connection of `pool`: a pooled one if any, else a new
-    /// one; once more on a new connection if a pooled one turns out broken.
-    async fn with_connection<T, F, Fut>(&self, pool: &Pool, mut op: F) -> Result<T, DirectoryError>
-    where
-        F: FnMut(Ldap) -> Fut,
-        Fut: Future<Output = Attempt<T>>,
-    {
-        let work = async {
-            let _permit = pool
-                .permits
-                .acquire()
-                .await
-                .map_err(|_| DirectoryError::Unavailable("LDAP directory closed".into()))?;
-            let mut pooled = pool.take_idle();
-            loop {
-                let reused = pooled.is_some();
-                let connection = match pooled.take() {
-                    Some(c) => c,
-                    None => self.connect(pool.service_bound).await?,
-                };
-                let outcome = tokio::time::timeout(self.timeout, op(connection.ldap.clone())).await;
-                let reason = match outcome {
-                    Ok(Ok(value)) => {
-                        self.mark_up(connection.url);
-                        self.put_back(pool, connection);
-                        return Ok(value);
-                    }
-                    Ok(Err(Failure::Answer(e))) => {
-                        self.mark_up(connection.url);
-                        self.put_back(pool, connection);
-                        return Err(e);
-                    }
-                    Ok(Err(Failure::Broken(reason))) => reason,
-                    Err(_) => format!("no answer within {} ms", self.timeout.as_millis()),
-                };
-                if reused {
-                    tracing::debug!(url = %self.urls[connection.url], "pooled LDAP connection failed ({reason}); reconnecting");
-                    continue;
-                }
-                self.mark_down(connection.url, &reason);
-                return Err(DirectoryError::Unavailable(format!("{}: {reason}", self.urls[connection.url])));
-            }
-        };
-        tokio::time::timeout(self.deadline(), work).await.unwrap_or_else(|_| {
-            Err(DirectoryError::Unavailable(format!(
-                "no answer from the LDAP directory within {} ms",
-                self.deadline().as_millis()
-            )))
-        })
-    }
-
-    fn put_back(&self, pool: &Pool, mut connection: Connection) {
-        let max_age = if connection.url == 0 { MAX_CONNECTION_AGE } else { DOWN_RETRY };
-        if connection.ldap.is_closed() || connection.opened.elapsed() > max_age {
-            return;
-        }
-        let mut idle = pool.idle.lock().unwrap_or_else(|p| p.into_inner());
-        if idle.len() < pool.capacity {
-            idle.push(connection);
-        }
-    }
-
     /// Entries of a search that must succeed (sizeLimitExceeded is fine).
     async fn search_entries(
         &self,
@@ -729,18 +579,6 @@ impl LdapDirectory {
     fn current_url(&self) -> String {
         let idle = self.searches.idle.lock().unwrap_or_else(|p| p.into_inner());
         idle.last().map(|c| self.urls[c.url].clone()).unwrap_or_else(|| self.urls[0].clone())
-    }
-}
-
-impl Pool {
-    fn take_idle(&self) -> Option<Connection> {
-        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        while let Some(mut connection) = idle.pop() {
-            if !connection.ldap.is_closed() {
-                return Some(connection);
-            }
-        }
-        None
     }
 }
 
