@@ -4,12 +4,12 @@
 # On a fresh Debian machine with Rust: installs the real peers the tests talk
 # to when they are missing (radclient from freeradius-utils, OpenLDAP's slapd
 # and ldap-utils, openssl for test certificates, e2fsprogs for the full-disk
-# test's small file system, pamtester and libpam-radius-auth, freeradius for
-# the proxy test, PostgreSQL's server programs, samba for the Active
-# Directory tests, chromium and chromium-driver for the web console,
-# debootstrap and systemd-container for the packaging test), using
-# apt-get when run as
-# root, then runs `cargo test`. Extra arguments go to `cargo test`.
+# test's small file system, libfaketime for the clock-step test, pamtester
+# and libpam-radius-auth, freeradius for the proxy test, PostgreSQL's server
+# programs, samba for the Active Directory tests, chromium and
+# chromium-driver for the web console, debootstrap and systemd-container for
+# the packaging test), using apt-get when run as root, and cargo-deb with
+# `cargo install`; then runs `cargo test`. Extra arguments go to `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,6 +21,8 @@ command -v ldapadd >/dev/null 2>&1 || missing+=(ldap-utils)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v setpriv >/dev/null 2>&1 || missing+=(util-linux)
 command -v mkfs.ext4 >/dev/null 2>&1 || missing+=(e2fsprogs)
+# Clock steps under libfaketime (tests/e2e/clock.rs).
+[ -e /usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1 ] || missing+=(libfaketime)
 # Integrators' peers (tests/e2e/integrators.rs): a PAM host through
 # pam_radius_auth, and FreeRADIUS as a proxy (run from its own config tree).
 command -v pamtester >/dev/null 2>&1 || missing+=(pamtester)

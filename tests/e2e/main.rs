@@ -3,6 +3,7 @@
 mod admin;
 mod admin_limits;
 mod authorization;
+mod clock;
 mod crash;
 mod disk_full;
 mod flood;
