@@ -69,6 +69,11 @@ pub struct PostgresConfig {
     /// How long one statement (or one group commit) may take.
     #[serde(default = "default_pg_timeout_ms")]
     pub statement_timeout_ms: u64,
+    /// CA certificates (PEM) the database's certificate must chain to. With
+    /// it (or `sslmode=require` in the URL) connections use TLS, the server
+    /// name checked against the certificate; without it the system's roots.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
 }
 
 impl PostgresConfig {

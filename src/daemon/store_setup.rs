@@ -38,6 +38,11 @@ pub(super) fn postgres_settings(config: &Config) -> Result<PgSettings, String> {
         pool_size: pg.pool_size,
         connect_timeout: Duration::from_millis(pg.connect_timeout_ms),
         statement_timeout: Duration::from_millis(pg.statement_timeout_ms),
+        ca_certs: pg
+            .ca_file
+            .as_ref()
+            .map(|path| crate::config::read_ca_file(path).map_err(|e| format!("store.postgres.ca_file: {e}")))
+            .transpose()?,
     })
 }
 

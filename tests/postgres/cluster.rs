@@ -209,6 +209,66 @@ impl Cluster {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// Turns TLS on (a certificate for 127.0.0.1 signed by a test CA made
+    /// here) and refuses plain TCP connections, then restarts; returns the
+    /// CA's PEM file.
+    pub fn enable_tls(&mut self) -> PathBuf {
+        let tls = self.dir.join("tls");
+        std::fs::create_dir_all(&tls).expect("tls dir");
+        make_ca(&tls, "ca");
+        let openssl = |args: &[&str]| {
+            run(Command::new("openssl").args(args).current_dir(&tls), "openssl");
+        };
+        std::fs::write(tls.join("san.ext"), "subjectAltName=IP:127.0.0.1,DNS:localhost\n").expect("san");
+        openssl(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ]);
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "san.ext",
+        ]);
+        if is_root() {
+            run(Command::new("chown").args(["-R", "postgres:postgres"]).arg(&tls), "chown");
+        }
+        run(Command::new("chmod").arg("600").arg(tls.join("server.key")), "chmod");
+        let data = self.dir.join("data");
+        let mut conf = std::fs::read_to_string(data.join("postgresql.conf")).expect("postgresql.conf");
+        conf.push_str(&format!(
+            "\nssl = on\nssl_cert_file = '{}'\nssl_key_file = '{}'\n",
+            tls.join("server.pem").display(),
+            tls.join("server.key").display()
+        ));
+        std::fs::write(data.join("postgresql.conf"), conf).expect("postgresql.conf");
+        let hba = std::fs::read_to_string(data.join("pg_hba.conf")).expect("pg_hba.conf");
+        let first = "hostssl all all 127.0.0.1/32 trust\nhostnossl all all 127.0.0.1/32 reject\n";
+        std::fs::write(data.join("pg_hba.conf"), format!("{first}{hba}")).expect("pg_hba.conf");
+        self.stop();
+        self.launch();
+        tls.join("ca.pem")
+    }
+
     /// A new empty database; returns its URL.
     pub fn database(&self, name: &str) -> String {
         self.sql("postgres", &format!("CREATE DATABASE {name}"));
@@ -227,4 +287,17 @@ impl Drop for Cluster {
         }
         self.stop();
     }
+}
+
+/// A self-signed test CA (`NAME.pem`, `NAME.key`) in `dir`.
+pub fn make_ca(dir: &std::path::Path, name: &str) {
+    let key = format!("{name}.key");
+    let pem = format!("{name}.pem");
+    run(
+        Command::new("openssl")
+            .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", &key, "-out", &pem, "-days", "2"])
+            .args(["-subj", &format!("/CN=radotp test {name}")])
+            .current_dir(dir),
+        "openssl (CA)",
+    );
 }

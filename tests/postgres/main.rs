@@ -12,6 +12,7 @@ mod migration;
 mod nodes;
 #[path = "../ldap/slapd.rs"]
 mod slapd;
+mod tls;
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -34,6 +35,7 @@ pub fn settings(url: String) -> PgSettings {
         pool_size: 8,
         connect_timeout: Duration::from_secs(2),
         statement_timeout: Duration::from_secs(5),
+        ca_certs: None,
     }
 }
 

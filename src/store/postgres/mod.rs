@@ -39,6 +39,8 @@ pub struct PgSettings {
     pub pool_size: usize,
     pub connect_timeout: Duration,
     pub statement_timeout: Duration,
+    /// CA certificates (DER) for TLS; see [`tls`].
+    pub ca_certs: Option<Vec<Vec<u8>>>,
 }
 
 pub struct PostgresStore {
@@ -159,6 +161,41 @@ impl PostgresStore {
     }
 }
 
+/// The TLS connector, when connections use TLS: `ca_certs` given (then
+/// `sslmode=require` unless the URL says otherwise) or `sslmode=require` in
+/// the URL (then the system's roots). rustls checks the certificate and
+/// that it names the host connected to (libpq's verify-full); there is no
+/// fallback to a plain connection once TLS is asked for.
+fn tls(
+    settings: &PgSettings,
+    config: &mut tokio_postgres::Config,
+) -> Result<Option<tokio_postgres_rustls::MakeRustlsConnect>, StoreError> {
+    use tokio_postgres::config::SslMode;
+    let bad = |e: String| StoreError::Unavailable(format!("store.postgres TLS: {e}"));
+    let mut roots = rustls::RootCertStore::empty();
+    match (&settings.ca_certs, config.get_ssl_mode()) {
+        (Some(certs), mode) => {
+            if mode != SslMode::Require {
+                config.ssl_mode(SslMode::Require);
+            }
+            for der in certs {
+                roots.add(&rustls::Certificate(der.clone())).map_err(|e| bad(e.to_string()))?;
+            }
+        }
+        (None, SslMode::Require) => {
+            let system = rustls_native_certs::load_native_certs().map_err(|e| bad(format!("system roots: {e}")))?;
+            for cert in system {
+                // A root the system holds but rustls cannot read is left out.
+                let _ = roots.add(&rustls::Certificate(cert.0));
+            }
+        }
+        (None, _) => return Ok(None),
+    }
+    let client =
+        rustls::ClientConfig::builder().with_safe_defaults().with_root_certificates(roots).with_no_client_auth();
+    Ok(Some(tokio_postgres_rustls::MakeRustlsConnect::new(client)))
+}
+
 fn pool(settings: &PgSettings) -> Result<Pool, StoreError> {
     let mut config: tokio_postgres::Config =
         settings.url.parse().map_err(|e| StoreError::Unavailable(format!("store.postgres.url: {e}")))?;
@@ -168,7 +205,11 @@ fn pool(settings: &PgSettings) -> Result<Pool, StoreError> {
     config.connect_timeout(settings.connect_timeout);
     config.application_name("radotpd");
     config.options(format!("-c statement_timeout={}", settings.statement_timeout.as_millis()));
-    let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+    let recycling = ManagerConfig { recycling_method: RecyclingMethod::Fast };
+    let manager = match tls(settings, &mut config)? {
+        Some(connector) => Manager::from_config(config, connector, recycling),
+        None => Manager::from_config(config, NoTls, recycling),
+    };
     Pool::builder(manager)
         .max_size(settings.pool_size.max(2))
         .runtime(Runtime::Tokio1)
