@@ -66,6 +66,9 @@ pub struct Metrics {
     /// 1 while the store cannot write (or be reached), else 0.
     store_failing: AtomicU64,
     store_bytes: AtomicU64,
+    /// Free bytes on the store's file system, when known.
+    store_disk_free: AtomicU64,
+    store_disk_known: std::sync::atomic::AtomicBool,
 }
 
 impl Metrics {
@@ -95,9 +98,11 @@ impl Metrics {
     }
 
     /// What the store's last health check said (the daemon asks every few seconds).
-    pub fn store_health(&self, failing: bool, bytes: u64) {
+    pub fn store_health(&self, failing: bool, bytes: u64, disk_free: Option<u64>) {
         self.store_failing.store(u64::from(failing), Ordering::Relaxed);
         self.store_bytes.store(bytes, Ordering::Relaxed);
+        self.store_disk_free.store(disk_free.unwrap_or(0), Ordering::Relaxed);
+        self.store_disk_known.store(disk_free.is_some(), Ordering::Relaxed);
     }
 
     /// The Prometheus text exposition format (version 0.0.4).
@@ -148,6 +153,13 @@ impl Metrics {
             "# HELP radotp_store_bytes Bytes the store takes on disk, where the engine knows.\n# TYPE radotp_store_bytes gauge\nradotp_store_bytes {}",
             get(&self.store_bytes)
         );
+        if self.store_disk_known.load(Ordering::Relaxed) {
+            let free = get(&self.store_disk_free);
+            let _ = writeln!(
+                out,
+                "# HELP radotp_store_disk_free_bytes Free bytes on the file system holding the store.\n# TYPE radotp_store_disk_free_bytes gauge\nradotp_store_disk_free_bytes {free}"
+            );
+        }
         let up = u8::from(get(&self.store_failing) == 0);
         let _ = writeln!(
             out,

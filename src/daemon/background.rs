@@ -45,9 +45,21 @@ pub(super) async fn watchdog(every: Duration, shutdown: CancellationToken) {
 /// when the store starts and stops failing.
 pub(super) async fn watch_store_health(store: Arc<dyn Store>, metrics: Arc<Metrics>, shutdown: CancellationToken) {
     let mut was_failing: Option<String> = None;
+    let mut disk_was_low = false;
     loop {
         let health = store.health().await;
-        metrics.store_health(health.failing.is_some(), health.bytes);
+        metrics.store_health(health.failing.is_some(), health.bytes, health.disk.map(|d| d.free));
+        let low = health.disk.filter(|d| d.is_low());
+        match (low, disk_was_low) {
+            (Some(disk), false) => tracing::warn!(
+                free_mib = disk.free >> 20,
+                total_mib = disk.total >> 20,
+                "little room left for the store: free disk space before it fills (audit.max_entries and audit.retention_days bound the audit; see docs/operations.md)"
+            ),
+            (None, true) => tracing::info!("the store's file system has room again"),
+            _ => {}
+        }
+        disk_was_low = low.is_some();
         match (&was_failing, &health.failing) {
             (None, Some(reason)) => tracing::error!(
                 %reason,
@@ -105,7 +117,7 @@ pub(super) async fn watch_clock(shutdown: CancellationToken) {
         let step_ms = (now_wall - wall) - now_mono.duration_since(mono).as_millis() as i128;
         if step_ms.abs() > TOLERANCE_MS {
             tracing::warn!(
-                step_seconds = (step_ms / 1000) as i64,
+                step_seconds = (step_ms as f64 / 1000.0).round() as i64,
                 "the system clock stepped: TOTP codes follow it; codes from the time it left are refused as clock_skew, not counted as failures"
             );
         }

@@ -271,7 +271,7 @@ impl Store for MemoryStore {
     }
 
     async fn health(&self) -> StoreHealth {
-        StoreHealth { engine: "memory".into(), bytes: 0, failing: None }
+        StoreHealth { engine: "memory".into(), ..StoreHealth::default() }
     }
 
     async fn flush(&self) -> Result<(), StoreError> {

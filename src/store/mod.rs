@@ -159,6 +159,31 @@ pub struct StoreHealth {
     /// Why the store cannot write or be reached now (none: healthy).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failing: Option<String>,
+    /// Space left for the store on its file system, and that file
+    /// system's size, in bytes (engines on a local disk).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk: Option<DiskSpace>,
+}
+
+/// Free and total bytes of a file system.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiskSpace {
+    pub free: u64,
+    pub total: u64,
+}
+
+impl DiskSpace {
+    /// Of the file system holding `path` (space an unprivileged process may use).
+    pub fn of(path: &std::path::Path) -> Option<DiskSpace> {
+        let stat = nix::sys::statvfs::statvfs(path).ok()?;
+        let block = stat.fragment_size() as u64;
+        Some(DiskSpace { free: stat.blocks_available() as u64 * block, total: stat.blocks() as u64 * block })
+    }
+
+    /// Little room left: under 10 % of the file system or under 256 MiB.
+    pub fn is_low(&self) -> bool {
+        self.free < (256 << 20) || self.free.saturating_mul(10) < self.total
+    }
 }
 
 /// Receives a store's content one item at a time ([`Store::export`]).

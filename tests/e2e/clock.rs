@@ -58,5 +58,8 @@ async fn a_clock_stepped_back_refuses_real_codes_as_clock_skew_and_locks_nothing
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let log = daemon.log();
-    assert!(log.contains("step_seconds=-60"), "the step's size is logged:\n{log}");
+    assert!(
+        log.contains("step_seconds=-600") || log.contains("step_seconds=-599") || log.contains("step_seconds=-601"),
+        "the step's size is logged:\n{log}"
+    );
 }

@@ -126,6 +126,7 @@ async fn a_full_disk_is_answered_safely_shown_in_status_and_healed_without_a_res
     let status = daemon.ctl_json(&["status"]);
     assert!(status["store"]["failing"].is_string(), "status shows the store failing: {status}");
     assert!(metric_within(&daemon, "radotp_store_failing 1"), "the metrics show the store failing");
+    assert!(daemon.log().contains("little room left for the store"), "warned before and while full");
     let table = daemon.ctl_ok(&["status"]);
     assert!(table.contains("FAILING"), "the status table says so:\n{table}");
     // A change the disk cannot hold is refused and not shown.

@@ -539,7 +539,7 @@ impl Store for PostgresStore {
             Ok(_) => None,
             Err(e) => Some(e.to_string()),
         };
-        StoreHealth { engine: "postgres".into(), bytes: 0, failing }
+        StoreHealth { engine: "postgres".into(), bytes: 0, failing, disk: None }
     }
 
     async fn flush(&self) -> Result<(), StoreError> {

@@ -75,6 +75,11 @@ impl Slot {
         Arc::new(Slot { current: RwLock::new(Some(Arc::new(engine))), reopen: None, carried: Mutex::default() })
     }
 
+    /// The store's directory (none for a store opened only to be looked at).
+    pub(super) fn path(&self) -> Option<&Path> {
+        self.reopen.as_ref().map(|r| r.path.as_path())
+    }
+
     pub(super) fn current(&self) -> Result<Arc<Engine>, StoreError> {
         self.current
             .read()

@@ -25,7 +25,9 @@ use std::sync::{Arc, Mutex};
 use self::core::Core;
 use self::healing::{Engine, Slot};
 use self::progress::Progress;
-use super::{Census, Challenge, Commit, Durability, ExportSink, Store, StoreError, StoreHealth, Swap, TokenQuery};
+use super::{
+    Census, Challenge, Commit, DiskSpace, Durability, ExportSink, Store, StoreError, StoreHealth, Swap, TokenQuery,
+};
 use crate::model::audit::{AuditEntry, AuditQuery, AuditWrite, ChainReport, ChainWalk, Pruned, Retention};
 use crate::model::token::Token;
 
@@ -367,9 +369,16 @@ impl Store for SledStore {
     async fn health(&self) -> StoreHealth {
         let e = match self.engine() {
             Ok(e) => e,
-            Err(err) => return StoreHealth { engine: "sled".into(), bytes: 0, failing: Some(err.to_string()) },
+            Err(err) => {
+                return StoreHealth { engine: "sled".into(), failing: Some(err.to_string()), ..StoreHealth::default() };
+            }
         };
-        StoreHealth { engine: "sled".into(), bytes: e.core.size_on_disk().unwrap_or(0), failing: e.commit.failing() }
+        StoreHealth {
+            engine: "sled".into(),
+            bytes: e.core.size_on_disk().unwrap_or(0),
+            failing: e.commit.failing(),
+            disk: self.slot.path().and_then(DiskSpace::of),
+        }
     }
 
     async fn flush(&self) -> Result<(), StoreError> {
