@@ -5,7 +5,7 @@ use super::{DomainError, Service};
 use crate::model::audit::{Actor, AuditEvent, Pruned};
 
 impl Service {
-    /// Applies the configured retention now (the daemon does every minute).
+    /// Applies the configured retention now (the daemon does every 10 seconds).
     /// The removal is recorded as `audit.prune` with how many entries went
     /// and the new checkpoint.
     pub async fn prune_audit(&self, actor: &Actor) -> Result<Pruned, DomainError> {

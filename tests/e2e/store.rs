@@ -180,12 +180,14 @@ async fn audit_retention_keeps_the_configured_number_and_the_rest_still_verifies
     for i in 0..120 {
         client.authenticate(&format!("nobody-{i}"), "000000").await.unwrap();
     }
+    // The daemon also applies retention by itself every 10 seconds: on a
+    // slow machine it may have done so already.
     let out = daemon.ctl_ok(&["audit", "prune"]);
-    assert!(out.starts_with("audit retention removed "), "{out}");
+    assert!(out.starts_with("audit retention removed ") || out.starts_with("audit retention: nothing"), "{out}");
     let kept = daemon.ctl_json(&["audit", "--limit", "0"]);
     let kept = kept.as_array().unwrap();
     assert!(kept.len() <= 52, "at most the configured 50 (and the reads since): {}", kept.len());
-    assert!(kept.iter().take(3).any(|e| e["operation"] == "audit.prune"), "the removal is audited, among the newest");
+    assert!(kept.iter().any(|e| e["operation"] == "audit.prune"), "the removal is audited");
     let verified = daemon.ctl_ok(&["audit", "verify"]);
     assert!(verified.contains("were removed by retention"), "{verified}");
     let chain = daemon.ctl_json(&["audit", "verify"]);

@@ -273,6 +273,6 @@ pub(crate) struct AuditArgs {
 pub(crate) enum AuditAction {
     /// Check the whole hash chain; names the first broken entry.
     Verify,
-    /// Apply retention (audit.retention_days, audit.max_entries) now; radotpd does every minute.
+    /// Apply retention (audit.retention_days, audit.max_entries) now; radotpd does every 10 seconds.
     Prune,
 }
