@@ -4,6 +4,7 @@
 #
 #   bench/soak.sh                                   # 5 minutes at 64 in flight, default retention
 #   MINUTES=2 MAX_ENTRIES=200000 bench/soak.sh      # see retention level the store off sooner
+#   MODE=unknown COUNT=1000000 MAX_ENTRIES=100000 bench/soak.sh   # a flood of user names that own no token
 #
 # What it does, in a temporary directory that is removed at the end:
 #  1. builds the release binaries (cargo build --release --workspace --bins)
@@ -22,13 +23,18 @@
 #
 # Everything stays on loopback; every step is bounded in time; only the
 # daemon this script started is signalled. Knobs (defaults in brackets):
-# MINUTES [5], CONCURRENCY [64], TOKENS [10000], WRONG_SHARE [0.1],
+# MODE [hotp: codes of the tokens; unknown: requests for 100,000 user names
+# that own no token, each one an audit entry, as a flood from outside would
+# be], COUNT [unset: with MODE=unknown, send this many requests instead of
+# running for MINUTES], MINUTES [5], CONCURRENCY [64], TOKENS [10000], WRONG_SHARE [0.1],
 # MAX_ENTRIES [1000000: the shipped default], RETENTION_DAYS [365],
 # SAMPLE_SECONDS [15], LOG_LEVEL [warn], CACHE_MIB [16], SKIP_BUILD [unset],
 # KEEP_DIR [unset], OUT [unset: a file to copy the table to].
 
 set -euo pipefail
 
+MODE=${MODE:-hotp}
+COUNT=${COUNT:-}
 MINUTES=${MINUTES:-5}
 CONCURRENCY=${CONCURRENCY:-64}
 TOKENS=${TOKENS:-10000}
@@ -90,10 +96,16 @@ store_bytes() { du -sb "$DIR/db" | awk '{ print $1 }'; }
 rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$DAEMON_PID/status"; }
 
 SECONDS_TOTAL=$((MINUTES * 60))
-echo "== soak: ${MINUTES} min at $CONCURRENCY in flight, $TOKENS tokens, wrong share $WRONG_SHARE, audit.max_entries $MAX_ENTRIES"
-timeout $((SECONDS_TOTAL + 60)) "$BIN/radotp-bench" --server "127.0.0.1:$PORT" --secret "$SECRET" \
-    --mode hotp --tokens "$DIR/bench.csv" --concurrency "$CONCURRENCY" --wrong-share "$WRONG_SHARE" \
-    --duration "$SECONDS_TOTAL" --json >"$DIR/bench.json" 2>"$DIR/bench.err" &
+echo "== soak ($MODE): ${COUNT:-${MINUTES} min} at $CONCURRENCY in flight, $TOKENS tokens, wrong share $WRONG_SHARE, audit.max_entries $MAX_ENTRIES"
+if [ "$MODE" = unknown ]; then
+    awk 'BEGIN { for (i = 1; i <= 100000; i++) printf "nobody%07d,123456\n", i }' >"$DIR/unknown.csv"
+    LOAD=(--mode password --users "$DIR/unknown.csv" --wrong-share 1.0)
+else
+    LOAD=(--mode hotp --tokens "$DIR/bench.csv" --wrong-share "$WRONG_SHARE")
+fi
+if [ -n "$COUNT" ]; then SPAN=(--count "$COUNT"); else SPAN=(--duration "$SECONDS_TOTAL"); fi
+timeout $((SECONDS_TOTAL + 600)) "$BIN/radotp-bench" --server "127.0.0.1:$PORT" --secret "$SECRET" \
+    "${LOAD[@]}" --concurrency "$CONCURRENCY" "${SPAN[@]}" --json >"$DIR/bench.json" 2>"$DIR/bench.err" &
 LOAD_PID=$!
 
 START_REQ=$(requests)
@@ -122,6 +134,9 @@ while kill -0 "$LOAD_PID" 2>/dev/null; do
 done
 wait "$LOAD_PID" || true
 LOAD_PID=
+# One more sample once retention has had its turn after the load.
+sleep 12
+row
 
 ENTRY_BYTES=$(timeout 10 "${CTL[@]}" audit --limit 1 --json | tr -d '\n' | sed 's/^\[ *//; s/ *\]$//' | wc -c)
 echo "== one audit entry as JSON: $ENTRY_BYTES bytes"
@@ -133,7 +148,7 @@ echo "$VERIFY ($(elapsed_ms "$v0" "$v1") ms)"
 
 {
     echo
-    echo "Soak: ${MINUTES} min, $CONCURRENCY in flight, $TOKENS tokens, wrong share $WRONG_SHARE, audit.max_entries $MAX_ENTRIES, retention_days $RETENTION_DAYS"
+    echo "Soak ($MODE): ${COUNT:-${MINUTES} min}, $CONCURRENCY in flight, $TOKENS tokens, wrong share $WRONG_SHARE, audit.max_entries $MAX_ENTRIES, retention_days $RETENTION_DAYS"
     echo
     echo "$TABLE"
     echo
