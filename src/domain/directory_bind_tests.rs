@@ -3,41 +3,14 @@
 //! and binds per user are throttled.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::Ordering;
 
 use super::radius_modes::{MAX_BINDS_PER_USER_PER_MINUTE, Outcome, RadiusRequest};
-use super::testing::{Fixture, RFC_CODES};
+use super::testing::{Fixture, PasswordDirectory, RFC_CODES};
 use super::*;
 use crate::config::AuthMode;
-use crate::directory::DirectoryUser;
 use crate::model::audit::Actor;
 use crate::secret::Secret;
-
-/// Every user has the password "right"; binds are counted.
-#[derive(Default)]
-struct CountingDirectory {
-    binds: AtomicU32,
-}
-
-impl crate::directory::UserDirectory for CountingDirectory {
-    fn lookup<'a>(&'a self, name: &'a str) -> crate::directory::DirectoryFuture<'a, Option<DirectoryUser>> {
-        let user = DirectoryUser { name: name.into(), ..Default::default() };
-        Box::pin(async move { Ok(["alice", "bob"].contains(&name).then_some(user)) })
-    }
-
-    fn search<'a>(&'a self, _: &'a str, _: usize) -> crate::directory::DirectoryFuture<'a, Vec<DirectoryUser>> {
-        Box::pin(async { Ok(Vec::new()) })
-    }
-
-    fn check_password<'a>(
-        &'a self,
-        _: &'a DirectoryUser,
-        password: &'a Secret,
-    ) -> crate::directory::DirectoryFuture<'a, bool> {
-        self.binds.fetch_add(1, Ordering::SeqCst);
-        Box::pin(async move { Ok(password.expose() == b"right") })
-    }
-}
 
 async fn login(f: &Fixture, mode: AuthMode, user: &str, password: &str) -> Option<RejectReason> {
     let password = Secret::from(password);
@@ -61,8 +34,8 @@ fn scrv1(password: &str, otp: &str) -> String {
     format!("SCRV1:{}:{}", b64(password), b64(otp))
 }
 
-fn fixture(auth: AuthConfig) -> (Fixture, Arc<CountingDirectory>) {
-    let directory = Arc::new(CountingDirectory::default());
+fn fixture(auth: AuthConfig) -> (Fixture, Arc<PasswordDirectory>) {
+    let directory = Arc::new(PasswordDirectory::default());
     (Fixture::new(auth, directory.clone()), directory)
 }
 

@@ -427,6 +427,7 @@ impl Service {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::testing::PasswordDirectory;
 
     #[test]
     fn realms_and_case() {
@@ -442,28 +443,6 @@ mod tests {
         assert_eq!((password.expose(), otp.as_str()), (&b"secret"[..], "123456"));
         assert!(split_scrv1(b"SCRV1:not base64:MTIz").is_none());
         assert!(split_scrv1(b"secret123456").is_none());
-    }
-
-    /// A directory whose every user has the password "right".
-    struct PasswordDirectory;
-
-    impl crate::directory::UserDirectory for PasswordDirectory {
-        fn lookup<'a>(&'a self, name: &'a str) -> crate::directory::DirectoryFuture<'a, Option<DirectoryUser>> {
-            let user = DirectoryUser { name: name.into(), ..Default::default() };
-            Box::pin(async move { Ok(["alice", "bob"].contains(&name).then_some(user)) })
-        }
-
-        fn search<'a>(&'a self, _: &'a str, _: usize) -> crate::directory::DirectoryFuture<'a, Vec<DirectoryUser>> {
-            Box::pin(async { Ok(Vec::new()) })
-        }
-
-        fn check_password<'a>(
-            &'a self,
-            _: &'a DirectoryUser,
-            password: &'a Secret,
-        ) -> crate::directory::DirectoryFuture<'a, bool> {
-            Box::pin(async move { Ok(password.expose() == b"right") })
-        }
     }
 
     /// An LDAP-like directory: names match without regard to case and come
@@ -550,7 +529,7 @@ mod tests {
     async fn wrong_directory_passwords_count_towards_the_lockout_without_burning_the_otp() {
         use crate::domain::testing::{Fixture, RFC_CODES};
         let auth = crate::config::AuthConfig { max_failures: 3, ..Default::default() };
-        let f = Fixture::new(auth, std::sync::Arc::new(PasswordDirectory));
+        let f = Fixture::new(auth, std::sync::Arc::new(PasswordDirectory::default()));
         f.import_tokens().await;
         let pw = |password: &str, code: &str| format!("{password}{code}");
 
@@ -585,7 +564,7 @@ mod tests {
     async fn count_password_failures_off_leaves_the_fail_count_alone() {
         use crate::domain::testing::{Fixture, RFC_CODES};
         let auth = crate::config::AuthConfig { max_failures: 3, count_password_failures: false, ..Default::default() };
-        let f = Fixture::new(auth, std::sync::Arc::new(PasswordDirectory));
+        let f = Fixture::new(auth, std::sync::Arc::new(PasswordDirectory::default()));
         f.import_tokens().await;
         for _ in 0..5 {
             let outcome = login(&f.service, AuthMode::PasswordOtp, "alice", &format!("wrong{}", RFC_CODES[0])).await;
@@ -601,7 +580,7 @@ mod tests {
     #[tokio::test]
     async fn a_challenge_state_is_single_use_and_random() {
         use crate::domain::testing::{Fixture, RFC_CODES};
-        let f = Fixture::new(crate::config::AuthConfig::default(), std::sync::Arc::new(PasswordDirectory));
+        let f = Fixture::new(crate::config::AuthConfig::default(), std::sync::Arc::new(PasswordDirectory::default()));
         f.import_tokens().await;
         let Outcome::Challenge { state, .. } = login(&f.service, AuthMode::Challenge, "alice", "right").await else {
             panic!("no challenge")

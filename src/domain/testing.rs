@@ -114,3 +114,37 @@ impl Fixture {
         self.service.get_token(serial).await.unwrap()
     }
 }
+
+/// A directory with alice and bob, whose password is "right"; it counts the
+/// password checks (binds) it is asked for.
+#[derive(Default)]
+pub(crate) struct PasswordDirectory {
+    pub(crate) binds: std::sync::atomic::AtomicU32,
+}
+
+impl UserDirectory for PasswordDirectory {
+    fn lookup<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> crate::directory::DirectoryFuture<'a, Option<crate::directory::DirectoryUser>> {
+        let user = crate::directory::DirectoryUser { name: name.into(), ..Default::default() };
+        Box::pin(async move { Ok(["alice", "bob"].contains(&name).then_some(user)) })
+    }
+
+    fn search<'a>(
+        &'a self,
+        _: &'a str,
+        _: usize,
+    ) -> crate::directory::DirectoryFuture<'a, Vec<crate::directory::DirectoryUser>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
+
+    fn check_password<'a>(
+        &'a self,
+        _: &'a crate::directory::DirectoryUser,
+        password: &'a crate::secret::Secret,
+    ) -> crate::directory::DirectoryFuture<'a, bool> {
+        self.binds.fetch_add(1, Ordering::SeqCst);
+        Box::pin(async move { Ok(password.expose() == b"right") })
+    }
+}
