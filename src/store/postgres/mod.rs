@@ -156,6 +156,33 @@ impl PostgresStore {
         answer.await.unwrap_or_else(|_| Err(StoreError::Unavailable("the store's writer has stopped".into())))
     }
 
+    /// Hands the entries of one audit chain to `visit` in order, a page at a
+    /// time, until it answers false.
+    async fn walk_chain(
+        &self,
+        chain: &str,
+        visit: &mut (dyn FnMut(u64, &str) -> Result<bool, StoreError> + Send),
+    ) -> Result<(), StoreError> {
+        let mut after = 0i64;
+        loop {
+            let rows = self
+                .query(
+                    "SELECT seq, body FROM radotp_audit WHERE chain = $1 AND seq > $2 ORDER BY seq LIMIT 10000",
+                    &[&chain, &after],
+                )
+                .await?;
+            if rows.is_empty() {
+                return Ok(());
+            }
+            for row in &rows {
+                after = row.get(0);
+                if !visit(after as u64, row.get(1))? {
+                    return Ok(());
+                }
+            }
+        }
+    }
+
     fn tokens(rows: Vec<Row>) -> Result<Vec<Token>, StoreError> {
         rows.iter().map(token_from_row).collect()
     }
@@ -366,25 +393,7 @@ impl Store for PostgresStore {
                 .first()
                 .map(|r| Checkpoint { seq: r.get::<_, i64>(0) as u64, hash: r.get(1) });
             let mut walk = ChainWalk::after(checkpoint.as_ref());
-            let mut after = 0i64;
-            'pages: loop {
-                let rows = self
-                    .query(
-                        "SELECT seq, body FROM radotp_audit WHERE chain = $1 AND seq > $2 ORDER BY seq LIMIT 10000",
-                        &[&chain, &after],
-                    )
-                    .await?;
-                if rows.is_empty() {
-                    break;
-                }
-                for row in &rows {
-                    after = row.get(0);
-                    let body: &str = row.get(1);
-                    if !walk.step(after as u64, body.as_bytes()) {
-                        break 'pages;
-                    }
-                }
-            }
+            self.walk_chain(&chain, &mut |seq, body| Ok(walk.step(seq, body.as_bytes()))).await?;
             reports.push(walk.report);
         }
         if reports.is_empty() {
@@ -449,22 +458,7 @@ impl Store for PostgresStore {
         }
         let chains = self.query("SELECT DISTINCT chain FROM radotp_audit ORDER BY chain", &[]).await?;
         for chain in chains.iter().map(|r| r.get::<_, String>(0)) {
-            let mut after = 0i64;
-            loop {
-                let rows = self
-                    .query(
-                        "SELECT seq, body FROM radotp_audit WHERE chain = $1 AND seq > $2 ORDER BY seq LIMIT 10000",
-                        &[&chain, &after],
-                    )
-                    .await?;
-                if rows.is_empty() {
-                    break;
-                }
-                for row in rows {
-                    after = row.get(0);
-                    sink.audit(after as u64, row.get(1))?;
-                }
-            }
+            self.walk_chain(&chain, &mut |seq, body| sink.audit(seq, body.to_string()).map(|()| true)).await?;
         }
         Ok(())
     }
