@@ -88,8 +88,26 @@ pub async fn check_anchor(store: &dyn Store, cipher: &SeedCipher) -> Result<Anch
     if anchor.hash.is_empty() {
         return Ok(AnchorCheck::Reached);
     }
+    // The anchored entry was the newest when anchored (at shutdown, or a
+    // minute before a crash): it is among the entries of the last minutes,
+    // read newest first. Only when it is not (a clock set back since) is the
+    // whole log read.
+    let recent = AuditQuery {
+        since: Some(anchor.time.saturating_sub(600)),
+        node: anchor.node.clone(),
+        limit: 0,
+        ..AuditQuery::default()
+    };
     let mut finder = Finder { node: anchor.node.clone(), seq: anchor.seq, found: None };
-    store.export(&mut finder).await?;
+    for entry in store.audit(&recent).await? {
+        if entry.seq == anchor.seq && entry.node == anchor.node {
+            finder.found = Some(entry.hash);
+            break;
+        }
+    }
+    if finder.found.is_none() {
+        store.export(&mut finder).await?;
+    }
     // Retention may have removed the anchored entry since (a small
     // `audit.max_entries`): its checkpoint then covers it.
     if finder.found.is_none()
