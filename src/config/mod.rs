@@ -383,6 +383,9 @@ impl Config {
         if auth.totp_first_use_window > 1000 {
             problem("auth.totp_first_use_window".into(), "must be at most 1000".into());
         }
+        if !(10..=60_000).contains(&self.store.checkpoint_ms) {
+            problem("store.checkpoint_ms".into(), "must be between 10 and 60000".into());
+        }
         if self.store.cache_mib == 0 {
             problem("store.cache_mib".into(), "must be at least 1".into());
         }

@@ -113,4 +113,13 @@ pub struct StoreConfig {
     /// power cut: fdatasync) or `process` (it survives a crash of radotpd).
     #[serde(default)]
     pub durability: Durability,
+    /// How often the embedded store moves its journal into sled, in
+    /// milliseconds (10 to 60000): a longer interval writes sled less often
+    /// and leaves more journal to replay after a crash.
+    #[serde(default = "default_checkpoint_ms")]
+    pub checkpoint_ms: u64,
+}
+
+pub(super) fn default_checkpoint_ms() -> u64 {
+    2000
 }

@@ -356,6 +356,7 @@ fn reload(path: &Path, running: &Config) -> Result<(Config, ReloadOutcome, Arc<d
     restart(new.radius.receive_buffer_bytes != running.radius.receive_buffer_bytes, "radius.receive_buffer_bytes");
     restart(new.store.cache_mib != running.store.cache_mib, "store.cache_mib");
     restart(new.store.durability != running.store.durability, "store.durability");
+    restart(new.store.checkpoint_ms != running.store.checkpoint_ms, "store.checkpoint_ms");
     restart(new.log.level != running.log.level, "log.level");
     restart(new.store.path != running.store.path, "store.path");
     restart(new.store.key_file != running.store.key_file, "store.key_file");

@@ -13,6 +13,7 @@ pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, DaemonError> 
         tracing::info!(node = %node, "store: PostgreSQL");
         return Ok(Arc::new(store));
     }
+    radotp_sled_checkpoint(config);
     let store = SledStore::open(
         &config.store.path,
         config.store.cache_mib << 20,
@@ -23,6 +24,11 @@ pub async fn open_store(config: &Config) -> Result<Arc<dyn Store>, DaemonError> 
         startup(format!("cannot open the store at {} (is radotpd still running?)", config.store.path.display()), e)
     })?;
     Ok(Arc::new(store))
+}
+
+/// Sets the embedded store's checkpoint interval (`store.checkpoint_ms`).
+pub(super) fn radotp_sled_checkpoint(config: &Config) {
+    crate::store::sled::set_checkpoint_interval(Duration::from_millis(config.store.checkpoint_ms));
 }
 
 /// The PostgreSQL engine's settings from `store.postgres`.

@@ -39,7 +39,21 @@ fn received_accepts(accepted: &Mutex<HashSet<(String, u64)>>) -> Vec<usize> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sigkill_under_load_never_lets_an_otp_through_twice() {
-    let mut daemon = Daemon::start();
+    kill_under_load_many_times(Daemon::start(), 22).await;
+}
+
+/// The same with a checkpoint every 10 ms, so that many kills land in the
+/// middle of one (journal switched, sled half written or not flushed, the
+/// journal file left not yet emptied), and with `durability: full`.
+#[tokio::test(flavor = "multi_thread")]
+async fn sigkill_during_checkpoints_never_lets_an_otp_through_twice() {
+    let daemon = Daemon::start_with(|config| {
+        *config = config.replace("store:\n", "store:\n  checkpoint_ms: 10\n  durability: full\n");
+    });
+    kill_under_load_many_times(daemon, 22).await;
+}
+
+async fn kill_under_load_many_times(mut daemon: Daemon, rounds: usize) {
     let mut csv = String::from("serial,type,seed,user\n");
     for user in USERS {
         csv.push_str(&format!("T-{user},hw-hotp,{},{user}\n", data_encoding::HEXLOWER.encode(&seed_of(user))));
@@ -50,7 +64,7 @@ async fn sigkill_under_load_never_lets_an_otp_through_twice() {
     let mut next: Vec<u64> = vec![0; USERS.len()];
     let (mut audited_before, mut received_before) = (vec![0; USERS.len()], vec![0; USERS.len()]);
     let mut pseudo_random = 0x2545_f491u32;
-    for round in 0..22 {
+    for round in 0..rounds {
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let mut workers = Vec::new();
         for (i, user) in USERS.iter().enumerate() {

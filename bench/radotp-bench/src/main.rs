@@ -64,6 +64,11 @@ struct Cli {
 enum Top {
     /// Write a deterministic token set: import CSV, bench tokens file, directory users.
     GenTokens(GenArgs),
+    /// Answer Access-Requests with an Access-Accept and nothing else: the
+    /// no-work ceiling of this machine for the comparison (checks the
+    /// request's Message-Authenticator and signs the reply with radotp's own
+    /// packet code; no OTP, no store, no audit).
+    Ceiling(CeilingArgs),
     /// Print reports saved with --json (one per line, in files) as a Markdown table.
     Table {
         /// Files holding JSON reports, one per line.
@@ -168,10 +173,58 @@ struct GenArgs {
     out_users: Option<PathBuf>,
 }
 
+#[derive(Args)]
+struct CeilingArgs {
+    /// Address to answer on.
+    #[arg(long, default_value = "127.0.0.1:18130")]
+    listen: SocketAddr,
+    /// Shared secret of every client.
+    #[arg(long, default_value = "testing123", env = "RADOTP_BENCH_SECRET")]
+    secret: String,
+    /// Threads receiving and answering on the one socket (default: one per core).
+    #[arg(long)]
+    threads: Option<usize>,
+}
+
+/// The no-work responder: blocking receive, check, sign, send, on every thread.
+fn serve_ceiling(args: &CeilingArgs) -> Result<()> {
+    use radotp::radius::packet::{self, ReplyAttributes};
+    let socket = std::net::UdpSocket::bind(args.listen).with_context(|| format!("bind {}", args.listen))?;
+    println!("ceiling responder on {}", socket.local_addr()?);
+    let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let mut handles = Vec::new();
+    for _ in 0..threads.max(1) {
+        let socket = socket.try_clone()?;
+        let secret = args.secret.clone().into_bytes();
+        handles.push(std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            let nothing = ReplyAttributes::default();
+            loop {
+                let Ok((len, from)) = socket.recv_from(&mut buf) else { continue };
+                let Ok(frame) = packet::parse_frame(&buf[..len]) else { continue };
+                if frame.code != packet::CODE_ACCESS_REQUEST || !packet::message_authenticator_valid(&frame, &secret) {
+                    continue;
+                }
+                let Ok(reply) =
+                    packet::sign_reply(packet::CODE_ACCESS_ACCEPT, frame.identifier, &frame.authenticator, &secret, &nothing)
+                else {
+                    continue;
+                };
+                let _ = socket.send_to(&reply, from);
+            }
+        }));
+    }
+    for handle in handles {
+        let _ = handle.join();
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Some(Top::GenTokens(args)) => gen_tokens(&args),
+        Some(Top::Ceiling(args)) => serve_ceiling(&args),
         Some(Top::Table { files }) => print_table(&files),
         None => run_bench(cli.run),
     };

@@ -64,7 +64,7 @@ impl Core {
         self.imports.insert(marker, listed).map_err(io)?;
         for chunk in added.chunks(WRITE_CHUNK) {
             let changes: Vec<Pending> =
-                chunk.iter().map(|t| (t.serial.as_str().into(), Some((t.clone(), Dirty::Whole)))).collect();
+                chunk.iter().map(|t| (t.serial.as_str().into(), Some((t.clone(), Dirty::Whole)), self.next_seq())).collect();
             if let Err(e) = self.apply_changes(&changes) {
                 self.take_back(&marker, &names);
                 return Err(e);
@@ -100,8 +100,15 @@ impl Core {
 
     /// Seals `writes` onto the chain after the entries already queued and
     /// writes them all in one sled transaction with `also` (token writes, a
-    /// marker's removal). On failure the chain and the queue are as they were.
+    /// marker's removal), then flushes sled. On failure the chain and the
+    /// queue are as they were.
+    ///
+    /// The journal's lock is held throughout, and the queued entries are
+    /// journaled first: a decision waiting for the journal is answered only
+    /// once its entry is durable, in the journal or in sled.
     fn seal_and_commit(&self, writes: Vec<AuditWrite>, also: &TokenWrites<'_>) -> Result<(), StoreError> {
+        let mut journal = self.journal.lock().unwrap_or_else(|p| p.into_inner());
+        self.journal_locked(&mut journal)?;
         let _writer = self.audit_writer.lock().unwrap_or_else(|p| p.into_inner());
         let mut queue = self.audit_queue.lock().unwrap_or_else(|p| p.into_inner());
         let chain_before = queue.chain.clone();
@@ -147,8 +154,9 @@ impl Core {
             });
         match written {
             Ok(()) => {
-                queue.pending.drain(..queued);
-                Ok(())
+                queue.drain_front(queued);
+                drop(queue);
+                self.flush_sled()
             }
             Err(e) => {
                 queue.chain = chain_before;
@@ -196,9 +204,12 @@ impl Core {
         // No write-behind between reading the token and writing it, so an
         // older copy taken before cannot land after this one.
         let _tokens_writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        let current = self.read().tokens.get(serial).cloned();
+        let (current, seq) = {
+            let mirror = self.read();
+            (mirror.tokens.get(serial).cloned(), self.next_seq())
+        };
         let bytes = match &current {
-            Some(token) => Some((encode(token)?, Progress::of(token).encode())),
+            Some(token) => Some((encode(token)?, Progress::of(token).encode(seq))),
             None => None,
         };
         self.seal_and_commit(writes, &TokenWrites { marker: None, tokens: vec![(serial, bytes)] })

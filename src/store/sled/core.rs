@@ -10,24 +10,34 @@
 //! This engine is the only process using its store, so it keeps the whole
 //! `tokens` tree in memory as well (the stored bytes, in serial order) with an
 //! owner index beside it. Reads and updates work on that copy under one lock:
-//! RADIUS never waits for sled. A change marks the token dirty; dirty tokens
-//! are written to sled as one batch by [`SledStore::write_behind`], which
-//! [`TokenStore::flush`] runs first, so whatever a caller made durable with
-//! `flush` is on disk with it. The group-commit thread calls `write_behind`
-//! on its idle ticks too, so changes nobody waits for (a fail count) reach
-//! sled within a few hundred milliseconds.
+//! RADIUS never waits for sled. A change marks the token unjournaled and
+//! dirty. The group-commit thread makes RADIUS decisions durable in the
+//! journal ([`super::journal`]: the changed tokens' progress and the sealed
+//! audit entries, one `write` and one `fdatasync` per group); a checkpoint
+//! thread writes journaled audit entries into sled every
+//! [`super::checkpoint::AUDIT_TICK`] and, every few seconds, dirty tokens
+//! too, flushes sled and empties the journal file it left
+//! ([`Core::checkpoint`]). Opening the store replays the journal into sled.
+//! Operators' changes and imports are written to sled in one transaction
+//! with their audit entries and flushed before they return.
+//!
+//! Every token state written (to the journal or to sled) carries a change
+//! sequence taken under the lock that orders the states, so replay never
+//! puts an older state over a newer one.
 //!
 //! Durability: sled's own flush ends with `sync_file_range`, which survives a
 //! crash of the process but neither flushes the file's metadata nor the
-//! disk's write cache. With [`Durability::Full`] (the default) every flush
-//! also runs `fdatasync` on sled's log file, so a flushed counter survives a
-//! power cut as well.
+//! disk's write cache. With [`Durability::Full`] (the default) every journal
+//! write and every sled flush also runs `fdatasync`, so an answered
+//! decision survives a power cut as well.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use super::audit_chunk::AuditChunk;
+use super::journal::{Batch, Journal, Replay};
 use super::progress::Progress;
 use super::{AuditRecord, Durability};
 use crate::model::audit::{AuditWrite, Chain, ChainWalk};
@@ -35,8 +45,10 @@ use crate::model::token::Token;
 use crate::store::{SCHEMA_VERSION, StoreError, Swap};
 
 const SCHEMA_KEY: &[u8] = b"schema_version";
-/// Schema 1 kept an owner index tree on disk; schema 2 rebuilds it in memory.
+/// Schema 1 kept an owner index tree on disk; schema 2 rebuilds it in memory;
+/// schema 3 adds the journal and progress records of version 2.
 const SCHEMA_WITH_OWNER_TREE: u32 = 1;
+const SCHEMA_WITHOUT_JOURNAL: u32 = 2;
 /// Most audit entries held in memory while the store cannot write them
 /// (about 1 KB each).
 pub(super) const MAX_UNWRITTEN_AUDIT: usize = 20_000;
@@ -53,6 +65,8 @@ struct Mirror {
     /// Serials changed or removed since they were last written to sled,
     /// and how much of them changed.
     dirty: HashMap<Box<str>, Dirty>,
+    /// The same since they were last written to the journal.
+    unjournaled: HashMap<Box<str>, Dirty>,
 }
 
 /// What a token needs written.
@@ -66,9 +80,14 @@ enum Dirty {
 
 impl Mirror {
     fn mark(&mut self, serial: &str, dirty: Dirty) {
-        let entry = self.dirty.entry(serial.into()).or_insert(dirty);
-        if dirty == Dirty::Whole {
-            *entry = Dirty::Whole;
+        for set in [&mut self.dirty, &mut self.unjournaled] {
+            match set.get_mut(serial) {
+                Some(entry) if dirty == Dirty::Whole => *entry = Dirty::Whole,
+                Some(_) => {}
+                None => {
+                    set.insert(serial.into(), dirty);
+                }
+            }
         }
     }
 }
@@ -116,6 +135,20 @@ pub(super) struct Core {
     /// sled's log file, opened again for `fdatasync` ([`Durability::Full`]).
     log_file: std::fs::File,
     durability: Durability,
+    /// The journal and the buffer its groups are built in; held from taking
+    /// a group's changes to the end of its write.
+    pub(super) journal: Mutex<JournalState>,
+    /// The next change sequence (see the module's doc).
+    change_seq: AtomicU64,
+    /// Opened only to look (`--check-config`): the journal is read, never written or emptied.
+    read_only: bool,
+    /// Held through a checkpoint: one at a time.
+    checkpointing: Mutex<()>,
+}
+
+pub(super) struct JournalState {
+    pub(super) journal: Journal,
+    pub(super) batch: Batch,
 }
 
 fn io(e: sled::Error) -> StoreError {
@@ -167,10 +200,20 @@ fn is_lock_held(e: &std::io::Error) -> bool {
     e.kind() == std::io::ErrorKind::WouldBlock || e.to_string().contains("could not acquire lock")
 }
 
-/// Audit entries sealed onto the chain and waiting for the next write.
-struct AuditQueue {
-    chain: Chain,
-    pending: Vec<AuditRecord>,
+/// Audit entries sealed onto the chain and not yet in sled.
+pub(super) struct AuditQueue {
+    pub(super) chain: Chain,
+    pub(super) pending: Vec<AuditRecord>,
+    /// How many of `pending` (from the front) are in the journal.
+    pub(super) journaled: usize,
+}
+
+impl AuditQueue {
+    /// Takes the first `count` entries (written to sled).
+    fn drain_front(&mut self, count: usize) {
+        self.pending.drain(..count);
+        self.journaled = self.journaled.saturating_sub(count);
+    }
 }
 
 impl Core {
@@ -202,11 +245,15 @@ impl Core {
                 let found = <[u8; 4]>::try_from(bytes.as_ref())
                     .map(u32::from_be_bytes)
                     .map_err(|_| StoreError::Corrupt("schema version is unreadable".into()))?;
-                if found == SCHEMA_WITH_OWNER_TREE && !migrate {
-                    // Readable as it is: the owner tree is simply not used.
-                } else if found == SCHEMA_WITH_OWNER_TREE {
-                    // The owner index now lives in memory only.
-                    db.drop_tree("owners").map_err(io)?;
+                let older = found == SCHEMA_WITH_OWNER_TREE || found == SCHEMA_WITHOUT_JOURNAL;
+                if older && !migrate {
+                    // Readable as it is: the owner tree is simply not used,
+                    // progress records of version 1 are read as they are.
+                } else if older {
+                    if found == SCHEMA_WITH_OWNER_TREE {
+                        // The owner index now lives in memory only.
+                        db.drop_tree("owners").map_err(io)?;
+                    }
                     meta.insert(SCHEMA_KEY, &SCHEMA_VERSION.to_be_bytes()).map_err(io)?;
                     db.flush().map_err(io)?;
                 } else if found != SCHEMA_VERSION {
@@ -227,35 +274,55 @@ impl Core {
                 );
             }
         }
-        let mut progress_of = HashMap::new();
-        for entry in progress.iter() {
-            let (key, bytes) = entry.map_err(io)?;
-            let serial = String::from_utf8_lossy(&key).into_owned();
-            let decoded = Progress::decode(&bytes)
-                .ok_or_else(|| StoreError::Corrupt(format!("progress record of token {serial} is unreadable")))?;
-            progress_of.insert(key, decoded);
+        let audit = db.open_tree("audit").map_err(io)?;
+        let log_path = path.join("db");
+        let log_file = std::fs::File::open(&log_path)
+            .map_err(|e| StoreError::Unavailable(format!("cannot open {}: {e}", log_path.display())))?;
+        let mut replay = Replay::read(path)?;
+        if migrate {
+            Self::replay_journal(&tokens, &progress, &audit, &mut replay)?;
+            db.flush().map_err(io)?;
+            log_file.sync_data().map_err(|e| StoreError::Unavailable(format!("fdatasync of the store: {e}")))?;
         }
         let mut mirror = Mirror::default();
+        let mut max_seq = replay.max_seq;
         for entry in tokens.iter() {
             let (key, bytes) = entry.map_err(io)?;
             let mut token = decode(&bytes)?;
             if token.serial.as_bytes() != key.as_ref() {
                 return Err(StoreError::Corrupt(format!("token {} is stored under another serial", token.serial)));
             }
-            if let Some(newer) = progress_of.remove(&key) {
-                newer.apply(&mut token);
+            let mut stored_seq = 0;
+            if let Some(record) = progress.get(&key).map_err(io)? {
+                let stamped = Progress::decode(&record, token.failed_at).ok_or_else(|| {
+                    StoreError::Corrupt(format!("progress record of token {} is unreadable", token.serial))
+                })?;
+                stamped.progress.apply(&mut token);
+                stored_seq = stamped.seq;
+                max_seq = max_seq.max(stamped.seq);
+            }
+            if !migrate {
+                // Looking only: what the journal holds is shown, not written.
+                Self::replayed_in_memory(&mut token, stored_seq, &replay)?;
             }
             token.version = 1;
             mirror.put(Arc::new(token), false);
         }
-        // Records of tokens that are gone (a removal cut short by a crash).
-        for orphan in progress_of.into_keys() {
-            progress.remove(orphan).map_err(io)?;
+        if migrate {
+            // Records of tokens that are gone (a removal cut short by a crash).
+            for entry in progress.iter() {
+                let (key, _) = entry.map_err(io)?;
+                if !tokens.contains_key(&key).map_err(io)? {
+                    progress.remove(key).map_err(io)?;
+                }
+            }
         }
-        let log_path = path.join("db");
-        let log_file = std::fs::File::open(&log_path)
-            .map_err(|e| StoreError::Unavailable(format!("cannot open {}: {e}", log_path.display())))?;
-        let audit = db.open_tree("audit").map_err(io)?;
+        let mut journal = Journal::open(path)?;
+        if migrate {
+            // Everything the journal held is in sled now, durably.
+            journal.empty(0)?;
+            journal.empty(1)?;
+        }
         let chain = match audit.last().map_err(io)? {
             None => Chain { node, ..Chain::default() },
             Some((key, value)) => match AuditChunk::decode(&key, &value)?.pop() {
@@ -273,11 +340,21 @@ impl Core {
             mirror: RwLock::new(mirror),
             writer: Mutex::new(()),
             inserting: Mutex::new(()),
-            audit_queue: Mutex::new(AuditQueue { chain, pending: Vec::new() }),
+            audit_queue: Mutex::new(AuditQueue { chain, pending: Vec::new(), journaled: 0 }),
             audit_writer: Mutex::new(()),
             log_file,
             durability: Durability::Full,
+            journal: Mutex::new(JournalState { journal, batch: Batch::default() }),
+            change_seq: AtomicU64::new(max_seq + 1),
+            read_only: !migrate,
+            checkpointing: Mutex::new(()),
         })
+    }
+
+    /// A new change sequence; taken under the mirror's lock, so a later
+    /// sequence always goes with a state at least as new.
+    fn next_seq(&self) -> u64 {
+        self.change_seq.fetch_add(1, Ordering::Relaxed)
     }
 
     /// Chooses what a flush guarantees.
@@ -307,10 +384,10 @@ impl Core {
         let mut progress = sled::Batch::default();
         let mut whole = sled::Batch::default();
         let mut progress_removed = sled::Batch::default();
-        for (serial, change) in changes {
+        for (serial, change, seq) in changes {
             match change {
                 Some((token, dirty)) => {
-                    progress.insert(serial.as_bytes(), Progress::of(token).encode());
+                    progress.insert(serial.as_bytes(), Progress::of(token).encode(*seq));
                     if *dirty == Dirty::Whole {
                         whole.insert(serial.as_bytes(), encode(token)?);
                     }
@@ -443,7 +520,9 @@ impl Core {
 
     /// Takes the entries sealed but not written (the engine is being replaced).
     pub(super) fn take_unwritten_audit(&self) -> Vec<AuditRecord> {
-        std::mem::take(&mut self.audit_queue.lock().unwrap_or_else(|p| p.into_inner()).pending)
+        let mut queue = self.audit_queue.lock().unwrap_or_else(|p| p.into_inner());
+        queue.journaled = 0;
+        std::mem::take(&mut queue.pending)
     }
 
     /// Queues entries an engine that is gone sealed but did not write: those
@@ -469,24 +548,8 @@ impl Core {
         }
         let count = kept.len();
         queue.pending = kept;
+        queue.journaled = 0;
         Ok((count, dropped))
-    }
-
-    /// Writes the queued audit entries to sled (not yet flushed).
-    pub(super) fn write_pending_audit(&self) -> Result<(), StoreError> {
-        let _writer = self.audit_writer.lock().unwrap_or_else(|p| p.into_inner());
-        let batch = std::mem::take(&mut self.audit_queue.lock().unwrap_or_else(|p| p.into_inner()).pending);
-        if batch.is_empty() {
-            return Ok(());
-        }
-        if let Err(e) = self.append_audit_batch(&batch) {
-            // Keep them for the next attempt, in front of newer ones.
-            let mut queue = self.audit_queue.lock().unwrap_or_else(|p| p.into_inner());
-            let newer = std::mem::replace(&mut queue.pending, batch);
-            queue.pending.extend(newer);
-            return Err(e);
-        }
-        Ok(())
     }
 
     /// Audit entries restored from a backup, as they are; the chain goes on after the last.
@@ -506,10 +569,11 @@ impl Core {
         }
         let records: Vec<AuditRecord> =
             entries.into_iter().map(|(seq, text)| AuditRecord { seq, bytes: text.into_bytes() }).collect();
+        drop(queue);
         for chunk in records.chunks(10_000) {
             self.append_audit_batch(chunk)?;
         }
-        Ok(())
+        self.flush_sled()
     }
 
     fn append_audit_batch(&self, records: &[AuditRecord]) -> Result<(), StoreError> {
@@ -597,7 +661,7 @@ impl Core {
                 .into_iter()
                 .map(|(serial, dirty)| {
                     let token = mirror.tokens.get(&serial).map(|t| (t.clone(), dirty));
-                    (serial, token)
+                    (serial, token, self.next_seq())
                 })
                 .collect()
         };
@@ -605,7 +669,7 @@ impl Core {
             if let Err(e) = self.apply_changes(chunk) {
                 // Whatever was not written is dirty again (and written with its newest value).
                 let mut mirror = self.write();
-                for (serial, _) in &changes[done * WRITE_CHUNK..] {
+                for (serial, _, _) in &changes[done * WRITE_CHUNK..] {
                     mirror.mark(serial, Dirty::Whole);
                 }
                 return Err(e);
@@ -614,10 +678,8 @@ impl Core {
         Ok(())
     }
 
-    /// Writes queued audit entries and changed tokens, then makes them durable.
-    pub(super) fn flush(&self) -> Result<(), StoreError> {
-        self.write_pending_audit()?;
-        self.write_behind()?;
+    /// Flushes sled and, with [`Durability::Full`], its log file's data.
+    pub(super) fn flush_sled(&self) -> Result<(), StoreError> {
         self.db.flush().map_err(io)?;
         if self.durability == Durability::Full {
             self.log_file.sync_data().map_err(|e| StoreError::Unavailable(format!("fdatasync of the store: {e}")))?;
@@ -644,13 +706,19 @@ impl Core {
     }
 }
 
-/// A token to write behind with how much of it changed, or `None` for a removal.
-type Pending = (Box<str>, Option<(Arc<Token>, Dirty)>);
+/// A token to write behind with how much of it changed, or `None` for a
+/// removal, and the change sequence of that state.
+type Pending = (Box<str>, Option<(Arc<Token>, Dirty)>, u64);
 
 #[path = "atomic.rs"]
 mod atomic;
+#[path = "checkpoint.rs"]
+pub(super) mod checkpoint;
 #[path = "retention.rs"]
 mod retention;
 #[cfg(test)]
 #[path = "core_tests.rs"]
 mod tests;
+#[cfg(test)]
+#[path = "journal_tests.rs"]
+mod journal_tests;

@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::model::token::Owner;
-use crate::store::sled::progress::Progress;
+use crate::store::sled::progress::{Progress, Stamped};
 
 /// What a test's update chooses (the shape of the old synchronous API).
 enum Change {
@@ -189,8 +189,8 @@ fn concurrent_updates_are_never_lost() {
     }
     assert_eq!(store.get("A").unwrap().unwrap().counter, 1000);
     store.flush().unwrap();
-    let stored = Progress::decode(&store.progress.get("A").unwrap().unwrap()).unwrap();
-    assert_eq!(stored.counter, 1000, "sled has the last value");
+    let stored = Progress::decode(&store.progress.get("A").unwrap().unwrap(), None).unwrap();
+    assert_eq!(stored.progress.counter, 1000, "sled has the last value");
 }
 
 #[test]
@@ -338,7 +338,7 @@ fn a_decision_writes_only_the_progress_record_and_it_wins_on_reopen() {
         store.flush().unwrap();
         assert!(store.progress.get("A").unwrap().is_none());
         // An orphan record (a removal cut short) is dropped at the next open.
-        store.progress.insert("GONE", Progress::of(&token("GONE", None)).encode()).unwrap();
+        store.progress.insert("GONE", Progress::of(&token("GONE", None)).encode(1)).unwrap();
         store.flush().unwrap();
     }
     let store = reopen(dir.path());
@@ -347,7 +347,7 @@ fn a_decision_writes_only_the_progress_record_and_it_wins_on_reopen() {
     assert!(b.disabled && b.counter == 9);
     assert!(store.progress.get("GONE").unwrap().is_none());
     // The progress record overrides an older whole token.
-    store.progress.insert("C", Progress { counter: 77, ..Progress::of(&token("C", None)) }.encode()).unwrap();
+    store.progress.insert("C", Progress { counter: 77, ..Progress::of(&token("C", None)) }.encode(1)).unwrap();
     store.flush().unwrap();
     drop(store);
     let store = reopen(dir.path());
@@ -363,19 +363,24 @@ fn progress_records_round_trip_and_refuse_garbage() {
         locked: true,
         locked_at: Some(9),
         last_used_at: None,
+        failed_at: Some(11),
     };
     for progress in [full, Progress::of(&token("A", None))] {
-        let bytes = progress.encode();
+        let bytes = progress.encode(42);
         assert_eq!(bytes.len(), Progress::LEN);
-        assert_eq!(Progress::decode(&bytes), Some(progress));
+        assert_eq!(Progress::decode(&bytes, None), Some(Stamped { progress, seq: 42 }));
     }
-    let mut bad = full.encode();
+    // Version 1 (no failed_at, no sequence): the token's JSON has failed_at.
+    let mut v1 = full.encode(42)[..41].to_vec();
+    v1[0] = 1;
+    assert_eq!(Progress::decode(&v1, Some(5)), Some(Stamped { progress: Progress { failed_at: Some(5), ..full }, seq: 0 }));
+    let mut bad = full.encode(1);
     bad[22] = 2;
-    assert_eq!(Progress::decode(&bad), None);
-    assert_eq!(Progress::decode(&full.encode()[..40]), None);
-    let mut version = full.encode();
+    assert_eq!(Progress::decode(&bad, None), None);
+    assert_eq!(Progress::decode(&full.encode(1)[..40], None), None);
+    let mut version = full.encode(1);
     version[0] = 9;
-    assert_eq!(Progress::decode(&version), None);
+    assert_eq!(Progress::decode(&version, None), None);
     // An owner change is never "progress only".
     let old = token("A", Some("alice"));
     let mut moved = old.clone();
@@ -398,7 +403,7 @@ fn an_insert_cut_short_by_a_crash_is_taken_back_at_the_next_open() {
         let names: Vec<String> = (0..3000).map(|i| format!("N{i:05}")).collect();
         store.imports.insert(7u64.to_be_bytes(), serde_json::to_vec(&names).unwrap()).unwrap();
         let written: Vec<Pending> =
-            names[..2500].iter().map(|s| (s.as_str().into(), Some((Arc::new(token(s, None)), Dirty::Whole)))).collect();
+            names[..2500].iter().map(|s| (s.as_str().into(), Some((Arc::new(token(s, None)), Dirty::Whole)), 1)).collect();
         store.apply_changes(&written).unwrap();
         store.flush().unwrap();
         assert_eq!(store.tokens.len(), 2501);

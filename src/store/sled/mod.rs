@@ -15,6 +15,7 @@ mod audit_chunk;
 mod core;
 mod group_commit;
 mod healing;
+mod journal;
 mod private;
 mod progress;
 
@@ -23,6 +24,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use self::core::Core;
+pub use self::core::checkpoint::set_checkpoint_interval;
 use self::healing::{Engine, Slot};
 use self::progress::Progress;
 use super::{
