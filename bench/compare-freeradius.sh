@@ -31,6 +31,11 @@
 #  6. measures the CPU time of each server during each run (utime + stime from
 #     /proc/PID/stat) and of the generator (/usr/bin/time), and VmRSS / VmHWM
 #     of both servers;
+#  6b. also runs the same password load against the no-work ceiling
+#     (`radotp-bench ceiling`: checks Message-Authenticator, signs an
+#     Access-Accept with radotp's packet code, nothing else; one thread per
+#     core), so the tables show each server's share of what this machine can
+#     answer at all;
 #  7. prints a side-by-side table with the ratios (radotpd / FreeRADIUS),
 #     the generator's per-run table, CPU and memory, and the machine's load
 #     average before and after; stops both servers and removes the directory.
@@ -75,6 +80,7 @@ LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 DIR=
 FR_PID=
 DAEMON_PID=
+CEILING_PID=
 PERF_PID=
 POLICY_BACKUP=
 POLICY_CREATED=
@@ -98,6 +104,7 @@ cleanup() {
     fi
     stop_pid "$FR_PID" freeradius
     stop_pid "$DAEMON_PID" radotpd
+    stop_pid "$CEILING_PID" radotp-bench-ceiling
     if [ -n "$DIR" ]; then
         if [ -n "${KEEP_DIR:-}" ]; then
             echo "kept $DIR"
@@ -420,9 +427,23 @@ run() { # label, server pid, then radotp-bench arguments
     fi
 }
 
+# The no-work ceiling: radotp-bench's own responder checks Message-Authenticator
+# and signs an Access-Accept (radotp's packet code), nothing else.
+CEILING_PORT=18230
+while ! udp_port_free "$CEILING_PORT"; do
+    CEILING_PORT=$((CEILING_PORT + 1))
+    [ "$CEILING_PORT" -lt 18300 ] || { echo "no free UDP port in 18230..18299" >&2; exit 1; }
+done
+"$BIN/radotp-bench" ceiling --listen "127.0.0.1:$CEILING_PORT" --secret "$SECRET" >"$DIR/ceiling.log" 2>&1 &
+CEILING_PID=$!
+CEILING_SERVER=127.0.0.1:$CEILING_PORT
+sleep 0.3
+
 LABELS=()
-echo "== load runs, $RUN_SECONDS s each, FreeRADIUS then radotpd at each concurrency"
+echo "== load runs, $RUN_SECONDS s each, the ceiling, FreeRADIUS then radotpd at each concurrency"
 for c in $CONCURRENCIES; do
+    run "ceiling-c$c" "$CEILING_PID" --server "$CEILING_SERVER" --mode password --users "$DIR/passwords.csv" \
+        --concurrency "$c" --duration "$RUN_SECONDS"
     run "freeradius-c$c" "$FR_PID" --server "$FR_SERVER" --mode password --users "$DIR/passwords.csv" \
         --concurrency "$c" --duration "$RUN_SECONDS"
     run "radotpd-c$c" "$DAEMON_PID" --server "$RADOTP_SERVER" --mode hotp --tokens "$DIR/hotp-bench.csv" \
@@ -444,6 +465,8 @@ FR_THREADS_SEEN=$(awk '/^Threads:/ { print $2 }' "/proc/$FR_PID/status")
 RADOTP_THREADS_SEEN=$(awk '/^Threads:/ { print $2 }' "/proc/$DAEMON_PID/status")
 
 echo "== stopping both servers"
+stop_pid "$CEILING_PID" radotp-bench-ceiling
+CEILING_PID=
 stop_pid "$FR_PID" freeradius
 FR_PID=
 stop_pid "$DAEMON_PID" radotpd
@@ -473,6 +496,20 @@ errors() { # timeouts / bad / unexpected accepts+rejects
     echo "- FreeRADIUS ${FR_VERSION:-?} ($FREERADIUS), files + pap, $USERS users, $FR_THREADS worker threads ($FR_THREADS_SEEN threads in all), reject_delay 0, cleanup_delay 5, recv_buff 4 MiB"
     echo "- radotpd ($BIN/radotpd), $USERS hw-hotp tokens one per user, static directory, store.durability $DURABILITY, log level $LOG_LEVEL, $RADOTP_THREADS_SEEN threads"
     echo "- radotp-bench: ${RUN_SECONDS} s per run, timeout 2000 ms, never retransmitted; password mode against FreeRADIUS, hotp mode against radotpd"
+    echo
+    echo "## Against the ceiling (a responder that only checks Message-Authenticator and signs an Accept)"
+    echo
+    echo "| load | ceiling req/s | FreeRADIUS req/s (share of the ceiling) | radotpd req/s (share of the ceiling) | ceiling CPU µs/req |"
+    echo "|---|---:|---:|---:|---:|"
+    for l in "${LABELS[@]}"; do
+        case $l in reject-*) continue ;; esac
+        c=ceiling-$l
+        printf '| %s in flight | %.0f | %.0f (%s) | %.0f (%s) | %s |\n' "${l#c}" \
+            "$(num requests_per_s "$c")" "$(num requests_per_s "freeradius-$l")" \
+            "$(ratio "$(num requests_per_s "freeradius-$l")" "$(num requests_per_s "$c")")" \
+            "$(num requests_per_s "radotpd-$l")" \
+            "$(ratio "$(num requests_per_s "radotpd-$l")" "$(num requests_per_s "$c")")" "${CPU_US[$c]}"
+    done
     echo
     echo "## Side by side (radotpd / FreeRADIUS)"
     echo
