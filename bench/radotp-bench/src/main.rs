@@ -205,9 +205,13 @@ fn serve_ceiling(args: &CeilingArgs) -> Result<()> {
                 if frame.code != packet::CODE_ACCESS_REQUEST || !packet::message_authenticator_valid(&frame, &secret) {
                     continue;
                 }
-                let Ok(reply) =
-                    packet::sign_reply(packet::CODE_ACCESS_ACCEPT, frame.identifier, &frame.authenticator, &secret, &nothing)
-                else {
+                let Ok(reply) = packet::sign_reply(
+                    packet::CODE_ACCESS_ACCEPT,
+                    frame.identifier,
+                    &frame.authenticator,
+                    &secret,
+                    &nothing,
+                ) else {
                     continue;
                 };
                 let _ = socket.send_to(&reply, from);

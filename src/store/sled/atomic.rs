@@ -63,8 +63,10 @@ impl Core {
         let listed = serde_json::to_vec(&names).map_err(|e| StoreError::Corrupt(format!("import marker: {e}")))?;
         self.imports.insert(marker, listed).map_err(io)?;
         for chunk in added.chunks(WRITE_CHUNK) {
-            let changes: Vec<Pending> =
-                chunk.iter().map(|t| (t.serial.as_str().into(), Some((t.clone(), Dirty::Whole)), self.next_seq())).collect();
+            let changes: Vec<Pending> = chunk
+                .iter()
+                .map(|t| (t.serial.as_str().into(), Some((t.clone(), Dirty::Whole)), self.next_seq()))
+                .collect();
             if let Err(e) = self.apply_changes(&changes) {
                 self.take_back(&marker, &names);
                 return Err(e);

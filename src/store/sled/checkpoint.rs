@@ -30,6 +30,10 @@ pub(in crate::store::sled) fn checkpoint_interval() -> std::time::Duration {
 /// ... or as soon as the current journal file is this large.
 pub(in crate::store::sled) const CHECKPOINT_BYTES: u64 = 32 << 20;
 
+/// A token changed since the last journal write: serial, the token now (or
+/// `None`: removed), how much changed, the change sequence of this state.
+type Unjournaled = (Box<str>, Option<Arc<Token>>, Dirty, u64);
+
 impl Core {
     /// Writes every change not yet journaled (changed tokens first, then
     /// sealed audit entries) to the journal in one write, and with
@@ -45,7 +49,7 @@ impl Core {
         if self.read_only {
             return Ok(());
         }
-        let changed: Vec<(Box<str>, Option<Arc<Token>>, Dirty, u64)> = {
+        let changed: Vec<Unjournaled> = {
             let mut mirror = self.write();
             let taken = std::mem::take(&mut mirror.unjournaled);
             taken
@@ -186,7 +190,10 @@ impl Core {
                 TokenChange::Whole(json) => {
                     let token = decode(json)?;
                     if token.serial != *serial {
-                        return Err(StoreError::Corrupt(format!("journal: token {} under another serial", token.serial)));
+                        return Err(StoreError::Corrupt(format!(
+                            "journal: token {} under another serial",
+                            token.serial
+                        )));
                     }
                     tokens.insert(serial.as_bytes(), json.as_slice()).map_err(io)?;
                     progress.insert(serial.as_bytes(), Progress::of(&token).encode(*seq)).map_err(io)?;

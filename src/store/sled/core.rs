@@ -714,11 +714,11 @@ type Pending = (Box<str>, Option<(Arc<Token>, Dirty)>, u64);
 mod atomic;
 #[path = "checkpoint.rs"]
 pub(super) mod checkpoint;
+#[cfg(test)]
+#[path = "journal_tests.rs"]
+mod journal_tests;
 #[path = "retention.rs"]
 mod retention;
 #[cfg(test)]
 #[path = "core_tests.rs"]
 mod tests;
-#[cfg(test)]
-#[path = "journal_tests.rs"]
-mod journal_tests;

@@ -373,7 +373,10 @@ fn progress_records_round_trip_and_refuse_garbage() {
     // Version 1 (no failed_at, no sequence): the token's JSON has failed_at.
     let mut v1 = full.encode(42)[..41].to_vec();
     v1[0] = 1;
-    assert_eq!(Progress::decode(&v1, Some(5)), Some(Stamped { progress: Progress { failed_at: Some(5), ..full }, seq: 0 }));
+    assert_eq!(
+        Progress::decode(&v1, Some(5)),
+        Some(Stamped { progress: Progress { failed_at: Some(5), ..full }, seq: 0 })
+    );
     let mut bad = full.encode(1);
     bad[22] = 2;
     assert_eq!(Progress::decode(&bad, None), None);
@@ -402,8 +405,10 @@ fn an_insert_cut_short_by_a_crash_is_taken_back_at_the_next_open() {
         // the marker and some of the tokens it names.
         let names: Vec<String> = (0..3000).map(|i| format!("N{i:05}")).collect();
         store.imports.insert(7u64.to_be_bytes(), serde_json::to_vec(&names).unwrap()).unwrap();
-        let written: Vec<Pending> =
-            names[..2500].iter().map(|s| (s.as_str().into(), Some((Arc::new(token(s, None)), Dirty::Whole)), 1)).collect();
+        let written: Vec<Pending> = names[..2500]
+            .iter()
+            .map(|s| (s.as_str().into(), Some((Arc::new(token(s, None)), Dirty::Whole)), 1))
+            .collect();
         store.apply_changes(&written).unwrap();
         store.flush().unwrap();
         assert_eq!(store.tokens.len(), 2501);
