@@ -26,9 +26,9 @@ use crate::domain::key_check::{KEY_CHECK_META, KeyCheck, KeyCheckError, check_ma
 use crate::domain::{Service, Settings, system_clock};
 use crate::metrics::Metrics;
 use crate::radius::server::RadiusServer;
+use crate::store::Store;
 use crate::store::postgres::{PgSettings, PostgresStore};
 use crate::store::sled::SledStore;
-use crate::store::{Store, TokenQuery};
 
 mod background;
 mod store_setup;

@@ -114,6 +114,9 @@ pub struct Census {
     pub total: u64,
     pub by_state: BTreeMap<String, u64>,
     pub unassigned: u64,
+    /// Tokens per type id (the start-up check of undefined types).
+    #[serde(skip)]
+    pub by_type: BTreeMap<String, u64>,
 }
 
 impl Census {
@@ -123,6 +126,12 @@ impl Census {
             self.unassigned += 1;
         }
         *self.by_state.entry(token.state_at(now, lockout_seconds).as_str().to_string()).or_default() += 1;
+        match self.by_type.get_mut(&token.type_id) {
+            Some(count) => *count += 1,
+            None => {
+                self.by_type.insert(token.type_id.clone(), 1);
+            }
+        }
     }
 
     pub fn empty() -> Census {

@@ -3,12 +3,11 @@
 //! operators' changes of one token (the change and its entry together).
 
 use std::collections::HashSet;
-use std::sync::Arc;
 
 use sled::Transactional;
 use sled::transaction::TransactionError;
 
-use super::{AuditChunk, AuditRecord, Core, Dirty, Pending, WRITE_CHUNK, encode, io};
+use super::{AuditChunk, AuditRecord, Core, Dirty, Packed, Pending, WRITE_CHUNK, encode, io};
 use crate::model::audit::AuditWrite;
 use crate::model::token::Token;
 use crate::store::StoreError;
@@ -47,7 +46,7 @@ impl Core {
         let _inserting = self.inserting.lock().unwrap_or_else(|p| p.into_inner());
         let removal_pending = {
             let mirror = self.read();
-            if let Some(serial) = serials.iter().filter(|s| mirror.tokens.contains_key(**s)).min() {
+            if let Some(serial) = serials.iter().filter(|s| mirror.contains(s)).min() {
                 return Err(StoreError::Exists(serial.to_string()));
             }
             serials.iter().any(|s| mirror.dirty.contains_key(*s))
@@ -57,7 +56,9 @@ impl Core {
             // it first, so that it cannot land over the new token.
             self.write_behind()?;
         }
-        let added: Vec<Arc<Token>> = tokens.iter().map(|t| Arc::new(Token { version: 1, ..t.clone() })).collect();
+        // Encoded compactly: the in-memory form, and what the chunks below write.
+        let added: Vec<(Packed, Option<&str>)> =
+            tokens.iter().map(|t| (Packed::encode(&Token { version: 1, ..t.clone() }), t.owner_name())).collect();
         let marker = self.db.generate_id().map_err(io)?.to_be_bytes();
         let names: Vec<&str> = tokens.iter().map(|t| t.serial.as_str()).collect();
         let listed = serde_json::to_vec(&names).map_err(|e| StoreError::Corrupt(format!("import marker: {e}")))?;
@@ -65,7 +66,10 @@ impl Core {
         for chunk in added.chunks(WRITE_CHUNK) {
             let changes: Vec<Pending> = chunk
                 .iter()
-                .map(|t| (t.serial.as_str().into(), Some((t.clone(), Dirty::Whole)), self.next_seq()))
+                .map(|(t, _)| {
+                    let serial: Box<str> = String::from_utf8_lossy(t.serial()).into();
+                    (serial, Some((t.clone(), Dirty::Whole)), self.next_seq())
+                })
                 .collect();
             if let Err(e) = self.apply_changes(&changes) {
                 self.take_back(&marker, &names);
@@ -80,8 +84,8 @@ impl Core {
         // file (the tokens are new: nobody looks for them yet).
         for chunk in added.chunks(WRITE_CHUNK) {
             let mut mirror = self.write();
-            for token in chunk {
-                mirror.put(token.clone(), false);
+            for (token, owner) in chunk {
+                mirror.put_packed(token.clone(), *owner, false);
             }
         }
         Ok(())
@@ -208,7 +212,7 @@ impl Core {
         let _tokens_writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         let (current, seq) = {
             let mirror = self.read();
-            (mirror.tokens.get(serial).cloned(), self.next_seq())
+            (mirror.get(serial)?, self.next_seq())
         };
         let bytes = match &current {
             Some(token) => Some((encode(token)?, Progress::of(token).encode(seq))),

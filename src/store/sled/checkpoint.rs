@@ -2,12 +2,11 @@
 //! for, the checkpoint that moves journaled changes into sled and empties
 //! the journal, and the replay of the journal when the store opens.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::super::journal::{Replay, TokenChange};
 use super::super::progress::Progress;
-use super::{AuditChunk, AuditRecord, Core, Dirty, Token, decode, encode, io};
+use super::{AuditChunk, AuditRecord, Core, Dirty, Packed, Token, decode, encode, io};
 use crate::store::StoreError;
 use crate::store::sled::Durability;
 
@@ -32,7 +31,7 @@ pub(in crate::store::sled) const CHECKPOINT_BYTES: u64 = 32 << 20;
 
 /// A token changed since the last journal write: serial, the token now (or
 /// `None`: removed), how much changed, the change sequence of this state.
-type Unjournaled = (Box<str>, Option<Arc<Token>>, Dirty, u64);
+type Unjournaled = (Box<str>, Option<Packed>, Dirty, u64);
 
 impl Core {
     /// Writes every change not yet journaled (changed tokens first, then
@@ -55,7 +54,7 @@ impl Core {
             taken
                 .into_iter()
                 .map(|(serial, dirty)| {
-                    let token = mirror.tokens.get(&serial).cloned();
+                    let token = mirror.packed(&serial);
                     (serial, token, dirty, self.next_seq())
                 })
                 .collect()
@@ -65,8 +64,8 @@ impl Core {
         for (serial, token, dirty, seq) in &changed {
             let change = match (token, dirty) {
                 (None, _) => TokenChange::Removed,
-                (Some(token), Dirty::Progress) => TokenChange::Progress(Progress::of(token)),
-                (Some(token), Dirty::Whole) => TokenChange::Whole(encode(token)?),
+                (Some(packed), Dirty::Progress) => TokenChange::Progress(Progress::of(&packed.decode()?)),
+                (Some(packed), Dirty::Whole) => TokenChange::Whole(encode(&packed.decode()?)?),
             };
             batch.token(*seq, serial, &change);
         }

@@ -31,13 +31,14 @@
 //! write and every sled flush also runs `fdatasync`, so an answered
 //! decision survives a power cut as well.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::HashSet;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use super::audit_chunk::AuditChunk;
 use super::journal::{Batch, Journal, Replay};
+use super::mirror::{Dirty, Mirror, Packed};
 use super::progress::Progress;
 use super::{AuditRecord, Durability};
 use crate::model::audit::Chain;
@@ -54,65 +55,6 @@ const SCHEMA_WITHOUT_JOURNAL: u32 = 2;
 pub(super) const MAX_UNWRITTEN_AUDIT: usize = 20_000;
 /// Tokens written per sled batch by [`SledStore::write_behind`].
 const WRITE_CHUNK: usize = 2000;
-
-/// The in-memory copy of the `tokens` tree.
-#[derive(Default)]
-struct Mirror {
-    /// Serial -> the token (as it is, or will be, stored in sled).
-    tokens: BTreeMap<Box<str>, Arc<Token>>,
-    /// User -> serials of the tokens the user owns.
-    owners: HashMap<Box<str>, Vec<Box<str>>>,
-    /// Serials changed or removed since they were last written to sled,
-    /// and how much of them changed.
-    dirty: HashMap<Box<str>, Dirty>,
-    /// The same since they were last written to the journal.
-    unjournaled: HashMap<Box<str>, Dirty>,
-}
-
-/// What a token needs written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Dirty {
-    /// Only its [`Progress`] (a RADIUS decision).
-    Progress,
-    /// The whole token (or its removal).
-    Whole,
-}
-
-impl Mirror {
-    fn mark(&mut self, serial: &str, dirty: Dirty) {
-        for set in [&mut self.dirty, &mut self.unjournaled] {
-            match set.get_mut(serial) {
-                Some(entry) if dirty == Dirty::Whole => *entry = Dirty::Whole,
-                Some(_) => {}
-                None => {
-                    set.insert(serial.into(), dirty);
-                }
-            }
-        }
-    }
-}
-
-impl Mirror {
-    /// Adds a token; `dirty` when sled does not have it yet.
-    fn put(&mut self, token: Arc<Token>, dirty: bool) {
-        if let Some(name) = token.owner_name() {
-            self.owners.entry(name.into()).or_default().push(token.serial.as_str().into());
-        }
-        if dirty {
-            self.mark(&token.serial, Dirty::Whole);
-        }
-        self.tokens.insert(token.serial.as_str().into(), token);
-    }
-
-    fn forget_owner(&mut self, name: &str, serial: &str) {
-        if let Some(serials) = self.owners.get_mut(name) {
-            serials.retain(|s| &**s != serial);
-            if serials.is_empty() {
-                self.owners.remove(name);
-            }
-        }
-    }
-}
 
 pub(super) struct Core {
     db: sled::Db,
@@ -306,7 +248,7 @@ impl Core {
                 Self::replayed_in_memory(&mut token, stored_seq, &replay)?;
             }
             token.version = 1;
-            mirror.put(Arc::new(token), false);
+            mirror.put(&token, false);
         }
         if migrate {
             // Records of tokens that are gone (a removal cut short by a crash).
@@ -386,7 +328,8 @@ impl Core {
         let mut progress_removed = sled::Batch::default();
         for (serial, change, seq) in changes {
             match change {
-                Some((token, dirty)) => {
+                Some((packed, dirty)) => {
+                    let token = &packed.decode()?;
                     progress.insert(serial.as_bytes(), Progress::of(token).encode(*seq));
                     if *dirty == Dirty::Whole {
                         whole.insert(serial.as_bytes(), encode(token)?);
@@ -407,33 +350,34 @@ impl Core {
 
 impl Core {
     pub(super) fn get(&self, serial: &str) -> Result<Option<Token>, StoreError> {
-        let token = self.read().tokens.get(serial).cloned();
-        Ok(token.map(|t| Token::clone(&t)))
+        self.read().get(serial)
     }
 
     pub(super) fn existing(&self, serials: &[String]) -> HashSet<String> {
         let mirror = self.read();
-        serials.iter().filter(|s| mirror.tokens.contains_key(s.as_str())).cloned().collect()
+        serials.iter().filter(|s| mirror.contains(s)).cloned().collect()
     }
 
     pub(super) fn tokens_of(&self, user: &str) -> Result<Vec<Token>, StoreError> {
-        let stored: Vec<Arc<Token>> = {
-            let mirror = self.read();
-            let Some(serials) = mirror.owners.get(user) else { return Ok(Vec::new()) };
-            serials.iter().filter_map(|s| mirror.tokens.get(s).cloned()).collect()
-        };
-        let mut found: Vec<Token> = stored.iter().map(|t| Token::clone(t)).collect();
+        let candidates = self.read().candidates_of(user);
+        let mut found = Vec::with_capacity(candidates.len());
+        for packed in candidates {
+            let token = packed.decode()?;
+            if token.owner_name() == Some(user) {
+                found.push(token);
+            }
+        }
         found.sort_by(|a, b| a.serial.cmp(&b.serial));
         Ok(found)
     }
 
-    /// The tokens themselves (shared, not copied), in serial order.
-    pub(super) fn all(&self) -> Vec<Arc<Token>> {
-        self.read().tokens.values().cloned().collect()
+    /// The tokens (shared, encoded: decode them one at a time), in serial order.
+    pub(super) fn all(&self) -> Vec<Packed> {
+        self.read().snapshot()
     }
 
     pub(super) fn count(&self) -> usize {
-        self.read().tokens.len()
+        self.read().len()
     }
 
     /// Writes `token` if the stored version is still `token.version`
@@ -442,61 +386,47 @@ impl Core {
     /// On success, also returns the token as it was, for [`Core::undo_swap`].
     pub(super) fn swap(&self, token: &Token) -> Result<(Swap, Option<Arc<Token>>), StoreError> {
         let mut mirror = self.write();
-        let Some(old) = mirror.tokens.get(token.serial.as_str()).cloned() else { return Ok((Swap::NotFound, None)) };
+        let Some(old) = mirror.get(&token.serial)? else { return Ok((Swap::NotFound, None)) };
         if old.version != token.version {
-            return Ok((Swap::Conflict(Token::clone(&old)), None));
+            return Ok((Swap::Conflict(old), None));
         }
-        let new = Arc::new(Token { version: old.version + 1, ..token.clone() });
-        Self::replace(&mut mirror, &old, new.clone());
-        Ok((Swap::Swapped(Token::clone(&new)), Some(old)))
+        let new = Token { version: old.version + 1, ..token.clone() };
+        Self::replace(&mut mirror, &old, &new);
+        Ok((Swap::Swapped(new), Some(Arc::new(old))))
     }
 
     /// Puts `previous` back in place of `written` if nothing changed the
     /// token since (a write that could not be made durable).
     pub(super) fn undo_swap(&self, written: &Token, previous: &Token) {
         let mut mirror = self.write();
-        let Some(current) = mirror.tokens.get(written.serial.as_str()).cloned() else { return };
+        let Ok(Some(current)) = mirror.get(&written.serial) else { return };
         if current.version == written.version {
-            let back = Arc::new(Token { version: written.version + 1, ..previous.clone() });
-            Self::replace(&mut mirror, &current, back);
+            let back = Token { version: written.version + 1, ..previous.clone() };
+            Self::replace(&mut mirror, &current, &back);
         }
     }
 
-    fn replace(mirror: &mut Mirror, old: &Arc<Token>, new: Arc<Token>) {
-        let serial = new.serial.as_str();
-        if new.owner != old.owner {
-            if let Some(name) = old.owner_name() {
-                mirror.forget_owner(name, serial);
-            }
-            if let Some(name) = new.owner_name() {
-                mirror.owners.entry(name.into()).or_default().push(serial.into());
-            }
-        }
-        let dirty = if Progress::is_all_that_changed(old, &new) { Dirty::Progress } else { Dirty::Whole };
-        mirror.tokens.insert(serial.into(), new.clone());
-        mirror.mark(&new.serial, dirty);
+    fn replace(mirror: &mut Mirror, old: &Token, new: &Token) {
+        let dirty = if Progress::is_all_that_changed(old, new) { Dirty::Progress } else { Dirty::Whole };
+        mirror.replace(old, new, dirty);
     }
 
     /// Removes the token if its version is `expected_version`.
     pub(super) fn remove(&self, serial: &str, expected_version: u64) -> Result<Swap, StoreError> {
         let mut mirror = self.write();
-        let Some(current) = mirror.tokens.get(serial).cloned() else { return Ok(Swap::NotFound) };
+        let Some(current) = mirror.get(serial)? else { return Ok(Swap::NotFound) };
         if current.version != expected_version {
-            return Ok(Swap::Conflict(Token::clone(&current)));
+            return Ok(Swap::Conflict(current));
         }
-        mirror.tokens.remove(serial);
-        if let Some(name) = current.owner_name() {
-            mirror.forget_owner(name, serial);
-        }
-        mirror.mark(serial, Dirty::Whole);
-        Ok(Swap::Swapped(Token::clone(&current)))
+        mirror.remove(&current);
+        Ok(Swap::Swapped(current))
     }
 
     /// Puts back a token whose removal could not be made durable.
     pub(super) fn undo_remove(&self, removed: &Token) {
         let mut mirror = self.write();
-        if !mirror.tokens.contains_key(removed.serial.as_str()) {
-            mirror.put(Arc::new(Token { version: removed.version + 1, ..removed.clone() }), true);
+        if !mirror.contains(&removed.serial) {
+            mirror.put(&Token { version: removed.version + 1, ..removed.clone() }, true);
         }
     }
 }
@@ -510,7 +440,7 @@ impl Core {
             dirty
                 .into_iter()
                 .map(|(serial, dirty)| {
-                    let token = mirror.tokens.get(&serial).map(|t| (t.clone(), dirty));
+                    let token = mirror.packed(&serial).map(|t| (t, dirty));
                     (serial, token, self.next_seq())
                 })
                 .collect()
@@ -558,7 +488,7 @@ impl Core {
 
 /// A token to write behind with how much of it changed, or `None` for a
 /// removal, and the change sequence of that state.
-type Pending = (Box<str>, Option<(Arc<Token>, Dirty)>, u64);
+type Pending = (Box<str>, Option<(Packed, Dirty)>, u64);
 
 #[path = "atomic.rs"]
 mod atomic;

@@ -407,7 +407,7 @@ fn an_insert_cut_short_by_a_crash_is_taken_back_at_the_next_open() {
         store.imports.insert(7u64.to_be_bytes(), serde_json::to_vec(&names).unwrap()).unwrap();
         let written: Vec<Pending> = names[..2500]
             .iter()
-            .map(|s| (s.as_str().into(), Some((Arc::new(token(s, None)), Dirty::Whole)), 1))
+            .map(|s| (s.as_str().into(), Some((Packed::encode(&token(s, None)), Dirty::Whole)), 1))
             .collect();
         store.apply_changes(&written).unwrap();
         store.flush().unwrap();

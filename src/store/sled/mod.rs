@@ -16,6 +16,7 @@ mod core;
 mod group_commit;
 mod healing;
 mod journal;
+mod mirror;
 mod private;
 mod progress;
 
@@ -87,8 +88,8 @@ impl SledStore {
     /// How many stored tokens each type has (for checks at start).
     pub fn token_types(&self) -> Result<HashMap<String, usize>, StoreError> {
         let mut counts = HashMap::new();
-        for token in self.engine()?.core.all() {
-            *counts.entry(token.type_id.clone()).or_default() += 1;
+        for packed in self.engine()?.core.all() {
+            *counts.entry(packed.decode()?.type_id).or_default() += 1;
         }
         Ok(counts)
     }
@@ -156,7 +157,17 @@ impl Store for SledStore {
         let core = e.core.clone();
         let query = query.clone();
         blocking(move || {
-            Ok(core.all().into_iter().filter(|t| query.matches(t)).take(limit).map(|t| Token::clone(&t)).collect())
+            let mut found = Vec::new();
+            for packed in core.all() {
+                let token = packed.decode()?;
+                if query.matches(&token) {
+                    found.push(token);
+                    if found.len() >= limit {
+                        break;
+                    }
+                }
+            }
+            Ok(found)
         })
         .await
     }
@@ -166,8 +177,8 @@ impl Store for SledStore {
         let core = e.core.clone();
         blocking(move || {
             let mut census = Census::empty();
-            for token in core.all() {
-                census.count(&token, now, lockout_seconds);
+            for packed in core.all() {
+                census.count(&packed.decode()?, now, lockout_seconds);
             }
             Ok(census)
         })
@@ -329,8 +340,8 @@ impl Store for SledStore {
         let e = self.engine()?;
         // The tokens as they are now (shared references: no copy under a lock) ...
         e.core.write_pending_audit()?;
-        for token in e.core.all() {
-            sink.token(Token::clone(&token))?;
+        for packed in e.core.all() {
+            sink.token(packed.decode()?)?;
         }
         // ... then the audit, read in order while writes go on.
         let mut failure = None;
