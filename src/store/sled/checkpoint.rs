@@ -111,6 +111,11 @@ impl Core {
         Ok(())
     }
 
+    /// Audit entries sealed and not yet in sled.
+    pub(in crate::store::sled) fn unwritten_audit(&self) -> usize {
+        self.audit_queue.lock().unwrap_or_else(|p| p.into_inner()).pending.len()
+    }
+
     /// Journals every sealed audit entry, then writes them into sled, so
     /// that reads of the audit see them all.
     pub(in crate::store::sled) fn write_pending_audit(&self) -> Result<(), StoreError> {

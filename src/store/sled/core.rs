@@ -85,7 +85,7 @@ pub(super) struct Core {
     /// Opened only to look (`--check-config`): the journal is read, never written or emptied.
     read_only: bool,
     /// Held through a checkpoint: one at a time.
-    checkpointing: Mutex<()>,
+    pub(super) checkpointing: Mutex<()>,
 }
 
 pub(super) struct JournalState {
