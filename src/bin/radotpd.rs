@@ -4,6 +4,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
+
+/// jemalloc instead of glibc malloc with `--features jemalloc`: see
+/// docs/performance.md (CPU per request, RSS).
+#[cfg(feature = "jemalloc")]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 use radotp::config::DEFAULT_CONFIG_PATH;
 use radotp::daemon::{self, EXIT_CONFIG};
 
