@@ -311,11 +311,26 @@ impl Mirror {
     /// Replaces `old` by `new` (same serial) and marks what changed.
     pub(super) fn replace(&mut self, old: &Token, new: &Token, dirty: Dirty) {
         let packed = Packed::encode(new);
-        if let Some(name) = old.owner_name() {
-            self.forget_owner(name, new.serial.as_bytes());
-        }
-        if let Some(name) = new.owner_name() {
-            self.owners.entry(self.hasher.hash_one(name)).or_default().push(packed.clone());
+        match (old.owner_name(), new.owner_name()) {
+            // The same owner (a RADIUS decision): the index entry is updated in place.
+            (Some(before), Some(after)) if before == after => {
+                let key = self.hasher.hash_one(after);
+                if let Some(slot) = self
+                    .owners
+                    .get_mut(&key)
+                    .and_then(|tokens| tokens.iter_mut().find(|t| t.serial() == new.serial.as_bytes()))
+                {
+                    *slot = packed.clone();
+                }
+            }
+            (before, after) => {
+                if let Some(name) = before {
+                    self.forget_owner(name, new.serial.as_bytes());
+                }
+                if let Some(name) = after {
+                    self.owners.entry(self.hasher.hash_one(name)).or_default().push(packed.clone());
+                }
+            }
         }
         self.tokens.replace(packed);
         self.mark(&new.serial, dirty);
@@ -423,6 +438,12 @@ mod tests {
             found
         };
         assert_eq!(serials(&mirror, "alice"), ["HW0001", "HW0002"]);
+        // A decision (same owner): the index gives the new state.
+        let used = Token { counter: 5, ..other.clone() };
+        mirror.replace(&other, &used, Dirty::Progress);
+        let counters: Vec<u64> = mirror.candidates_of("alice").iter().map(|p| p.decode().unwrap().counter).collect();
+        assert!(counters.contains(&5) && counters.len() == 2, "{counters:?}");
+        other = used;
         let moved = Token { owner: Some(Owner { name: "bob".into(), display_name: None, dn: None }), ..other.clone() };
         mirror.replace(&other, &moved, Dirty::Whole);
         assert_eq!(serials(&mirror, "alice"), ["HW0001"]);
