@@ -49,11 +49,13 @@ impl Core {
             if let Some(serial) = serials.iter().filter(|s| mirror.contains(s)).min() {
                 return Err(StoreError::Exists(serial.to_string()));
             }
-            serials.iter().any(|s| mirror.dirty.contains_key(*s))
+            serials.iter().any(|s| mirror.dirty.contains_key(*s) || mirror.unjournaled.contains_key(*s))
         };
         if removal_pending {
-            // The removal of one of these serials waits to be written: write
-            // it first, so that it cannot land over the new token.
+            // The removal of one of these serials waits to be written: journal
+            // it (with a lower change sequence than the new token's) and write
+            // it to sled first, so that it cannot land over the new token.
+            self.sync_journal()?;
             self.write_behind()?;
         }
         // Encoded compactly: the in-memory form, and what the chunks below write.
@@ -106,12 +108,13 @@ impl Core {
 
     /// Seals `writes` onto the chain after the entries already queued and
     /// writes them all in one sled transaction with `also` (token writes, a
-    /// marker's removal), then flushes sled. On failure the chain and the
-    /// queue are as they were.
+    /// marker's removal), then flushes sled.
     ///
-    /// The journal's lock is held throughout, and the queued entries are
-    /// journaled first: a decision waiting for the journal is answered only
-    /// once its entry is durable, in the journal or in sled.
+    /// The journal's lock is held throughout, and every entry (those queued,
+    /// then the new ones) is journaled first: a decision waiting for the
+    /// journal is answered only once its entry is durable, and the chain in
+    /// the journal never has a gap. If the sled transaction fails after that,
+    /// the new entries stay on the chain (queued); the change is not made.
     fn seal_and_commit(&self, writes: Vec<AuditWrite>, also: &TokenWrites<'_>) -> Result<(), StoreError> {
         let mut journal = self.journal.lock().unwrap_or_else(|p| p.into_inner());
         self.journal_locked(&mut journal)?;
@@ -126,6 +129,23 @@ impl Core {
                 Err(e) => {
                     queue.chain = chain_before;
                     return Err(StoreError::Corrupt(e));
+                }
+            }
+        }
+        // The new entries go into the journal too, before sled: should the
+        // sled flush below fail, the journal still holds them, so the entries
+        // that later decisions journal never follow a gap.
+        {
+            let super::JournalState { journal: file, batch } = &mut *journal;
+            batch.clear();
+            // Entries queued since the journal write above, then the new ones.
+            for record in &records[queue.journaled.min(queued)..] {
+                batch.audit(record.seq, &record.bytes);
+            }
+            if !batch.is_empty() {
+                if let Err(e) = file.append(batch, self.durability == super::Durability::Full) {
+                    queue.chain = chain_before;
+                    return Err(e);
                 }
             }
         }
@@ -165,7 +185,13 @@ impl Core {
                 self.flush_sled()
             }
             Err(e) => {
-                queue.chain = chain_before;
+                // The new entries are in the journal already: they stay on
+                // the chain (queued, to reach sled with the next entries), so
+                // that no later entry follows a gap. The change they describe
+                // was not made; its caller takes it back and says so.
+                let _ = chain_before;
+                queue.pending.extend(records.drain(queued..));
+                queue.journaled = queue.pending.len();
                 Err(match e {
                     TransactionError::Storage(e) => io(e),
                     TransactionError::Abort(()) => StoreError::Unavailable("an audited write was aborted".into()),

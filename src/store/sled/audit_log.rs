@@ -12,6 +12,9 @@ impl Core {
     /// [`MAX_UNWRITTEN_AUDIT`]: the entries are refused rather than held.
     pub(in crate::store::sled) fn seal(&self, writes: Vec<AuditWrite>) -> Result<(), StoreError> {
         let mut queue = self.audit_queue.lock().unwrap_or_else(|p| p.into_inner());
+        if queue.closed {
+            return Err(StoreError::Unavailable("the store is being reopened".into()));
+        }
         if queue.pending.len() + writes.len() > MAX_UNWRITTEN_AUDIT {
             return Err(StoreError::Unavailable(format!(
                 "{} audit entries wait to be written: the store is not writing",
@@ -25,11 +28,18 @@ impl Core {
         Ok(())
     }
 
-    /// Takes the entries sealed but not written (the engine is being replaced).
+    /// Closes this engine (the store is being reopened after a failure) and
+    /// takes the entries sealed but not journaled. From now on it seals and
+    /// journals nothing, so no decision still using it is answered; the
+    /// entries it journaled are replayed by the next open, in order before
+    /// the ones taken here.
     pub(in crate::store::sled) fn take_unwritten_audit(&self) -> Vec<AuditRecord> {
+        // No journal write is under way while it closes.
+        let _journal = self.journal.lock().unwrap_or_else(|p| p.into_inner());
         let mut queue = self.audit_queue.lock().unwrap_or_else(|p| p.into_inner());
-        queue.journaled = 0;
-        std::mem::take(&mut queue.pending)
+        queue.closed = true;
+        let journaled = queue.journaled.min(queue.pending.len());
+        queue.pending.split_off(journaled)
     }
 
     /// Queues entries an engine that is gone sealed but did not write: those

@@ -48,6 +48,9 @@ impl Core {
         if self.read_only {
             return Ok(());
         }
+        if self.audit_queue.lock().unwrap_or_else(|p| p.into_inner()).closed {
+            return Err(StoreError::Unavailable("the store is being reopened".into()));
+        }
         let changed: Vec<Unjournaled> = {
             let mut mirror = self.write();
             let taken = std::mem::take(&mut mirror.unjournaled);
@@ -59,9 +62,33 @@ impl Core {
                 })
                 .collect()
         };
+        let written = self.write_group(state, &changed);
+        match written {
+            Ok(audit_count) => {
+                let mut queue = self.audit_queue.lock().unwrap_or_else(|p| p.into_inner());
+                queue.journaled = (queue.journaled + audit_count).min(queue.pending.len());
+                Ok(())
+            }
+            Err(e) => {
+                // Not journaled: to be written by the next group.
+                let mut mirror = self.write();
+                for (serial, _, dirty, _) in changed {
+                    let entry = mirror.unjournaled.entry(serial).or_insert(dirty);
+                    if dirty == Dirty::Whole {
+                        *entry = Dirty::Whole;
+                    }
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Encodes `changed` tokens and the audit entries not yet journaled into
+    /// one group and appends it; returns how many audit entries it carried.
+    fn write_group(&self, state: &mut super::JournalState, changed: &[Unjournaled]) -> Result<usize, StoreError> {
         let super::JournalState { journal, batch } = state;
         batch.clear();
-        for (serial, token, dirty, seq) in &changed {
+        for (serial, token, dirty, seq) in changed {
             let change = match (token, dirty) {
                 (None, _) => TokenChange::Removed,
                 (Some(packed), Dirty::Progress) => TokenChange::Progress(Progress::of(&packed.decode()?)),
@@ -71,28 +98,17 @@ impl Core {
         }
         let audit_count = {
             let queue = self.audit_queue.lock().unwrap_or_else(|p| p.into_inner());
-            for record in &queue.pending[queue.journaled..] {
+            let from = queue.journaled.min(queue.pending.len());
+            for record in &queue.pending[from..] {
                 batch.audit(record.seq, &record.bytes);
             }
-            queue.pending.len() - queue.journaled
+            queue.pending.len() - from
         };
         if batch.is_empty() {
-            return Ok(());
+            return Ok(0);
         }
-        if let Err(e) = journal.append(batch, self.durability == Durability::Full) {
-            // Not journaled: to be written by the next group.
-            let mut mirror = self.write();
-            for (serial, _, dirty, _) in changed {
-                let entry = mirror.unjournaled.entry(serial).or_insert(dirty);
-                if dirty == Dirty::Whole {
-                    *entry = Dirty::Whole;
-                }
-            }
-            return Err(e);
-        }
-        let mut queue = self.audit_queue.lock().unwrap_or_else(|p| p.into_inner());
-        queue.journaled = (queue.journaled + audit_count).min(queue.pending.len());
-        Ok(())
+        journal.append(batch, self.durability == Durability::Full)?;
+        Ok(audit_count)
     }
 
     /// Writes the journaled audit entries into sled (not flushed: the
@@ -101,7 +117,7 @@ impl Core {
         let _writer = self.audit_writer.lock().unwrap_or_else(|p| p.into_inner());
         let batch: Vec<AuditRecord> = {
             let queue = self.audit_queue.lock().unwrap_or_else(|p| p.into_inner());
-            queue.pending[..queue.journaled].to_vec()
+            queue.pending[..queue.journaled.min(queue.pending.len())].to_vec()
         };
         if batch.is_empty() {
             return Ok(());

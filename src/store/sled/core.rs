@@ -148,11 +148,15 @@ pub(super) struct AuditQueue {
     pub(super) pending: Vec<AuditRecord>,
     /// How many of `pending` (from the front) are in the journal.
     pub(super) journaled: usize,
+    /// The engine is being replaced ([`Core::take_unwritten_audit`]): nothing
+    /// more is sealed or journaled by it.
+    pub(super) closed: bool,
 }
 
 impl AuditQueue {
     /// Takes the first `count` entries (written to sled).
     fn drain_front(&mut self, count: usize) {
+        let count = count.min(self.pending.len());
         self.pending.drain(..count);
         self.journaled = self.journaled.saturating_sub(count);
     }
@@ -282,7 +286,7 @@ impl Core {
             mirror: RwLock::new(mirror),
             writer: Mutex::new(()),
             inserting: Mutex::new(()),
-            audit_queue: Mutex::new(AuditQueue { chain, pending: Vec::new(), journaled: 0 }),
+            audit_queue: Mutex::new(AuditQueue { chain, pending: Vec::new(), journaled: 0, closed: false }),
             audit_writer: Mutex::new(()),
             log_file,
             durability: Durability::Full,
@@ -315,12 +319,14 @@ impl Core {
 
     /// Writes `changes` to sled: a token (`Some`) or its removal (`None`).
     ///
-    /// Four batches, in an order that leaves a usable store wherever a
-    /// crash cuts it short (sled recovers its log in order): removed tokens
-    /// first, then progress records (of every changed token), then whole
-    /// tokens, then the progress records of removed tokens. A progress
-    /// record never goes back, and a removed token never comes back with
-    /// older progress.
+    /// Four batches: removed tokens, whole tokens, progress records (of
+    /// every changed token, stamped with the change's sequence), then the
+    /// progress records of removed tokens. A crash between two of them
+    /// leaves states the journal still holds (it is emptied only after the
+    /// sled flush that follows): a whole token written before its newer
+    /// progress record is put right by replay, since the record sled has is
+    /// older than the journal's; a progress record never lands before the
+    /// token's JSON it belongs to.
     fn apply_changes(&self, changes: &[Pending]) -> Result<(), StoreError> {
         let mut removed = sled::Batch::default();
         let mut progress = sled::Batch::default();
@@ -342,8 +348,8 @@ impl Core {
             }
         }
         self.tokens.apply_batch(removed).map_err(io)?;
-        self.progress.apply_batch(progress).map_err(io)?;
         self.tokens.apply_batch(whole).map_err(io)?;
+        self.progress.apply_batch(progress).map_err(io)?;
         self.progress.apply_batch(progress_removed).map_err(io)
     }
 }

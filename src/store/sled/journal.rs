@@ -50,6 +50,8 @@ pub(super) enum TokenChange {
 pub(super) struct Batch {
     bytes: Vec<u8>,
     records: usize,
+    /// A record past [`MAX_BODY`] was added: replay would stop at it, so the group is refused.
+    too_large: bool,
 }
 
 impl Batch {
@@ -68,7 +70,8 @@ impl Batch {
         self.bytes.push(kind);
         fields(&mut self.bytes);
         let body = &self.bytes[start + 8..];
-        let (len, crc) = (body.len() as u32, crc32fast::hash(body));
+        self.too_large |= body.len() > MAX_BODY;
+        let (len, crc) = (u32::try_from(body.len()).unwrap_or(u32::MAX), crc32fast::hash(body));
         self.bytes[start..start + 4].copy_from_slice(&len.to_le_bytes());
         self.bytes[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
         self.records += 1;
@@ -103,6 +106,7 @@ impl Batch {
     pub(super) fn clear(&mut self) {
         self.bytes.clear();
         self.records = 0;
+        self.too_large = false;
     }
 }
 
@@ -148,6 +152,9 @@ impl Journal {
     pub(super) fn append(&mut self, batch: &Batch, sync: bool) -> Result<(), StoreError> {
         if let Some(reason) = &self.broken {
             return Err(StoreError::Unavailable(reason.clone()));
+        }
+        if batch.too_large {
+            return Err(StoreError::Corrupt(format!("a journal record is larger than {MAX_BODY} bytes")));
         }
         let path = self.dir.join(FILES[self.current]);
         let file = &mut self.files[self.current];

@@ -153,3 +153,72 @@ fn a_removed_token_stays_removed_whatever_the_journal_says() {
     let store = reopen(dir.path());
     assert!(store.get("A").unwrap().is_none());
 }
+
+#[test]
+fn an_engine_being_replaced_hands_over_only_what_it_did_not_journal_and_then_refuses() {
+    let dir = tempfile::tempdir().unwrap();
+    let carried = {
+        let store = Core::open(dir.path(), 1 << 20, None).unwrap();
+        store.insert_all(&[token("A")]).unwrap();
+        decide(&store, "A", 1);
+        decide(&store, "A", 2);
+        store.sync_journal().unwrap();
+        decide(&store, "A", 3); // sealed, not journaled
+        let carried = store.take_unwritten_audit();
+        assert_eq!(carried.len(), 1, "only the entry not in the journal is carried");
+        // Nothing more is sealed or journaled by the old engine: no decision on it can be answered.
+        assert!(store.seal(vec![]).is_err());
+        let mut next = store.get("A").unwrap().unwrap();
+        next.counter = 4;
+        assert!(matches!(store.swap(&next).unwrap().0, Swap::Swapped(_)));
+        assert!(store.sync_journal().is_err());
+        carried
+    };
+    let store = reopen(dir.path());
+    assert_eq!(store.requeue_audit(carried).unwrap(), (1, 0));
+    assert_eq!(store.get("A").unwrap().unwrap().counter, 2, "the journaled state, not the refused one");
+    store.sync_journal().unwrap();
+    store.write_journaled_audit().unwrap();
+    assert_eq!(audit_counters(&store), vec![1, 2, 3]);
+    let mut walk = crate::model::audit::ChainWalk::after(None);
+    store.audit_oldest_first(&mut |r| walk.step(r.seq, &r.bytes)).unwrap();
+    assert!(walk.report.ok, "{:?}", walk.report);
+}
+
+#[test]
+fn a_serial_imported_again_right_after_its_removal_survives_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = Core::open(dir.path(), 1 << 20, None).unwrap();
+        store.insert_all(&[token("A")]).unwrap();
+        let version = store.get("A").unwrap().unwrap().version;
+        // Removed in memory; its write (and journal record) still to come.
+        assert!(matches!(store.remove("A", version).unwrap(), Swap::Swapped(_)));
+        store.insert_all(&[token("A")]).unwrap();
+        store.sync_journal().unwrap();
+    }
+    let store = reopen(dir.path());
+    assert!(store.get("A").unwrap().is_some(), "the new import was taken back by an older removal");
+}
+
+#[test]
+fn an_operators_entries_are_in_the_journal_as_well_as_in_sled() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Core::open(dir.path(), 1 << 20, None).unwrap();
+    store.insert_all(&[token("A")]).unwrap();
+    let mut changed = store.get("A").unwrap().unwrap();
+    changed.disabled = true;
+    assert!(matches!(store.swap(&changed).unwrap().0, Swap::Swapped(_)));
+    let event = AuditEvent {
+        operation: "token.disable".into(),
+        user: None,
+        serial: Some("A".into()),
+        details: serde_json::json!({}),
+        result: "ok".into(),
+        reason: None,
+    };
+    store.write_with_audit("A", vec![AuditWrite::new(&Actor::Daemon, 1, event)]).unwrap();
+    let last = store.last_audit().unwrap().unwrap().seq;
+    let replay = super::super::journal::Replay::read(dir.path()).unwrap();
+    assert!(replay.audit.contains_key(&last), "entry {last} journaled: {:?}", replay.audit.keys().collect::<Vec<_>>());
+}
