@@ -189,7 +189,6 @@ impl Core {
                 // the chain (queued, to reach sled with the next entries), so
                 // that no later entry follows a gap. The change they describe
                 // was not made; its caller takes it back and says so.
-                let _ = chain_before;
                 queue.pending.extend(records.drain(queued..));
                 queue.journaled = queue.pending.len();
                 Err(match e {

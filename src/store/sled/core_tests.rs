@@ -31,13 +31,13 @@ impl Core {
 }
 
 /// A stored token as the contract suite makes them, created at time 0.
-fn token(serial: &str, owner: Option<&str>) -> Token {
+pub(super) fn token(serial: &str, owner: Option<&str>) -> Token {
     Token { created_at: 0, ..crate::store::contract::token(serial, owner) }
 }
 
 /// sled's background flusher holds the database (and its file lock) for
 /// a moment after the last handle is dropped: wait for it, as a restart would.
-fn reopen(path: &Path) -> Core {
+pub(super) fn reopen(path: &Path) -> Core {
     for _ in 0..100 {
         match Core::open(path, 1 << 20, None) {
             Ok(store) => return store,

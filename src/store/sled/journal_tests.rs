@@ -8,18 +8,10 @@ use std::io::Write;
 use super::*;
 use crate::model::audit::{Actor, AuditEvent, AuditWrite};
 
-fn token(serial: &str) -> Token {
-    Token { created_at: 0, ..crate::store::contract::token(serial, Some("alice")) }
-}
+use super::tests::reopen;
 
-fn reopen(path: &Path) -> Core {
-    for _ in 0..100 {
-        match Core::open(path, 1 << 20, None) {
-            Ok(store) => return store,
-            Err(_) => std::thread::sleep(std::time::Duration::from_millis(50)),
-        }
-    }
-    Core::open(path, 1 << 20, None).expect("reopen the store")
+fn token(serial: &str) -> Token {
+    super::tests::token(serial, Some("alice"))
 }
 
 /// Sets the counter of `serial` in memory (as a RADIUS decision does), sealing an audit entry.
