@@ -194,7 +194,6 @@ done
 
 DIR=$(mktemp -d /tmp/radotp-cmp.XXXXXX)
 
-kib_of() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
 TICKS=$(getconf CLK_TCK)
 cpu_ticks() { # pid: utime + stime of all its threads, in clock ticks
     awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat" 2>/dev/null || echo 0

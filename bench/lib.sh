@@ -4,6 +4,8 @@
 now() { date +%s.%N; }
 elapsed_ms() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", (b - a) * 1000 }'; }
 mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
+# kib_of PID FIELD: a field of /proc/PID/status in KiB (VmRSS, VmHWM), 0 if gone.
+kib_of() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
 
 # wait_radotpd_ready PID LOG SOCKET RADOTPCTL: waits up to 30 s until radotpd
 # (started by the caller as PID, logging to LOG) is ready, and sets PORT to
