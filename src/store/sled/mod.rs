@@ -193,8 +193,8 @@ impl Store for SledStore {
     async fn insert(&self, tokens: Vec<Token>, audit: Vec<AuditWrite>) -> Result<(), StoreError> {
         let e = self.engine()?;
         let core = e.core.clone();
-        blocking(move || core.insert_audited(&tokens, audit)).await?;
-        e.commit.sync().await
+        // Written, journaled and flushed with its entries before it returns.
+        blocking(move || core.insert_audited(&tokens, audit)).await
     }
 
     async fn swap(&self, token: &Token, audit: Option<AuditWrite>, commit: Commit) -> Result<Swap, StoreError> {
@@ -204,8 +204,8 @@ impl Store for SledStore {
             (other, _) => return Ok(other),
         };
         // An operator's change (more than a RADIUS decision's progress) is
-        // written with its audit entry in one step; decisions go through the
-        // queue and the group commit.
+        // written with its audit entry in one step, durable when it returns;
+        // decisions go through the queue and the group commit.
         let operator_change = commit == Commit::Durable && !Progress::is_all_that_changed(&previous, &written);
         match audit {
             Some(write) if operator_change => {
@@ -215,6 +215,7 @@ impl Store for SledStore {
                     e.core.undo_swap(&written, &previous);
                     return Err(err);
                 }
+                return Ok(Swap::Swapped(written));
             }
             Some(write) => {
                 if let Err(err) = e.core.seal(vec![write]) {
@@ -241,11 +242,8 @@ impl Store for SledStore {
         let core = e.core.clone();
         let serial = removed.serial.clone();
         let written = blocking(move || core.write_with_audit(&serial, vec![audit])).await;
+        // Journaled and flushed with its entry when it returns.
         if let Err(err) = written {
-            e.core.undo_remove(&removed);
-            return Err(err);
-        }
-        if let Err(err) = e.commit.sync().await {
             e.core.undo_remove(&removed);
             return Err(err);
         }
@@ -364,8 +362,8 @@ impl Store for SledStore {
     async fn restore_audit(&self, entries: Vec<(u64, String)>) -> Result<(), StoreError> {
         let e = self.engine()?;
         let core = e.core.clone();
-        blocking(move || core.restore_audit(entries)).await?;
-        e.commit.sync().await
+        // Flushed before it returns.
+        blocking(move || core.restore_audit(entries)).await
     }
 
     async fn prune_audit(&self, rule: Retention, now: u64) -> Result<Pruned, StoreError> {
